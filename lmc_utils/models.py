@@ -1,0 +1,253 @@
+"""Model families used across the papers: MLP, VGG11/VGG16 and ResNet20.
+
+Every ReLU is its own module (never reused), so forward hooks on it see exactly one
+layer's activations; :mod:`lmc_utils.permutation` names those modules as the places where
+each permutation group's features can be observed (activation matching, statistics).
+
+Normalisation variants: ``none`` (plain), ``batchnorm`` and ``layernorm``. For conv nets
+LayerNorm normalises over the channels at each spatial position (:class:`ChannelLayerNorm`,
+as a Flax ``LayerNorm`` on NHWC tensors does in Git Re-Basin), which commutes with
+permutations of the channels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NORMS = ("none", "batchnorm", "layernorm")
+INITS = ("kaiming_uniform", "kaiming_normal")
+VGG_CONFIGS: dict[str, list[int | str]] = {
+    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+}
+
+
+class ChannelLayerNorm(nn.Module):
+    """LayerNorm over the channel axis of ``[N, C, H, W]`` feature maps (per position)."""
+
+    def __init__(self, num_channels: int, eps: float = 1e-5):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(num_channels))
+        self.bias = nn.Parameter(torch.zeros(num_channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
+
+
+def _check(norm: str, init: str) -> None:
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
+
+
+def _norm2d(norm: str, channels: int) -> nn.Module:
+    if norm == "batchnorm":
+        return nn.BatchNorm2d(channels)
+    if norm == "layernorm":
+        return ChannelLayerNorm(channels)
+    return nn.Identity()
+
+
+def _biases(norm: str, bias: bool | None) -> tuple[bool, bool]:
+    """(conv bias, head bias) for conv nets: by default no conv bias under BatchNorm."""
+    if bias is None:
+        return norm != "batchnorm", True
+    return bias, bias
+
+
+def _init(model: nn.Module, init: str) -> nn.Module:
+    """``kaiming_uniform`` keeps PyTorch's default init; ``kaiming_normal`` redraws weights
+    from N(0, 2/fan_in) (He et al. 2015) and zeroes biases. Norm layers start at (1, 0)."""
+    if init == "kaiming_normal":
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+    return model
+
+
+class MLP(nn.Module):
+    """``depth`` hidden layers of ``width`` units: Linear -> [LayerNorm] -> ReLU, then a Linear head.
+
+    State-dict keys: ``hidden.{i}.weight|bias``, ``norms.{i}.weight|bias``, ``out.weight|bias``.
+    Inputs of any shape are flattened.
+    """
+
+    def __init__(self, in_features: int, num_classes: int, width: int | list[int], depth: int,
+                 norm: str, bias: bool):
+        super().__init__()
+        widths = list(width) if isinstance(width, (list, tuple)) else [width] * depth
+        if len(widths) != depth or depth < 1:
+            raise ValueError(f"MLP needs depth >= 1 hidden layers and one width per layer, got {widths} for depth {depth}")
+        sizes = [in_features] + widths
+        self.hidden = nn.ModuleList(nn.Linear(a, b, bias=bias) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.norms = nn.ModuleList(nn.LayerNorm(w, elementwise_affine=True, bias=bias) if norm == "layernorm"
+                                   else nn.Identity() for w in widths)
+        self.acts = nn.ModuleList(nn.ReLU() for _ in widths)
+        self.out = nn.Linear(widths[-1], num_classes, bias=bias)
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.flatten(1)
+        for linear, norm, act in zip(self.hidden, self.norms, self.acts):
+            x = act(norm(linear(x)))
+        return self.out(x)
+
+
+def mlp(in_features: int = 784, num_classes: int = 10, width: int | list[int] = 512, depth: int = 3,
+        norm: str = "none", bias: bool = True, init: str = "kaiming_uniform") -> MLP:
+    """Multi-layer perceptron (Ainsworth et al.'s MNIST MLP is ``width=512, depth=3``).
+
+    ``norm`` is ``none`` or ``layernorm`` (BatchNorm is not offered for MLPs here).
+    """
+    _check(norm, init)
+    if norm == "batchnorm":
+        raise ValueError("mlp supports norm 'none' or 'layernorm'")
+    return _init(MLP(in_features, num_classes, width, depth, norm, bias), init)
+
+
+class VGG(nn.Module):
+    """VGG feature extractor (conv3x3 -> norm -> ReLU, max-pools) + global average pool + Linear.
+
+    State-dict keys: ``features.{i}.{conv,norm}.*`` for the i-th conv layer and ``classifier.*``.
+    A max-pool is skipped when the feature map is already 1x1, so 28x28 inputs work (four
+    pools: 28 -> 14 -> 7 -> 3 -> 1) as well as 32x32 (five pools).
+    """
+
+    def __init__(self, config: list[int | str], in_channels: int, num_classes: int, image_size: int,
+                 norm: str, bias: bool, head_bias: bool, width_multiplier: float):
+        super().__init__()
+        layers: list[nn.Module] = []
+        self.pool_after: list[bool] = []
+        channels, size = in_channels, image_size
+        for item in config:
+            if item == "M":
+                if size >= 2 and layers:
+                    self.pool_after[-1] = True
+                    size //= 2
+                continue
+            out = max(1, int(round(int(item) * width_multiplier)))
+            block = nn.Module()
+            block.conv = nn.Conv2d(channels, out, 3, padding=1, bias=bias)
+            block.norm = _norm2d(norm, out)
+            block.act = nn.ReLU()
+            layers.append(block)
+            self.pool_after.append(False)
+            channels = out
+        self.features = nn.ModuleList(layers)
+        self.classifier = nn.Linear(channels, num_classes, bias=head_bias)
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for block, pool in zip(self.features, self.pool_after):
+            x = block.act(block.norm(block.conv(x)))
+            if pool:
+                x = F.max_pool2d(x, 2)
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.classifier(x)
+
+
+def vgg(config: str = "vgg11", in_channels: int = 3, num_classes: int = 10, image_size: int = 32,
+        norm: str = "batchnorm", bias: bool | None = None, width_multiplier: float = 1.0,
+        init: str = "kaiming_uniform") -> VGG:
+    """VGG11 or VGG16 (Simonyan & Zisserman) for small images.
+
+    ``bias=None`` means bias in conv layers unless ``norm='batchnorm'`` (where BN's shift
+    makes it redundant) and a bias in the classifier; ``True``/``False`` sets every layer.
+    ``width_multiplier`` scales every conv's channels (e.g. 0.25 -> 16..128 channels).
+    """
+    _check(norm, init)
+    if config not in VGG_CONFIGS:
+        raise ValueError(f"unknown VGG config {config!r}; choose one of {', '.join(VGG_CONFIGS)}")
+    conv_bias, head_bias = _biases(norm, bias)
+    return _init(VGG(VGG_CONFIGS[config], in_channels, num_classes, image_size, norm, conv_bias, head_bias,
+                     width_multiplier), init)
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: conv-norm-ReLU-conv-norm, plus identity or 1x1-conv shortcut, then ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, norm: str, bias: bool):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=bias)
+        self.norm1 = _norm2d(norm, out_ch)
+        self.act1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=bias)
+        self.norm2 = _norm2d(norm, out_ch)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_ch != out_ch:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=bias),
+                                          _norm2d(norm, out_ch))
+        self.act2 = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.norm1(self.conv1(x)))
+        out = self.norm2(self.conv2(out))
+        return self.act2(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """CIFAR-style ResNet (He et al. 2016): stem conv, three stages of ``blocks_per_stage``
+    basic blocks with ``16w, 32w, 64w`` channels, global average pool, Linear head.
+
+    State-dict keys: ``conv1, norm1``, ``stages.{s}.{b}.{conv1,norm1,conv2,norm2,shortcut.0,shortcut.1}``,
+    ``linear``.
+    """
+
+    def __init__(self, blocks_per_stage: int, in_channels: int, num_classes: int, norm: str,
+                 bias: bool, head_bias: bool, width_multiplier: float):
+        super().__init__()
+        widths = [max(1, int(round(c * width_multiplier))) for c in (16, 32, 64)]
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=bias)
+        self.norm1 = _norm2d(norm, widths[0])
+        self.act1 = nn.ReLU()
+        stages, channels = [], widths[0]
+        for s, w in enumerate(widths):
+            blocks = []
+            for b in range(blocks_per_stage):
+                stride = 2 if (s > 0 and b == 0) else 1
+                blocks.append(BasicBlock(channels, w, stride, norm, bias))
+                channels = w
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.ModuleList(stages)
+        self.linear = nn.Linear(channels, num_classes, bias=head_bias)
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act1(self.norm1(self.conv1(x)))
+        for stage in self.stages:
+            x = stage(x)
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.linear(x)
+
+
+def resnet20(in_channels: int = 3, num_classes: int = 10, norm: str = "batchnorm", bias: bool | None = None,
+             width_multiplier: float = 1.0, init: str = "kaiming_uniform") -> ResNet:
+    """ResNet20 (3 stages x 3 basic blocks); ``width_multiplier=4`` gives the paper's "4x width".
+
+    Downsampling blocks use a 1x1 conv + norm shortcut. ``bias=None``: no conv bias with
+    BatchNorm, bias otherwise, and a biased head; ``True``/``False`` sets every layer.
+    """
+    _check(norm, init)
+    conv_bias, head_bias = _biases(norm, bias)
+    return _init(ResNet(3, in_channels, num_classes, norm, conv_bias, head_bias, width_multiplier), init)
+
+
+ARCHITECTURES = {"mlp": mlp, "vgg": vgg, "resnet20": resnet20}
+
+
+def build(arch: str, **kwargs) -> nn.Module:
+    """Build a model by family name (``mlp | vgg | resnet20``) with that family's keyword arguments."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[arch](**kwargs)
+
+
+def num_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,66 @@
+"""Where things live: project root, data, cache, figures, build output and profile files.
+
+Every location can be moved with an environment variable, so notebooks never hard-code
+relative paths such as ``"../data"``:
+
+========================  ==================================  ===========================
+variable                  default                             holds
+========================  ==================================  ===========================
+``LMC_ROOT``              the checkout containing lmc_utils   notebooks/, params/, figures/
+``LMC_DATA_DIR``          ``<root>/data``                     datasets (may be read-only)
+``LMC_CACHE_DIR``         ``<root>/cache``                    trained models, unpacked data
+``LMC_FIGURES_DIR``       ``<root>/figures``                  figures/<profile>/...
+========================  ==================================  ===========================
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_root() -> Path:
+    """The project checkout: ``$LMC_ROOT``, else the folder above the package when it
+    holds a ``pyproject.toml`` (editable install), else the current directory."""
+    env = os.environ.get("LMC_ROOT")
+    if env:
+        return Path(env).expanduser().resolve()
+    here = Path(__file__).resolve().parent.parent
+    if (here / "pyproject.toml").exists():
+        return here
+    return Path.cwd().resolve()
+
+
+def _from_env(var: str, default: Path) -> Path:
+    value = os.environ.get(var)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def data_dir() -> Path:
+    """Folder with the datasets in torchvision's layout (``$LMC_DATA_DIR``)."""
+    return _from_env("LMC_DATA_DIR", project_root() / "data")
+
+
+def cache_dir() -> Path:
+    """Folder the project writes to: trained models and unpacked datasets."""
+    return _from_env("LMC_CACHE_DIR", project_root() / "cache")
+
+
+def figures_dir(profile: str | None = None) -> Path:
+    """``figures/`` or ``figures/<profile>/``."""
+    base = _from_env("LMC_FIGURES_DIR", project_root() / "figures")
+    return base / profile if profile else base
+
+
+def params_dir() -> Path:
+    """Folder with one ``<profile>.yaml`` per profile."""
+    return project_root() / "params"
+
+
+def notebooks_dir() -> Path:
+    return project_root() / "notebooks"
+
+
+def build_dir() -> Path:
+    """Executed notebooks and other transient output."""
+    return project_root() / "build"

@@ -1,0 +1,58 @@
+"""Profiles: named scales at which every notebook runs — ``smoke``, ``cpu`` (default), ``paper``.
+
+``params/<profile>.yaml`` has one section per notebook (keyed by the notebook's file name
+without extension) holding that notebook's parameters at that scale. A notebook declares
+the same parameters in its Papermill ``parameters`` cell with ``None`` meaning "take the
+profile's value", and calls :func:`resolve` in the next cell.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import yaml
+
+from .paths import params_dir
+
+PROFILES = ("smoke", "cpu", "paper")
+
+
+class ProfileError(ValueError):
+    """Unknown profile, missing profile file or section, or an undeclared parameter."""
+
+
+def check_profile(profile: str) -> Path:
+    """The parameter file of ``profile``; raises :class:`ProfileError` if it is unknown."""
+    if profile not in PROFILES:
+        raise ProfileError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    path = params_dir() / f"{profile}.yaml"
+    if not path.exists():
+        raise ProfileError(f"profile file {path} is missing")
+    return path
+
+
+def load(profile: str) -> dict[str, dict[str, Any]]:
+    """All sections of ``params/<profile>.yaml``."""
+    with open(check_profile(profile), encoding="utf-8") as f:
+        return yaml.safe_load(f) or {}
+
+
+def resolve(notebook: str, profile: str, **given: Any) -> SimpleNamespace:
+    """The parameters of ``notebook`` at ``profile``: the profile file's values, overridden by
+    every ``given`` value that is not ``None``. ``profile`` is included.
+
+    Raises :class:`ProfileError` for an unknown profile, a notebook without a section, or a
+    given name the section does not define (a typo would otherwise be silently ignored).
+    """
+    sections = load(profile)
+    if notebook not in sections:
+        raise ProfileError(f"params/{profile}.yaml has no section {notebook!r}")
+    values = dict(sections[notebook] or {})
+    unknown = sorted(set(given) - set(values))
+    if unknown:
+        raise ProfileError(f"{notebook}: parameter(s) {unknown} not defined in params/{profile}.yaml "
+                           f"(known: {sorted(values)})")
+    values.update({k: v for k, v in given.items() if v is not None})
+    return SimpleNamespace(profile=profile, **values)

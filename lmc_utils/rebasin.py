@@ -1,0 +1,112 @@
+"""Re-basin of a pair of trained models: align B to A by a named method, then compare
+interpolation curves across methods (the building block of every notebook).
+
+Methods: ``naive`` (no permutation), ``weight`` (weight matching), ``activation``
+(activation matching on training inputs).
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from . import permutation as P
+from .data import TensorData
+from .interpolation import barrier, has_batchnorm, interpolation_curve
+from .matching import activation_matching, weight_matching
+
+METHODS = ("naive", "weight", "activation")
+METHOD_LABELS = {"naive": "naive", "weight": "weight matching", "activation": "activation matching"}
+
+
+def align(method: str, model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor | None = None,
+          seed: int = 0) -> P.Permutation:
+    """The permutation to apply to B's state for ``method`` (``inputs`` needed for ``activation``)."""
+    spec = P.spec_for(model_a)
+    if method == "naive":
+        return P.identity(spec)
+    if method == "weight":
+        return weight_matching(spec, model_a.state_dict(), model_b.state_dict(), seed=seed).perm
+    if method == "activation":
+        if inputs is None:
+            raise ValueError("activation matching needs inputs")
+        return activation_matching(model_a, model_b, inputs, spec).perm
+    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+
+
+def compare_methods(model_a: nn.Module, model_b: nn.Module, data: Mapping[str, TensorData],
+                    methods: Iterable[str] = METHODS, match_inputs: torch.Tensor | None = None,
+                    reset_bn: Iterable[bool] | None = None, reset_data: TensorData | None = None,
+                    n_points: int = 11, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """Interpolation curves between A and B aligned by each method.
+
+    Args:
+        data: ``{split: dataset}`` to evaluate on (e.g. train and test).
+        match_inputs: inputs for activation matching (default: the first dataset's inputs).
+        reset_bn: which RESET settings to run; default ``[False, True]`` for BatchNorm models,
+            ``[False]`` otherwise. RESET statistics come from ``reset_data`` (default: first dataset).
+    Returns:
+        long DataFrame: ``method, reset, lam, split, loss, accuracy``.
+    """
+    methods = list(methods)
+    first = next(iter(data.values()))
+    inputs = match_inputs if match_inputs is not None else first.x
+    resets = list(reset_bn) if reset_bn is not None else ([False, True] if has_batchnorm(model_a) else [False])
+    spec = P.spec_for(model_a)
+    state_a = model_a.state_dict()
+    state_b = model_b.state_dict()
+    frames = []
+    jobs = [(m, r) for m in methods for r in resets]
+    bar = tqdm(jobs, desc="interpolation curves", disable=not progress, leave=False)
+    perms: dict[str, P.Permutation] = {}
+    for method, reset in bar:
+        bar.set_postfix(method=method, reset=reset)
+        if method not in perms:
+            perms[method] = align(method, model_a, model_b, inputs, seed=seed)
+        aligned_b = P.apply_permutation(spec, perms[method], state_b)
+        curve = interpolation_curve(model_a, state_a, aligned_b, data, n_points=n_points, reset_bn=reset,
+                                    reset_data=reset_data or first)
+        frames.append(curve.assign(method=method, reset=reset))
+    cols = ["method", "reset", "lam", "split", "loss", "accuracy"]
+    return pd.concat(frames, ignore_index=True)[cols]
+
+
+def barrier_table(curves: pd.DataFrame, by: Iterable[str] = ("method", "reset")) -> pd.DataFrame:
+    """Loss and accuracy barriers for each group of curves (columns ``by`` + ``split``)."""
+    by = list(by)
+    rows = []
+    for key, group in curves.groupby(by, sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        b = barrier(group[["lam", "split", "loss", "accuracy"]])
+        for split, r in b.iterrows():
+            rows.append({**dict(zip(by, key)), "split": split, "loss_barrier": r["loss"],
+                         "accuracy_barrier": r["accuracy"]})
+    return pd.DataFrame(rows)
+
+
+def describe(table: pd.DataFrame, split: str = "test") -> str:
+    """One Markdown bullet per experiment and RESET setting, stating the measured barriers
+    of each method relative to naive interpolation (computed from ``table``, so it holds for
+    whatever numbers came out). ``table`` is a :func:`barrier_table` with an ``experiment`` column."""
+    lines = []
+    sub = table[table["split"] == split]
+    for (experiment, reset), t in sub.groupby(["experiment", "reset"], sort=False):
+        by = t.set_index("method")
+        if "naive" not in by.index:
+            continue
+        naive_loss, naive_acc = by.loc["naive", "loss_barrier"], by.loc["naive", "accuracy_barrier"]
+        parts = []
+        for method in [m for m in by.index if m != "naive"]:
+            loss, acc = by.loc[method, "loss_barrier"], by.loc[method, "accuracy_barrier"]
+            change = "lowers" if loss < naive_loss else "does not lower"
+            rel = f"{100 * (1 - loss / naive_loss):.0f}% lower" if naive_loss > 0 and loss < naive_loss else "no reduction"
+            parts.append(f"{METHOD_LABELS[method]} {change} it to {loss:.3f} ({rel}; accuracy barrier "
+                         f"{100 * acc:.1f} points)")
+        reset_text = " with RESET" if reset else ""
+        lines.append(f"- **{experiment}**{reset_text} ({split}): naive interpolation has a loss barrier of "
+                     f"{naive_loss:.3f} nats (accuracy barrier {100 * naive_acc:.1f} points); " + "; ".join(parts) + ".")
+    return "\n".join(lines)

@@ -1,0 +1,283 @@
+"""The model zoo: train a model from a config, or fetch it from the on-disk cache.
+
+Training sits behind one function, :func:`train`, driven by a frozen :class:`TrainConfig`
+(dataset, architecture, optimiser, schedule, seeds, epochs, ...). :func:`get` returns the
+cached model for a config, training it first when the cache has no valid entry. Entries
+are content-addressed by the hash of the full config (a child's hash includes its parent's
+config) and verified on load (:mod:`lmc_utils.cache`): a corrupt entry is reported and
+retrained, never used.
+
+Determinism: the same config gives the same weights on CPU (initialisation from ``seed``,
+data order and augmentation from ``data_seed``, both through private generators).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from . import data as data_mod
+from . import models
+from .cache import CorruptCheckpoint, config_hash, load_checkpoint, save_checkpoint
+from .device import get_device
+from .paths import cache_dir
+
+log = logging.getLogger(__name__)
+
+ZOO_VERSION = 1  # bump when training code changes in a way that changes results
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "step", "cosine")
+INPUT_SHAPES = {"moons": (2,), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
+                "cifar10": (3, 32, 32), "cifar100": (3, 32, 32)}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained model.
+
+    Attributes:
+        dataset: ``moons | mnist | fashion_mnist | cifar10 | cifar100``.
+        arch: ``mlp | vgg | resnet20``; ``model``: that family's keyword arguments
+            (input/output sizes are filled in from the dataset).
+        epochs, batch_size: training length and mini-batch size.
+        optimizer: ``sgd`` (with ``momentum``), ``adam``, ``adamw`` or ``rmsprop``.
+        lr, weight_decay: peak learning rate and (L2 / decoupled for AdamW) weight decay.
+        schedule: ``constant``, ``step`` (multiply by ``gamma`` at each epoch in ``milestones``)
+            or ``cosine`` (to zero at the end); ``warmup_epochs`` of linear warm-up come first.
+        seed: initialisation seed; ``data_seed``: data order/augmentation seed (``None``: ``seed``).
+        train_subset: train on a fixed random subset of this many examples (``None``: all),
+            drawn with ``subset_seed`` so that every model of a study sees the same examples
+            (``data.load(..., subset=n, seed=subset_seed)`` gives them, and any smaller subset
+            with the same seed is contained in it).
+        augment: random crop (padding 4) and horizontal flip, for CIFAR-style training.
+        parent: start from this config's trained weights instead of a fresh init (spawning,
+            fine-tuning); the parent is trained and cached first.
+    """
+
+    dataset: str
+    arch: str
+    model: dict[str, Any] = field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 128
+    optimizer: str = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    seed: int = 0
+    data_seed: int | None = None
+    train_subset: int | None = None
+    subset_seed: int = 0
+    augment: bool = False
+    parent: "TrainConfig | None" = None
+
+    def __post_init__(self) -> None:
+        if self.dataset not in data_mod.DATASETS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(data_mod.DATASETS)}")
+        if self.arch not in models.ARCHITECTURES:
+            raise ValueError(f"unknown arch {self.arch!r}; choose one of {', '.join(models.ARCHITECTURES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError(f"need epochs >= 0, batch_size >= 1, lr > 0 (got {self.epochs}, {self.batch_size}, {self.lr})")
+        object.__setattr__(self, "milestones", tuple(self.milestones))
+        if isinstance(self.parent, dict):
+            object.__setattr__(self, "parent", TrainConfig.from_dict(self.parent))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(self.milestones)
+        d["parent"] = self.parent.to_dict() if self.parent is not None else None
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown TrainConfig fields: {sorted(unknown)}")
+        return cls(**d)
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def key(self) -> str:
+        """Content address: hash of the full config and the zoo version."""
+        return config_hash({"zoo_version": ZOO_VERSION, **self.to_dict()})
+
+
+@dataclass
+class Trained:
+    """A trained model with its config, cache key and training history."""
+
+    model: nn.Module
+    config: TrainConfig
+    key: str
+    history: list[dict[str, float]]
+
+    @property
+    def state(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+
+def build_model(config: TrainConfig) -> nn.Module:
+    """The (untrained) model of a config, initialised from ``config.seed`` without touching
+    the global RNG."""
+    shape = INPUT_SHAPES[config.dataset]
+    kwargs = dict(config.model)
+    kwargs.setdefault("num_classes", data_mod.NUM_CLASSES[config.dataset])
+    if config.arch == "mlp":
+        kwargs.setdefault("in_features", math.prod(shape))
+    else:
+        if len(shape) != 3:
+            raise ValueError(f"{config.arch} needs image data, {config.dataset} is not")
+        kwargs.setdefault("in_channels", shape[0])
+        if config.arch == "vgg":
+            kwargs.setdefault("image_size", shape[1])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        return models.build(config.arch, **kwargs)
+
+
+def _optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                               foreach=True)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+    return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+                               foreach=True)
+
+
+def lr_factor(config: TrainConfig, step: int, steps_per_epoch: int) -> float:
+    """Multiplier of the peak learning rate at optimisation step ``step`` (0-based)."""
+    epoch = step / steps_per_epoch
+    warmup_steps = config.warmup_epochs * steps_per_epoch
+    if warmup_steps > 0 and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if config.schedule == "step":
+        return config.gamma ** sum(epoch >= m for m in config.milestones)
+    if config.schedule == "cosine":
+        total = config.epochs * steps_per_epoch
+        progress = (step - warmup_steps) / max(1.0, total - warmup_steps)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return 1.0
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random crop with 4-pixel zero padding and random horizontal flip, per example."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (4, 4, 4, 4))
+    dx = torch.randint(0, 9, (n,), generator=gen).to(x.device)
+    dy = torch.randint(0, 9, (n,), generator=gen).to(x.device)
+    flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
+    rows = (dy.view(n, 1) + torch.arange(h, device=x.device).view(1, h))  # [n, h]
+    cols = (dx.view(n, 1) + torch.arange(w, device=x.device).view(1, w))  # [n, w]
+    cols = torch.where(flip.view(n, 1), cols.flip(1), cols)
+    idx_n = torch.arange(n, device=x.device).view(n, 1, 1)
+    out = padded.permute(0, 2, 3, 1)[idx_n, rows.view(n, h, 1), cols.view(n, 1, w)]  # [n, h, w, c]
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def train(config: TrainConfig, device: str | torch.device = "auto", init_state: dict | None = None,
+          progress: bool = True) -> Trained:
+    """Train a model from scratch (or from ``init_state``) as ``config`` says; nothing is cached.
+
+    Returns the model in eval mode with a per-epoch history of train loss, train accuracy
+    (running averages over the epoch) and learning rate.
+    """
+    dev = get_device(device)
+    model = build_model(config)
+    if init_state is not None:
+        model.load_state_dict(init_state)
+    model.to(dev)
+    data_seed = config.seed if config.data_seed is None else config.data_seed
+    train_data = data_mod.load(config.dataset, "train", subset=config.train_subset,
+                               seed=config.subset_seed, device=dev)
+    gen = torch.Generator().manual_seed(data_seed)
+    opt = _optimizer(config, model.parameters())
+    steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(config, s, steps_per_epoch))
+    history: list[dict[str, float]] = []
+    bar = tqdm(range(config.epochs), desc=f"train {config.arch} on {config.dataset} (seed {config.seed})",
+               disable=not progress, leave=False)
+    model.train()
+    for epoch in bar:
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), device=dev)
+        correct = torch.zeros((), device=dev, dtype=torch.long)
+        lr = opt.param_groups[0]["lr"]
+        for x, y in train_data.batches(config.batch_size, shuffle=True, generator=gen):
+            if config.augment and x.ndim == 4:
+                x = _augment(x, gen)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += loss.detach() * y.shape[0]
+            correct += (logits.detach().argmax(1) == y).sum()
+        n = len(train_data)
+        row = {"epoch": epoch + 1, "train_loss": float(loss_sum) / n, "train_accuracy": float(correct) / n,
+               "lr": lr, "seconds": time.perf_counter() - t0}
+        if not math.isfinite(row["train_loss"]):
+            raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {row['train_loss']}); "
+                                     f"lower the learning rate of {config.arch} on {config.dataset}")
+        history.append(row)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_accuracy']:.3f}")
+    model.eval()
+    return Trained(model=model, config=config, key=config.key, history=history)
+
+
+def checkpoint_path(config: TrainConfig):
+    return cache_dir() / "models" / f"{config.key}.pt"
+
+
+def get(config: TrainConfig, device: str | torch.device = "auto", retrain: bool = False,
+        progress: bool = True) -> Trained:
+    """The trained model of ``config``: loaded from the cache if a valid entry exists,
+    otherwise trained (parents first) and cached atomically. A corrupt entry triggers a
+    warning and retraining."""
+    dev = get_device(device)
+    path = checkpoint_path(config)
+    if not retrain and path.exists():
+        try:
+            expected = json.loads(json.dumps(config.to_dict()))  # as stored: tuples become lists
+            state, meta = load_checkpoint(path, expect_meta={"key": config.key, "config": expected})
+            model = build_model(config)
+            model.load_state_dict(state)
+            return Trained(model=model.to(dev).eval(), config=config, key=config.key, history=meta.get("history", []))
+        except (CorruptCheckpoint, RuntimeError) as err:
+            warnings.warn(f"model cache entry {path} is corrupt ({err}); retraining it", RuntimeWarning, stacklevel=2)
+    init_state = None
+    if config.parent is not None:
+        init_state = get(config.parent, device=dev, progress=progress).model.state_dict()
+    trained = train(config, device=dev, init_state=init_state, progress=progress)
+    save_checkpoint(path, trained.model.state_dict(),
+                    {"key": config.key, "config": config.to_dict(), "history": trained.history})
+    return trained
+
+
+def get_many(configs: list[TrainConfig], device: str | torch.device = "auto", progress: bool = True) -> list[Trained]:
+    """:func:`get` for several configs, with one progress bar over the models."""
+    return [get(c, device=device, progress=progress)
+            for c in tqdm(configs, desc="model zoo", disable=not progress or len(configs) < 2, leave=False)]

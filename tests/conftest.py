@@ -1,0 +1,26 @@
+"""Shared fixtures: tests run offline, with caches and figures in a temporary folder."""
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Never download; write models and figures under tmp_path; keep LMC_DATA_DIR as given."""
+    monkeypatch.setenv("LMC_OFFLINE", "1")
+    monkeypatch.setenv("LMC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LMC_FIGURES_DIR", str(tmp_path / "figures"))
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def has_mnist() -> bool:
+    root = Path(os.environ.get("LMC_DATA_DIR", REPO / "data"))
+    return (root / "MNIST" / "raw").is_dir()
+
+
+needs_mnist = pytest.mark.skipif(not has_mnist(), reason="MNIST not in LMC_DATA_DIR")

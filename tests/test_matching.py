@@ -1,0 +1,107 @@
+"""Matching a model against a randomly permuted copy of itself recovers the permutation."""
+
+import pytest
+import torch
+
+from lmc_utils import matching, models
+from lmc_utils.data import TensorData
+from lmc_utils.interpolation import reset_batchnorm
+from lmc_utils import permutation as P
+
+ARCHS = {
+    "mlp": (lambda: models.mlp(in_features=20, num_classes=10, width=32, depth=3, init="kaiming_normal"), (20,)),
+    "mlp-layernorm": (lambda: models.mlp(in_features=20, num_classes=10, width=32, depth=3, norm="layernorm", init="kaiming_normal"), (20,)),
+    "vgg11-batchnorm": (lambda: models.vgg("vgg11", in_channels=1, image_size=28, width_multiplier=0.125), (1, 28, 28)),
+    "vgg11-none": (lambda: models.vgg("vgg11", in_channels=1, image_size=28, norm="none", width_multiplier=0.125, init="kaiming_normal"), (1, 28, 28)),
+    "resnet20-batchnorm": (lambda: models.resnet20(in_channels=3, width_multiplier=0.5), (3, 16, 16)),
+    "resnet20-layernorm": (lambda: models.resnet20(in_channels=3, norm="layernorm", width_multiplier=0.5), (3, 16, 16)),
+}
+
+
+def _pair(name, seed=0):
+    torch.manual_seed(seed)
+    model = ARCHS[name][0]()
+    # BN statistics of the data (as after training): with the default (0, 1) statistics a
+    # random deep net has dead units, whose order no activation can reveal.
+    x = torch.randn(256, *ARCHS[name][1])
+    reset_batchnorm(model, TensorData(x, torch.zeros(256, dtype=torch.long), 10, "random", "train"))
+    spec = P.spec_for(model)
+    perm = P.random_permutation(spec, seed=seed + 10)
+    state_a = model.state_dict()
+    state_b = P.apply_permutation(spec, perm, state_a)
+    return model, spec, perm, state_a, state_b
+
+
+def _assert_recovers(spec, perm, found, alive=None):
+    """``found`` equals the inverse of the planted ``perm`` (b = perm(a)) on every unit of
+    a, or on the ``alive`` units only (group -> bool mask over a's units)."""
+    expected = P.inverse(perm)
+    wrong = {}
+    for g in spec.sizes:
+        mask = alive[g] if alive is not None else torch.ones(spec.sizes[g], dtype=torch.bool)
+        n_wrong = int((found[g] != expected[g])[mask].sum())
+        if n_wrong:
+            wrong[g] = n_wrong
+    assert not wrong, f"mismatched units per group: {wrong}"
+
+
+@pytest.mark.parametrize("name", sorted(ARCHS))
+def test_weight_matching_recovers_planted_permutation(name):
+    _, spec, perm, a, b = _pair(name)
+    res = matching.weight_matching(spec, a, b, seed=0)
+    _assert_recovers(spec, perm, res.perm)
+    aligned = P.apply_permutation(spec, res.perm, b)
+    assert all(torch.equal(aligned[k], a[k]) for k in a)
+    assert res.objective[-1] >= res.objective[0]
+    assert res.objective == sorted(res.objective)  # coordinate ascent never decreases
+
+
+@pytest.mark.parametrize("name", sorted(ARCHS))
+def test_activation_matching_recovers_planted_permutation(name):
+    model_a, spec, perm, a, b = _pair(name)
+    model_b = ARCHS[name][0]().eval()
+    model_b.load_state_dict(b)
+    x = torch.randn(256, *ARCHS[name][1])
+    res = matching.activation_matching(model_a, model_b, x, batch_size=64)
+    # A unit that is zero on every input (dead ReLU) has no activations to match by; random
+    # nets have a few (a plain VGG many in its 1x1 deep layers). Every live unit must be recovered.
+    self_corr = matching.activation_correlations(model_a, model_a, x)
+    alive = {g: c.diagonal() > 0.999 for g, c in self_corr.items()}
+    n_dead = sum(int((~m).sum()) for m in alive.values())
+    assert n_dead < sum(spec.sizes.values()) // 4
+    _assert_recovers(spec, perm, res.perm, alive)
+    # Whatever order the dead units get, the aligned model computes the same function.
+    model_b.load_state_dict(P.apply_permutation(spec, res.perm, b))
+    torch.testing.assert_close(model_b(x), model_a(x), rtol=1e-5, atol=1e-5)
+
+
+def test_activation_correlation_is_pearson():
+    model = models.mlp(in_features=6, num_classes=3, width=5, depth=1).eval()
+    x = torch.randn(300, 6)
+    c = matching.activation_correlations(model, model, x, batch_size=300)["hidden.0"]
+    h = torch.relu(model.hidden[0](x)).double()
+    expected = torch.corrcoef(h.T)
+    torch.testing.assert_close(c, torch.nan_to_num(expected, nan=0.0), rtol=1e-6, atol=1e-9)
+
+
+def test_weight_matching_reduces_distance_between_independent_models():
+    torch.manual_seed(0)
+    a = models.mlp(in_features=20, num_classes=10, width=64, depth=2).state_dict()
+    b = models.mlp(in_features=20, num_classes=10, width=64, depth=2).state_dict()
+    spec = P.spec_for(models.mlp(in_features=20, num_classes=10, width=64, depth=2))
+    res = matching.weight_matching(spec, a, b, seed=1)
+    aligned = P.apply_permutation(spec, res.perm, b)
+    dist = lambda s: sum(float((a[k] - s[k]).pow(2).sum()) for k in a) ** 0.5  # noqa: E731
+    assert dist(aligned) < dist(b)
+    assert res.objective[-1] > res.objective[0]
+
+
+def test_matching_rejects_mismatched_architectures():
+    spec = P.spec_for(models.mlp(in_features=20, width=32, depth=2))
+    a = models.mlp(in_features=20, width=32, depth=2).state_dict()
+    b = models.mlp(in_features=20, width=48, depth=2).state_dict()
+    with pytest.raises(ValueError, match="different width"):
+        matching.weight_matching(spec, a, b)
+    with pytest.raises(ValueError, match="same architecture"):
+        matching.activation_matching(models.mlp(in_features=20, width=32, depth=2),
+                                     models.mlp(in_features=20, width=48, depth=2), torch.randn(4, 20))
