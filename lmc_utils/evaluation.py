@@ -10,7 +10,7 @@ from .data import TensorData
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: TensorData, batch_size: int = 1000) -> tuple[float, float]:
+def evaluate(model: nn.Module, data: TensorData, batch_size: int = 256) -> tuple[float, float]:
     """Return ``(mean cross-entropy loss in nats, accuracy in [0, 1])`` in eval mode.
 
     Inputs are moved to the model's device batch by batch; the model's train/eval mode is restored.

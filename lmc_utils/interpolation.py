@@ -44,7 +44,7 @@ def has_batchnorm(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def reset_batchnorm(model: nn.Module, data: TensorData, batch_size: int = 500, max_samples: int | None = None) -> nn.Module:
+def reset_batchnorm(model: nn.Module, data: TensorData, batch_size: int = 256, max_samples: int | None = None) -> nn.Module:
     """RESET (Jordan et al. 2023): recompute every BatchNorm layer's running mean and variance
     as exact averages over ``data`` (first ``max_samples`` examples), in place. Returns ``model``
     in eval mode. Models without BatchNorm are returned unchanged."""
@@ -71,7 +71,7 @@ def reset_batchnorm(model: nn.Module, data: TensorData, batch_size: int = 500, m
 def interpolation_curve(model: nn.Module, state_a: StateDict, state_b: StateDict,
                         data: TensorData | Mapping[str, TensorData], n_points: int = 11,
                         reset_bn: bool = False, reset_data: TensorData | None = None,
-                        batch_size: int = 1000) -> pd.DataFrame:
+                        batch_size: int = 256) -> pd.DataFrame:
     """Loss and accuracy of ``model`` loaded with ``interpolate(a, b, lam)`` on an even grid of
     ``n_points`` lambdas in ``[0, 1]``.
 
@@ -85,6 +85,10 @@ def interpolation_curve(model: nn.Module, state_a: StateDict, state_b: StateDict
     """
     if n_points < 2:
         raise ValueError("n_points must be at least 2 (the two endpoints)")
+    # Copies: a state dict from ``model.state_dict()`` shares storage with the model, and
+    # loading interpolated weights into ``model`` would otherwise move the endpoint itself.
+    state_a = {k: v.detach().clone() for k, v in state_a.items()}
+    state_b = {k: v.detach().clone() for k, v in state_b.items()}
     datasets = {"data": data} if isinstance(data, TensorData) else dict(data)
     reset_on = reset_data if reset_data is not None else next(iter(datasets.values()))
     original = {k: v.clone() for k, v in model.state_dict().items()}

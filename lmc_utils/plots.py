@@ -29,7 +29,7 @@ def plot_interpolation(curves: pd.DataFrame, title: str = "", metrics: Sequence[
                         color=METHOD_COLORS.get(method), label=label)
             ax.set_xlabel(r"$\lambda$  (0: model A, 1: aligned model B)")
             ax.set_ylabel("accuracy" if metric == "accuracy" else "cross-entropy loss")
-            suffix = " — with RESET" if reset else ""
+            suffix = (" — with RESET" if reset else " — no RESET") if len(resets) > 1 else ""
             ax.set_title(f"{title}{suffix}")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 3), frameon=False,

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from . import data as data_mod
 from . import models
 from .cache import CorruptCheckpoint, config_hash, load_checkpoint, save_checkpoint
-from .device import get_device
+from .device import get_device, place
 from .paths import cache_dir
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ def train(config: TrainConfig, device: str | torch.device = "auto", init_state: 
     model = build_model(config)
     if init_state is not None:
         model.load_state_dict(init_state)
-    model.to(dev)
+    place(model, dev)
     data_seed = config.seed if config.data_seed is None else config.data_seed
     train_data = data_mod.load(config.dataset, "train", subset=config.train_subset,
                                seed=config.subset_seed, device=dev)
@@ -265,7 +265,7 @@ def get(config: TrainConfig, device: str | torch.device = "auto", retrain: bool 
             state, meta = load_checkpoint(path, expect_meta={"key": config.key, "config": expected})
             model = build_model(config)
             model.load_state_dict(state)
-            return Trained(model=model.to(dev).eval(), config=config, key=config.key, history=meta.get("history", []))
+            return Trained(model=place(model, dev).eval(), config=config, key=config.key, history=meta.get("history", []))
         except (CorruptCheckpoint, RuntimeError) as err:
             warnings.warn(f"model cache entry {path} is corrupt ({err}); retraining it", RuntimeWarning, stacklevel=2)
     init_state = None

@@ -1,0 +1,39 @@
+"""Every model the paper profile trains can be built, trained for a step and matched on CPU,
+so that profile cannot rot where no GPU (or CIFAR) is at hand."""
+
+import pytest
+import torch
+
+from lmc_utils import matching, profiles, zoo
+from lmc_utils import permutation as P
+from lmc_utils.data import NUM_CLASSES, TensorData
+
+PAPER = profiles.load("paper")
+CONFIGS = {f"{nb}/{name}": cfg for nb, section in PAPER.items() for name, cfg in (section.get("experiments") or {}).items()}
+
+
+def test_paper_profile_uses_the_papers_models():
+    archs = {(c["arch"], c["model"].get("config"), c["model"].get("width_multiplier", 1)) for c in CONFIGS.values()}
+    assert ("vgg", "vgg16", 1) in archs and ("resnet20", None, 4) in archs
+    assert any(c["dataset"] == "cifar10" for c in CONFIGS.values())
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_paper_model_trains_a_step_and_matches(name, monkeypatch):
+    config = zoo.TrainConfig(**{**CONFIGS[name], "epochs": 1, "batch_size": 4, "warmup_epochs": 0})
+    shape = zoo.INPUT_SHAPES[config.dataset]
+
+    def synthetic(dataset, split, subset=None, seed=0, device="cpu", **_):
+        g = torch.Generator().manual_seed(seed)
+        return TensorData(torch.randn(4, *shape, generator=g), torch.randint(0, NUM_CLASSES[dataset], (4,), generator=g),
+                          NUM_CLASSES[dataset], dataset, split).to(device)
+
+    monkeypatch.setattr(zoo.data_mod, "load", synthetic)
+    before = zoo.build_model(config).state_dict()
+    trained = zoo.train(config, device="cpu", progress=False)  # one optimisation step (4 examples, batch 4)
+    after = trained.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    other = zoo.build_model(config.replace(seed=config.seed + 1)).state_dict()
+    spec = P.spec_for(trained.model)
+    res = matching.weight_matching(spec, after, other, max_sweeps=2)
+    assert set(res.perm) == set(spec.sizes) and res.objective[-1] >= res.objective[0]

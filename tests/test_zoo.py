@@ -1,0 +1,154 @@
+"""Training is deterministic, the cache is content-addressed, and corrupt entries are retrained."""
+
+import argparse
+import math
+import warnings
+
+import pytest
+import torch
+
+from lmc_utils import cache, zoo
+
+MOONS = zoo.TrainConfig(dataset="moons", arch="mlp", model={"width": 16, "depth": 2}, optimizer="adam",
+                        lr=0.01, batch_size=64, epochs=3, seed=0)
+
+
+def _equal(s1, s2):
+    return set(s1) == set(s2) and all(torch.equal(s1[k], s2[k]) for k in s1)
+
+
+def test_training_is_deterministic_and_learns():
+    a = zoo.train(MOONS, device="cpu", progress=False)
+    b = zoo.train(MOONS, device="cpu", progress=False)
+    assert _equal(a.model.state_dict(), b.model.state_dict())
+    c = zoo.train(MOONS.replace(seed=1), device="cpu", progress=False)
+    assert not _equal(a.model.state_dict(), c.model.state_dict())
+    assert a.history[-1]["train_accuracy"] > 0.8
+    assert a.history[-1]["train_loss"] < a.history[0]["train_loss"]
+
+
+def test_data_seed_changes_only_the_order():
+    a = zoo.train(MOONS.replace(data_seed=5), device="cpu", progress=False)
+    b = zoo.train(MOONS, device="cpu", progress=False)
+    init_a, init_b = zoo.build_model(MOONS.replace(data_seed=5)), zoo.build_model(MOONS)
+    assert _equal(init_a.state_dict(), init_b.state_dict())
+    assert not _equal(a.model.state_dict(), b.model.state_dict())
+
+
+def test_config_hash_covers_every_field():
+    keys = {MOONS.key}
+    for change in [dict(lr=0.02), dict(seed=1), dict(epochs=4), dict(model={"width": 16, "depth": 3}),
+                   dict(weight_decay=1e-4), dict(schedule="cosine"), dict(parent=MOONS)]:
+        keys.add(MOONS.replace(**change).key)
+    assert len(keys) == 8
+    assert zoo.TrainConfig.from_dict(MOONS.to_dict()).key == MOONS.key
+
+
+def test_bad_configs_are_rejected():
+    with pytest.raises(ValueError, match="unknown dataset"):
+        zoo.TrainConfig(dataset="imagenet", arch="mlp")
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        zoo.TrainConfig(dataset="moons", arch="mlp", optimizer="lbfgs")
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        zoo.TrainConfig.from_dict({"dataset": "moons", "arch": "mlp", "learning_rate": 0.1})
+
+
+def test_get_caches_and_reloads_without_training(monkeypatch):
+    first = zoo.get(MOONS, device="cpu", progress=False)
+    assert zoo.checkpoint_path(MOONS).exists()
+    monkeypatch.setattr(zoo, "train", lambda *a, **k: pytest.fail("should load from the cache"))
+    again = zoo.get(MOONS, device="cpu", progress=False)
+    assert _equal(first.model.state_dict(), again.model.state_dict())
+    assert again.history == first.history
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "pickle"])
+def test_corrupt_cache_entry_is_detected_and_retrained(damage):
+    good = zoo.get(MOONS, device="cpu", progress=False)
+    path = zoo.checkpoint_path(MOONS)
+    raw = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "flip":  # one byte of tensor data: the zip is still readable, the digest is not
+        state, meta = cache.load_checkpoint(path)
+        key = "hidden.0.weight"
+        needle = state[key].numpy().tobytes()[:16]
+        at = raw.index(needle)
+        path.write_bytes(raw[:at] + bytes([raw[at] ^ 0xFF]) + raw[at + 1:])
+    elif damage == "garbage":
+        path.write_bytes(b"not a checkpoint")
+    else:  # a pickled object weights_only=True refuses to load
+        torch.save({"format": 1, "state": {}, "digest": "x", "meta_json": "{}", "obj": argparse.Namespace(a=1)},
+                   path)
+    with pytest.raises(cache.CorruptCheckpoint):
+        cache.load_checkpoint(path)
+    with pytest.warns(RuntimeWarning, match="corrupt"):
+        again = zoo.get(MOONS, device="cpu", progress=False)
+    assert _equal(good.model.state_dict(), again.model.state_dict())
+    cache.load_checkpoint(path)  # rewritten and valid
+
+
+def test_cache_entry_for_another_config_is_not_used():
+    zoo.get(MOONS, device="cpu", progress=False)
+    other = MOONS.replace(seed=7)
+    zoo.checkpoint_path(other).write_bytes(zoo.checkpoint_path(MOONS).read_bytes())
+    with pytest.warns(RuntimeWarning, match="corrupt"):
+        trained = zoo.get(other, device="cpu", progress=False)
+    assert trained.key == other.key
+
+
+def test_no_temporary_files_are_left_behind():
+    zoo.get(MOONS, device="cpu", progress=False)
+    leftovers = [p for p in zoo.checkpoint_path(MOONS).parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_spawned_children_start_from_the_cached_parent():
+    parent = MOONS.replace(epochs=1)
+    child_a = MOONS.replace(parent=parent, data_seed=1, epochs=1)
+    child_b = MOONS.replace(parent=parent, data_seed=2, epochs=1)
+    a, b = zoo.get(child_a, device="cpu", progress=False), zoo.get(child_b, device="cpu", progress=False)
+    assert zoo.checkpoint_path(parent).exists()
+    assert not _equal(a.model.state_dict(), b.model.state_dict())
+    p = zoo.get(parent, device="cpu", progress=False).model.state_dict()
+    dist = lambda s: math.sqrt(sum(float((s[k] - p[k]).pow(2).sum()) for k in p))  # noqa: E731
+    fresh = zoo.train(MOONS.replace(epochs=1, seed=3), device="cpu", progress=False).model.state_dict()
+    assert dist(a.model.state_dict()) < dist(fresh)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "step", "cosine"])
+def test_learning_rate_schedules(schedule):
+    cfg = MOONS.replace(schedule=schedule, epochs=10, warmup_epochs=1, milestones=(5, 8), gamma=0.1)
+    f = [zoo.lr_factor(cfg, s, 10) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)  # linear warm-up over epoch 0
+    if schedule == "step":
+        assert f[49] == pytest.approx(1.0) and f[50] == pytest.approx(0.1) and f[80] == pytest.approx(0.01)
+    elif schedule == "cosine":
+        assert f[10] == pytest.approx(1.0) and f[99] < 0.01 and all(x >= y for x, y in zip(f[10:], f[11:]))
+    else:
+        assert f[10:] == [1.0] * 90
+
+
+def test_augmentation_is_seeded_and_shape_preserving():
+    x = torch.randn(6, 3, 32, 32)
+    a = zoo._augment(x, torch.Generator().manual_seed(0))
+    b = zoo._augment(x, torch.Generator().manual_seed(0))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
+
+
+def test_unknown_device_is_an_error():
+    from lmc_utils.device import get_device
+
+    with pytest.raises(ValueError, match="unknown device"):
+        get_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            get_device("cuda")
+    assert get_device("auto").type in ("cpu", "cuda")
+
+
+def test_no_warnings_on_a_clean_cache_hit():
+    zoo.get(MOONS, device="cpu", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        zoo.get(MOONS, device="cpu", progress=False)
