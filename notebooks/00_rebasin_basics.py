@@ -26,6 +26,8 @@
 # profile adds VGG16-BN and ResNet20 (4x width) on CIFAR-10.
 
 # %%
+from typing import Optional
+
 import pandas as pd
 from IPython.display import Markdown, display
 
@@ -36,10 +38,10 @@ from lmc_utils.device import get_device
 profile: str = "cpu"  # smoke | cpu | paper
 device: str = "auto"  # auto | cpu | cuda
 seed: int = 0  # model A uses seed, model B seed + 1
-experiments: dict | None = None  # name -> zoo.TrainConfig fields (None: from params/<profile>.yaml)
-n_points: int | None = None  # lambdas on [0, 1]
-eval_subset: int | None = None  # examples per split evaluated along the curves (null: all)
-match_samples: int | None = None  # training examples for activation matching and RESET
+experiments: Optional[dict] = None  # name -> zoo.TrainConfig fields (None: from params/<profile>.yaml)
+n_points: Optional[int] = None  # lambdas on [0, 1]
+eval_subset: Optional[int] = None  # examples per split evaluated along the curves (null: all)
+match_samples: Optional[int] = None  # training examples for activation matching and RESET
 
 # %%
 P = profiles.resolve("00_rebasin_basics", profile, experiments=experiments, n_points=n_points,
