@@ -92,12 +92,12 @@ def _fingerprint(source: Path, profile: str, parameters: dict[str, Any]) -> str:
 
 
 def execute(source: Path, profile: str, parameters: dict[str, Any], out_dir: Path) -> float:
-    """Execute one notebook; returns seconds. Raises Papermill's error on failure."""
+    """Execute one notebook (parameters already checked); returns seconds. Raises Papermill's
+    error on failure, leaving ``<name>.partial.ipynb`` with the outputs up to the failing cell."""
     import papermill
 
     notebook = sync_notebook(source)
     params = {"profile": profile, **parameters}
-    check_parameters(notebook, params)
     partial = out_dir / f"{notebook.stem}.partial.ipynb"  # kept on failure, for debugging
     t0 = time.perf_counter()
     papermill.execute_notebook(str(notebook), str(partial), parameters=params, kernel_name="python3",
