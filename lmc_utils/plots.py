@@ -36,3 +36,23 @@ def plot_interpolation(curves: pd.DataFrame, title: str = "", metrics: Sequence[
                bbox_to_anchor=(0.5, -0.02 - 0.04 * (len(labels) > 3)))
     fig.tight_layout(rect=(0, 0.08 if len(resets) == 1 else 0.05, 1, 1))
     return fig
+
+
+def plot_taylor_curves(curves: pd.DataFrame, title: str = ""):
+    """Actual loss along the line (markers) and its second-order Taylor model around the
+    midpoint (line), one panel per kind of pair and alignment method."""
+    panels = list(dict.fromkeys(zip(curves["kind"], curves["method"])))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.0), squeeze=False)
+    for ax, (kind, method) in zip(axes[0], panels):
+        c = curves[(curves["kind"] == kind) & (curves["method"] == method)]
+        actual, quad = c[c["source"] == "actual"], c[c["source"] == "taylor"]
+        color = METHOD_COLORS.get(method, "#2ca02c") if kind == "independent" else "#2ca02c"
+        ax.plot(actual["lam"], actual["loss"], "o", color=color, label="actual loss")
+        ax.plot(quad["lam"], quad["loss"], "-", color=color, alpha=0.7, label="2nd-order Taylor (midpoint)")
+        ax.set_title(f"{kind}, {METHOD_LABELS.get(method, method)}" if kind == "independent" else f"{kind} pair")
+        ax.set_xlabel(r"$\lambda$")
+    axes[0, 0].set_ylabel("train loss")
+    axes[0, 0].legend(loc="best")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

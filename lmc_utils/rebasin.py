@@ -2,7 +2,7 @@
 interpolation curves across methods (the building block of every notebook).
 
 Methods: ``naive`` (no permutation), ``weight`` (weight matching), ``activation``
-(activation matching on training inputs).
+(activation matching on training inputs), and ``random`` (a random permutation: the control).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from .interpolation import barrier, has_batchnorm, interpolation_curve
 from .matching import activation_matching, weight_matching
 
 METHODS = ("naive", "weight", "activation")
-METHOD_LABELS = {"naive": "naive", "weight": "weight matching", "activation": "activation matching"}
+METHOD_LABELS = {"naive": "naive", "weight": "weight matching", "activation": "activation matching",
+                 "random": "random permutation"}
 
 
 def align(method: str, model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor | None = None,
@@ -35,7 +36,17 @@ def align(method: str, model_a: nn.Module, model_b: nn.Module, inputs: torch.Ten
         if inputs is None:
             raise ValueError("activation matching needs inputs")
         return activation_matching(model_a, model_b, inputs, spec).perm
-    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if method == "random":
+        return P.random_permutation(spec, seed)
+    raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS + ('random',))}")
+
+
+def aligned_states(model_a: nn.Module, model_b: nn.Module, methods: Iterable[str], inputs: torch.Tensor | None = None,
+                   seed: int = 0) -> dict[str, dict[str, torch.Tensor]]:
+    """``{method: B's state dict permuted by that method}`` (``naive``: B unchanged)."""
+    spec = P.spec_for(model_a)
+    state_b = model_b.state_dict()
+    return {m: P.apply_permutation(spec, align(m, model_a, model_b, inputs, seed), state_b) for m in methods}
 
 
 def compare_methods(model_a: nn.Module, model_b: nn.Module, data: Mapping[str, TensorData],

@@ -277,6 +277,17 @@ def get(config: TrainConfig, device: str | torch.device = "auto", retrain: bool 
     return trained
 
 
+def spawn(config: TrainConfig, parent_epochs: int, data_seeds: tuple[int, ...] = (1, 2)) -> list[TrainConfig]:
+    """Configs of children spawned from a shared parent (Frankle et al. 2020): the parent is
+    ``config`` trained for ``parent_epochs``; each child continues from it for the remaining
+    ``config.epochs - parent_epochs`` epochs with its own data order (``data_seeds``). Children
+    restart the optimiser state and learning-rate schedule. All are cached like any model."""
+    if not 0 < parent_epochs < config.epochs:
+        raise ValueError(f"parent_epochs must be between 1 and epochs - 1 = {config.epochs - 1}, got {parent_epochs}")
+    parent = config.replace(epochs=parent_epochs)
+    return [config.replace(parent=parent, epochs=config.epochs - parent_epochs, data_seed=s) for s in data_seeds]
+
+
 def get_many(configs: list[TrainConfig], device: str | torch.device = "auto", progress: bool = True) -> list[Trained]:
     """:func:`get` for several configs, with one progress bar over the models."""
     return [get(c, device=device, progress=progress)

@@ -31,3 +31,16 @@ def test_writer_needs_a_profile(monkeypatch):
     monkeypatch.setitem(figures._state, "profile", None)
     with pytest.raises(RuntimeError, match="setup"):
         figures.save_table(pd.DataFrame({"a": [1]}), "t")
+
+
+def test_mean_std_and_paired_ttest():
+    from lmc_utils import tables
+
+    df = pd.DataFrame({"kind": ["x"] * 4 + ["y"] * 4, "actual": [1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0],
+                       "estimate": [0.0, 1.1, 1.9, 3.0, 1.01, 1.98, 3.02, 3.99]})
+    s = tables.mean_std(df, ["kind"], ["actual"])
+    assert list(s["n"]) == [4, 4] and s["actual_mean"][0] == pytest.approx(2.5)
+    assert s["actual_std"][0] == pytest.approx(df["actual"][:4].std())
+    t = tables.paired_ttest(df, ["kind"], "actual", "estimate").set_index("kind")
+    assert t.loc["x", "diff_mean"] == pytest.approx(1.0) and t.loc["x", "significant"]
+    assert not t.loc["y", "significant"] and t.loc["y", "p_value"] > 0.5

@@ -1,0 +1,127 @@
+"""Taylor barrier estimate, Hessian-vector products and weight distances."""
+
+import math
+
+import pytest
+import torch
+
+from lmc_utils import distance, models, taylor, zoo
+from lmc_utils import permutation as P
+from lmc_utils.data import TensorData
+
+
+def _data(n=128, d=12, classes=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return TensorData(torch.randn(n, d, generator=g), torch.randint(0, classes, (n,), generator=g), classes, "r", "train")
+
+
+def test_estimate_is_exact_for_a_quadratic_loss():
+    """A quadratic f(p) = 1/2 p^T A p + b^T p (A indefinite): -d^T A d / 8 is the exact midpoint barrier."""
+    torch.manual_seed(0)
+    model = models.mlp(in_features=3, num_classes=2, width=4, depth=1).double()
+    names = [n for n, _ in model.named_parameters()]
+    sizes = [p.numel() for _, p in model.named_parameters()]
+    n = sum(sizes)
+    m = torch.randn(n, n, dtype=torch.float64)
+    a_mat, b_vec = (m + m.T) / 2, torch.randn(n, dtype=torch.float64)
+
+    def flat(params):
+        return torch.cat([params[k].reshape(-1).double() for k in names])
+
+    def f(params):
+        p = flat(params)
+        return 0.5 * p @ a_mat @ p + b_vec @ p
+
+    s_a = model.state_dict()
+    s_b = {k: v + torch.randn_like(v) for k, v in s_a.items()}
+    out = taylor.taylor_barrier(model, s_a, s_b, [f])
+    assert out["estimate"] == pytest.approx(out["actual"], rel=1e-9, abs=1e-9)
+    d = flat(s_b) - flat(s_a)
+    assert out["curvature"] == pytest.approx(float(d @ a_mat @ d), rel=1e-9)
+    assert out["distance"] == pytest.approx(float(d.norm()), rel=1e-6)
+
+
+def test_hvp_matches_finite_differences_of_the_gradient():
+    torch.manual_seed(0)
+    model = models.mlp(in_features=12, num_classes=5, width=16, depth=2).double()
+    data = TensorData(_data().x.double(), _data().y, 5, "r", "train")
+    params, buffers = taylor.split_state(model, model.state_dict())
+    v = {k: torch.randn_like(p) for k, p in params.items()}
+    fns = taylor.dataset_loss(model, data, buffers, batch_size=50)  # three unequal batches
+    _, g0, hv = taylor.loss_grad_hvp(fns, params, v)
+    eps = 1e-6
+    plus = {k: p + eps * v[k] for k, p in params.items()}
+    minus = {k: p - eps * v[k] for k, p in params.items()}
+    _, g_plus, _ = taylor.loss_grad_hvp(fns, plus, v)
+    _, g_minus, _ = taylor.loss_grad_hvp(fns, minus, v)
+    for k in params:
+        torch.testing.assert_close(hv[k], (g_plus[k] - g_minus[k]) / (2 * eps), rtol=1e-5, atol=1e-7)
+    # batch weighting: the value is the mean loss over all examples
+    full = taylor.loss_grad_hvp(taylor.dataset_loss(model, data, buffers, batch_size=1000), params, v)
+    with torch.no_grad():
+        expected = float(torch.nn.functional.cross_entropy(model(data.x), data.y))
+    assert full[0] == pytest.approx(expected, rel=1e-10)
+    for k in params:
+        torch.testing.assert_close(full[1][k], g0[k])
+
+
+def test_estimate_is_close_for_nearby_models_and_zero_for_identical():
+    torch.manual_seed(0)
+    model = models.mlp(in_features=12, num_classes=5, width=16, depth=2)
+    s = model.state_dict()
+    same = taylor.taylor_barrier(model, s, s, _data())
+    assert same["actual"] == 0 and same["estimate"] == 0 and same["distance"] == 0
+    near = {k: v + 1e-3 * torch.randn_like(v) for k, v in s.items()}
+    out = taylor.taylor_barrier(model, s, near, _data())
+    assert abs(out["actual"] - out["estimate"]) < 0.05 * abs(out["estimate"]) + 1e-7
+    curve = taylor.taylor_curve(out, [0.0, 0.5, 1.0])
+    assert curve["loss"][1] == pytest.approx(out["loss_mid"])
+    assert curve["loss"][0] == pytest.approx(out["loss_a"], abs=1e-4)
+
+
+def test_distances_whole_and_per_layer():
+    model = models.vgg("vgg11", in_channels=1, image_size=28, width_multiplier=0.125)
+    a = model.state_dict()
+    b = {k: (v + 1.0 if v.is_floating_point() else v) for k, v in a.items()}
+    spec = P.spec_for(model)
+    per_layer = distance.layer_distances(a, b, spec.buffers)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert distance.l2_distance(a, b, spec.buffers) == pytest.approx(math.sqrt(n_params))
+    assert per_layer["features.0.conv"] == pytest.approx(math.sqrt(a["features.0.conv.weight"].numel()))
+    assert "features.0.norm" in per_layer.index
+    with_buffers = distance.l2_distance(a, b, spec.buffers, include_buffers=True)
+    assert with_buffers > distance.l2_distance(a, b, spec.buffers)
+    # a permutation moves weights but not the distance to the same permuted copy
+    perm = P.random_permutation(spec, 0)
+    pa, pb = P.apply_permutation(spec, perm, a), P.apply_permutation(spec, perm, b)
+    assert distance.l2_distance(pa, pb, spec.buffers) == pytest.approx(distance.l2_distance(a, b, spec.buffers))
+
+
+def test_spawn_configs():
+    base = zoo.TrainConfig(dataset="moons", arch="mlp", model={"width": 8, "depth": 1}, epochs=5)
+    kids = zoo.spawn(base, parent_epochs=2)
+    assert [k.epochs for k in kids] == [3, 3] and kids[0].parent == kids[1].parent == base.replace(epochs=2)
+    assert kids[0].key != kids[1].key
+    with pytest.raises(ValueError, match="parent_epochs"):
+        zoo.spawn(base, parent_epochs=5)
+
+
+def test_distance_and_taylor_study_on_moons():
+    from lmc_utils import data, studies
+
+    base = zoo.TrainConfig(dataset="moons", arch="mlp", model={"width": 32, "depth": 2}, optimizer="adam",
+                           lr=0.01, batch_size=64, epochs=4)
+    loss_data = data.load("moons", "train")
+    res = studies.distance_and_taylor(base, n_pairs=2, parent_epochs=2, loss_data=loss_data,
+                                      match_inputs=loss_data.x, n_points=3, device="cpu")
+    d = res.distances.set_index(["kind", "pair", "method"])["distance"]
+    for pair in (0, 1):
+        # ||a - pi(b)||^2 = ||a||^2 + ||b||^2 - 2 <a, pi(b)>, and weight matching never lowers <a, pi(b)>
+        assert d[("independent", pair, "weight")] <= d[("independent", pair, "naive")] + 1e-6
+    assert (res.distances.loc[res.distances["method"] == "naive", "relative_to_naive"] == 1).all()
+    assert set(res.taylor["method"]) == {"naive", "weight", "activation"}
+    assert set(res.taylor["kind"]) == {"independent", "spawned"} and len(res.taylor) == 2 * 3 + 2
+    assert set(res.curves["source"]) == {"actual", "taylor"}
+    assert set(res.layers["layer"]) == {"hidden.0", "hidden.1", "out"}
+    # a spawned pair is much closer than an independent one
+    assert d[("spawned", 0, "naive")] < d[("independent", 0, "naive")]
