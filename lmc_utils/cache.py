@@ -44,18 +44,33 @@ def state_digest(state: Mapping[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
-def save_checkpoint(path: str | Path, state: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> Path:
-    """Atomically write ``state`` (moved to CPU) and ``meta`` (JSON-able) with their digest."""
-    cpu_state = {k: v.detach().cpu().clone() for k, v in state.items()}
+def _flat(state: Mapping[str, torch.Tensor], extras: Mapping[str, Mapping[str, torch.Tensor]]) -> dict:
+    """All tensors of a checkpoint under one namespace (extras as ``<name>/<key>``), for the digest."""
+    flat = dict(state)
+    for name, sub in extras.items():
+        flat.update({f"{name}/{k}": v for k, v in sub.items()})
+    return flat
+
+
+def save_checkpoint(path: str | Path, state: Mapping[str, torch.Tensor], meta: Mapping[str, Any],
+                    extras: Mapping[str, Mapping[str, torch.Tensor]] | None = None) -> Path:
+    """Atomically write ``state`` (moved to CPU), optional named ``extras`` (more state dicts, e.g.
+    SWA samples) and ``meta`` (JSON-able), with a digest over every tensor."""
+    def cpu(d: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in d.items()}
+
+    cpu_state = cpu(state)
+    cpu_extras = {name: cpu(sub) for name, sub in (extras or {}).items()}
     payload = {"format": FORMAT, "meta_json": json.dumps(meta, sort_keys=True), "state": cpu_state,
-               "digest": state_digest(cpu_state)}
+               "extras": cpu_extras, "digest": state_digest(_flat(cpu_state, cpu_extras))}
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return Path(path)
 
 
-def load_checkpoint(path: str | Path, expect_meta: Mapping[str, Any] | None = None) -> tuple[dict[str, torch.Tensor], dict]:
-    """Load and verify a checkpoint; return ``(state_dict, meta)``.
+def load_checkpoint(path: str | Path, expect_meta: Mapping[str, Any] | None = None
+                    ) -> tuple[dict[str, torch.Tensor], dict, dict[str, dict[str, torch.Tensor]]]:
+    """Load and verify a checkpoint; return ``(state_dict, meta, extras)``.
 
     Raises ``FileNotFoundError`` if absent and :class:`CorruptCheckpoint` if the file cannot
     be read, its digest does not match, or ``meta`` differs from ``expect_meta`` on any key given.
@@ -70,7 +85,9 @@ def load_checkpoint(path: str | Path, expect_meta: Mapping[str, Any] | None = No
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or "state" not in payload:
         raise CorruptCheckpoint(f"{path.name}: not a checkpoint of format {FORMAT}")
     state = payload["state"]
-    if state_digest(state) != payload.get("digest"):
+    extras = payload.get("extras", {})
+    if not isinstance(state, dict) or not isinstance(extras, dict) or \
+            state_digest(_flat(state, extras)) != payload.get("digest"):
         raise CorruptCheckpoint(f"{path.name}: digest mismatch (file corrupted)")
     try:
         meta = json.loads(payload["meta_json"])
@@ -79,4 +96,4 @@ def load_checkpoint(path: str | Path, expect_meta: Mapping[str, Any] | None = No
     for k, v in (expect_meta or {}).items():
         if meta.get(k) != v:
             raise CorruptCheckpoint(f"{path.name}: metadata {k!r} is {meta.get(k)!r}, expected {v!r}")
-    return state, meta
+    return state, meta, extras

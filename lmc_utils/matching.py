@@ -311,3 +311,12 @@ def activation_matching(model_a: nn.Module, model_b: nn.Module, inputs: torch.Te
         _, q = linear_sum_assignment(c.numpy(), maximize=True)
         perm[g] = torch.as_tensor(q, dtype=torch.long)
     return MatchingResult(perm=perm)
+
+
+def permutation_agreement(p: Permutation, q: Permutation) -> dict[str, float]:
+    """Per group, the share of units on which two permutations agree (identical rows of the
+    permutation matrices). ``permutation_agreement(p, identity(spec))`` is the share of units a
+    permutation leaves in place."""
+    if set(p) != set(q):
+        raise ValueError(f"permutations over different groups: {sorted(p)} vs {sorted(q)}")
+    return {g: float((p[g].cpu() == q[g].cpu()).double().mean()) for g in p}

@@ -56,3 +56,47 @@ def plot_taylor_curves(curves: pd.DataFrame, title: str = ""):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_swa_barriers(samples: pd.DataFrame, independent: pd.DataFrame):
+    """One heat map per width of the pairwise loss barrier between SWA samples, titled with the
+    largest of them and the mean barrier between independently trained runs of that width. The
+    colour scale is shared and reaches the largest independent-run barrier, so a dark map means
+    "negligible next to independent runs"."""
+    import numpy as np
+
+    widths = list(dict.fromkeys(samples["width"]))
+    vmax = max(float(samples["loss_barrier"].max()), float(independent["loss_barrier"].max()), 1e-6)
+    fig, axes = plt.subplots(1, len(widths), figsize=(3.0 * len(widths) + 0.8, 3.0), squeeze=False)
+    for ax, w in zip(axes[0], widths):
+        s = samples[samples["width"] == w]
+        idx = sorted(set(s["i"]) | set(s["j"]))
+        pos = {k: n for n, k in enumerate(idx)}
+        mat = np.zeros((len(idx), len(idx)))
+        for r in s.itertuples():
+            mat[pos[r.i], pos[r.j]] = mat[pos[r.j], pos[r.i]] = r.loss_barrier
+        im = ax.imshow(mat, vmin=0, vmax=vmax, cmap="viridis", origin="lower")
+        ticks = list(range(0, len(idx), max(1, len(idx) // 5)))
+        ax.set_xticks(ticks, [idx[t] for t in ticks])
+        ax.set_yticks(ticks, [idx[t] for t in ticks])
+        ax.set_xlabel("SWA sample (epoch)")
+        ax.grid(False)
+        ind = independent.loc[independent["width"] == w, "loss_barrier"].mean()
+        ax.set_title(f"width {w}: max {s['loss_barrier'].max():.2g}\n(independent runs: {ind:.3g})")
+    axes[0, 0].set_ylabel("SWA sample (epoch)")
+    fig.colorbar(im, ax=axes[0].tolist(), label="loss barrier (nats)")
+    return fig
+
+
+def plot_identity_share(summary: pd.DataFrame):
+    """Share of units weight matching leaves in place, between SWA samples and between
+    independent runs, against hidden width."""
+    fig, ax = plt.subplots(figsize=(4.2, 3.0))
+    ax.plot(summary["width"], summary["swa_pairs_identity_share"], "o-", label="between SWA samples")
+    ax.plot(summary["width"], summary["independent_identity_share"], "s--", label="between independent runs")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("hidden width")
+    ax.set_ylabel("units left in place by WM")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend()
+    return fig

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from tqdm import tqdm
 
 from . import data as data_mod
@@ -63,6 +64,10 @@ class TrainConfig:
         augment: random crop (padding 4) and horizontal flip, for CIFAR-style training.
         parent: start from this config's trained weights instead of a fresh init (spawning,
             fine-tuning); the parent is trained and cached first.
+        swa_epochs: after the ``epochs`` above, continue SGD for this many epochs with
+            ``torch.optim.swa_utils`` (``SWALR`` to the constant ``swa_lr``, default ``lr``), keeping
+            the weights at the end of each epoch as samples and their running average
+            (``AveragedModel``; BN statistics recomputed by ``update_bn``). See :class:`Trained`.
     """
 
     dataset: str
@@ -84,6 +89,8 @@ class TrainConfig:
     subset_seed: int = 0
     augment: bool = False
     parent: "TrainConfig | None" = None
+    swa_epochs: int = 0
+    swa_lr: float | None = None
 
     def __post_init__(self) -> None:
         if self.dataset not in data_mod.DATASETS:
@@ -116,20 +123,40 @@ class TrainConfig:
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
+    def identity(self) -> dict[str, Any]:
+        """The fields that identify the model: :meth:`to_dict` without the fields added after the
+        first release while they hold their defaults (so existing cache entries keep their key)."""
+        d = self.to_dict()
+        for name, default in _LATER_FIELDS.items():
+            if d.get(name) == default:
+                d.pop(name)
+        if d.get("parent") is not None:
+            d["parent"] = self.parent.identity()
+        return d
+
     @property
     def key(self) -> str:
-        """Content address: hash of the full config and the zoo version."""
-        return config_hash({"zoo_version": ZOO_VERSION, **self.to_dict()})
+        """Content address: hash of the identifying config (:meth:`identity`) and the zoo version."""
+        return config_hash({"zoo_version": ZOO_VERSION, **self.identity()})
+
+
+_LATER_FIELDS = {"swa_epochs": 0, "swa_lr": None}
 
 
 @dataclass
 class Trained:
-    """A trained model with its config, cache key and training history."""
+    """A trained model with its config, cache key and training history.
+
+    With ``config.swa_epochs > 0``: ``model`` holds the last SGD iterate, ``samples`` the state
+    dicts at the end of each SWA epoch and ``swa_state`` their average (``AveragedModel``).
+    """
 
     model: nn.Module
     config: TrainConfig
     key: str
     history: list[dict[str, float]]
+    samples: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    swa_state: dict[str, torch.Tensor] | None = None
 
     @property
     def state(self) -> dict[str, torch.Tensor]:
@@ -217,11 +244,10 @@ def train(config: TrainConfig, device: str | torch.device = "auto", init_state: 
     steps_per_epoch = math.ceil(len(train_data) / config.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(config, s, steps_per_epoch))
     history: list[dict[str, float]] = []
-    bar = tqdm(range(config.epochs), desc=f"train {config.arch} on {config.dataset} (seed {config.seed})",
-               disable=not progress, leave=False)
-    model.train()
-    for epoch in bar:
+
+    def run_epoch(epoch: int, per_step: bool) -> None:
         t0 = time.perf_counter()
+        model.train()
         loss_sum = torch.zeros((), device=dev)
         correct = torch.zeros((), device=dev, dtype=torch.long)
         lr = opt.param_groups[0]["lr"]
@@ -233,7 +259,8 @@ def train(config: TrainConfig, device: str | torch.device = "auto", init_state: 
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sched.step()
+            if per_step:
+                sched.step()
             loss_sum += loss.detach() * y.shape[0]
             correct += (logits.detach().argmax(1) == y).sum()
         n = len(train_data)
@@ -244,8 +271,28 @@ def train(config: TrainConfig, device: str | torch.device = "auto", init_state: 
                                      f"lower the learning rate of {config.arch} on {config.dataset}")
         history.append(row)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", acc=f"{row['train_accuracy']:.3f}")
+
+    bar = tqdm(range(config.epochs + config.swa_epochs), desc=f"train {config.arch} on {config.dataset} "
+               f"(seed {config.seed})", disable=not progress, leave=False)
+    samples: list[dict[str, torch.Tensor]] = []
+    swa_state = None
+    for epoch in bar:
+        if epoch < config.epochs:
+            run_epoch(epoch, per_step=True)
+            continue
+        if epoch == config.epochs:  # start of the SWA phase
+            swa_model = AveragedModel(model)
+            swa_sched = SWALR(opt, swa_lr=config.swa_lr if config.swa_lr is not None else config.lr,
+                              anneal_epochs=1, anneal_strategy="linear")
+        run_epoch(epoch, per_step=False)
+        swa_sched.step()
+        swa_model.update_parameters(model)
+        samples.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+    if config.swa_epochs:
+        update_bn([x for x, _ in train_data.batches(config.batch_size)], swa_model, device=dev)
+        swa_state = {k: v.detach().clone() for k, v in swa_model.module.state_dict().items()}
     model.eval()
-    return Trained(model=model, config=config, key=config.key, history=history)
+    return Trained(model=model, config=config, key=config.key, history=history, samples=samples, swa_state=swa_state)
 
 
 def checkpoint_path(config: TrainConfig):
@@ -261,19 +308,24 @@ def get(config: TrainConfig, device: str | torch.device = "auto", retrain: bool 
     path = checkpoint_path(config)
     if not retrain and path.exists():
         try:
-            expected = json.loads(json.dumps(config.to_dict()))  # as stored: tuples become lists
-            state, meta = load_checkpoint(path, expect_meta={"key": config.key, "config": expected})
+            expected = json.loads(json.dumps(config.identity()))  # as stored: tuples become lists
+            state, meta, extras = load_checkpoint(path, expect_meta={"key": config.key, "config": expected})
             model = build_model(config)
             model.load_state_dict(state)
-            return Trained(model=place(model, dev).eval(), config=config, key=config.key, history=meta.get("history", []))
-        except (CorruptCheckpoint, RuntimeError) as err:
+            samples = [extras[f"sample.{i}"] for i in range(config.swa_epochs)]
+            return Trained(model=place(model, dev).eval(), config=config, key=config.key,
+                           history=meta.get("history", []), samples=samples, swa_state=extras.get("swa"))
+        except (CorruptCheckpoint, RuntimeError, KeyError) as err:
             warnings.warn(f"model cache entry {path} is corrupt ({err}); retraining it", RuntimeWarning, stacklevel=2)
     init_state = None
     if config.parent is not None:
         init_state = get(config.parent, device=dev, progress=progress).model.state_dict()
     trained = train(config, device=dev, init_state=init_state, progress=progress)
+    extras = {f"sample.{i}": s for i, s in enumerate(trained.samples)}
+    if trained.swa_state is not None:
+        extras["swa"] = trained.swa_state
     save_checkpoint(path, trained.model.state_dict(),
-                    {"key": config.key, "config": config.to_dict(), "history": trained.history})
+                    {"key": config.key, "config": config.identity(), "history": trained.history}, extras)
     return trained
 
 

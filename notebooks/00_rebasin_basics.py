@@ -79,12 +79,13 @@ for name, (a, b) in pairs.items():
 # %% [markdown]
 # ## Barriers
 # Loss barrier: the largest excess of the loss over the straight line joining the endpoint
-# losses; accuracy barrier: the largest drop below the line joining the endpoint accuracies.
+# losses; accuracy barrier: the largest drop below the line joining the endpoint accuracies
+# (`accuracy_a`, `accuracy_b`: the endpoints, model A and aligned model B).
 
 # %%
 table = pd.concat([rebasin.barrier_table(c).assign(experiment=name) for name, c in curves.items()],
                   ignore_index=True)
-table = table[["experiment", "method", "reset", "split", "loss_barrier", "accuracy_barrier"]]
+table = table[["experiment", "method", "reset", "split", "loss_barrier", "accuracy_barrier", "accuracy_a", "accuracy_b"]]
 figures.save_table(table, "00_barriers")
 table
 

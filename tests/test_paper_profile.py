@@ -9,7 +9,17 @@ from lmc_utils import permutation as P
 from lmc_utils.data import NUM_CLASSES, TensorData
 
 PAPER = profiles.load("paper")
-CONFIGS = {f"{nb}/{name}": cfg for nb, section in PAPER.items() for name, cfg in (section.get("experiments") or {}).items()}
+
+
+def _train_configs(section: dict) -> dict[str, dict]:
+    """Every training config in a notebook's section: the ``experiments`` mapping and any
+    parameter that is itself a config (has ``dataset`` and ``arch``)."""
+    found = dict(section.get("experiments") or {})
+    found.update({k: v for k, v in section.items() if isinstance(v, dict) and {"dataset", "arch"} <= set(v)})
+    return found
+
+
+CONFIGS = {f"{nb}/{name}": cfg for nb, section in PAPER.items() for name, cfg in _train_configs(section).items()}
 
 
 def test_paper_profile_uses_the_papers_models():
@@ -20,7 +30,9 @@ def test_paper_profile_uses_the_papers_models():
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_paper_model_trains_a_step_and_matches(name, monkeypatch):
-    config = zoo.TrainConfig(**{**CONFIGS[name], "epochs": 1, "batch_size": 4, "warmup_epochs": 0})
+    cfg = CONFIGS[name]
+    config = zoo.TrainConfig(**{**cfg, "epochs": 1, "batch_size": 4, "warmup_epochs": 0,
+                                "swa_epochs": min(cfg.get("swa_epochs", 0), 2)})
     shape = zoo.INPUT_SHAPES[config.dataset]
 
     def synthetic(dataset, split, subset=None, seed=0, device="cpu", **_):

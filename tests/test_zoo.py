@@ -70,7 +70,7 @@ def test_corrupt_cache_entry_is_detected_and_retrained(damage):
     if damage == "truncate":
         path.write_bytes(raw[: len(raw) // 2])
     elif damage == "flip":  # one byte of tensor data: the zip is still readable, the digest is not
-        state, meta = cache.load_checkpoint(path)
+        state, _, _ = cache.load_checkpoint(path)
         key = "hidden.0.weight"
         needle = state[key].numpy().tobytes()[:16]
         at = raw.index(needle)
@@ -152,3 +152,26 @@ def test_no_warnings_on_a_clean_cache_hit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         zoo.get(MOONS, device="cpu", progress=False)
+
+
+def test_cache_keys_are_stable_across_releases():
+    """Changing how configs are hashed would silently orphan every cached model."""
+    assert MOONS.key == "7484e14f45ead69793ba"
+    assert MOONS.replace(swa_epochs=0, swa_lr=None).key == MOONS.key
+    assert MOONS.replace(swa_epochs=2).key != MOONS.key
+
+
+def test_swa_samples_and_average_are_trained_cached_and_reloaded(monkeypatch):
+    cfg = MOONS.replace(optimizer="sgd", lr=0.05, epochs=2, swa_epochs=3, swa_lr=0.02)
+    first = zoo.get(cfg, device="cpu", progress=False)
+    assert len(first.samples) == 3 and len(first.history) == 5
+    assert not _equal(first.samples[0], first.samples[2])
+    assert _equal(first.samples[-1], first.model.state_dict())
+    mean = {k: torch.stack([s[k] for s in first.samples]).mean(0) for k in first.samples[0]}
+    for k in mean:  # AveragedModel's running average of the samples (no BN here)
+        torch.testing.assert_close(first.swa_state[k], mean[k], rtol=1e-5, atol=1e-6)
+    assert first.history[-1]["lr"] == pytest.approx(0.02)  # SWALR reached the constant SWA rate
+    monkeypatch.setattr(zoo, "train", lambda *a, **k: pytest.fail("should load from the cache"))
+    again = zoo.get(cfg, device="cpu", progress=False)
+    assert all(_equal(a, b) for a, b in zip(first.samples, again.samples))
+    assert _equal(first.swa_state, again.swa_state)
