@@ -229,7 +229,8 @@ def train(config: TrainConfig, device: str | torch.device = "auto", init_state: 
     """Train a model from scratch (or from ``init_state``) as ``config`` says; nothing is cached.
 
     Returns the model in eval mode with a per-epoch history of train loss, train accuracy
-    (running averages over the epoch) and learning rate.
+    (running averages over the epoch), learning rate and seconds; with ``config.swa_epochs``
+    also the SWA samples and their average (see :class:`Trained`).
     """
     dev = get_device(device)
     model = build_model(config)

@@ -44,3 +44,14 @@ def test_mean_std_and_paired_ttest():
     t = tables.paired_ttest(df, ["kind"], "actual", "estimate").set_index("kind")
     assert t.loc["x", "diff_mean"] == pytest.approx(1.0) and t.loc["x", "significant"]
     assert not t.loc["y", "significant"] and t.loc["y", "p_value"] > 0.5
+
+
+def test_atomic_write_leaves_the_target_intact_on_failure(tmp_path):
+    from lmc_utils.atomic import atomic_path, write_text
+
+    target = write_text(tmp_path / "table.md", "old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half written")
+            raise RuntimeError("crash while writing")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["table.md"]

@@ -91,3 +91,29 @@ def test_notebooks_follow_the_house_rules():
         assert "sys.path" not in text and "%pip" not in text and "../data" not in text, source.name
         assert text.count('tags=["parameters"]') == 1
     assert (notebooks_dir() / "00_rebasin_basics.ipynb").exists()
+
+
+def test_resume_skips_notebooks_done_with_the_same_inputs(monkeypatch, tmp_path):
+    """Fingerprints: a second --resume run skips; a changed parameter runs again."""
+    monkeypatch.setattr(run, "build_dir", lambda: tmp_path)
+    calls = []
+    monkeypatch.setattr(run, "execute", lambda source, profile, params, out: calls.append(params) or 0.5)
+    first = run.run("smoke", ["00"], {}, resume=True)
+    again = run.run("smoke", ["00"], {}, resume=True)
+    changed = run.run("smoke", ["00"], {"seed": 4}, resume=True)
+    assert [r["status"] for r in (first[0], again[0], changed[0])] == ["ok", "skipped (done)", "ok"]
+    assert calls == [{}, {"seed": 4}]
+
+
+def test_a_failing_notebook_is_reported_and_the_batch_goes_on(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(run, "build_dir", lambda: tmp_path)
+
+    def execute(source, profile, params, out):
+        if source.stem.startswith("00"):
+            raise RuntimeError("boom in cell 3")
+        return 1.0
+
+    monkeypatch.setattr(run, "execute", execute)
+    assert run.main(["--profile", "smoke", "00", "01"]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED: boom in cell 3" in out and "01_distance_taylor" in out
