@@ -1,0 +1,94 @@
+"""Singular value decompositions of layer weights and how they align across models
+(Ito et al., ICLR 2025, §4–5).
+
+Every weight with two or more axes is read as a matrix ``W = U diag(s) V^T`` of shape
+``[out, in * prod(kernel)]``: a conv kernel ``[out, in, kh, kw]`` is flattened over its input
+channels and kernel positions (row ``i`` is output channel ``i``'s filter). A permutation of
+the output units permutes the rows of ``U``, a permutation of the input channels permutes the
+rows of ``V`` (in blocks of ``kh * kw`` for convs); the singular values do not change.
+
+Weight matching maximises ``<W_a, W_b'> = sum_ij s_i^a s_j^b <u_i^a, u_j^b> <v_i^a, v_j^b>``,
+which rewards aligning the singular vectors with large singular values. The functions here
+measure that: alignment matrices, diagonal alignment by rank, the share of the objective from
+the top-k singular pairs, and how strongly right singular vectors point along a layer's inputs.
+All computations are in float64 on CPU; signs of singular vectors are arbitrary, so
+alignments are absolute values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import torch
+
+StateDict = Mapping[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class SVD:
+    """``W = u @ diag(s) @ v.T`` with singular values ``s`` in decreasing order; ``u``: [out, r], ``v``: [in, r]."""
+
+    u: torch.Tensor
+    s: torch.Tensor
+    v: torch.Tensor
+
+
+def layer_matrices(state: StateDict) -> dict[str, torch.Tensor]:
+    """``layer -> [out, in * prod(kernel)]`` float64 matrix for every weight with two or more axes
+    (``layer`` is the module name, e.g. ``hidden.1`` or ``features.3.conv``)."""
+    return {k.rpartition(".")[0]: v.detach().double().cpu().reshape(v.shape[0], -1)
+            for k, v in state.items() if k.endswith("weight") and v.ndim >= 2}
+
+
+def svd(matrix: torch.Tensor) -> SVD:
+    u, s, vh = torch.linalg.svd(matrix.double(), full_matrices=False)
+    return SVD(u=u, s=s, v=vh.T)
+
+
+def spectra(state: StateDict) -> dict[str, SVD]:
+    """The SVD of every layer matrix of a state dict."""
+    return {layer: svd(m) for layer, m in layer_matrices(state).items()}
+
+
+def alignment(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``|x^T y|``: absolute inner products between the columns of two sets of unit vectors."""
+    return (x.T @ y).abs()
+
+
+def diagonal_alignment(a: SVD, b: SVD) -> dict[str, torch.Tensor]:
+    """Per rank ``i``: ``|<u_i^a, u_i^b>|`` and ``|<v_i^a, v_i^b>|`` (1 for identical directions)."""
+    return {"u": (a.u * b.u).sum(0).abs(), "v": (a.v * b.v).sum(0).abs()}
+
+
+def objective_terms(a: SVD, b: SVD) -> torch.Tensor:
+    """The matrix ``T[i, j] = s_i^a s_j^b <u_i^a, u_j^b> <v_i^a, v_j^b>`` whose sum is ``<W_a, W_b>``."""
+    return a.s[:, None] * b.s[None, :] * (a.u.T @ b.u) * (a.v.T @ b.v)
+
+
+def top_k_share(a: SVD, b: SVD, ks: Sequence[int]) -> dict[int, float]:
+    """For each ``k``: the part of ``<W_a, W_b>`` contributed by the top-``k`` singular pairs of both
+    (``i, j < k``), as a fraction of the whole."""
+    terms = objective_terms(a, b)
+    total = float(terms.sum())
+    return {k: float(terms[:k, :k].sum()) / total if total else float("nan") for k in ks}
+
+
+def input_alignment(v: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    """Mean over inputs ``z`` of ``|<v_i, z>| / ||z||`` for every right singular vector ``v_i``
+    (columns of ``v``); ``inputs``: ``[n, in]`` (zero vectors are skipped). Returns ``[r]``."""
+    z = inputs.double().reshape(inputs.shape[0], -1)
+    norms = z.norm(dim=1)
+    z = z[norms > 0] / norms[norms > 0, None]
+    return (z @ v).abs().mean(0)
+
+
+def count_large(s: torch.Tensor, ratio: float = 0.5) -> int:
+    """How many singular values are at least ``ratio`` times the largest one."""
+    return int((s >= ratio * s.max()).sum()) if s.numel() else 0
+
+
+def fit_scale(s_a: torch.Tensor, s_b: torch.Tensor) -> float:
+    """Least-squares constant ``c`` with ``s_a ~ c * s_b`` (to compare output-layer spectra that
+    differ by a factor, as Ito et al. observe)."""
+    return float((s_a * s_b).sum() / (s_b * s_b).sum())
