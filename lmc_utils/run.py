@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -98,6 +99,9 @@ def execute(source: Path, profile: str, parameters: dict[str, Any], out_dir: Pat
 
     notebook = sync_notebook(source)
     params = {"profile": profile, **parameters}
+    # Progress bars redraw every 5 s at most in the kernel, so an executed notebook keeps a few
+    # progress lines instead of hundreds (tqdm reads TQDM_* defaults from the environment).
+    os.environ.setdefault("TQDM_MININTERVAL", "5")
     partial = out_dir / f"{notebook.stem}.partial.ipynb"  # kept on failure, for debugging
     t0 = time.perf_counter()
     papermill.execute_notebook(str(notebook), str(partial), parameters=params, kernel_name="python3",
