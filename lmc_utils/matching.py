@@ -41,6 +41,13 @@ def group_order(groups: list[str], sweep: int, seed: int) -> list[str]:
     return [groups[i] for i in rng.permutation(len(groups))]
 
 
+def _matched_keys(spec: PermutationSpec, state: StateDict, include_buffers: bool) -> list[str]:
+    """The state entries weight matching compares: floating-point, permuted on some axis, and
+    parameters unless ``include_buffers``."""
+    return [k for k, ax in spec.axes.items() if any(g is not None for g in ax)
+            and state[k].is_floating_point() and (include_buffers or k not in spec.buffers)]
+
+
 def _layout(t: torch.Tensor, axes: tuple[str | None, ...]) -> torch.Tensor:
     """``t`` as a contiguous ``[rest, n0, n1]`` tensor: unpermuted axes flattened first, then
     the (at most two) permuted axes in order (``n1 = 1`` when only one axis is permuted)."""
@@ -88,9 +95,7 @@ def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDic
     """
     spec.check_state(state_a, "state_a")
     spec.check_state(state_b, "state_b")
-    keys = [k for k, ax in spec.axes.items()
-            if any(g is not None for g in ax) and state_a[k].is_floating_point()
-            and (include_buffers or k not in spec.buffers)]
+    keys = _matched_keys(spec, state_a, include_buffers)
     dev = torch.device(device) if device is not None else (state_a[keys[0]].device if keys else torch.device("cpu"))
     perm = {g: p.clone().cpu() for g, p in (init_perm or identity(spec)).items()}
 
@@ -160,8 +165,7 @@ def weight_matching_reference(spec: PermutationSpec, state_a: StateDict, state_b
     """The same algorithm as :func:`weight_matching`, written the direct way (NumPy/SciPy): for
     every group and weight, gather B permuted on its other axes, move the axis first, reshape,
     multiply. Slow; kept as the reference that tests and ``bench/`` compare against."""
-    keys = [k for k, ax in spec.axes.items() if any(g is not None for g in ax)
-            and state_a[k].is_floating_point() and (include_buffers or k not in spec.buffers)]
+    keys = _matched_keys(spec, state_a, include_buffers)
     a = {k: state_a[k].detach().cpu().numpy().astype(np.float32) for k in keys}
     b = {k: state_b[k].detach().cpu().numpy().astype(np.float32) for k in keys}
     entries = {g: [(k, ax) for k, ax in e if k in a] for g, e in spec.groups.items()}

@@ -67,19 +67,14 @@ def compare_methods(model_a: nn.Module, model_b: nn.Module, data: Mapping[str, T
     first = next(iter(data.values()))
     inputs = match_inputs if match_inputs is not None else first.x
     resets = list(reset_bn) if reset_bn is not None else ([False, True] if has_batchnorm(model_a) else [False])
-    spec = P.spec_for(model_a)
     state_a = model_a.state_dict()
-    state_b = model_b.state_dict()
+    aligned = aligned_states(model_a, model_b, methods, inputs, seed=seed)
     frames = []
     jobs = [(m, r) for m in methods for r in resets]
     bar = tqdm(jobs, desc="interpolation curves", disable=not progress, leave=False)
-    perms: dict[str, P.Permutation] = {}
     for method, reset in bar:
         bar.set_postfix(method=method, reset=reset)
-        if method not in perms:
-            perms[method] = align(method, model_a, model_b, inputs, seed=seed)
-        aligned_b = P.apply_permutation(spec, perms[method], state_b)
-        curve = interpolation_curve(model_a, state_a, aligned_b, data, n_points=n_points, reset_bn=reset,
+        curve = interpolation_curve(model_a, state_a, aligned[method], data, n_points=n_points, reset_bn=reset,
                                     reset_data=reset_data or first)
         frames.append(curve.assign(method=method, reset=reset))
     cols = ["method", "reset", "lam", "split", "loss", "accuracy"]
