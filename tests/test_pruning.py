@@ -1,0 +1,187 @@
+"""Pruning: achieved sparsity, masks via torch.nn.utils.prune, Fisher saliency, redundancy removal."""
+
+import pytest
+import torch
+from torch import nn
+
+from lmc_utils import models, pruning
+from lmc_utils.data import TensorData
+
+from model_zoo_cases import CASES, input_shape
+
+
+def _data(shape, n=64, classes=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return TensorData(torch.randn(n, *shape, generator=g), torch.randint(0, classes, (n,), generator=g),
+                      classes, "synthetic", "train")
+
+
+@pytest.mark.parametrize("case", ["mlp", "mlp-nobias", "vgg11-batchnorm", "resnet20-layernorm"])
+@pytest.mark.parametrize("method", pruning.METHODS)
+@pytest.mark.parametrize("sparsity", [0.1, 0.5, 0.9, 0.99])
+def test_achieved_sparsity_equals_requested(case, method, sparsity):
+    torch.manual_seed(0)
+    model = CASES[case]().eval()
+    scores = None
+    if method == "fisher":  # any saliency will do here; fisher_scores is tested below
+        scores = {n: torch.rand_like(m.weight) for n, m in pruning.prunable(model)}
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    pruned = pruning.prune_model(model, sparsity, method, scores=scores)
+    table = pruning.sparsity_table(pruned)
+    if method == "layer_magnitude":  # the same fraction in every layer, up to rounding per layer
+        assert ((table["sparsity"] - sparsity).abs() <= 0.5 / table["weights"] + 1e-12).all()
+    total = int(table["weights"].sum())
+    rounding = 0.5 * (len(table) if method == "layer_magnitude" else 1)  # weights, per rounded count
+    assert abs(pruning.sparsity(pruned) - sparsity) <= rounding / total + 1e-12
+    # an ordinary model: no masks or re-parametrisation left, the original untouched
+    assert not any(k.endswith(("_orig", "_mask")) for k in pruned.state_dict())
+    assert type(pruned) is type(model) and set(pruned.state_dict()) == set(before)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    # only weights of Linear/Conv layers change, and only to zero
+    for k, v in pruned.state_dict().items():
+        changed = v != before[k]
+        assert not changed.any() or (k.endswith("weight") and (v[changed] == 0).all()), k
+
+
+def test_global_magnitude_removes_the_smallest_weights_overall():
+    torch.manual_seed(1)
+    model = models.mlp(in_features=6, num_classes=3, width=8, depth=2)
+    with torch.no_grad():
+        model.hidden[1].weight.mul_(10.0)  # a layer of large weights survives global pruning
+    pruned = pruning.prune_model(model, 0.5, "global_magnitude")
+    kept = torch.cat([m.weight.flatten() for _, m in pruning.prunable(pruned)])
+    orig = torch.cat([m.weight.flatten() for _, m in pruning.prunable(model)])
+    assert orig[kept == 0].abs().max() <= orig[kept != 0].abs().min()
+    layers = pruning.sparsity_table(pruned).set_index("layer")["sparsity"]
+    assert layers["hidden.1"] < 0.1 < 0.5 < layers["hidden.0"]
+
+
+def test_fisher_scores_are_w2_times_mean_squared_gradient():
+    torch.manual_seed(2)
+    model = models.mlp(in_features=4, num_classes=3, width=5, depth=1)
+    data = _data((4,), n=8, classes=3)
+    scores = pruning.fisher_scores(model, data, n_batches=3, batch_size=2, seed=7)
+    g = torch.Generator().manual_seed(7)
+    acc = torch.zeros_like(model.hidden[0].weight)
+    for _ in range(3):
+        idx = torch.randint(0, 8, (2,), generator=g)
+        model.zero_grad()
+        nn.functional.cross_entropy(model(data.x[idx]), data.y[idx]).backward()
+        acc += model.hidden[0].weight.grad ** 2
+    expected = model.hidden[0].weight.detach() ** 2 * acc / 3
+    assert torch.allclose(scores["hidden.0"], expected, rtol=1e-5, atol=1e-12)
+    assert set(scores) == {"hidden.0", "out"}
+
+
+def test_fisher_scores_of_a_conv_net_leave_the_model_alone():
+    torch.manual_seed(0)
+    model = CASES["vgg11-batchnorm"]().eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    scores = pruning.fisher_scores(model, _data(input_shape("vgg11-batchnorm"), classes=10), n_batches=2, batch_size=4)
+    assert {n: s.shape for n, s in scores.items()} == {n: m.weight.shape for n, m in pruning.prunable(model)}
+    assert all((s >= 0).all() and s.isfinite().all() for s in scores.values())
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and not model.training
+
+
+def test_fisher_pruning_keeps_the_highest_scores():
+    torch.manual_seed(3)
+    model = models.mlp(in_features=6, num_classes=3, width=8, depth=2)
+    scores = {n: torch.rand_like(m.weight) for n, m in pruning.prunable(model)}
+    pruned = pruning.prune_model(model, 0.3, "fisher", scores=scores)
+    s = torch.cat([scores[n].flatten() for n, _ in pruning.prunable(model)])
+    w = torch.cat([m.weight.flatten() for _, m in pruning.prunable(pruned)])
+    assert s[w == 0].max() <= s[w != 0].min()
+
+
+def test_bad_requests_fail_clearly():
+    model = models.mlp(in_features=4, num_classes=2, width=4, depth=1)
+    with pytest.raises(ValueError, match="sparsity"):
+        pruning.prune_model(model, 1.0)
+    with pytest.raises(ValueError, match="unknown pruning method"):
+        pruning.prune_model(model, 0.5, "random")
+    with pytest.raises(ValueError, match="needs scores"):
+        pruning.prune_model(model, 0.5, "fisher")
+    with pytest.raises(ValueError, match="plain MLP"):
+        pruning.remove_redundant_units(models.mlp(in_features=4, num_classes=2, width=4, depth=1, norm="layernorm"))
+
+
+def _duplicated(bias: bool, depth: int, seed: int = 0):
+    """An MLP whose hidden units come in groups that are positive multiples of each other."""
+    torch.manual_seed(seed)
+    base = models.mlp(in_features=5, num_classes=3, width=4, depth=depth, bias=bias).double()
+    copies, scales = 3, torch.tensor([1.0, 0.5, 2.5], dtype=torch.float64)
+    big = models.mlp(in_features=5, num_classes=3, width=4 * copies, depth=depth, bias=bias).double()
+    perm = torch.randperm(4 * copies)
+    sd, out = base.state_dict(), {}
+    for i in range(depth):
+        w = sd[f"hidden.{i}.weight"]
+        if i > 0:  # previous layer's copies: split the incoming weight among them
+            w = torch.cat([w / scales[c] / copies for c in range(copies)], dim=1)[:, prev_perm]
+        out[f"hidden.{i}.weight"] = torch.cat([w * scales[c] for c in range(copies)])[perm]
+        if bias:
+            out[f"hidden.{i}.bias"] = torch.cat([sd[f"hidden.{i}.bias"] * scales[c] for c in range(copies)])[perm]
+        prev_perm = perm
+    out["out.weight"] = torch.cat([sd["out.weight"] / scales[c] / copies for c in range(copies)], dim=1)[:, perm]
+    if bias:
+        out["out.bias"] = sd["out.bias"]
+    big.load_state_dict(out)
+    return base.eval(), big.eval()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("depth", [1, 2])
+def test_merging_exact_duplicates_leaves_the_function_unchanged(bias, depth):
+    base, big = _duplicated(bias, depth)
+    x = torch.randn(200, 5, dtype=torch.float64)
+    assert torch.allclose(big(x), base(x), atol=1e-10)  # the construction itself
+    reduced, info = pruning.remove_redundant_units(big, tol=1e-9)
+    assert info.widths_before == [12] * depth
+    assert info.widths_after == [4] * depth and info.merged == [8] * depth
+    assert torch.allclose(reduced(x), big(x), atol=1e-9)
+
+
+def test_merging_does_not_touch_distinct_or_negatively_scaled_units():
+    torch.manual_seed(4)
+    model = models.mlp(in_features=3, num_classes=2, width=6, depth=1).double().eval()
+    with torch.no_grad():  # unit 1 = -unit 0: opposite directions compute different functions
+        model.hidden[0].weight[1] = -model.hidden[0].weight[0]
+        model.hidden[0].bias[1] = -model.hidden[0].bias[0]
+    reduced, info = pruning.remove_redundant_units(model, tol=0.0)
+    assert info.widths_after == [6]
+    x = torch.randn(50, 3, dtype=torch.float64)
+    assert torch.allclose(reduced(x), model(x))
+
+
+def test_dead_units_are_dropped_without_changing_outputs_on_the_data():
+    torch.manual_seed(5)
+    model = models.mlp(in_features=4, num_classes=3, width=10, depth=1).eval()
+    with torch.no_grad():
+        model.hidden[0].weight[:3] = 0.0
+        model.hidden[0].bias[:3] = -1.0  # never active
+    x = torch.randn(100, 4)
+    reduced, info = pruning.remove_redundant_units(model, tol=0.0, inputs=x)
+    assert info.dead == [3] and info.widths_after == [7]
+    assert torch.allclose(reduced(x), model(x), atol=1e-6)
+
+
+def test_near_duplicates_merge_only_within_tolerance():
+    torch.manual_seed(6)
+    base, big = _duplicated(True, 1)
+    with torch.no_grad():
+        big.hidden[0].weight.add_(1e-3 * torch.randn_like(big.hidden[0].weight))
+    x = torch.randn(100, 5, dtype=torch.float64)
+    assert pruning.remove_redundant_units(big, tol=0.0)[1].widths_after == [12]
+    reduced, info = pruning.remove_redundant_units(big, tol=1e-2)
+    assert info.widths_after == [4]
+    assert (reduced(x) - big(x)).abs().max() < 0.05
+
+
+def test_padding_with_zero_units_keeps_the_function():
+    torch.manual_seed(7)
+    model = models.mlp(in_features=5, num_classes=3, width=[4, 6], depth=2).eval()
+    padded = pruning.pad_hidden(model, [9, 6])
+    x = torch.randn(20, 5)
+    assert [m.out_features for m in padded.hidden] == [9, 6]
+    assert torch.allclose(padded(x), model(x), atol=1e-6)
+    with pytest.raises(ValueError):
+        pruning.pad_hidden(model, [3, 6])
