@@ -1,0 +1,217 @@
+"""Re-normalisation (REPAIR, RESCALE, RESHIFT, RESET, data-independent) and activation statistics."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from lmc_utils import activations, models, renorm
+from lmc_utils.data import TensorData
+from lmc_utils.interpolation import interpolate
+
+
+def _model(kind: str, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    if kind == "mlp":
+        return models.mlp(in_features=12, num_classes=3, width=16, depth=3).eval()
+    if kind == "mlp_ln":
+        return models.mlp(in_features=12, num_classes=3, width=16, depth=3, norm="layernorm").eval()
+    if kind == "mlp_nobias":
+        return models.mlp(in_features=12, num_classes=3, width=16, depth=3, bias=False).eval()
+    if kind == "vgg":
+        return models.vgg("vgg11", in_channels=1, num_classes=3, image_size=8, norm="none", width_multiplier=0.0625).eval()
+    if kind == "vgg_ln":
+        return models.vgg("vgg11", in_channels=1, num_classes=3, image_size=8, norm="layernorm",
+                          width_multiplier=0.0625).eval()
+    if kind == "resnet":
+        return models.resnet20(in_channels=1, num_classes=3, norm="none", width_multiplier=0.125).eval()
+    if kind == "vgg_bn":
+        return models.vgg("vgg11", in_channels=1, num_classes=3, image_size=8, norm="batchnorm",
+                          width_multiplier=0.0625).eval()
+    raise ValueError(kind)
+
+
+def _inputs(kind: str, n: int = 48, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    shape = (12,) if kind.startswith("mlp") else (1, 8, 8)
+    return torch.randn(n, *shape, generator=g)
+
+
+def _midpoint(kind: str):
+    a, b = _model(kind, 0), _model(kind, 1)
+    mid = _model(kind, 2)
+    mid.load_state_dict(interpolate(a.state_dict(), b.state_dict(), 0.5))
+    return a, b, mid
+
+
+KINDS = ["mlp", "mlp_ln", "vgg", "vgg_ln", "resnet"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_repair_at_lambda_zero_leaves_the_endpoint_unchanged(kind):
+    a, b, _ = _midpoint(kind)
+    x = _inputs(kind)
+    goal = renorm.goal_statistics([a, b], [1.0, 0.0], x)
+    for sequential in (False, True):
+        fixed = renorm.repair(a, goal, x, sequential=sequential)
+        assert type(fixed) is type(a) and fixed is not a
+        with torch.no_grad():
+            torch.testing.assert_close(fixed(x), a(x), rtol=1e-4, atol=1e-5)
+        assert set(fixed.state_dict()) == set(a.state_dict())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("mode", renorm.MODES)
+def test_sequential_correction_reaches_the_goal_statistics(kind, mode):
+    a, b, mid = _midpoint(kind)
+    x = _inputs(kind)
+    goal = renorm.goal_statistics([a, b], [0.5, 0.5], x)
+    before = {k: v.clone() for k, v in mid.state_dict().items()}
+    fixed = renorm.correct(mid, goal, x, mode=mode, sequential=True)
+    assert all(torch.equal(before[k], v) for k, v in mid.state_dict().items()), "input model was modified"
+    names = [p.name for p in renorm.correction_points(mid)]
+    after = activations.output_moments(fixed, names, x)
+    orig = activations.output_moments(mid, names, x)
+    for n in names:
+        mean, std = after[n]
+        gm, gs = goal[n]
+        if mode in ("repair", "rescale"):
+            torch.testing.assert_close(std, gs, rtol=1e-3, atol=1e-5)
+        if mode in ("repair", "reshift"):
+            torch.testing.assert_close(mean, gm, rtol=1e-3, atol=1e-4)
+    if mode == "reshift":  # only the first point is guaranteed to keep its spread
+        first = names[0]
+        torch.testing.assert_close(after[first][1], orig[first][1], rtol=1e-4, atol=1e-6)
+
+
+def test_one_pass_corrects_the_first_layer_exactly_and_uses_uncorrected_statistics():
+    a, b, mid = _midpoint("mlp")
+    x = _inputs("mlp")
+    goal = renorm.goal_statistics([a, b], [0.5, 0.5], x)
+    one = renorm.repair(mid, goal, x)
+    seq = renorm.repair(mid, goal, x, sequential=True)
+    names = [p.name for p in renorm.correction_points(mid)]
+    s_one, s_seq = activations.output_moments(one, names, x), activations.output_moments(seq, names, x)
+    torch.testing.assert_close(s_one[names[0]][1], goal[names[0]][1], rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(s_one[names[-1]][1], s_seq[names[-1]][1], rtol=1e-3)
+
+
+def test_average_goal_gives_every_channel_the_layer_mean_std():
+    a, b, mid = _midpoint("mlp")
+    x = _inputs("mlp")
+    goal = renorm.goal_statistics([a, b], [0.5, 0.5], x)
+    fixed = renorm.rescale(mid, goal, x, average=True, sequential=True)
+    for n, (mean, std) in activations.output_moments(fixed, [p.name for p in renorm.correction_points(mid)], x).items():
+        torch.testing.assert_close(std, torch.full_like(std, float(goal[n][1].mean())), rtol=1e-3, atol=1e-6)
+
+
+def test_goal_statistics_is_the_weighted_combination():
+    a, b, _ = _midpoint("vgg")
+    x = _inputs("vgg")
+    ga, gb = renorm.goal_statistics([a], [1.0], x), renorm.goal_statistics([b], [1.0], x)
+    g = renorm.goal_statistics([a, b], [0.25, 0.75], x)
+    for n in g:
+        torch.testing.assert_close(g[n][0], 0.25 * ga[n][0] + 0.75 * gb[n][0])
+        torch.testing.assert_close(g[n][1], 0.25 * ga[n][1] + 0.75 * gb[n][1])
+    with pytest.raises(ValueError, match="one weight per model"):
+        renorm.goal_statistics([a, b], [1.0], x)
+
+
+def test_correction_keeps_a_pruned_model_exactly_as_sparse():
+    a, b, mid = _midpoint("mlp")
+    with torch.no_grad():
+        for p in mid.parameters():
+            if p.ndim == 2:
+                p.mul_((torch.rand_like(p) > 0.7).float())
+    x = _inputs("mlp")
+    fixed = renorm.repair(mid, renorm.goal_statistics([a], [1.0], x), x, sequential=True)
+    for (k, p), q in zip(mid.state_dict().items(), fixed.state_dict().values()):
+        if p.ndim == 2:
+            assert torch.equal(p == 0, q == 0), k
+
+
+def test_bias_free_model_rescale_keeps_no_bias_and_repair_creates_one():
+    a, b, mid = _midpoint("mlp_nobias")
+    x = _inputs("mlp_nobias")
+    goal = renorm.goal_statistics([a, b], [0.5, 0.5], x)
+    assert set(renorm.rescale(mid, goal, x).state_dict()) == set(mid.state_dict())
+    repaired = renorm.repair(mid, goal, x, sequential=True)
+    assert "hidden.0.bias" in repaired.state_dict() and "hidden.0.bias" not in mid.state_dict()
+    mean, _ = activations.output_moments(repaired, ["norms.2"], x)["norms.2"]
+    torch.testing.assert_close(mean, goal["norms.2"][0], rtol=1e-3, atol=1e-4)
+
+
+def test_dead_channel_is_not_rescaled():
+    a, b, mid = _midpoint("mlp")
+    with torch.no_grad():
+        mid.hidden[0].weight[3] = 0.0  # channel 3 is constant (its bias)
+    x = _inputs("mlp")
+    goal = renorm.goal_statistics([a, b], [0.5, 0.5], x)
+    fixed = renorm.rescale(mid, goal, x)
+    assert torch.isfinite(fixed.hidden[0].bias).all()
+    assert fixed.hidden[0].bias[3] == mid.hidden[0].bias[3]
+
+
+def test_bad_mode_and_foreign_goal_are_errors():
+    a, b, mid = _midpoint("mlp")
+    x = _inputs("mlp")
+    goal = renorm.goal_statistics([a], [1.0], x)
+    with pytest.raises(ValueError, match="unknown mode"):
+        renorm.correct(mid, goal, x, mode="rescaled")
+    v = _model("vgg", 0)
+    with pytest.raises(ValueError, match="lack points"):
+        renorm.correct(v, goal, _inputs("vgg"))
+
+
+def test_reset_and_data_independent_reset_on_batchnorm():
+    m = _model("vgg_bn", 0)
+    x = _inputs("vgg_bn", 128)
+    data = TensorData(x, torch.zeros(128, dtype=torch.long), 3, "synthetic", "train")
+    r = renorm.reset(m, data, batch_size=128)
+    assert r is not m
+    bn = r.features[0].norm
+    conv_out = r.features[0].conv(x)
+    torch.testing.assert_close(bn.running_mean, conv_out.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+    ind = renorm.per_batch(m)  # evaluates with batch statistics, as BatchNorm in train mode does
+    with torch.no_grad():
+        torch.testing.assert_close(ind.eval()(x), copy.deepcopy(m).train()(x))
+        assert not torch.allclose(ind(x), m(x), atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "vgg_ln", "resnet"])
+def test_data_independent_repair_hits_the_goal_on_every_batch(kind):
+    a, b, mid = _midpoint(kind)
+    x = _inputs(kind)
+    goal = renorm.goal_statistics([a, b], [0.5, 0.5], x)
+    ind = renorm.per_batch(mid, goal, mode="repair").eval()
+    first = renorm.correction_points(mid)[0].name
+    names = [n for n, m in ind.named_modules() if isinstance(m, renorm.BatchCorrection)]
+    assert len(names) == len(renorm.correction_points(mid))
+    y = activations.output_moments(ind, [names[0]], x[:32], batch_size=32)[names[0]]
+    torch.testing.assert_close(y[0], goal[first][0], rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(y[1], goal[first][1], rtol=1e-2, atol=1e-3)
+
+
+def test_layer_statistics_of_an_mlp_by_hand():
+    m = _model("mlp", 0)
+    x = _inputs("mlp", 100)
+    stats = activations.layer_statistics(m, x, batch_size=30)
+    assert list(stats) == ["acts.0", "acts.1", "acts.2"]
+    pre = m.hidden[0](x).double()
+    post = pre.clamp_min(0)
+    s = stats["acts.0"]
+    torch.testing.assert_close(s.pre_mean, pre.mean(0).detach())
+    torch.testing.assert_close(s.pre_std, pre.std(0, unbiased=False).detach())
+    torch.testing.assert_close(s.post_std, post.std(0, unbiased=False).detach())
+    torch.testing.assert_close(s.zero_share, (post == 0).double().mean(0))
+    table = activations.statistics_table(m, x)
+    assert list(table["module"]) == list(stats) and (table["zero_share"].between(0, 1)).all()
+
+
+def test_layer_statistics_of_a_resnet_cover_every_relu():
+    m = _model("resnet", 0)
+    stats = activations.layer_statistics(m, _inputs("resnet", 8))
+    relus = [n for n, mod in m.named_modules() if isinstance(mod, nn.ReLU)]
+    assert list(stats) == relus
+    assert all(s.pre_std.shape == s.zero_share.shape for s in stats.values())
