@@ -27,12 +27,17 @@ state-dict entries and no longer loads into a bias-free build of the architectur
 **Dead channels**: a channel whose measured standard deviation is (numerically) zero cannot be
 rescaled; its scale is left at 1 (REPAIR/RESHIFT still shift its mean to the goal).
 
-**One-pass vs sequential**: one-pass (``sequential=False``) measures every point's statistics in
-the uncorrected network in one forward pass, then corrects all points; later layers then see
-corrected inputs, so their statistics end up off the goal. Sequential measures and corrects one
-point at a time in forward order, so every point ends exactly on its goal (on the same inputs).
-(Jordan et al.'s original implementation lies in between: BatchNorm layers in train mode, which
-normalise each batch with its own statistics while accumulating.)
+**One-pass vs sequential**: one-pass (``sequential=False``) is Jordan et al.'s implementation:
+one pass over the data in which every point is already corrected with the statistics of the
+current batch (BatchNorm in train mode, with the goal as its affine parameters) while the
+uncorrected statistics are accumulated (average of batch means and of batch variances); then
+all points are folded at once. Later points are thus measured behind batch-wise corrected
+inputs, not behind the final folded correction, so with several batches they end slightly off
+their goal (with one batch, one-pass equals sequential). Sequential (Qu & Horvath App. F.1)
+measures and corrects one point at a time in forward order on the whole input, so every point
+ends exactly on its goal (on the same inputs). Measuring all points in the *uncorrected*
+network instead would compound the corrections of successive layers (in a collapsed midpoint
+every scale is > 1) and is not offered.
 
 **Data-independent mode** (:func:`per_batch`, Qu & Horvath App. F.2): the interpolated network
 is never shown data before evaluation; it is evaluated "in train mode", i.e. each point is
@@ -196,7 +201,7 @@ def correct(model: nn.Module, goal: Mapping[str, tuple[torch.Tensor, torch.Tenso
     out = copy.deepcopy(model).eval()
     if not isinstance(inputs, torch.Tensor):
         inputs = list(inputs)
-    measured = None if sequential else output_moments(out, [p.name for p in points], inputs, batch_size)
+    measured = None if sequential else _one_pass_statistics(model, goal, inputs, mode, average, batch_size)
     for p in points:
         mu, sigma = (output_moments(out, [p.name], inputs, batch_size)[p.name] if sequential else measured[p.name])
         gm, gs = _goal(goal, p.name, average)
@@ -228,25 +233,55 @@ def reset(model: nn.Module, data: TensorData, batch_size: int = 256, max_samples
 
 class BatchCorrection(nn.Module):
     """Maps each channel of its input onto goal statistics using the statistics of the current
-    batch (always, in train and eval mode): the data-independent correction of :func:`per_batch`."""
+    batch (always, in train and eval mode): the data-independent correction of :func:`per_batch`.
+    With ``record=True`` it also accumulates the batch means and variances of its input (float64)."""
 
-    def __init__(self, goal_mean: torch.Tensor, goal_std: torch.Tensor, mode: str, eps: float = 1e-5):
+    def __init__(self, goal_mean: torch.Tensor, goal_std: torch.Tensor, mode: str, eps: float = 0.0,
+                 record: bool = False):
         super().__init__()
         self.register_buffer("goal_mean", goal_mean.float().clone())
         self.register_buffer("goal_std", goal_std.float().clone())
-        self.mode, self.eps = mode, eps
+        self.mode, self.eps, self.record = mode, eps, record
+        self.batches, self.mean_sum, self.var_sum = 0, 0.0, 0.0
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         dims = [0, 2, 3] if y.ndim == 4 else list(range(y.ndim - 1))
         shape = [1, -1, 1, 1] if y.ndim == 4 else [1] * (y.ndim - 1) + [-1]
         mu = y.mean(dims, keepdim=True)
-        sigma = (y.var(dims, unbiased=False, keepdim=True) + self.eps).sqrt()
+        var = y.var(dims, unbiased=False, keepdim=True)
+        if self.record:
+            self.batches += 1
+            self.mean_sum = self.mean_sum + mu.detach().double().flatten().cpu()
+            self.var_sum = self.var_sum + var.detach().double().flatten().cpu()
         gm, gs = self.goal_mean.view(shape), self.goal_std.view(shape)
+        if self.mode == "reshift":
+            return y - mu + gm
+        sigma = (var + self.eps).sqrt()
+        dead = sigma <= 1e-6 * (mu.abs() + sigma.mean() + 1e-12)  # as in correct(): no rescaling
+        scale = torch.where(dead, torch.ones_like(sigma), gs / sigma.clamp_min(1e-30))
         if self.mode == "repair":
-            return (y - mu) / sigma * gs + gm
-        if self.mode == "rescale":
-            return y / sigma * gs
-        return y - mu + gm
+            return (y - mu) * scale + gm
+        return y * scale
+
+
+def _one_pass_statistics(model: nn.Module, goal, inputs, mode: str, average: bool,
+                         batch_size: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Jordan et al.'s statistics pass: every point corrected batch-wise while its uncorrected
+    statistics (mean of batch means, root of the mean of batch variances) are accumulated."""
+    probe = per_batch(model, goal, mode=mode, average=average)
+    recorders = {n.rpartition(".")[0]: m for n, m in probe.named_modules() if isinstance(m, BatchCorrection)}
+    for m in recorders.values():
+        m.record = True
+    device = next(probe.parameters()).device
+    with torch.no_grad():
+        for x in (inputs.split(batch_size) if isinstance(inputs, torch.Tensor) else inputs):
+            probe(x.to(device))
+    out = {}
+    for wrapped, m in recorders.items():
+        if m.batches == 0:
+            raise ValueError("no inputs to measure statistics on")
+        out[wrapped] = (m.mean_sum / m.batches, (m.var_sum / m.batches).sqrt())
+    return out
 
 
 def per_batch(model: nn.Module, goal: Mapping[str, tuple[torch.Tensor, torch.Tensor]] | None = None,

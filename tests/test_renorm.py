@@ -85,16 +85,19 @@ def test_sequential_correction_reaches_the_goal_statistics(kind, mode):
         torch.testing.assert_close(after[first][1], orig[first][1], rtol=1e-4, atol=1e-6)
 
 
-def test_one_pass_corrects_the_first_layer_exactly_and_uses_uncorrected_statistics():
+def test_one_pass_is_sequential_with_one_batch_and_close_with_several():
     a, b, mid = _midpoint("mlp")
     x = _inputs("mlp")
     goal = renorm.goal_statistics([a, b], [0.5, 0.5], x)
-    one = renorm.repair(mid, goal, x)
     seq = renorm.repair(mid, goal, x, sequential=True)
+    one = renorm.repair(mid, goal, x, batch_size=len(x))
+    for p, q in zip(seq.parameters(), one.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-4)
     names = [p.name for p in renorm.correction_points(mid)]
-    s_one, s_seq = activations.output_moments(one, names, x), activations.output_moments(seq, names, x)
-    torch.testing.assert_close(s_one[names[0]][1], goal[names[0]][1], rtol=1e-4, atol=1e-6)
-    assert not torch.allclose(s_one[names[-1]][1], s_seq[names[-1]][1], rtol=1e-3)
+    several = renorm.repair(mid, goal, x, batch_size=12)
+    s = activations.output_moments(several, names, x)
+    torch.testing.assert_close(s[names[0]][0], goal[names[0]][0], rtol=1e-4, atol=1e-5)  # batch means average exactly
+    assert not torch.allclose(s[names[-1]][1], goal[names[-1]][1], rtol=1e-4)
 
 
 def test_average_goal_gives_every_channel_the_layer_mean_std():
