@@ -78,6 +78,14 @@ def prune_model(model: nn.Module, sparsity: float, method: str = "global_magnitu
     if not layers:
         raise ValueError("the model has no Linear or Conv2d layer to prune")
     params = [(m, "weight") for _, m in layers]
+    # torch.nn.utils.prune flattens with .view(-1), which fails on channels-last conv weights
+    # (see lmc_utils.device.place): prune in the default layout, restore the layout afterwards.
+    layouts = {}
+    for m, name in params:
+        w = getattr(m, name)
+        if w.ndim == 4 and not w.is_contiguous() and w.is_contiguous(memory_format=torch.channels_last):
+            layouts[m] = torch.channels_last
+        w.data = w.data.contiguous()
     if method == "global_magnitude":
         prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=float(sparsity))
     elif method == "layer_magnitude":
@@ -91,7 +99,7 @@ def prune_model(model: nn.Module, sparsity: float, method: str = "global_magnitu
             raise ValueError(f"scores lack layers {missing[:5]}")
         importance = {}
         for n, m in layers:
-            s = scores[n].to(m.weight.device)
+            s = scores[n].to(m.weight.device).contiguous()
             if s.shape != m.weight.shape:
                 raise ValueError(f"scores[{n!r}] has shape {tuple(s.shape)}, the weight {tuple(m.weight.shape)}")
             importance[(m, "weight")] = s
@@ -99,6 +107,8 @@ def prune_model(model: nn.Module, sparsity: float, method: str = "global_magnitu
                                   amount=float(sparsity))
     for m, name in params:
         prune.remove(m, name)
+        w = getattr(m, name)
+        w.data = w.data.contiguous(memory_format=layouts.get(m, torch.contiguous_format))
     return pruned
 
 

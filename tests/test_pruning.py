@@ -43,6 +43,20 @@ def test_achieved_sparsity_equals_requested(case, method, sparsity):
         assert not changed.any() or (k.endswith("weight") and (v[changed] == 0).all()), k
 
 
+@pytest.mark.parametrize("method", pruning.METHODS)
+def test_channels_last_conv_nets_can_be_pruned(method):
+    torch.manual_seed(0)
+    model = CASES["vgg11-batchnorm"]().to(memory_format=torch.channels_last).eval()
+    scores = {n: torch.rand_like(m.weight) for n, m in pruning.prunable(model)} if method == "fisher" else None
+    pruned = pruning.prune_model(model, 0.6, method, scores=scores)
+    assert abs(pruning.sparsity(pruned) - 0.6) < 0.01
+    conv = pruned.features[1].conv.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(2, 1, 28, 28)
+    dense_like = pruning.prune_model(model, 0.0, method, scores=scores)
+    assert torch.allclose(dense_like(x), model(x), atol=1e-5)
+
+
 def test_global_magnitude_removes_the_smallest_weights_overall():
     torch.manual_seed(1)
     model = models.mlp(in_features=6, num_classes=3, width=8, depth=2)
