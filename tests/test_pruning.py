@@ -199,3 +199,57 @@ def test_padding_with_zero_units_keeps_the_function():
     assert torch.allclose(padded(x), model(x), atol=1e-6)
     with pytest.raises(ValueError):
         pruning.pad_hidden(model, [3, 6])
+
+
+# --- the notebook's protocol helpers (lmc_utils.pruning_study) ---------------------------------
+
+from lmc_utils import pruning_study  # noqa: E402
+from lmc_utils.activations import layer_statistics  # noqa: E402
+
+
+@pytest.mark.parametrize("case", ["mlp", "mlp-layernorm", "vgg11-none"])
+def test_repair_after_pruning_restores_the_dense_statistics_and_keeps_sparsity(case):
+    torch.manual_seed(0)
+    dense = CASES[case]().eval()
+    data = _data(input_shape(case), n=128, classes=5)
+    pruned = pruning.prune_model(dense, 0.8, "global_magnitude")
+    fixed = pruning_study.renormalize(dense, pruned, data)
+    assert pruning.sparsity(fixed) == pruning.sparsity(pruned)
+    d, p, f = (layer_statistics(m, data.x) for m in (dense, pruned, fixed))
+    for name in d:
+        alive = f[name].pre_std > 1e-6  # channels whose inputs were all pruned cannot be rescaled
+        assert alive.float().mean() > 0.5
+        err_p = (p[name].pre_std - d[name].pre_std)[alive].abs().max()
+        err_f = (f[name].pre_std - d[name].pre_std)[alive].abs().max()
+        assert err_f < 1e-3 * (1 + d[name].pre_std.max()) and err_f < err_p, name
+
+
+def test_reset_after_pruning_a_batchnorm_model_recomputes_its_statistics():
+    torch.manual_seed(0)
+    dense = CASES["vgg11-batchnorm"]().eval()
+    data = _data(input_shape("vgg11-batchnorm"), n=64, classes=10)
+    pruned = pruning.prune_model(dense, 0.5, "layer_magnitude")
+    fixed = pruning_study.renormalize(dense, pruned, data)
+    bn = fixed.features[0].norm
+    assert not torch.equal(bn.running_var, pruned.features[0].norm.running_var)
+    with torch.no_grad():
+        pre = fixed.features[0].conv(data.x)
+    assert torch.allclose(bn.running_mean, pre.mean((0, 2, 3)), atol=1e-4)
+    assert pruning.sparsity(fixed) == pruning.sparsity(pruned)
+
+
+def test_describe_pruning_verdicts_follow_the_numbers():
+    rows = []
+    for method in ("global_magnitude", "fisher"):
+        for sp, pruned, fixed in ((0.5, 0.95, 0.96), (0.9, 0.30, 0.80 if method == "global_magnitude" else 0.40)):
+            rows.append({"experiment": "e", "method": method, "sparsity": sp, "pruned": pruned,
+                         "renormalized": fixed, "gain": fixed - pruned, "dense": 0.97, "renorm": "REPAIR"})
+    import pandas as pd
+    table = pd.DataFrame(rows)
+    samples = pd.DataFrame([{"experiment": "e", "method": "global_magnitude", "sparsity": 0.9, "label": lab,
+                             "n_samples": n, "accuracy": acc}
+                            for lab, n, acc in (("none", 0, 0.3), ("64", 64, 0.78), ("all", 1000, 0.8))])
+    text = pruning_study.describe_pruning(table, samples, pd.DataFrame())
+    assert "e, global magnitude: held (75% recovered" in text
+    assert "e, diagonal Fisher: did not hold (15% recovered" in text
+    assert "Claim 2 (one batch suffices), e: held: 64 examples give 96%" in text
