@@ -218,3 +218,32 @@ def test_layer_statistics_of_a_resnet_cover_every_relu():
     relus = [n for n, mod in m.named_modules() if isinstance(mod, nn.ReLU)]
     assert list(stats) == relus
     assert all(s.pre_std.shape == s.zero_share.shape for s in stats.values())
+
+
+def test_homogeneous_interpolation_endpoints_and_bias_weights():
+    from lmc_utils.renorm_study import homogeneous_interpolate
+
+    a, b, mid = _midpoint("mlp")
+    sa, sb = a.state_dict(), b.state_dict()
+    for lam, ref in ((0.0, sa), (1.0, sb)):
+        out = homogeneous_interpolate(mid, sa, sb, lam)
+        assert all(torch.allclose(out[k], ref[k]) for k in ref)
+    out = homogeneous_interpolate(mid, sa, sb, 0.5)
+    torch.testing.assert_close(out["hidden.0.weight"], 0.5 * (sa["hidden.0.weight"] + sb["hidden.0.weight"]))
+    torch.testing.assert_close(out["hidden.1.bias"], 0.25 * (sa["hidden.1.bias"] + sb["hidden.1.bias"]))
+    torch.testing.assert_close(out["out.bias"], 0.0625 * (sa["out.bias"] + sb["out.bias"]))
+
+
+def test_curve_barriers_and_steps_to_accuracy():
+    import pandas as pd
+
+    from lmc_utils.renorm_study import curve_barriers, steps_to_accuracy
+
+    c = pd.DataFrame({"k": "x", "lam": [0, 0.5, 1], "loss": [1.0, 3.0, 2.0], "accuracy": [0.9, 0.5, 0.8]})
+    r = curve_barriers(c, ["k"]).iloc[0]
+    assert r["loss_barrier"] == pytest.approx(1.5) and r["accuracy_barrier"] == pytest.approx(0.35)
+    assert r["midpoint_accuracy"] == 0.5
+    h = pd.DataFrame({"start": ["a"] * 3 + ["b"] * 3, "steps": [10, 20, 30] * 2,
+                      "train_accuracy": [0.5, 0.91, 0.95, 0.1, 0.2, 0.3]})
+    s = steps_to_accuracy(h, 0.9).set_index("start")
+    assert s.loc["a", "steps_to_target"] == 20 and s.loc["b", "steps_to_target"] != s.loc["b", "steps_to_target"]
