@@ -100,3 +100,173 @@ def plot_identity_share(summary: pd.DataFrame):
     ax.set_ylim(-0.02, 1.02)
     ax.legend()
     return fig
+
+
+THREE_MODEL_LABELS = {"naive": "naive", "weight": "WM", "activation": "AM", "ste": "STE"}
+THREE_MODEL_COLORS = {"naive": "#7f7f7f", "weight": "#1f77b4", "activation": "#d62728", "ste": "#2ca02c"}
+
+
+def plot_planes(planes: pd.DataFrame, title: str = "", split: str | None = None):
+    """Contour plots of the test loss (log10) and accuracy on the plane through a, pi_b(b) and
+    pi_c(c), one column per alignment method (``planes`` from :func:`lmc_utils.interpolation.plane_grid`
+    with a ``method`` column); the three models are marked. Colour scales are shared per row."""
+    import numpy as np
+
+    split = split or planes["split"].iloc[0]
+    planes = planes[planes["split"] == split]
+    methods = list(dict.fromkeys(planes["method"]))
+    fig, axes = plt.subplots(2, len(methods), figsize=(4.0 * len(methods) + 0.8, 6.4), squeeze=False)
+    grid = planes[planes["point"] == "grid"]
+    for row, (metric, cmap) in enumerate((("loss", "viridis"), ("accuracy", "magma"))):
+        vals = np.log10(grid["loss"]) if metric == "loss" else grid["accuracy"]
+        levels = np.linspace(float(vals.min()), float(vals.max()), 16)
+        for col, m in enumerate(methods):
+            ax = axes[row, col]
+            g = grid[grid["method"] == m]
+            xs, ys = np.unique(g["x"]), np.unique(g["y"])
+            z = g.pivot_table(index="y", columns="x", values=metric).reindex(index=ys, columns=xs).to_numpy()
+            z = np.log10(z) if metric == "loss" else z
+            cs = ax.contourf(xs, ys, z, levels=levels, cmap=cmap)
+            pts = planes[(planes["method"] == m) & (planes["point"] != "grid")]
+            names = {"a": r"$\theta_a$", "b": r"$\pi_b(\theta_b)$", "c": r"$\pi_c(\theta_c)$"}
+            for p in pts.itertuples():
+                ax.plot(p.x, p.y, "o", color="white", markeredgecolor="black")
+                ax.annotate(f"{names[p.point]}\n{100 * p.accuracy:.1f}%", (p.x, p.y), color="white",
+                            fontsize=8, xytext=(4, 4), textcoords="offset points")
+            ax.set_aspect("equal")
+            ax.grid(False)
+            ax.set_title(f"{THREE_MODEL_LABELS.get(m, m)}: {'log10 loss' if metric == 'loss' else 'accuracy'} ({split})")
+            ax.set_xlabel("distance along a→π_b(b)")
+        axes[row, 0].set_ylabel("orthogonal distance")
+        fig.colorbar(cs, ax=axes[row].tolist(), label="log10 cross-entropy" if metric == "loss" else "accuracy")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_three_model_barriers(summary: pd.DataFrame, title: str = ""):
+    """Accuracy barriers (mean +- std over triples) for each pair of the three aligned models,
+    one bar per method (``summary`` from :func:`lmc_utils.three_models.barrier_summary`)."""
+    import numpy as np
+
+    pairs = list(dict.fromkeys(summary["pair"]))
+    methods = list(dict.fromkeys(summary["method"]))
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.2))
+    width = 0.8 / len(methods)
+    for ax, metric, scale, label in ((axes[0], "loss_barrier", 1.0, "loss barrier (nats)"),
+                                     (axes[1], "accuracy_barrier", 100.0, "accuracy barrier (points)")):
+        for i, m in enumerate(methods):
+            s = summary[summary["method"] == m].set_index("pair").reindex(pairs)
+            ax.bar(np.arange(len(pairs)) + (i - (len(methods) - 1) / 2) * width, scale * s[f"{metric}_mean"],
+                   width, yerr=scale * s[f"{metric}_std"].fillna(0), color=THREE_MODEL_COLORS.get(m),
+                   label=THREE_MODEL_LABELS.get(m, m), capsize=2)
+        ax.set_xticks(np.arange(len(pairs)), pairs)
+        ax.set_ylabel(label)
+    axes[0].legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_singular_alignment(summary: pd.DataFrame, title: str = ""):
+    """Mean top-k singular-vector alignment between a and the aligned b per layer, left (u) and
+    right (v) vectors, one bar per method (``summary`` from
+    :func:`lmc_utils.three_models.alignment_summary`)."""
+    import numpy as np
+
+    layers = list(dict.fromkeys(summary["layer"]))
+    methods = list(dict.fromkeys(summary["method"]))
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.2), sharey=True)
+    width = 0.8 / len(methods)
+    for ax, col, label in ((axes[0], "u_top", "left singular vectors u"), (axes[1], "v_top", "right singular vectors v")):
+        for i, m in enumerate(methods):
+            s = summary[summary["method"] == m].set_index("layer").reindex(layers)
+            ax.bar(np.arange(len(layers)) + (i - (len(methods) - 1) / 2) * width, s[col], width,
+                   color=THREE_MODEL_COLORS.get(m), label=THREE_MODEL_LABELS.get(m, m))
+        ax.set_xticks(np.arange(len(layers)), layers, rotation=30)
+        ax.set_title(label)
+    axes[0].set_ylabel(r"mean $|\langle x_i^a, x_i^b \rangle|$, top-k ranks")
+    axes[0].legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --- notebook 04: re-normalisation ---------------------------------------------------------
+
+VARIANT_COLORS = {"none": "#7f7f7f", "REPAIR": "#1f77b4", "RESCALE": "#2ca02c", "RESCALE (avg)": "#98df8a",
+                  "RESHIFT": "#d62728", "SEQ REPAIR": "#9467bd", "RESET": "#ff7f0e"}
+
+
+def plot_variant_curves(curves: pd.DataFrame, title: str = ""):
+    """Test accuracy and loss along lambda per re-normalisation variant (colour), one row per
+    alignment method."""
+    methods = list(dict.fromkeys(curves["method"]))
+    fig, axes = plt.subplots(len(methods), 2, figsize=(8.4, 2.8 * len(methods)), squeeze=False)
+    for row, method in enumerate(methods):
+        sub = curves[curves["method"] == method]
+        for col, metric in enumerate(("accuracy", "loss")):
+            ax = axes[row, col]
+            for variant, c in sub.groupby("variant", sort=False):
+                ax.plot(c["lam"], c[metric], marker="o", color=VARIANT_COLORS.get(variant), label=variant)
+            ax.set_xlabel(r"$\lambda$")
+            ax.set_ylabel(f"test {metric}")
+            ax.set_title(f"{title}: {METHOD_LABELS.get(method, method)}")
+            if metric == "loss":
+                ax.set_yscale("log")
+    axes[0, 0].legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_activation_profiles(profiles: pd.DataFrame, title: str = ""):
+    """Per hidden layer: mean pre-activation std, post-activation std and share of zero
+    post-activations, one line per model (endpoints, midpoints, repaired midpoints, random init)."""
+    fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.2))
+    styles = {"endpoint": ("-", "#000000"), "naive": ("--", None), "WM": ("-", None), "random": (":", "#8c564b")}
+    for i, (name, p) in enumerate(profiles.groupby("model", sort=False)):
+        ls, color = next((v for k, v in styles.items() if name.startswith(k)), ("-", None))
+        for ax, col in zip(axes, ("pre_std", "post_std", "zero_share")):
+            ax.plot(p["layer"], p[col], ls, marker="o", color=color if color else f"C{i}", label=name,
+                    alpha=0.6 if name.startswith("endpoint") else 1.0)
+    for ax, label in zip(axes, ("pre-activation std (mean over channels)", "post-activation std",
+                                "share of zero post-activations")):
+        ax.set_xlabel("hidden layer")
+        ax.set_ylabel(label)
+    axes[0].set_yscale("log")
+    axes[1].set_yscale("log")
+    fig.suptitle(title)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, -0.12))
+    fig.tight_layout()
+    return fig
+
+
+def plot_bias_curves(curves: pd.DataFrame, title: str = ""):
+    """Test accuracy and loss along lambda (mean over pairs) for each bias-study curve."""
+    m = curves.groupby(["curve", "lam"], sort=False)[["accuracy", "loss"]].mean().reset_index()
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.0))
+    for ax, metric in zip(axes, ("accuracy", "loss")):
+        for i, (name, c) in enumerate(m.groupby("curve", sort=False)):
+            ax.plot(c["lam"], c[metric], marker="o", color=f"C{i}", label=name)
+        ax.set_xlabel(r"$\lambda$")
+        ax.set_ylabel(f"test {metric}")
+    axes[0].legend(loc="best")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_retraining(history: pd.DataFrame, target: float):
+    """Running train accuracy per epoch against optimisation steps, per starting point."""
+    fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    for i, (start, h) in enumerate(history.groupby("start", sort=False)):
+        ax.plot(h["steps"], h["train_accuracy"], marker="o", color=f"C{i}", label=start)
+    ax.axhline(target, color="k", lw=0.8, ls=":")
+    ax.set_xlabel("optimisation steps")
+    ax.set_ylabel("train accuracy (running, per epoch)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
