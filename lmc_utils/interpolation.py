@@ -131,3 +131,90 @@ def barrier(curve: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame.from_dict(rows, orient="index")
     out.index.name = "split"
     return out
+
+
+def plane_basis(state_a: StateDict, state_b: StateDict, state_c: StateDict,
+                ) -> tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor, dict[str, tuple[float, float]]]:
+    """An orthonormal basis of the plane through three states (Gram–Schmidt, float64).
+
+    Over the floating-point entries (``keys``, in state order), with ``a`` the origin:
+    ``e1 = (b - a) / |b - a|``, ``e2`` = the part of ``c - a`` orthogonal to ``e1``, normalised.
+    Plane coordinates are then true Euclidean distances in weight space.
+    Returns ``(keys, a_flat, e1, e2, coords)`` with ``coords = {"a": (0, 0), "b": (|b - a|, 0),
+    "c": (<c - a, e1>, <c - a, e2>)}``. Raises ``ValueError`` if the three states are collinear.
+    """
+    if not (set(state_a) == set(state_b) == set(state_c)):
+        raise ValueError("the three state dicts have different keys (different architectures?)")
+    keys = [k for k, v in state_a.items() if v.is_floating_point()]
+
+    def flat(s: StateDict) -> torch.Tensor:
+        return torch.cat([s[k].detach().double().cpu().reshape(-1) for k in keys])
+
+    a, b, c = flat(state_a), flat(state_b), flat(state_c)
+    if a.shape != b.shape or a.shape != c.shape:
+        raise ValueError("the three state dicts have different shapes")
+    d1, d2 = b - a, c - a
+    n1 = float(d1.norm())
+    if n1 == 0:
+        raise ValueError("states a and b are identical: no plane")
+    e1 = d1 / n1
+    r = d2 - (d2 @ e1) * e1
+    n2 = float(r.norm())
+    if n2 <= 1e-6 * max(n1, float(d2.norm())):  # float32 states: rounding is ~1e-7 relative
+        raise ValueError("the three states are collinear: no plane")
+    e2 = r / n2
+    coords = {"a": (0.0, 0.0), "b": (n1, 0.0), "c": (float(d2 @ e1), n2)}
+    return keys, a, e1, e2, coords
+
+
+def plane_grid(model: nn.Module, state_a: StateDict, state_b: StateDict, state_c: StateDict,
+               data: TensorData | Mapping[str, TensorData], resolution: int = 21, margin: float = 0.2,
+               reset_bn: bool = False, reset_data: TensorData | None = None, batch_size: int = 256,
+               progress: bool = True) -> pd.DataFrame:
+    """Loss and accuracy on a grid in the plane through three models (Garipov et al. 2018;
+    Ito et al. 2025, appendix).
+
+    The plane is spanned by :func:`plane_basis` (origin ``a``, orthonormal axes, so ``x`` and
+    ``y`` are distances in weight space). The grid covers the bounding box of the three models
+    widened by ``margin`` times its size on every side, ``resolution`` points per axis; the three
+    models themselves are evaluated too (at their plane coordinates, which reproduce them).
+    Integer entries (e.g. BN's ``num_batches_tracked``) are taken from ``a``; with ``reset_bn``
+    every point's BN statistics are recomputed on ``reset_data`` (default: the first dataset).
+
+    Returns:
+        long DataFrame ``point, x, y, split, loss, accuracy`` where ``point`` is ``grid`` or one
+        of ``a, b, c``.
+    """
+    from tqdm import tqdm
+
+    if resolution < 2:
+        raise ValueError("resolution must be at least 2")
+    keys, a, e1, e2, coords = plane_basis(state_a, state_b, state_c)
+    datasets = {"data": data} if isinstance(data, TensorData) else dict(data)
+    reset_on = reset_data if reset_data is not None else next(iter(datasets.values()))
+    xs = [p[0] for p in coords.values()]
+    ys = [p[1] for p in coords.values()]
+    wx, wy = max(xs) - min(xs), max(ys) - min(ys)
+    gx = np.linspace(min(xs) - margin * wx, max(xs) + margin * wx, resolution)
+    gy = np.linspace(min(ys) - margin * wy, max(ys) + margin * wy, resolution)
+    points = [("grid", float(x), float(y)) for y in gy for x in gx] + [(n, *xy) for n, xy in coords.items()]
+    template = {k: v.detach().clone() for k, v in state_a.items()}
+    shapes = [(k, template[k].shape, template[k].numel(), template[k].dtype) for k in keys]
+    original = {k: v.clone() for k, v in model.state_dict().items()}
+    rows = []
+    try:
+        for name, x, y in tqdm(points, desc="plane", disable=not progress, leave=False):
+            vec = a + x * e1 + y * e2
+            state, i = dict(template), 0
+            for k, shape, n, dtype in shapes:
+                state[k] = vec[i:i + n].reshape(shape).to(template[k].device, dtype)
+                i += n
+            model.load_state_dict(state)
+            if reset_bn:
+                reset_batchnorm(model, reset_on)
+            for split, ds in datasets.items():
+                loss, acc = evaluate(model, ds, batch_size)
+                rows.append({"point": name, "x": x, "y": y, "split": split, "loss": loss, "accuracy": acc})
+    finally:
+        model.load_state_dict(original)
+    return pd.DataFrame(rows)
