@@ -210,7 +210,8 @@ def plot_variant_curves(curves: pd.DataFrame, title: str = ""):
         for col, metric in enumerate(("accuracy", "loss")):
             ax = axes[row, col]
             for variant, c in sub.groupby("variant", sort=False):
-                ax.plot(c["lam"], c[metric], marker="o", color=VARIANT_COLORS.get(variant), label=variant)
+                ax.plot(c["lam"], c[metric], "--" if variant.startswith("SEQ") else "-", marker="o",
+                        color=VARIANT_COLORS.get(variant), label=variant)
             ax.set_xlabel(r"$\lambda$")
             ax.set_ylabel(f"test {metric}")
             ax.set_title(f"{title}: {METHOD_LABELS.get(method, method)}")
@@ -225,12 +226,19 @@ def plot_activation_profiles(profiles: pd.DataFrame, title: str = ""):
     """Per hidden layer: mean pre-activation std, post-activation std and share of zero
     post-activations, one line per model (endpoints, midpoints, repaired midpoints, random init)."""
     fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.2))
-    styles = {"endpoint": ("-", "#000000"), "naive": ("--", None), "WM": ("-", None), "random": (":", "#8c564b")}
-    for i, (name, p) in enumerate(profiles.groupby("model", sort=False)):
-        ls, color = next((v for k, v in styles.items() if name.startswith(k)), ("-", None))
+    # line style: which model (endpoints, naive or WM midpoint, random init); colour: which correction
+    fixes = {"": "#7f7f7f", "REPAIR": "#1f77b4", "RESCALE": "#2ca02c", "RESET": "#ff7f0e"}
+    for name, p in profiles.groupby("model", sort=False):
+        base, _, fix = name.partition(" + ")
+        if base.startswith("endpoint"):
+            ls, color = "-", "#000000"
+        elif base.startswith("random"):
+            ls, color = ":", "#8c564b"
+        else:
+            ls, color = ("--" if base.startswith("naive") else "-"), fixes.get(fix, "#9467bd")
         for ax, col in zip(axes, ("pre_std", "post_std", "zero_share")):
-            ax.plot(p["layer"], p[col], ls, marker="o", color=color if color else f"C{i}", label=name,
-                    alpha=0.6 if name.startswith("endpoint") else 1.0)
+            ax.plot(p["layer"], p[col], ls, marker="o", color=color, label=name,
+                    alpha=0.5 if base.startswith("endpoint") else 1.0)
     for ax, label in zip(axes, ("pre-activation std (mean over channels)", "post-activation std",
                                 "share of zero post-activations")):
         ax.set_xlabel("hidden layer")

@@ -26,7 +26,7 @@ from .data import TensorData
 from .evaluation import evaluate
 from .interpolation import has_batchnorm, interpolate
 from .rebasin import aligned_states
-from .tables import mean_std
+from .tables import mean_std, paired_ttest
 
 
 @dataclass(frozen=True)
@@ -282,69 +282,100 @@ def _fmt(v: tuple[float, float]) -> str:
     return f"{v[0]:.1f} ± {v[1]:.1f}%"
 
 
-def describe_ablation(summary: pd.DataFrame) -> str:
-    """Markdown verdicts on claims 2–4 (and RESET) from :func:`ablation_summary` tables with an
-    ``experiment`` column. Every comparison is of means over pairs; the std is shown next to it."""
+def _paired(raw: pd.DataFrame, exp: str, method: str, a: str, b: str) -> tuple[float, float]:
+    """Mean accuracy difference ``a - b`` over pairs (points) and its paired t-test p-value."""
+    t = raw[(raw["experiment"] == exp) & (raw["method"] == method)].pivot(index="pair", columns="variant",
+                                                                           values="accuracy")
+    res = paired_ttest(t.assign(_k=0), ["_k"], a, b).iloc[0]
+    return 100 * float(res["diff_mean"]), float(res["p_value"])
+
+
+def _cmp(raw, exp, method, a, b, alpha: float = 0.05) -> str:
+    """``a`` vs ``b``: 'better', 'worse' or 'not significantly different' (paired t-test)."""
+    d, p = _paired(raw, exp, method, a, b)
+    if p == p and p < alpha:
+        word = "better than" if d > 0 else "worse than"
+    else:
+        word = "not significantly different from"
+    return f"{a} is {word} {b} ({d:+.1f} points, p = {p:.2g})"
+
+
+def describe_ablation(raw: pd.DataFrame, alpha: float = 0.05) -> str:
+    """Markdown verdicts on claims 2–4 (and RESET) from the per-pair :func:`midpoint_ablation`
+    table with an ``experiment`` column. Comparisons are paired t-tests over pairs at ``alpha``
+    (with 3 pairs only large, consistent differences are significant)."""
+    summary = ablation_summary(raw)
     lines = []
     for exp, s in summary.groupby("experiment", sort=False):
         ends = [_acc(summary, exp, "-", f"endpoint {k}")[0] for k in "AB"]
         head = f"- **{exp}** (endpoints {ends[0]:.1f}% / {ends[1]:.1f}%):"
+        methods = [m for m in s["method"].unique() if m != "-"]
         if "RESET" in set(s["variant"]):
             parts = []
-            for m in [m for m in s["method"].unique() if m != "-"]:
+            for m in methods:
                 none, reset, ind = (_acc(summary, exp, m, v) for v in ("none", "RESET", "data-indep. RESET"))
                 parts.append(f"{m} midpoint {_fmt(none)} → RESET {_fmt(reset)}, data-independent RESET {_fmt(ind)}")
             lines.append(head + " " + "; ".join(parts) + ".")
             continue
         parts = []
-        for m in [m for m in ("weight", "activation") if m in set(s["method"])]:
+        for m in [m for m in ("weight", "activation") if m in methods]:
             v = {k: _acc(summary, exp, m, k) for k in PLAIN_VARIANTS}
-            c2a = "held" if v["RESCALE"][0] >= v["REPAIR"][0] else "did not hold"
-            c2c = "held" if v["RESHIFT"][0] < v["none"][0] else "did not hold"
-            c4a = "held" if v["SEQ REPAIR"][0] > v["REPAIR"][0] else "did not hold"
             parts.append(
                 f"  - {m} matching: none {_fmt(v['none'])}, REPAIR {_fmt(v['REPAIR'])}, RESCALE {_fmt(v['RESCALE'])}, "
-                f"RESCALE (avg) {_fmt(v['RESCALE (avg)'])}, RESHIFT {_fmt(v['RESHIFT'])}. "
-                f"RESCALE ≥ REPAIR {c2a}; RESHIFT below the uncorrected midpoint {c2c}; "
-                f"RESCALE (avg) is {v['RESCALE'][0] - v['RESCALE (avg)'][0]:+.1f} points from RESCALE. "
-                f"SEQ REPAIR {_fmt(v['SEQ REPAIR'])} > REPAIR {c4a}; SEQ RESCALE {_fmt(v['SEQ RESCALE'])} vs RESCALE "
-                f"({v['SEQ RESCALE'][0] - v['RESCALE'][0]:+.1f} points). Goals from an independent third model: "
-                f"RESCALE {_fmt(v['indep. RESCALE'])}, RESCALE (avg) {_fmt(v['indep. RESCALE (avg)'])} "
-                f"({'above' if v['indep. RESCALE'][0] > v['none'][0] else 'not above'} the uncorrected midpoint). "
-                f"Data-independent REPAIR {_fmt(v['data-indep. REPAIR'])} and RESCALE {_fmt(v['data-indep. RESCALE'])} "
-                f"({v['data-indep. REPAIR'][0] - v['REPAIR'][0]:+.1f} and "
-                f"{v['data-indep. RESCALE'][0] - v['RESCALE'][0]:+.1f} points from the data-based versions).")
-        if "naive" in set(s["method"]) and "weight" in set(s["method"]):
+                f"RESCALE (avg) {_fmt(v['RESCALE (avg)'])}, RESHIFT {_fmt(v['RESHIFT'])}, SEQ REPAIR "
+                f"{_fmt(v['SEQ REPAIR'])}, SEQ RESCALE {_fmt(v['SEQ RESCALE'])}, indep. RESCALE "
+                f"{_fmt(v['indep. RESCALE'])}, indep. RESCALE (avg) {_fmt(v['indep. RESCALE (avg)'])}, data-indep. "
+                f"REPAIR {_fmt(v['data-indep. REPAIR'])}, data-indep. RESCALE {_fmt(v['data-indep. RESCALE'])}.\n"
+                f"    Claim 2: {_cmp(raw, exp, m, 'RESCALE', 'REPAIR', alpha)}; "
+                f"{_cmp(raw, exp, m, 'RESCALE (avg)', 'RESCALE', alpha)}; {_cmp(raw, exp, m, 'RESHIFT', 'none', alpha)}. "
+                f"Claim 4: {_cmp(raw, exp, m, 'SEQ REPAIR', 'REPAIR', alpha)}; "
+                f"{_cmp(raw, exp, m, 'SEQ RESCALE', 'RESCALE', alpha)}; {_cmp(raw, exp, m, 'indep. RESCALE', 'none', alpha)}; "
+                f"{_cmp(raw, exp, m, 'data-indep. REPAIR', 'REPAIR', alpha)}.")
+        if "naive" in methods:
             n = {k: _acc(summary, exp, "naive", k) for k in ("none", "REPAIR", "RESCALE")}
-            w = {k: _acc(summary, exp, "weight", k) for k in ("none", "REPAIR", "RESCALE")}
-            gain_n = max(n["REPAIR"][0], n["RESCALE"][0]) - n["none"][0]
-            gain_w = max(w["REPAIR"][0], w["RESCALE"][0]) - w["none"][0]
-            c3 = "held" if max(n["REPAIR"][0], n["RESCALE"][0]) < max(w["REPAIR"][0], w["RESCALE"][0]) else "did not hold"
-            parts.append(f"  - without matching: none {_fmt(n['none'])}, REPAIR {_fmt(n['REPAIR'])}, RESCALE "
-                         f"{_fmt(n['RESCALE'])} (best gain {gain_n:+.1f} points, vs {gain_w:+.1f} after weight "
-                         f"matching): re-normalisation helps less without matching — {c3}.")
+            text = (f"  - without matching: none {_fmt(n['none'])}, REPAIR {_fmt(n['REPAIR'])}, RESCALE "
+                    f"{_fmt(n['RESCALE'])}. Claim 3 (re-normalisation does not help without matching): "
+                    f"{_cmp(raw, exp, 'naive', 'REPAIR', 'none', alpha)}; {_cmp(raw, exp, 'naive', 'RESCALE', 'none', alpha)}")
+            if "weight" in methods:
+                w = _acc(summary, exp, "weight", "REPAIR")
+                text += (f"; after weight matching REPAIR reaches {_fmt(w)}, "
+                         f"{w[0] - n['REPAIR'][0]:+.1f} points more than without matching")
+            parts.append(text + ".")
         lines.append(head + "\n" + "\n".join(parts))
     return "\n".join(lines)
 
 
 def describe_activations(profiles: pd.DataFrame) -> str:
-    """Markdown summary of the per-layer statistics (with an ``experiment`` column): how far the
-    last hidden layer's pre-activation std falls below the endpoints' in each midpoint, and
-    the share of zero post-activations."""
+    """Markdown summary of the per-layer statistics (with an ``experiment`` column): the
+    pre-activation std of each model relative to the endpoints' in the first and last hidden
+    layer, the share of zero post-activations, and verdicts on variance collapse (claim 1) and on
+    dead neurons in the naive midpoint (claim 3)."""
     lines = []
     for exp, p in profiles.groupby("experiment", sort=False):
         last = p["layer"].max()
         ends = p[p["model"].str.startswith("endpoint")]
-        ref_last = float(ends[ends["layer"] == last]["pre_std"].mean())
-        ref_first = float(ends[ends["layer"] == 0]["pre_std"].mean())
-        parts = []
-        for name in [m for m in p["model"].unique() if not m.startswith("endpoint")]:
-            q = p[p["model"] == name].set_index("layer")
-            parts.append(f"{name}: {q.loc[0, 'pre_std'] / ref_first:.2f} → {q.loc[last, 'pre_std'] / ref_last:.2f}, "
-                         f"zeros {100 * q['zero_share'].mean():.0f}%")
-        zeros_end = 100 * float(ends["zero_share"].mean())
-        lines.append(f"- **{exp}**: pre-activation std relative to the endpoints, first → last hidden layer "
-                     f"(endpoints' zeros {zeros_end:.0f}%) — " + "; ".join(parts) + ".")
+        ref = ends.groupby("layer")["pre_std"].mean()
+        ratio = {name: (p[(p["model"] == name)].set_index("layer")["pre_std"] / ref) for name in p["model"].unique()}
+        zeros = p.groupby("model", sort=False)["zero_share"].mean()
+        parts = [f"{name}: {r.loc[0]:.2f} → {r.loc[last]:.2f}, zeros {100 * zeros[name]:.0f}%"
+                 for name, r in ratio.items() if not name.startswith("endpoint")]
+        wm = ratio.get("WM midpoint")
+        fixed = [n for n in ratio if n.startswith("WM midpoint +")]
+        verdict = ""
+        if wm is not None:
+            collapse = "held" if wm.loc[last] < wm.loc[0] and wm.loc[last] < 1 else "did not hold"
+            verdict += (f" Claim 1 (the WM midpoint's scale shrinks layer by layer and re-normalisation restores it) "
+                        f"{collapse}: {wm.loc[0]:.2f} → {wm.loc[last]:.2f} of the endpoints' std, "
+                        + ", ".join(f"{n[len('WM midpoint + '):]} {ratio[n].loc[last]:.2f}" for n in fixed)
+                        + " in the last layer.")
+        if "naive midpoint" in zeros and "WM midpoint" in zeros:
+            more = "more" if zeros["naive midpoint"] > zeros["WM midpoint"] else "fewer"
+            verdict += (f" Dead neurons (claim 3): the naive midpoint has {more} zero post-activations than the WM "
+                        f"midpoint ({100 * zeros['naive midpoint']:.0f}% vs {100 * zeros['WM midpoint']:.0f}%; "
+                        f"endpoints {100 * float(ends['zero_share'].mean()):.0f}%, random init "
+                        f"{100 * zeros.get('random init', float('nan')):.0f}%).")
+        lines.append(f"- **{exp}**: pre-activation std relative to the endpoints, first → last hidden layer — "
+                     + "; ".join(parts) + "." + verdict)
     return "\n".join(lines)
 
 
@@ -369,7 +400,8 @@ def describe_retraining(steps: pd.DataFrame, target: float) -> str:
     parts = [f"{k}: {'never within the budget' if np.isnan(r['steps_to_target']) else f'{r.steps_to_target:.0f} steps'} "
              f"(first-epoch accuracy {100 * r['first_epoch_accuracy']:.0f}%)" for k, r in s.iterrows()]
     fastest = s["steps_to_target"].fillna(np.inf)
-    order = " < ".join(fastest.sort_values().index)
+    groups = [(v, [k for k in fastest.index if fastest[k] == v]) for v in sorted(set(fastest))]
+    order = " < ".join(" = ".join(ks) + (" (never)" if np.isinf(v) else f" ({v:.0f})") for v, ks in groups)
     held = (fastest.get("WM midpoint", np.inf) < fastest.get("naive midpoint", np.inf)
             and fastest.get("WM midpoint", np.inf) < fastest.get("fresh init", np.inf))
     return (f"- Steps to {100 * target:.0f}% running train accuracy — " + "; ".join(parts) + f".\n- Order: {order}. "

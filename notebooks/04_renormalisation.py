@@ -112,7 +112,7 @@ acc = summary.assign(acc=[f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in zip(summ
 acc.pivot_table(index="variant", columns=["experiment", "method"], values="acc", aggfunc="first", sort=False)
 
 # %%
-display(Markdown(renorm_study.describe_ablation(summary)))
+display(Markdown(renorm_study.describe_ablation(raw)))
 
 # %% [markdown]
 # ## Interpolation curves with each variant
