@@ -41,13 +41,15 @@ RENORM_LABEL = {True: "BatchNorm: RESET", False: "REPAIR"}
 METHOD_COLORS = {"global_magnitude": "#1f77b4", "layer_magnitude": "#2ca02c", "fisher": "#d62728"}
 
 
-def renormalize(dense: nn.Module, pruned: nn.Module, inputs: TensorData) -> nn.Module:
+def renormalize(dense: nn.Module, pruned: nn.Module, inputs: TensorData, goal: renorm.Goal | None = None) -> nn.Module:
     """The re-normalised copy of ``pruned``: RESET (BatchNorm statistics recomputed on ``inputs``)
     for BatchNorm models; otherwise REPAIR (:func:`lmc_utils.renorm.repair`, sequential) towards the
-    per-channel statistics of the unpruned ``dense`` model on the same inputs."""
+    per-channel statistics of the unpruned ``dense`` model on the same inputs (``goal``: those
+    statistics, if already measured by ``renorm.goal_statistics([dense], [1.0], inputs.x)``)."""
     if has_batchnorm(pruned):
         return renorm.reset(pruned, inputs, batch_size=max(1, min(256, len(inputs))))
-    goal = renorm.goal_statistics([dense], [1.0], inputs.x)
+    if goal is None:
+        goal = renorm.goal_statistics([dense], [1.0], inputs.x)
     return renorm.repair(pruned, goal, inputs.x, sequential=True)
 
 
@@ -75,13 +77,15 @@ def pruning_sweep(experiments: dict[str, zoo.TrainConfig], sparsities: list[floa
                   eval_data: dict[str, TensorData], renorm_data: dict[str, TensorData],
                   fisher_data: dict[str, TensorData], sample_sizes: list[int | None],
                   sample_sparsities: list[float], n_models: int = 1, fisher_batches: int = 32,
-                  fisher_batch_size: int = 16, seed: int = 0, device="auto") -> PruningResult:
+                  fisher_batch_size: int = 16, scale_samples: int = 500, seed: int = 0,
+                  device="auto") -> PruningResult:
     """Qu & Horvath's post-pruning re-normalisation on each experiment's trained models.
 
     For ``n_models`` models per experiment (seeds ``seed, seed + 1, ...``), every method and sparsity:
     test loss/accuracy of the pruned model as is (``renorm=False``) and after :func:`renormalize`
     on ``renorm_data[experiment]`` (``renorm=True``). For ``global_magnitude``: the pre-activation
-    scale of every layer relative to the unpruned model, before and after. For the magnitude
+    scale of every layer relative to the unpruned model, before and after (on the first
+    ``scale_samples`` examples of ``renorm_data``). For the magnitude
     methods at ``sample_sparsities``: accuracy after re-normalising from only the first
     ``n`` examples of ``renorm_data`` for each ``n`` in ``sample_sizes`` (``None``: all of it).
     The dicts are keyed by experiment name (datasets differ between experiments).
@@ -91,36 +95,43 @@ def pruning_sweep(experiments: dict[str, zoo.TrainConfig], sparsities: list[floa
         norm = cfg.model.get("norm", "none")
         trained = zoo.get_many([cfg.replace(seed=seed + k) for k in range(n_models)], device=device)
         ev, rd = eval_data[name], renorm_data[name]
+        subsets = {n: rd if n is None else TensorData(rd.x[:n], rd.y[:n], rd.num_classes, rd.name, rd.split)
+                   for n in sample_sizes}
+        scale_x = rd.x[:scale_samples]
         for k, t in enumerate(trained):
             dense = t.model.eval()
             key = {"experiment": name, "norm": norm, "model": k}
             loss, acc = evaluate(dense, ev, 1000)
             dense_rows.append({**key, "loss": loss, "accuracy": acc})
-            dense_stats = layer_statistics(dense, rd.x)
+            dense_stats = layer_statistics(dense, scale_x)
+            bn = has_batchnorm(dense)
+            goal = None if bn else renorm.goal_statistics([dense], [1.0], rd.x)
+            goals = {n: None if (bn or n is None) else renorm.goal_statistics([dense], [1.0], sub.x)
+                     for n, sub in subsets.items()}
             scores = (pruning.fisher_scores(dense, fisher_data[name], fisher_batches, fisher_batch_size, seed=seed)
                       if "fisher" in methods else None)
             jobs = [(m, s) for m in methods for s in sparsities]
             for method, sp in tqdm(jobs, desc=f"prune {name} #{k}", leave=False):
                 pruned = pruning.prune_model(dense, sp, method, scores=scores)
-                fixed = renormalize(dense, pruned, rd)
+                fixed = renormalize(dense, pruned, rd, goal=goal)
                 achieved = pruning.sparsity(pruned)
+                accs = {}
                 for flag, model in ((False, pruned), (True, fixed)):
-                    loss, acc = evaluate(model, ev, 1000)
+                    loss, accs[flag] = evaluate(model, ev, 1000)
                     acc_rows.append({**key, "method": method, "sparsity": sp, "achieved": achieved,
-                                     "renorm": flag, "loss": loss, "accuracy": acc})
+                                     "renorm": flag, "loss": loss, "accuracy": accs[flag]})
                     if method == "global_magnitude":
-                        for r in _scale_rows(dense_stats, model, rd.x):
+                        for r in _scale_rows(dense_stats, model, scale_x):
                             scale_rows.append({"experiment": name, "model": k, "method": method, "sparsity": sp,
                                                "renorm": flag, **r})
                 if method in ("global_magnitude", "layer_magnitude") and sp in sample_sparsities:
-                    for n in sample_sizes:
-                        sub = rd if n is None else TensorData(rd.x[:n], rd.y[:n], rd.num_classes, rd.name, rd.split)
-                        model = renormalize(dense, pruned, sub)
-                        sample_rows.append({**key, "method": method, "sparsity": sp,
-                                            "n_samples": len(sub), "label": "all" if n is None else str(n),
-                                            "accuracy": evaluate(model, ev, 1000)[1]})
                     sample_rows.append({**key, "method": method, "sparsity": sp, "n_samples": 0, "label": "none",
-                                        "accuracy": acc_rows[-2]["accuracy"]})
+                                        "accuracy": accs[False]})
+                    for n, sub in subsets.items():
+                        a = (accs[True] if n is None else
+                             evaluate(renormalize(dense, pruned, sub, goal=goals[n]), ev, 1000)[1])
+                        sample_rows.append({**key, "method": method, "sparsity": sp, "n_samples": len(sub),
+                                            "label": "all" if n is None else str(n), "accuracy": a})
     return PruningResult(pd.DataFrame(acc_rows), pd.DataFrame(sample_rows), pd.DataFrame(scale_rows),
                          pd.DataFrame(dense_rows))
 
