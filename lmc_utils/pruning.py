@@ -199,7 +199,9 @@ def _active(model: models.MLP, inputs: torch.Tensor) -> list[torch.Tensor]:
 
 def _groups(vectors: torch.Tensor, keep: torch.Tensor, tol: float) -> list[tuple[int, list[int]]]:
     """Greedy clusters of units whose incoming directions have cosine >= 1 - tol with the cluster's
-    representative (the largest-norm unit not yet assigned, in order of decreasing norm)."""
+    representative (the largest-norm unit not yet assigned, in order of decreasing norm), as
+    ``(representative, members)`` sorted by the representative's index: the reduced layer keeps
+    the original order of its units (naive interpolation depends on it)."""
     norms = vectors.norm(dim=1)
     unit = vectors / norms.clamp_min(1e-300)[:, None]
     order = [int(i) for i in torch.argsort(norms, descending=True) if keep[i] and norms[i] > 0]
@@ -213,7 +215,7 @@ def _groups(vectors: torch.Tensor, keep: torch.Tensor, tol: float) -> list[tuple
         assigned.add(i)
         assigned.update(members)
         groups.append((i, members))
-    return groups
+    return sorted(groups)  # surviving units keep their original order
 
 
 @torch.no_grad()

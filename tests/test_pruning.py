@@ -166,6 +166,15 @@ def test_merging_does_not_touch_distinct_or_negatively_scaled_units():
     assert torch.allclose(reduced(x), model(x))
 
 
+def test_nothing_to_remove_gives_back_the_same_weights_in_the_same_order():
+    torch.manual_seed(8)
+    model = models.mlp(in_features=20, num_classes=3, width=[16, 8], depth=2).eval()
+    reduced, info = pruning.remove_redundant_units(model, tol=1e-6)
+    assert info.widths_after == [16, 8]
+    for k, v in model.state_dict().items():
+        assert torch.allclose(reduced.state_dict()[k], v), k
+
+
 def test_dead_units_are_dropped_without_changing_outputs_on_the_data():
     torch.manual_seed(5)
     model = models.mlp(in_features=4, num_classes=3, width=10, depth=1).eval()
