@@ -3,6 +3,9 @@
 * :func:`weight_matching` — Ainsworth et al. (2023), "Git Re-Basin", Algorithm 1: maximise
   ``sum_l <W_l^a, P_l W_l^b P_{l-1}^T>`` by coordinate ascent, solving one linear assignment
   problem per permutation group (in a random order each sweep) until no group improves.
+* :func:`sinkhorn_weight_matching` — the same objective through the Sinkhorn relaxation
+  (Peña et al. 2023; the solver Ito et al. 2025 use): all groups at once as soft permutations
+  optimised by gradient ascent, then hardened by assignments.
 * :func:`activation_matching` — match hidden units by the Pearson correlation of their
   activations on data, one assignment per group (Li et al. 2015; Ainsworth et al. 2023).
 
@@ -18,6 +21,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
+from tqdm import tqdm
 
 from .permutation import Permutation, PermutationSpec, StateDict, identity, spec_for
 
@@ -213,6 +217,105 @@ def weight_matching_reference(spec: PermutationSpec, state_a: StateDict, state_b
                           objective=history, sweeps=sweeps)
 
 
+def _sinkhorn(logits: torch.Tensor, iters: int) -> torch.Tensor:
+    """A doubly stochastic matrix from ``logits`` by ``iters`` rounds of row and column
+    normalisation in log space (Sinkhorn–Knopp; stable for large logits)."""
+    for _ in range(iters):
+        logits = logits - logits.logsumexp(1, keepdim=True)
+        logits = logits - logits.logsumexp(0, keepdim=True)
+    return logits.exp()
+
+
+def _soft_inner_product(la: dict[str, torch.Tensor], lb: dict[str, torch.Tensor], groups_of: dict[str, list[str]],
+                        soft: dict[str, torch.Tensor]) -> torch.Tensor:
+    """``sum_k <A_k, P(B_k)>`` with every permuted axis of B contracted with its group's
+    (soft or hard) permutation matrix ``soft[g]`` (``[n, n]``, row ``i`` = weights of the old units
+    that form new unit ``i``). Tensors are in :func:`_layout` form ``[rest, n0, n1]``."""
+    total = la[next(iter(la))].new_zeros(())
+    for k, a in la.items():
+        g = groups_of[k]
+        if len(g) == 1:
+            pb = lb[k][..., 0] @ soft[g[0]].T  # [rest, n0]
+            total = total + (a[..., 0] * pb).sum()
+        else:
+            pb = soft[g[0]] @ lb[k] @ soft[g[1]].T  # [rest, n0, n1]
+            total = total + (a * pb).sum()
+    return total
+
+
+def sinkhorn_weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDict, steps: int = 300,
+                             lr: float = 0.1, sinkhorn_iters: int = 20, tau: tuple[float, float] = (1.0, 0.01),
+                             seed: int = 0, include_buffers: bool = False, device: str | torch.device | None = None,
+                             progress: bool = False) -> MatchingResult:
+    """Weight matching through the Sinkhorn relaxation (Peña et al. 2023, as used by Ito et al. 2025).
+
+    Every group's permutation is relaxed to a doubly stochastic matrix ``P_g = sinkhorn(L_g / tau)``
+    of free logits ``L_g`` (all zero at the start: every ``P_g`` uniform). All groups are optimised
+    at once by Adam on the relaxed weight-matching objective ``sum <W_a, P(W_b)>`` (normalised by
+    ``sum ||W_a|| ||W_b||``), while the temperature ``tau`` falls geometrically from ``tau[0]`` to
+    ``tau[1]`` over ``steps`` steps so the soft permutations harden. (For hard permutations this
+    objective is ``(||a||^2 + ||b||^2 - ||a - pi(b)||^2) / 2``, i.e. the L2 objective; for soft ones
+    the inner product is used because ``||P(W_b)||`` shrinks as ``P`` blurs, which would reward blur.)
+
+    Hardening: groups are turned into permutations one at a time (order: :func:`group_order` with
+    ``seed``), each by one linear assignment on the gradient of the relaxed objective with respect
+    to that group, with the groups already hardened fixed and the others still soft. (Rounding
+    every soft matrix on its own loses about 3% of the L2 objective on trained MLPs.)
+
+    Args:
+        spec, state_a, state_b, include_buffers, device: as for :func:`weight_matching`.
+        steps: Adam steps; lr: Adam learning rate on the logits; sinkhorn_iters: normalisation
+            rounds per evaluation; tau: (start, end) temperature.
+    Returns:
+        :class:`MatchingResult` with ``perm``, ``objective = [<W_a, W_b>, <W_a, pi(W_b)>]`` (the
+        hard objective before and after) and ``sweeps = steps``.
+    """
+    if steps < 1 or sinkhorn_iters < 1 or not (tau[0] > 0 and tau[1] > 0):
+        raise ValueError("sinkhorn_weight_matching needs steps >= 1, sinkhorn_iters >= 1 and positive temperatures")
+    spec.check_state(state_a, "state_a")
+    spec.check_state(state_b, "state_b")
+    keys = _matched_keys(spec, state_a, include_buffers)
+    dev = torch.device(device) if device is not None else (state_a[keys[0]].device if keys else torch.device("cpu"))
+    la = {k: _layout(state_a[k].detach().to(dev, torch.float32), spec.axes[k]) for k in keys}
+    lb = {k: _layout(state_b[k].detach().to(dev, torch.float32), spec.axes[k]) for k in keys}
+    groups_of = {k: [g for g in spec.axes[k] if g is not None] for k in keys}
+    groups = sorted({g for gs in groups_of.values() for g in gs})
+    scale = float(sum(la[k].norm() * lb[k].norm() for k in keys)) or 1.0
+    hard_identity = {g: torch.eye(spec.sizes[g], device=dev) for g in groups}
+    before = float(_soft_inner_product(la, lb, groups_of, hard_identity))
+
+    logits = {g: torch.zeros(spec.sizes[g], spec.sizes[g], device=dev, requires_grad=True) for g in groups}
+    opt = torch.optim.Adam(list(logits.values()), lr=lr)
+    t0, t1 = tau
+    # At low temperature most entries underflow; denormal floats would make CPU arithmetic ~100x slower.
+    flush = torch.set_flush_denormal(True)
+    try:
+        for step in tqdm(range(steps), desc="Sinkhorn weight matching", disable=not progress, leave=False):
+            t = t0 * (t1 / t0) ** (step / max(steps - 1, 1))
+            soft = {g: _sinkhorn(logits[g] / t, sinkhorn_iters) for g in groups}
+            loss = -_soft_inner_product(la, lb, groups_of, soft) / scale
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
+
+    with torch.no_grad():
+        current = {g: _sinkhorn(logits[g] / t1, sinkhorn_iters) for g in groups}
+    perm = identity(spec)
+    for g in group_order(groups, 0, seed):
+        p_g = current[g].clone().requires_grad_(True)
+        grad, = torch.autograd.grad(_soft_inner_product(la, lb, groups_of, {**current, g: p_g}), p_g)
+        _, q = linear_sum_assignment(grad.double().cpu().numpy(), maximize=True)
+        perm[g] = torch.as_tensor(q, dtype=torch.long)
+        hard = torch.zeros_like(current[g])
+        hard[torch.arange(len(q), device=dev), perm[g].to(dev)] = 1.0
+        current[g] = hard
+    after = float(_soft_inner_product(la, lb, groups_of, current))
+    return MatchingResult(perm=perm, objective=[before, after], sweeps=steps)
+
+
 def _features(output: torch.Tensor) -> torch.Tensor:
     """Module output -> ``[samples, units]``: conv maps contribute one sample per position."""
     if output.ndim == 4:
@@ -384,12 +487,15 @@ def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data,
     in Ainsworth et al.'s reference code) starts it at ``theta_a``, whose projection is the
     weight-matching permutation; ``init="projected"`` starts it at ``pi_0(theta_b)``, where ``pi_0``
     is ``init_perm`` or else the weight-matching permutation (there ``<theta~, pi_0(theta_b)>``
-    starts at ``|theta_b|^2``, a large margin: on MNIST MLPs 100 steps changed no unit). Each of
+    starts at ``|theta_b|^2``, a large margin: on MNIST MLPs 100 steps at ``lr=1e-3`` changed no
+    unit). Each of
     ``steps`` Adam steps (learning rate ``lr``, one shuffled mini-batch of ``batch_size`` training
     examples):
 
     1. project ``theta~`` onto the nearest permutation of B: ``pi = argmax <theta~, pi(theta_b)>``
-       by :func:`weight_matching`, warm-started from the previous ``pi`` (``wm_sweeps`` at most);
+       by weight matching's coordinate ascent (:func:`_project`), warm-started from the previous
+       ``pi``, for at most ``wm_sweeps`` sweeps (``wm_sweeps=1``: one sweep per step, an amortised
+       projection that keeps improving across steps);
     2. forward the midpoint of ``theta_a`` and ``pi(theta_b) + theta~ - stopgrad(theta~)`` (the hard
        permutation's weights in the forward pass, gradients straight through to ``theta~``) with
        ``torch.func.functional_call``, and take a step on its cross-entropy.

@@ -115,8 +115,10 @@ def plot_planes(planes: pd.DataFrame, title: str = "", split: str | None = None)
     split = split or planes["split"].iloc[0]
     planes = planes[planes["split"] == split]
     methods = list(dict.fromkeys(planes["method"]))
-    fig, axes = plt.subplots(2, len(methods), figsize=(4.0 * len(methods) + 0.8, 6.4), squeeze=False)
+    fig, axes = plt.subplots(2, len(methods), figsize=(4.0 * len(methods) + 0.8, 6.8), squeeze=False,
+                             layout="constrained")
     grid = planes[planes["point"] == "grid"]
+    x_mid = 0.5 * (float(grid["x"].min()) + float(grid["x"].max()))
     for row, (metric, cmap) in enumerate((("loss", "viridis"), ("accuracy", "magma"))):
         vals = np.log10(grid["loss"]) if metric == "loss" else grid["accuracy"]
         levels = np.linspace(float(vals.min()), float(vals.max()), 16)
@@ -131,12 +133,14 @@ def plot_planes(planes: pd.DataFrame, title: str = "", split: str | None = None)
             names = {"a": r"$\theta_a$", "b": r"$\pi_b(\theta_b)$", "c": r"$\pi_c(\theta_c)$"}
             for p in pts.itertuples():
                 ax.plot(p.x, p.y, "o", color="white", markeredgecolor="black")
-                ax.annotate(f"{names[p.point]}\n{100 * p.accuracy:.1f}%", (p.x, p.y), color="white",
-                            fontsize=8, xytext=(4, 4), textcoords="offset points")
+                right = p.x > x_mid
+                ax.annotate(f"{names[p.point]}\n{100 * p.accuracy:.1f}%", (p.x, p.y), color="white", fontsize=8,
+                            xytext=(-4 if right else 4, 4), textcoords="offset points", ha="right" if right else "left")
             ax.set_aspect("equal")
             ax.grid(False)
             ax.set_title(f"{THREE_MODEL_LABELS.get(m, m)}: {'log10 loss' if metric == 'loss' else 'accuracy'} ({split})")
-            ax.set_xlabel("distance along a→π_b(b)")
+            if row == 1:
+                ax.set_xlabel("distance along a→π_b(b)")
         axes[row, 0].set_ylabel("orthogonal distance")
         fig.colorbar(cs, ax=axes[row].tolist(), label="log10 cross-entropy" if metric == "loss" else "accuracy")
     if title:
@@ -162,10 +166,11 @@ def plot_three_model_barriers(summary: pd.DataFrame, title: str = ""):
                    label=THREE_MODEL_LABELS.get(m, m), capsize=2)
         ax.set_xticks(np.arange(len(pairs)), pairs)
         ax.set_ylabel(label)
-    axes[0].legend()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 
@@ -276,5 +281,132 @@ def plot_retraining(history: pd.DataFrame, target: float):
     ax.set_xlabel("optimisation steps")
     ax.set_ylabel("train accuracy (running, per epoch)")
     ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+# --- Notebook 02: singular values and singular vectors -------------------------------------
+
+SPECTRAL_METHOD_COLORS = {"naive": "#7f7f7f", "random": "#bcbd22", "weight": "#1f77b4", "activation": "#d62728",
+                          "ste": "#2ca02c"}
+SPECTRAL_METHOD_LABELS = {"naive": "no permutation", "random": "random permutation", "weight": "weight matching",
+                          "activation": "activation matching", "ste": "STE"}
+
+
+def plot_spectra(spectra: pd.DataFrame, width: int):
+    """Singular values against rank for every layer (one panel each) and model (one line each);
+    the last layer is also drawn rescaled by the fitted constant (dashed)."""
+    sub = spectra[spectra["width"] == width]
+    layers = list(dict.fromkeys(sub["layer"]))
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 2.8), squeeze=False)
+    for ax, layer in zip(axes[0], layers):
+        for i, (model, s) in enumerate(sub[sub["layer"] == layer].groupby("model", sort=False)):
+            ax.plot(s["rank"], s["s"], color=f"C{i}", lw=1.2, label=f"model {model}")
+            if layer == layers[-1] and model != 0:
+                ax.plot(s["rank"], s["s_scaled"], color=f"C{i}", lw=1.0, ls="--")
+        ax.set_xlabel("rank")
+        ax.set_title(layer + (" (dashed: rescaled)" if layer == layers[-1] else ""), fontsize=9)
+    axes[0, 0].set_ylabel("singular value")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"width {width}: singular values of independently trained models", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_alignment_matrices(matrices: dict, width: int, layer: str, methods: Sequence[str]):
+    """``|<u_i^a, u_j^b>|`` (top row) and ``|<v_i^a, v_j^b>|`` (bottom row) over the top ranks for
+    each method (columns): a bright diagonal means the singular vectors of that rank are aligned."""
+    fig, axes = plt.subplots(2, len(methods), figsize=(2.6 * len(methods), 5.0), squeeze=False)
+    for col, method in enumerate(methods):
+        m = matrices[(width, method, layer)]
+        for row, side in enumerate(("u", "v")):
+            ax = axes[row, col]
+            im = ax.imshow(m[side].numpy(), vmin=0, vmax=1, cmap="viridis", interpolation="nearest")
+            ax.set_title(f"{SPECTRAL_METHOD_LABELS.get(method, method)}\n|<{side}_i^a, {side}_j^b>|", fontsize=8)
+            ax.set_xlabel("rank j (B)", fontsize=8)
+            ax.set_ylabel("rank i (A)", fontsize=8)
+    fig.colorbar(im, ax=axes, shrink=0.6)
+    fig.suptitle(f"width {width}, layer {layer}: singular-vector alignment, top {m['u'].shape[0]} ranks", fontsize=10)
+    return fig
+
+
+def plot_diagonal_alignment(diagonal: pd.DataFrame, width: int, side: str = "u", max_rank: int | None = 64):
+    """Mean over pairs of ``|<u_i^a, u_i^b>|`` (or ``v``) against rank ``i``, one panel per layer,
+    one line per method."""
+    sub = diagonal[diagonal["width"] == width]
+    if max_rank:
+        sub = sub[sub["rank"] <= max_rank]
+    layers = list(dict.fromkeys(sub["layer"]))
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 2.8), squeeze=False, sharey=True)
+    for ax, layer in zip(axes[0], layers):
+        m = sub[sub["layer"] == layer].groupby(["method", "rank"], sort=False)[side].mean().reset_index()
+        for method, c in m.groupby("method", sort=False):
+            ax.plot(c["rank"], c[side], color=SPECTRAL_METHOD_COLORS.get(method), lw=1.2,
+                    label=SPECTRAL_METHOD_LABELS.get(method, method))
+        ax.set_xlabel("singular value rank")
+        ax.set_title(layer, fontsize=9)
+    axes[0, 0].set_ylabel(f"|<{side}_i^a, {side}_i^b>|")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"width {width}: alignment of the i-th {'left' if side == 'u' else 'right'} singular vectors", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_top_k_contribution(contribution: pd.DataFrame, width: int):
+    """``sum_{i,j<k} s_i^a s_j^b <u_i^a,u_j^b><v_i^a,v_j^b> / (||W_a|| ||W_b||)`` against k (log axis),
+    one panel per layer, one line per method; the right end is the whole inner product."""
+    sub = contribution[contribution["width"] == width]
+    layers = list(dict.fromkeys(sub["layer"]))
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 2.8), squeeze=False, sharey=True)
+    for ax, layer in zip(axes[0], layers):
+        m = sub[sub["layer"] == layer].groupby(["method", "k"], sort=True)["contribution"].mean().reset_index()
+        for method, c in m.groupby("method", sort=False):
+            ax.plot(c["k"], c["contribution"], marker="o", ms=3, color=SPECTRAL_METHOD_COLORS.get(method),
+                    label=SPECTRAL_METHOD_LABELS.get(method, method))
+        ax.set_xscale("log")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xlabel("top-k singular pairs")
+        ax.set_title(layer, fontsize=9)
+    axes[0, 0].set_ylabel(r"$\langle W_a, \pi(W_b)\rangle$ from top k / norms")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_input_alignment(inputs: pd.DataFrame, layers: Sequence[str] | None = None):
+    """Mean ``|<v_i, z>| / ||z||`` against the relative rank ``i / r`` for every width (colour),
+    one panel per layer (model 0 of each width)."""
+    sub = inputs[inputs["model"] == 0]
+    layers = list(layers or dict.fromkeys(sub["layer"]))
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 2.8), squeeze=False)
+    for ax, layer in zip(axes[0], layers):
+        for i, (width, c) in enumerate(sub[sub["layer"] == layer].groupby("width", sort=True)):
+            ax.plot(c["rank_fraction"], c["input_alignment"], color=plt.cm.viridis(i / max(1, sub["width"].nunique() - 1)),
+                    lw=1.2, label=f"width {width}")
+        ax.set_xscale("log")
+        ax.set_xlabel("rank / number of singular values")
+        ax.set_title(layer, fontsize=9)
+    axes[0, 0].set_ylabel(r"mean $|\langle v_i, z\rangle| / \|z\|$")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_large_vs_merged(summary: pd.DataFrame):
+    """Per width: share of large singular values (mean over hidden layers) and the test loss of
+    the weight-matched and naive midpoints next to the endpoints' (mean over pairs)."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.4, 3.0))
+    ax1.plot(summary["width"], summary["large_fraction"], marker="o")
+    ax1.set_xscale("log", base=2)
+    ax1.set_xlabel("width")
+    ax1.set_ylabel("large singular values / width")
+    for col, label, color in (("loss_wm_mid", "WM midpoint", "#1f77b4"), ("loss_naive_mid", "naive midpoint", "#7f7f7f"),
+                              ("loss_endpoints", "endpoints (mean)", "k")):
+        ax2.plot(summary["width"], summary[col], marker="o", color=color, label=label)
+    ax2.set_xscale("log", base=2)
+    ax2.set_yscale("log")
+    ax2.set_xlabel("width")
+    ax2.set_ylabel("test loss")
+    ax2.legend(fontsize=7)
     fig.tight_layout()
     return fig

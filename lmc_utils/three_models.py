@@ -204,7 +204,9 @@ def describe_three_models(experiment: str, barriers: pd.DataFrame, merged: pd.Da
         f"(accuracy barriers {100 * ab.loc['ste', 'accuracy_barrier']:.1f}, {100 * ab.loc['weight', 'accuracy_barrier']:.1f}, "
         f"{100 * ab.loc['activation', 'accuracy_barrier']:.1f}, {100 * ab.loc['naive', 'accuracy_barrier']:.1f} points); mean "
         f"top-k singular-vector alignment {al['ste']:.3f} after STE vs {al['weight']:.3f} after WM "
-        f"({al['activation']:.3f} AM, {al['naive']:.3f} naive).")
+        f"({al['activation']:.3f} AM, {al['naive']:.3f} naive)"
+        + (f"; in size, STE keeps {100 * (al['ste'] - al['naive']) / (al['weight'] - al['naive']):.0f}% of WM's "
+           f"alignment gain over naive." if al["weight"] != al["naive"] else "."))
     if ste_history is not None and len(ste_history):
         runs = ste_history.groupby(["triple", "pair"])
         moved = int((runs["best_step"].first() > 0).sum())
