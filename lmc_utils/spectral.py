@@ -92,3 +92,57 @@ def fit_scale(s_a: torch.Tensor, s_b: torch.Tensor) -> float:
     """Least-squares constant ``c`` with ``s_a ~ c * s_b`` (to compare output-layer spectra that
     differ by a factor, as Ito et al. observe)."""
     return float((s_a * s_b).sum() / (s_b * s_b).sum())
+
+
+def top_k_contribution(a: SVD, b: SVD, ks: Sequence[int]) -> dict[int, float]:
+    """For each ``k``: the part of ``<W_a, W_b>`` from the top-``k`` singular pairs of both
+    (``sum_{i, j < k} T[i, j]``, see :func:`objective_terms`), divided by ``||W_a||_F ||W_b||_F``:
+    a cosine-like number in ``[-1, 1]`` that, unlike :func:`top_k_share`, stays meaningful when the
+    whole inner product is near zero (e.g. for unaligned models)."""
+    terms = objective_terms(a, b)
+    norm = float(a.s.norm() * b.s.norm())
+    return {k: float(terms[:k, :k].sum()) / norm if norm else float("nan") for k in ks}
+
+
+def layer_inputs(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 500,
+                 max_rows: int | None = 20000, seed: int = 0) -> dict[str, torch.Tensor]:
+    """The inputs ``z`` each layer's weight matrix acts on, as ``layer -> [n, in * prod(kernel)]``
+    float64 CPU rows, collected with forward pre-hooks (model in eval mode, no grad).
+
+    Linear layers: one row per example. Conv layers: one row per example and output position
+    (the unfolded patch, matching :func:`layer_matrices`' column order). At most ``max_rows``
+    rows per layer are kept, drawn at random with ``seed`` (``None``: all).
+    """
+    layers = {name: m for name, m in model.named_modules()
+              if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))}
+    rows: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
+
+    def hook(name: str, module: torch.nn.Module):
+        def pre(_m, args):
+            x = args[0].detach()
+            if isinstance(module, torch.nn.Conv2d):
+                patches = torch.nn.functional.unfold(x, module.kernel_size, module.dilation, module.padding,
+                                                     module.stride)  # [n, in*k*k, positions]
+                x = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+            rows[name].append(x.reshape(x.shape[0], -1).double().cpu())
+        return pre
+
+    handles = [m.register_forward_pre_hook(hook(n, m)) for n, m in layers.items()]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for x in inputs.split(batch_size):
+                model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, rs in rows.items():
+        z = torch.cat(rs) if rs else torch.empty(0)
+        if max_rows is not None and z.shape[0] > max_rows:
+            z = z[torch.randperm(z.shape[0], generator=g)[:max_rows]]
+        out[name] = z
+    return out
