@@ -148,11 +148,12 @@ def permutation_invariance(state: dict[str, torch.Tensor], model: torch.nn.Modul
 
 
 def sinkhorn_comparison(base: zoo.TrainConfig, widths: list[int], n_models: int, test: TensorData,
-                        reset_data: TensorData | None = None, sinkhorn: dict | None = None, seed: int = 0, device="auto") -> pd.DataFrame:
+                        reset_data: TensorData | None = None, sinkhorn: dict | None = None, n_pairs: int | None = None,
+                        seed: int = 0, device="auto") -> pd.DataFrame:
     """Weight matching solved by iterative assignment and by the Sinkhorn relaxation on the same
     pairs (the models of :func:`singular_vector_study`): squared L2 distance after matching,
     relative gap of Sinkhorn to the iterative solution, midpoint test loss, seconds, and the share
-    of units on which the two permutations agree."""
+    of units on which the two permutations agree. ``n_pairs``: compare only the first pairs (default all)."""
     from .matching import permutation_agreement
     from .studies import with_width
 
@@ -162,7 +163,7 @@ def sinkhorn_comparison(base: zoo.TrainConfig, widths: list[int], n_models: int,
         models = zoo.get_many([cfg.replace(seed=seed + i) for i in range(n_models)], device=device, progress=False)
         scratch = models[0].model
         spec = P.spec_for(scratch)
-        for p, (i, j) in enumerate(_pairs(n_models)):
+        for p, (i, j) in enumerate(_pairs(n_models)[:n_pairs]):
             sa, sb = models[i].model.state_dict(), models[j].model.state_dict()
             t = time.perf_counter()
             wm = weight_matching(spec, sa, sb, seed=seed)

@@ -54,11 +54,12 @@ top: Optional[int] = None  # "large" singular values: the top ranks summarised i
 large_ratio: Optional[float] = None  # a singular value is large if at least this fraction of the largest in its layer
 sinkhorn: Optional[dict] = None  # keyword arguments of matching.sinkhorn_weight_matching
 sinkhorn_widths: Optional[list] = None  # widths at which both solvers are compared (Sinkhorn is slow when wide)
+sinkhorn_pairs: Optional[int] = None  # pairs per width compared (the first ones)
 
 # %%
 P = profiles.resolve("02_singular_vectors", profile, experiments=experiments, widths=widths, n_models=n_models,
                      match_samples=match_samples, eval_subset=eval_subset, top=top, large_ratio=large_ratio,
-                     sinkhorn=sinkhorn, sinkhorn_widths=sinkhorn_widths)
+                     sinkhorn=sinkhorn, sinkhorn_widths=sinkhorn_widths, sinkhorn_pairs=sinkhorn_pairs)
 figures.setup(P.profile)
 dev = get_device(device)
 print(f"profile {P.profile} on {dev}: experiments {list(P.experiments)}, widths {P.widths}, {P.n_models} models each")
@@ -89,7 +90,8 @@ r = results[first]
 # %%
 for name, res in results.items():
     figures.save_figure(plots.plot_spectra(res.spectra, widest), f"02_{name}_spectra")
-spectra = pd.concat([spectral_study.spectra_summary(res.spectra).assign(experiment=name) for name, res in results.items()])
+spectra = pd.concat([spectral_study.spectra_summary(res.spectra).assign(experiment=name) for name, res in results.items()],
+                    ignore_index=True)
 figures.save_table(spectra, "02_spectra_differences")
 pd.concat([res.invariance.assign(experiment=name) for name, res in results.items()])
 
@@ -114,7 +116,7 @@ for name, res in results.items():
     figures.save_figure(plots.plot_diagonal_alignment(res.diagonal, widest, "v"), f"02_{name}_diagonal_alignment_v")
     figures.save_figure(plots.plot_top_k_contribution(res.contribution, widest), f"02_{name}_top_k_contribution")
 alignment = pd.concat([spectral_study.alignment_summary(res.diagonal, P.top).assign(experiment=name)
-                       for name, res in results.items()])
+                       for name, res in results.items()], ignore_index=True)
 figures.save_table(alignment, "02_alignment_summary")
 alignment[alignment["width"] == widest]
 
@@ -129,7 +131,8 @@ for name, res in results.items():
     figures.save_figure(plots.plot_input_alignment(res.inputs), f"02_{name}_input_alignment")
     summary = spectral_study.width_summary(res, P.top)
     figures.save_figure(plots.plot_large_vs_merged(summary), f"02_{name}_large_vs_merged")
-widths_table = pd.concat([spectral_study.width_summary(res, P.top).assign(experiment=name) for name, res in results.items()])
+widths_table = pd.concat([spectral_study.width_summary(res, P.top).assign(experiment=name) for name, res in results.items()],
+                         ignore_index=True)
 figures.save_table(widths_table, "02_width_summary")
 widths_table
 
@@ -144,7 +147,7 @@ for name, cfg in P.experiments.items():
     test = data.load(cfg["dataset"], "test", subset=P.eval_subset, device=dev)
     match = data.load(cfg["dataset"], "train", subset=P.match_samples, device=dev)
     sink.append(spectral_study.sinkhorn_comparison(zoo.TrainConfig(**cfg), P.sinkhorn_widths, P.n_models, test, match,
-                                                   sinkhorn=P.sinkhorn, seed=seed, device=dev).assign(experiment=name))
+                                                   sinkhorn=P.sinkhorn, n_pairs=P.sinkhorn_pairs, seed=seed, device=dev).assign(experiment=name))
 sink = pd.concat(sink, ignore_index=True)
 figures.save_table(sink, "02_sinkhorn_vs_iterative")
 display(Markdown(spectral_study.describe_sinkhorn(sink)))
