@@ -420,6 +420,14 @@ def activation_matching(model_a: nn.Module, model_b: nn.Module, inputs: torch.Te
     return MatchingResult(perm=perm)
 
 
+def unit_agreement(p: Permutation, q: Permutation) -> float:
+    """The share of all hidden units (every group, weighted by its size) on which two
+    permutations agree: :func:`permutation_agreement` pooled over groups."""
+    agree = permutation_agreement(p, q)
+    sizes = {g: len(p[g]) for g in agree}
+    return sum(agree[g] * sizes[g] for g in agree) / sum(sizes.values())
+
+
 def permutation_agreement(p: Permutation, q: Permutation) -> dict[str, float]:
     """Per group, the share of units on which two permutations agree (identical rows of the
     permutation matrices). ``permutation_agreement(p, identity(spec))`` is the share of units a

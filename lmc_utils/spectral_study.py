@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from itertools import combinations
 
 import pandas as pd
 import torch
@@ -26,8 +27,9 @@ from .data import TensorData
 from .distance import l2_distance
 from .evaluation import evaluate
 from .interpolation import has_batchnorm, interpolate, reset_batchnorm
-from .matching import sinkhorn_weight_matching, weight_matching
+from .matching import sinkhorn_weight_matching, unit_agreement, weight_matching
 from .rebasin import aligned_states
+from .studies import with_width
 
 METHODS = ("naive", "random", "weight", "activation")
 
@@ -41,10 +43,6 @@ class SpectralResult:
     inputs: pd.DataFrame  # width, model, layer, rank, rank_fraction, s, input_alignment
     merged: pd.DataFrame  # width, pair, layer, n_large, large_fraction, loss_a, loss_b, loss_naive_mid, loss_wm_mid
     invariance: pd.DataFrame  # width, layer, max_singular_value_change, mean_u_alignment, mean_v_alignment (random permutation)
-
-
-def _pairs(n_models: int) -> list[tuple[int, int]]:
-    return [(i, j) for i in range(n_models) for j in range(i + 1, n_models)]
 
 
 def _midpoint_loss(model: torch.nn.Module, state_a, state_b, data: TensorData, reset_data: TensorData | None = None) -> float:
@@ -76,8 +74,6 @@ def singular_vector_study(base: zoo.TrainConfig, widths: list[int], n_models: in
         large_ratio: a singular value is "large" when at least this fraction of its layer's largest.
         matrix_ranks: how many top ranks of the alignment matrices to keep (first pair only).
     """
-    from .studies import with_width
-
     ks = sorted(set(ks) | {top})
     rows_s, rows_d, rows_c, rows_i, rows_m, invariance = [], [], [], [], [], []
     matrices = {}
@@ -87,6 +83,7 @@ def singular_vector_study(base: zoo.TrainConfig, widths: list[int], n_models: in
         scratch = models[0].model
         states = [m.model.state_dict() for m in models]
         invariance.append(permutation_invariance(states[0], scratch, seed).assign(width=width))
+        losses = [evaluate(m.model, test)[0] for m in models]
         svds = [spectral.spectra(s) for s in states]
         for i, sv in enumerate(svds):
             for layer, d in sv.items():
@@ -100,7 +97,7 @@ def singular_vector_study(base: zoo.TrainConfig, widths: list[int], n_models: in
                 r = len(d.s)
                 rows_i += [{"width": width, "model": i, "layer": layer, "rank": q + 1, "rank_fraction": (q + 1) / r,
                             "s": float(d.s[q]), "input_alignment": float(align[q])} for q in range(r)]
-        for p, (i, j) in enumerate(_pairs(n_models)):
+        for p, (i, j) in enumerate(combinations(range(n_models), 2)):
             a, b = models[i].model, models[j].model
             aligned = aligned_states(a, b, METHODS, match.x, seed=seed)
             for method, state_b in aligned.items():
@@ -119,14 +116,12 @@ def singular_vector_study(base: zoo.TrainConfig, widths: list[int], n_models: in
                         n = min(matrix_ranks, r)
                         matrices[(width, method, layer)] = {"u": spectral.alignment(da.u[:, :n], db.u[:, :n]),
                                                             "v": spectral.alignment(da.v[:, :n], db.v[:, :n])}
-            loss_a, _ = evaluate(a, test)
-            loss_b, _ = evaluate(b, test)
             naive_mid = _midpoint_loss(scratch, states[i], aligned["naive"], test, match)
             wm_mid = _midpoint_loss(scratch, states[i], aligned["weight"], test, match)
             for layer, da in svds[i].items():
                 n_large = spectral.count_large(da.s, large_ratio)
                 rows_m.append({"width": width, "pair": p, "layer": layer, "n_large": n_large,
-                               "large_fraction": n_large / len(da.s), "loss_a": loss_a, "loss_b": loss_b,
+                               "large_fraction": n_large / len(da.s), "loss_a": losses[i], "loss_b": losses[j],
                                "loss_naive_mid": naive_mid, "loss_wm_mid": wm_mid})
     return SpectralResult(pd.DataFrame(rows_s), matrices, pd.DataFrame(rows_d), pd.DataFrame(rows_c),
                           pd.DataFrame(rows_i), pd.DataFrame(rows_m), pd.concat(invariance, ignore_index=True))
@@ -154,16 +149,13 @@ def sinkhorn_comparison(base: zoo.TrainConfig, widths: list[int], n_models: int,
     pairs (the models of :func:`singular_vector_study`): squared L2 distance after matching,
     relative gap of Sinkhorn to the iterative solution, midpoint test loss, seconds, and the share
     of units on which the two permutations agree. ``n_pairs``: compare only the first pairs (default all)."""
-    from .matching import permutation_agreement
-    from .studies import with_width
-
     rows = []
     for width in tqdm(widths, desc="Sinkhorn vs iterative", leave=False):
         cfg = with_width(base, width)
         models = zoo.get_many([cfg.replace(seed=seed + i) for i in range(n_models)], device=device, progress=False)
         scratch = models[0].model
         spec = P.spec_for(scratch)
-        for p, (i, j) in enumerate(_pairs(n_models)[:n_pairs]):
+        for p, (i, j) in enumerate(list(combinations(range(n_models), 2))[:n_pairs]):
             sa, sb = models[i].model.state_dict(), models[j].model.state_dict()
             t = time.perf_counter()
             wm = weight_matching(spec, sa, sb, seed=seed)
@@ -171,8 +163,7 @@ def sinkhorn_comparison(base: zoo.TrainConfig, widths: list[int], n_models: int,
             t = time.perf_counter()
             sk = sinkhorn_weight_matching(spec, sa, sb, seed=seed, **(sinkhorn or {}))
             t_sk = time.perf_counter() - t
-            agree = permutation_agreement(wm.perm, sk.perm)
-            share = sum(agree[g] * spec.sizes[g] for g in agree) / sum(spec.sizes.values())
+            share = unit_agreement(wm.perm, sk.perm)
             for solver, res, secs in (("iterative", wm, t_wm), ("sinkhorn", sk, t_sk)):
                 pb = P.apply_permutation(spec, res.perm, sb)
                 rows.append({"width": width, "pair": p, "solver": solver,

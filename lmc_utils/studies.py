@@ -19,7 +19,7 @@ from .data import TensorData
 from .distance import l2_distance, layer_distances
 from .evaluation import evaluate
 from .interpolation import barrier, has_batchnorm, interpolation_curve
-from .matching import permutation_agreement, weight_matching
+from .matching import unit_agreement, weight_matching
 from .rebasin import aligned_states
 from .taylor import taylor_barrier, taylor_curve
 
@@ -151,9 +151,7 @@ def _pair_measures(model, state_a, state_b, eval_data, reset_data, n_points, see
                                 reset_data=reset_data)
     b = barrier(curve).iloc[0]
     perm = weight_matching(spec, state_a, state_b, seed=seed).perm
-    agree = permutation_agreement(perm, P.identity(spec))
-    sizes = spec.sizes
-    share = sum(agree[g] * sizes[g] for g in agree) / sum(sizes.values())
+    share = unit_agreement(perm, P.identity(spec))
     return {"loss_barrier": float(b["loss"]), "accuracy_barrier": float(b["accuracy"]), "identity_share": share}
 
 

@@ -71,11 +71,12 @@ print(f"profile {P.profile} on {dev}: experiments {list(P.experiments)}, widths 
 # layer of A and of aligned B is decomposed by SVD.
 
 # %%
-results = {}
+results, splits = {}, {}
 for name, cfg in P.experiments.items():
     base = zoo.TrainConfig(**cfg)
     test = data.load(base.dataset, "test", subset=P.eval_subset, device=dev)
     match = data.load(base.dataset, "train", subset=P.match_samples, device=dev)
+    splits[name] = test, match
     results[name] = spectral_study.singular_vector_study(base, P.widths, P.n_models, test, match, top=P.top,
                                                          large_ratio=P.large_ratio, seed=seed, device=dev)
 widest, first = P.widths[-1], next(iter(results))
@@ -144,8 +145,7 @@ widths_table
 # %%
 sink = []
 for name, cfg in P.experiments.items():
-    test = data.load(cfg["dataset"], "test", subset=P.eval_subset, device=dev)
-    match = data.load(cfg["dataset"], "train", subset=P.match_samples, device=dev)
+    test, match = splits[name]
     sink.append(spectral_study.sinkhorn_comparison(zoo.TrainConfig(**cfg), P.sinkhorn_widths, P.n_models, test, match,
                                                    sinkhorn=P.sinkhorn, n_pairs=P.sinkhorn_pairs, seed=seed, device=dev).assign(experiment=name))
 sink = pd.concat(sink, ignore_index=True)

@@ -120,3 +120,10 @@ def test_fast_weight_matching_equals_the_reference_algorithm(arch):
         assert fast.sweeps == ref.sweeps and fast.sweeps >= 2
         assert all(torch.equal(fast.perm[g], ref.perm[g]) for g in spec.sizes)
         assert fast.objective == pytest.approx(ref.objective, rel=1e-5)
+
+
+def test_unit_agreement_pools_groups_by_size():
+    p = {"a": torch.tensor([0, 1]), "b": torch.tensor([0, 1, 2, 3])}
+    q = {"a": torch.tensor([1, 0]), "b": torch.tensor([0, 1, 3, 2])}
+    assert matching.unit_agreement(p, q) == pytest.approx(2 / 6)
+    assert matching.unit_agreement(p, p) == 1.0
