@@ -272,6 +272,24 @@ def plot_bias_curves(curves: pd.DataFrame, title: str = ""):
     return fig
 
 
+def plot_ste_history(history: pd.DataFrame, title: str = ""):
+    """Held midpoint loss of the straight-through estimator against its steps, one line per
+    matched pair (``history`` from :attr:`lmc_utils.three_models.ThreeModelResult.ste_history`);
+    step 0 is the weight-matching start, a dot marks the permutation returned."""
+    fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    for i, ((triple, pair), h) in enumerate(history.groupby(["triple", "pair"], sort=False)):
+        best = h[h["step"] == h["best_step"].iloc[0]]
+        ax.plot(h["step"], h["held_loss"], color=f"C{i}", lw=1.2, label=f"triple {triple}, {pair}")
+        ax.plot(best["step"], best["held_loss"], "o", color=f"C{i}", ms=4)
+    ax.set_xlabel("STE step (0: weight-matching permutation)")
+    ax.set_ylabel("held midpoint loss (nats)")
+    ax.legend(fontsize="x-small", ncol=2)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
 def plot_retraining(history: pd.DataFrame, target: float):
     """Running train accuracy per epoch against optimisation steps, per starting point."""
     fig, ax = plt.subplots(figsize=(5.0, 3.2))

@@ -213,8 +213,15 @@ def describe_three_models(experiment: str, barriers: pd.DataFrame, merged: pd.Da
         start = runs.apply(lambda h: h.loc[h["step"] == 0, "held_loss"].iloc[0]).mean()
         best = runs["held_loss"].min().mean()
         steps = int(ste_history["step"].max())
+        best_steps = runs["best_step"].first()
+        last_eval = runs["step"].max()
+        at_end = int((best_steps == last_eval).sum())
         lines.append(f"  STE ({steps} steps per pair) returned a permutation other than its WM start in {moved} of "
-                     f"{runs.ngroups} runs; the held midpoint loss went from {start:.4f} (WM) to {best:.4f} nats on average.")
+                     f"{runs.ngroups} runs; the held midpoint loss went from {start:.4f} (WM) to {best:.4f} nats on average. "
+                     f"The best permutation was found at step {int(best_steps.min())}–{int(best_steps.max())} "
+                     f"(median {best_steps.median():.0f}); "
+                     + (f"in {at_end} of {runs.ngroups} runs at the last evaluation, so more steps might still improve them."
+                        if at_end else "in no run at the last evaluation, so the step budget did not cut the search short."))
     far = barriers[barriers["pair"] == PAIRS[2]].pivot(index="triple", columns="method", values="accuracy_barrier")
     test = tables.paired_ttest(far.reset_index().assign(all="all"), ["all"], "ste", "weight").iloc[0]
     gap = 100 * (far["ste"] - far["weight"]).mean()

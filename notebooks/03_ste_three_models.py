@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -140,6 +142,17 @@ alignment_table
 agreement_table = summary["agreement"]
 figures.save_table(agreement_table, "03_agreement")
 agreement_table
+
+# %% [markdown]
+# ## How far did STE get?
+# The held midpoint loss along each STE run (step 0 is the WM permutation it starts from); a dot
+# marks the permutation returned. A curve still falling at its last step means the step budget,
+# not the objective, stopped the search.
+
+# %%
+for name, r in results.items():
+    figures.save_figure(plots.plot_ste_history(r.ste_history, title=f"{name}: STE held midpoint loss"),
+                        f"03_{name}_ste_history")
 
 # %% [markdown]
 # ## The loss landscape on the plane through a, π_b(b) and π_c(c)

@@ -231,3 +231,34 @@ def test_describe_three_models_follows_the_numbers():
     summary = three_models.agreement_summary(_tables(0.0)[2])
     assert set(summary["comparison"]) == {"WM vs AM", "WM vs STE", "AM vs STE"}
     assert summary.loc[summary["comparison"] == "WM vs STE", "paper_high"].iloc[0] == pytest.approx(0.0125)
+
+
+def _history(best_steps, last=20):
+    """Synthetic STE histories (evaluations every 10 steps), one run per entry of ``best_steps``."""
+    rows = []
+    for run, best in enumerate(best_steps):
+        for step in range(0, last + 1, 10):
+            rows.append({"triple": run, "pair": "a–b", "step": step, "batch_loss": 0.1, "best_step": best,
+                         "held_loss": 0.02 - (0.005 if step == best else 0.0) - 0.0001 * step})
+    return pd.DataFrame(rows)
+
+
+def test_describe_says_whether_the_step_budget_cut_the_ste_search_short():
+    tables = _tables(0.25)
+    text = three_models.describe_three_models("x", *tables, ste_history=_history([10, 10]))
+    assert "in no run at the last evaluation" in text and "returned a permutation other than its WM start in 2 of 2" in text
+    text = three_models.describe_three_models("x", *tables, ste_history=_history([20, 0]))
+    assert "in 1 of 2 runs at the last evaluation" in text and "in 1 of 2 runs;" in text
+
+
+def test_plot_ste_history_marks_the_returned_permutation():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lmc_utils import plots
+
+    fig = plots.plot_ste_history(_history([10, 20]), title="t")
+    ax = fig.axes[0]
+    dots = [line for line in ax.get_lines() if line.get_marker() == "o"]
+    assert [tuple(d.get_xdata()) for d in dots] == [(10,), (20,)]
+    matplotlib.pyplot.close(fig)
