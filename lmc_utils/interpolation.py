@@ -12,7 +12,8 @@ Both are >= 0 when the endpoints are on the grid, and exactly 0 for a model with
 
 from __future__ import annotations
 
-from typing import Mapping
+from contextlib import contextmanager
+from typing import Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -68,6 +69,31 @@ def reset_batchnorm(model: nn.Module, data: TensorData, batch_size: int = 256, m
     return model.eval()
 
 
+@contextmanager
+def restored(model: nn.Module) -> Iterator[nn.Module]:
+    """A block that may load other weights into ``model`` (and change its train/eval mode): a
+    copy of its state dict and its mode are put back afterwards, also when the block raises."""
+    original = {k: v.clone() for k, v in model.state_dict().items()}
+    was_training = model.training
+    try:
+        yield model
+    finally:
+        model.load_state_dict(original)
+        model.train(was_training)
+
+
+def evaluate_state(model: nn.Module, state: StateDict, data: TensorData, reset_data: TensorData | None = None,
+                   batch_size: int = 256) -> tuple[float, float]:
+    """``(loss, accuracy)`` of ``model`` holding ``state``, with its BatchNorm statistics first
+    recomputed on ``reset_data`` when given (:func:`reset_batchnorm`; no-op without BatchNorm).
+    ``model`` itself is left as it was (:func:`restored`)."""
+    with restored(model):
+        model.load_state_dict(state)
+        if reset_data is not None:
+            reset_batchnorm(model, reset_data)
+        return evaluate(model, data, batch_size)
+
+
 def interpolation_curve(model: nn.Module, state_a: StateDict, state_b: StateDict,
                         data: TensorData | Mapping[str, TensorData], n_points: int = 11,
                         reset_bn: bool = False, reset_data: TensorData | None = None,
@@ -91,9 +117,8 @@ def interpolation_curve(model: nn.Module, state_a: StateDict, state_b: StateDict
     state_b = {k: v.detach().clone() for k, v in state_b.items()}
     datasets = {"data": data} if isinstance(data, TensorData) else dict(data)
     reset_on = reset_data if reset_data is not None else next(iter(datasets.values()))
-    original = {k: v.clone() for k, v in model.state_dict().items()}
     rows = []
-    try:
+    with restored(model):
         for lam in np.linspace(0.0, 1.0, n_points):
             model.load_state_dict(interpolate(state_a, state_b, float(lam)))
             if reset_bn:
@@ -101,8 +126,6 @@ def interpolation_curve(model: nn.Module, state_a: StateDict, state_b: StateDict
             for split, ds in datasets.items():
                 loss, acc = evaluate(model, ds, batch_size)
                 rows.append({"lam": float(lam), "split": split, "loss": loss, "accuracy": acc})
-    finally:
-        model.load_state_dict(original)
     return pd.DataFrame(rows)
 
 
@@ -200,9 +223,8 @@ def plane_grid(model: nn.Module, state_a: StateDict, state_b: StateDict, state_c
     points = [("grid", float(x), float(y)) for y in gy for x in gx] + [(n, *xy) for n, xy in coords.items()]
     template = {k: v.detach().clone() for k, v in state_a.items()}
     shapes = [(k, template[k].shape, template[k].numel(), template[k].dtype) for k in keys]
-    original = {k: v.clone() for k, v in model.state_dict().items()}
     rows = []
-    try:
+    with restored(model):
         for name, x, y in tqdm(points, desc="plane", disable=not progress, leave=False):
             vec = a + x * e1 + y * e2
             state, i = dict(template), 0
@@ -215,6 +237,4 @@ def plane_grid(model: nn.Module, state_a: StateDict, state_b: StateDict, state_c
             for split, ds in datasets.items():
                 loss, acc = evaluate(model, ds, batch_size)
                 rows.append({"point": name, "x": x, "y": y, "split": split, "loss": loss, "accuracy": acc})
-    finally:
-        model.load_state_dict(original)
     return pd.DataFrame(rows)

@@ -26,7 +26,7 @@ from . import spectral, zoo
 from .data import TensorData
 from .distance import l2_distance
 from .evaluation import evaluate
-from .interpolation import has_batchnorm, interpolate, reset_batchnorm
+from .interpolation import evaluate_state, interpolate
 from .matching import sinkhorn_weight_matching, unit_agreement, weight_matching
 from .rebasin import aligned_states
 from .studies import with_width
@@ -47,13 +47,7 @@ class SpectralResult:
 
 def _midpoint_loss(model: torch.nn.Module, state_a, state_b, data: TensorData, reset_data: TensorData | None = None) -> float:
     """Test loss of the midpoint of two states (BatchNorm statistics recomputed on ``reset_data``)."""
-    original = {k: v.clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(interpolate(state_a, state_b, 0.5))
-    if reset_data is not None and has_batchnorm(model):
-        reset_batchnorm(model, reset_data)
-    loss, _ = evaluate(model, data)
-    model.load_state_dict(original)
-    return loss
+    return evaluate_state(model, interpolate(state_a, state_b, 0.5), data, reset_data)[0]
 
 
 def singular_vector_study(base: zoo.TrainConfig, widths: list[int], n_models: int, test: TensorData,

@@ -17,8 +17,7 @@ from . import permutation as P
 from . import zoo
 from .data import TensorData
 from .distance import l2_distance, layer_distances
-from .evaluation import evaluate
-from .interpolation import barrier, has_batchnorm, interpolation_curve
+from .interpolation import barrier, evaluate_state, has_batchnorm, interpolation_curve
 from .matching import unit_agreement, weight_matching
 from .rebasin import aligned_states
 from .taylor import taylor_barrier, taylor_curve
@@ -186,15 +185,11 @@ def swa_alignment(base: zoo.TrainConfig, widths: list[int], eval_data: TensorDat
             for j in range(i + 1, len(finals)):
                 m = _pair_measures(scratch, finals[i], finals[j], eval_data, reset_data, n_points, seed)
                 rows_i.append({"width": width, "i": i, "j": j, **m})
-        original = {k: v.clone() for k, v in scratch.state_dict().items()}
         for k, state in enumerate(runs[0].samples):
-            scratch.load_state_dict(state)
-            loss, acc = evaluate(scratch, eval_data)
+            loss, acc = evaluate_state(scratch, state, eval_data)
             rows_a.append({"width": width, "model": f"sample {k + 1}", "loss": loss, "accuracy": acc})
-        scratch.load_state_dict(runs[0].swa_state)
-        loss, acc = evaluate(scratch, eval_data)
+        loss, acc = evaluate_state(scratch, runs[0].swa_state, eval_data)
         rows_a.append({"width": width, "model": "SWA average", "loss": loss, "accuracy": acc})
-        scratch.load_state_dict(original)
     return SWAResult(pd.DataFrame(rows_s), pd.DataFrame(rows_i), pd.DataFrame(rows_a))
 
 

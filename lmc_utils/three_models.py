@@ -22,7 +22,7 @@ from . import permutation as P
 from . import spectral, tables, zoo
 from .data import TensorData
 from .evaluation import evaluate
-from .interpolation import barrier, has_batchnorm, interpolation_curve, plane_grid, reset_batchnorm
+from .interpolation import barrier, evaluate_state, has_batchnorm, interpolation_curve, plane_grid
 from .matching import activation_matching, permutation_agreement, ste_matching, weight_matching
 
 METHODS = ("naive", "weight", "activation", "ste")
@@ -67,16 +67,9 @@ def _barrier_row(model, s1, s2, eval_data, n_points, reset, reset_data) -> dict[
 
 def _merged(model, states, eval_data, reset, reset_data) -> tuple[float, float]:
     """Loss and accuracy of the plain average of ``states`` (RESET first for BatchNorm models)."""
-    original = {k: v.clone() for k, v in model.state_dict().items()}
     avg = {k: (sum(s[k] for s in states) / len(states)) if v.is_floating_point() else v.clone()
            for k, v in states[0].items()}
-    try:
-        model.load_state_dict(avg)
-        if reset:
-            reset_batchnorm(model, reset_data)
-        return evaluate(model, eval_data)
-    finally:
-        model.load_state_dict(original)
+    return evaluate_state(model, avg, eval_data, reset_data if reset else None)
 
 
 def _alignment_rows(state_a, state_b, top_k: int) -> list[dict]:

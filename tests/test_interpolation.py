@@ -96,3 +96,28 @@ def test_curve_with_the_models_own_state_dict_is_not_corrupted():
                                  {k: v.clone() for k, v in model_a.state_dict().items()}, state_b, data, n_points=6)
     aliased = I.interpolation_curve(model_a, model_a.state_dict(), state_b, data, n_points=6)
     pd.testing.assert_frame_equal(safe, aliased)
+
+
+def test_evaluate_state_matches_loading_by_hand_and_leaves_the_model_alone():
+    torch.manual_seed(0)
+    model = models.vgg("vgg11", in_channels=1, image_size=28, width_multiplier=0.125).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    other = models.vgg("vgg11", in_channels=1, image_size=28, width_multiplier=0.125).state_dict()
+    data, reset_on = _data(n=32), _data(n=48, seed=1)
+    got = I.evaluate_state(model, other, data, reset_data=reset_on)
+    by_hand = models.vgg("vgg11", in_channels=1, image_size=28, width_multiplier=0.125)
+    by_hand.load_state_dict(other)
+    assert got == I.evaluate(I.reset_batchnorm(by_hand, reset_on), data)
+    assert got != I.evaluate_state(model, other, data)  # without RESET the stored statistics are used
+    assert model.training and all(torch.equal(before[k], model.state_dict()[k]) for k in before)
+
+
+def test_restored_puts_the_model_back_when_the_block_raises():
+    model = models.mlp(in_features=784, width=16, depth=1).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(RuntimeError, match="boom"):
+        with I.restored(model):
+            model.load_state_dict(models.mlp(in_features=784, width=16, depth=1).state_dict())
+            model.train()
+            raise RuntimeError("boom")
+    assert not model.training and all(torch.equal(before[k], model.state_dict()[k]) for k in before)
