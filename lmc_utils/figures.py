@@ -17,6 +17,44 @@ from .paths import figures_dir
 
 _state = {"profile": None}
 
+# One name and one look per method, for every figure: the Okabe-Ito colour-blind-safe palette, and
+# a line style and marker each, so that no two methods differ by colour alone.
+METHOD_LABELS = {
+    "naive": "no permutation", "weight": "weight matching", "activation": "activation matching",
+    "ste": "straight-through estimator", "random": "random permutation", "sinkhorn": "Sinkhorn matching",
+    "none": "no re-normalisation", "reset": "RESET", "repair": "REPAIR", "rescale": "RESCALE",
+    "reshift": "RESHIFT", "seq_repair": "sequential REPAIR",
+    "global_magnitude": "global magnitude", "layer_magnitude": "layer-wise magnitude", "fisher": "diagonal Fisher",
+}
+_OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+METHOD_STYLES = {
+    "naive": {"color": "#7f7f7f", "linestyle": ":", "marker": "x"},
+    "weight": {"color": _OKABE_ITO[0], "linestyle": "-", "marker": "o"},
+    "activation": {"color": _OKABE_ITO[1], "linestyle": "--", "marker": "s"},
+    "ste": {"color": _OKABE_ITO[3], "linestyle": "-.", "marker": "^"},
+    "random": {"color": _OKABE_ITO[7], "linestyle": (0, (1, 3)), "marker": "d"},
+    "sinkhorn": {"color": _OKABE_ITO[4], "linestyle": (0, (5, 2, 1, 2)), "marker": "v"},
+    "none": {"color": "#7f7f7f", "linestyle": ":", "marker": "x"},
+    "reset": {"color": _OKABE_ITO[2], "linestyle": "-", "marker": "o"},
+    "repair": {"color": _OKABE_ITO[0], "linestyle": "-", "marker": "o"},
+    "rescale": {"color": _OKABE_ITO[1], "linestyle": "--", "marker": "s"},
+    "reshift": {"color": _OKABE_ITO[3], "linestyle": "-.", "marker": "^"},
+    "seq_repair": {"color": _OKABE_ITO[5], "linestyle": (0, (3, 1, 1, 1)), "marker": "D"},
+    "global_magnitude": {"color": _OKABE_ITO[0], "linestyle": "-", "marker": "o"},
+    "layer_magnitude": {"color": _OKABE_ITO[1], "linestyle": "--", "marker": "s"},
+    "fisher": {"color": _OKABE_ITO[3], "linestyle": "-.", "marker": "^"},
+}
+
+
+def method_label(method: str) -> str:
+    """The display name of a method (the key itself when it has none)."""
+    return METHOD_LABELS.get(method, method)
+
+
+def method_style(method: str) -> dict:
+    """Matplotlib keyword arguments (colour, line style, marker) for a method's line."""
+    return dict(METHOD_STYLES.get(method, {"color": _OKABE_ITO[6], "linestyle": "-", "marker": "."}))
+
 STYLE = {
     "figure.dpi": 110,
     "savefig.dpi": 150,
@@ -83,4 +121,20 @@ def save_table(df: pd.DataFrame, name: str, profile: str | None = None) -> list[
     with atomic_path(csv) as tmp:
         frame.to_csv(tmp, index=False)
     md = write_text(out / f"{name}.md", to_markdown(frame))
+    return [csv, md]
+
+
+def save_verdicts(frame: pd.DataFrame, notebook: str, profile: str | None = None) -> list[Path]:
+    """Write a notebook's verdict rows (:func:`lmc_utils.verdicts.table`) as
+    ``<NN>_verdicts.csv`` (every column, full precision) and ``<NN>_verdicts.md`` (the
+    :data:`lmc_utils.verdicts.COLUMNS`, 3 significant digits). ``notebook`` is the file stem or
+    its number ``NN``."""
+    from .verdicts import COLUMNS
+
+    number = notebook.split("_", 1)[0]
+    out = output_dir(profile)
+    csv = out / f"{number}_verdicts.csv"
+    with atomic_path(csv) as tmp:
+        frame.to_csv(tmp, index=False)
+    md = write_text(out / f"{number}_verdicts.md", to_markdown(frame[COLUMNS], floatfmt=".3g"))
     return [csv, md]

@@ -7,7 +7,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .rebasin import METHOD_LABELS
+from .figures import METHOD_LABELS
 
 METHOD_COLORS = {"naive": "#7f7f7f", "weight": "#1f77b4", "activation": "#d62728"}
 SPLIT_STYLES = {"train": "-", "test": "--"}
@@ -150,7 +150,7 @@ def plot_planes(planes: pd.DataFrame, title: str = "", split: str | None = None)
 
 def plot_three_model_barriers(summary: pd.DataFrame, title: str = ""):
     """Accuracy barriers (mean +- std over triples) for each pair of the three aligned models,
-    one bar per method (``summary`` from :func:`lmc_utils.three_models.barrier_summary`)."""
+    one bar per method (``summary`` from :func:`lmc_utils.studies.three_models.barrier_summary`)."""
     import numpy as np
 
     pairs = list(dict.fromkeys(summary["pair"]))
@@ -177,7 +177,7 @@ def plot_three_model_barriers(summary: pd.DataFrame, title: str = ""):
 def plot_singular_alignment(summary: pd.DataFrame, title: str = ""):
     """Mean top-k singular-vector alignment between a and the aligned b per layer, left (u) and
     right (v) vectors, one bar per method (``summary`` from
-    :func:`lmc_utils.three_models.alignment_summary`)."""
+    :func:`lmc_utils.studies.three_models.alignment_summary`)."""
     import numpy as np
 
     layers = list(dict.fromkeys(summary["layer"]))
@@ -274,7 +274,7 @@ def plot_bias_curves(curves: pd.DataFrame, title: str = ""):
 
 def plot_ste_history(history: pd.DataFrame, title: str = ""):
     """Held midpoint loss of the straight-through estimator against its steps, one line per
-    matched pair (``history`` from :attr:`lmc_utils.three_models.ThreeModelResult.ste_history`);
+    matched pair (``history`` from :attr:`lmc_utils.studies.three_models.ThreeModelResult.ste_history`);
     step 0 is the weight-matching start, a dot marks the permutation returned."""
     fig, ax = plt.subplots(figsize=(5.0, 3.2))
     for i, ((triple, pair), h) in enumerate(history.groupby(["triple", "pair"], sort=False)):

@@ -20,8 +20,6 @@ from .interpolation import barrier, has_batchnorm, interpolation_curve
 from .matching import activation_matching, weight_matching
 
 METHODS = ("naive", "weight", "activation")
-METHOD_LABELS = {"naive": "naive", "weight": "weight matching", "activation": "activation matching",
-                 "random": "random permutation"}
 
 
 def align(method: str, model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor | None = None,
@@ -114,7 +112,7 @@ def describe(table: pd.DataFrame, split: str = "test") -> str:
             loss, acc = by.loc[method, "loss_barrier"], by.loc[method, "accuracy_barrier"]
             change = "lowers" if loss < naive_loss else "does not lower"
             rel = f"{100 * (1 - loss / naive_loss):.0f}% lower" if naive_loss > 0 and loss < naive_loss else "no reduction"
-            parts.append(f"{METHOD_LABELS[method]} {change} it to {loss:.3f} ({rel}; accuracy barrier "
+            parts.append(f"{method} {change} it to {loss:.3f} ({rel}; accuracy barrier "
                          f"{100 * acc:.1f} points)")
         reset_text = " with RESET" if reset else ""
         lines.append(f"- **{experiment}**{reset_text} ({split}): naive interpolation has a loss barrier of "

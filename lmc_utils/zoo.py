@@ -345,3 +345,26 @@ def get_many(configs: list[TrainConfig], device: str | torch.device = "auto", pr
     """:func:`get` for several configs, with one progress bar over the models."""
     return [get(c, device=device, progress=progress)
             for c in tqdm(configs, desc="model zoo", disable=not progress or len(configs) < 2, leave=False)]
+
+
+def with_width(config: TrainConfig, width: float) -> TrainConfig:
+    """``config`` with its hidden width set: ``width`` for MLPs, ``width_multiplier`` for conv nets."""
+    key = "width" if config.arch == "mlp" else "width_multiplier"
+    return config.replace(model={**config.model, key: width})
+
+
+def independent_pairs(base: TrainConfig, n_pairs: int, seed: int = 0, device="auto") -> list[tuple[Trained, Trained]]:
+    """``n_pairs`` pairs of independently trained models: seeds ``(seed + 2i, seed + 2i + 1)``."""
+    configs = [base.replace(seed=seed + j) for j in range(2 * n_pairs)]
+    models = get_many(configs, device=device)
+    return [(models[2 * i], models[2 * i + 1]) for i in range(n_pairs)]
+
+
+def spawned_pairs(base: TrainConfig, n_pairs: int, parent_epochs: int, seed: int = 0,
+                  device="auto") -> list[tuple[Trained, Trained]]:
+    """``n_pairs`` pairs of children spawned from their own parent (parent seeds ``seed + 1000 + i``)."""
+    pairs = []
+    for i in range(n_pairs):
+        a, b = get_many(spawn(base.replace(seed=seed + 1000 + i), parent_epochs), device=device)
+        pairs.append((a, b))
+    return pairs

@@ -36,7 +36,8 @@ from typing import Optional
 import pandas as pd
 from IPython.display import Markdown, display
 
-from lmc_utils import data, figures, plots, profiles, studies, tables, zoo
+from lmc_utils import data, figures, plots, profiles, tables, zoo
+from lmc_utils.studies import distance_taylor
 from lmc_utils.device import get_device
 
 # %% tags=["parameters"]
@@ -70,7 +71,7 @@ for name, cfg in P.experiments.items():
     base = zoo.TrainConfig(**cfg)
     loss_data = data.load(base.dataset, "train", subset=P.loss_subset, device=dev)
     match_inputs = loss_data.subset(P.match_samples).x
-    results[name] = studies.distance_and_taylor(base, P.n_pairs, P.parent_epochs, loss_data, match_inputs,
+    results[name] = distance_taylor.distance_and_taylor(base, P.n_pairs, P.parent_epochs, loss_data, match_inputs,
                                                 n_points=P.n_points, seed=seed, device=dev)
     fig = plots.plot_taylor_curves(results[name].curves, title=name)
     figures.save_figure(fig, f"01_{name}_taylor_curves")
@@ -112,4 +113,4 @@ taylor_table
 
 # %%
 barriers = tables.mean_std(taylor_rows, ["experiment", "kind", "method"], ["actual"])
-display(Markdown(studies.describe_distance_taylor(distance_table, taylor_table, barriers)))
+display(Markdown(distance_taylor.describe_distance_taylor(distance_table, taylor_table, barriers)))

@@ -38,7 +38,8 @@ from typing import Optional
 import pandas as pd
 from IPython.display import Markdown, display
 
-from lmc_utils import data, figures, plots, profiles, spectral_study, zoo
+from lmc_utils import data, figures, plots, profiles, zoo
+from lmc_utils.studies import singular_vectors
 from lmc_utils.device import get_device
 
 # %% tags=["parameters"]
@@ -77,7 +78,7 @@ for name, cfg in P.experiments.items():
     test = data.load(base.dataset, "test", subset=P.eval_subset, device=dev)
     match = data.load(base.dataset, "train", subset=P.match_samples, device=dev)
     splits[name] = test, match
-    results[name] = spectral_study.singular_vector_study(base, P.widths, P.n_models, test, match, top=P.top,
+    results[name] = singular_vectors.singular_vector_study(base, P.widths, P.n_models, test, match, top=P.top,
                                                          large_ratio=P.large_ratio, seed=seed, device=dev)
 widest, first = P.widths[-1], next(iter(results))
 r = results[first]
@@ -91,7 +92,7 @@ r = results[first]
 # %%
 for name, res in results.items():
     figures.save_figure(plots.plot_spectra(res.spectra, widest), f"02_{name}_spectra")
-spectra = pd.concat([spectral_study.spectra_summary(res.spectra).assign(experiment=name) for name, res in results.items()],
+spectra = pd.concat([singular_vectors.spectra_summary(res.spectra).assign(experiment=name) for name, res in results.items()],
                     ignore_index=True)
 figures.save_table(spectra, "02_spectra_differences")
 pd.concat([res.invariance.assign(experiment=name) for name, res in results.items()])
@@ -103,8 +104,8 @@ pd.concat([res.invariance.assign(experiment=name) for name, res in results.items
 # at the top-left corner means the leading singular vectors point the same way.
 
 # %%
-layer = spectral_study.hidden_layers(r.spectra["layer"])[1]
-fig = plots.plot_alignment_matrices(r.matrices, widest, layer, spectral_study.METHODS)
+layer = singular_vectors.hidden_layers(r.spectra["layer"])[1]
+fig = plots.plot_alignment_matrices(r.matrices, widest, layer, singular_vectors.METHODS)
 figures.save_figure(fig, f"02_{first}_alignment_matrices")
 
 # %% [markdown]
@@ -116,7 +117,7 @@ for name, res in results.items():
     figures.save_figure(plots.plot_diagonal_alignment(res.diagonal, widest, "u"), f"02_{name}_diagonal_alignment_u")
     figures.save_figure(plots.plot_diagonal_alignment(res.diagonal, widest, "v"), f"02_{name}_diagonal_alignment_v")
     figures.save_figure(plots.plot_top_k_contribution(res.contribution, widest), f"02_{name}_top_k_contribution")
-alignment = pd.concat([spectral_study.alignment_summary(res.diagonal, P.top).assign(experiment=name)
+alignment = pd.concat([singular_vectors.alignment_summary(res.diagonal, P.top).assign(experiment=name)
                        for name, res in results.items()], ignore_index=True)
 figures.save_table(alignment, "02_alignment_summary")
 alignment[alignment["width"] == widest]
@@ -130,9 +131,9 @@ alignment[alignment["width"] == widest]
 # %%
 for name, res in results.items():
     figures.save_figure(plots.plot_input_alignment(res.inputs), f"02_{name}_input_alignment")
-    summary = spectral_study.width_summary(res, P.top)
+    summary = singular_vectors.width_summary(res, P.top)
     figures.save_figure(plots.plot_large_vs_merged(summary), f"02_{name}_large_vs_merged")
-widths_table = pd.concat([spectral_study.width_summary(res, P.top).assign(experiment=name) for name, res in results.items()],
+widths_table = pd.concat([singular_vectors.width_summary(res, P.top).assign(experiment=name) for name, res in results.items()],
                          ignore_index=True)
 figures.save_table(widths_table, "02_width_summary")
 widths_table
@@ -146,17 +147,17 @@ widths_table
 sink = []
 for name, cfg in P.experiments.items():
     test, match = splits[name]
-    sink.append(spectral_study.sinkhorn_comparison(zoo.TrainConfig(**cfg), P.sinkhorn_widths, P.n_models, test, match,
+    sink.append(singular_vectors.sinkhorn_comparison(zoo.TrainConfig(**cfg), P.sinkhorn_widths, P.n_models, test, match,
                                                    sinkhorn=P.sinkhorn, n_pairs=P.sinkhorn_pairs, seed=seed, device=dev).assign(experiment=name))
 sink = pd.concat(sink, ignore_index=True)
 figures.save_table(sink, "02_sinkhorn_vs_iterative")
-display(Markdown(spectral_study.describe_sinkhorn(sink)))
+display(Markdown(singular_vectors.describe_sinkhorn(sink)))
 sink
 
 # %% [markdown]
 # ## Which claims held
-# Computed from the tables above (criteria in `spectral_study.describe`'s docstring).
+# Computed from the tables above (criteria in `singular_vectors.describe`'s docstring).
 
 # %%
 for name, res in results.items():
-    display(Markdown(f"**{name}**\n\n" + spectral_study.describe(res, P.top, P.large_ratio)))
+    display(Markdown(f"**{name}**\n\n" + singular_vectors.describe(res, P.top, P.large_ratio)))

@@ -42,7 +42,8 @@ from typing import Optional
 
 from IPython.display import Markdown, display
 
-from lmc_utils import data, figures, plots, profiles, three_models, zoo
+from lmc_utils import data, figures, plots, profiles, zoo
+from lmc_utils.studies import three_models
 from lmc_utils.device import get_device
 
 # %% tags=["parameters"]

@@ -54,7 +54,8 @@ from typing import Optional
 import pandas as pd
 from IPython.display import Markdown, display
 
-from lmc_utils import data, figures, plots, profiles, renorm_study, studies, zoo
+from lmc_utils import data, figures, plots, profiles, zoo
+from lmc_utils.studies import renormalisation
 from lmc_utils.device import get_device
 
 # %% tags=["parameters"]
@@ -91,7 +92,7 @@ print(f"profile {P.profile} on {dev}: experiments {list(bases)}, {P.n_pairs} pai
 # set; every accuracy and loss is measured on the test set.
 
 # %%
-pairs = {name: studies.independent_pairs(base, P.n_pairs, seed=seed, device=dev) for name, base in bases.items()}
+pairs = {name: zoo.independent_pairs(base, P.n_pairs, seed=seed, device=dev) for name, base in bases.items()}
 stats = {name: data.load(base.dataset, "train", subset=P.stats_samples, seed=seed + 1, device=dev)
          for name, base in bases.items()}
 test = {name: data.load(base.dataset, "test", subset=P.eval_subset, device=dev) for name, base in bases.items()}
@@ -103,16 +104,16 @@ test = {name: data.load(base.dataset, "test", subset=P.eval_subset, device=dev) 
 # third model (model A of the next pair, aligned by the same method) instead of the endpoints.
 
 # %%
-raw = pd.concat([renorm_study.midpoint_ablation(pairs[n], test[n], stats[n].x, stats[n], methods=P.methods, seed=seed)
+raw = pd.concat([renormalisation.midpoint_ablation(pairs[n], test[n], stats[n].x, stats[n], methods=P.methods, seed=seed)
                  .assign(experiment=n) for n in bases], ignore_index=True)
-summary = renorm_study.ablation_summary(raw)
+summary = renormalisation.ablation_summary(raw)
 figures.save_table(raw, "04_ablation_pairs")
 figures.save_table(summary, "04_ablation")
 acc = summary.assign(acc=[f"{100 * m:.1f} ± {100 * s:.1f}" for m, s in zip(summary["accuracy_mean"], summary["accuracy_std"])])
 acc.pivot_table(index="variant", columns=["experiment", "method"], values="acc", aggfunc="first", sort=False)
 
 # %%
-display(Markdown(renorm_study.describe_ablation(raw)))
+display(Markdown(renormalisation.describe_ablation(raw)))
 
 # %% [markdown]
 # ## Interpolation curves with each variant
@@ -122,10 +123,10 @@ display(Markdown(renorm_study.describe_ablation(raw)))
 curves = {}
 for n in bases:
     a, b = pairs[n][0]
-    curves[n] = renorm_study.variant_curves(a, b, test[n], stats[n].x, stats[n], methods=P.curve_methods,
+    curves[n] = renormalisation.variant_curves(a, b, test[n], stats[n].x, stats[n], methods=P.curve_methods,
                                             n_points=P.n_points, seed=seed)
     figures.save_figure(plots.plot_variant_curves(curves[n], title=n), f"04_{n}_curves")
-curve_table = pd.concat([renorm_study.curve_barriers(c, ["method", "variant"]).assign(experiment=n)
+curve_table = pd.concat([renormalisation.curve_barriers(c, ["method", "variant"]).assign(experiment=n)
                          for n, c in curves.items()], ignore_index=True)
 figures.save_table(curve_table, "04_curve_barriers")
 curve_table
@@ -137,13 +138,13 @@ curve_table
 # with and without REPAIR / RESCALE (RESET for BatchNorm), and a random initialisation.
 
 # %%
-profiles_ = pd.concat([renorm_study.activation_profiles(*pairs[n][0], stats[n].x, seed=seed, reset_data=stats[n])
+profiles_ = pd.concat([renormalisation.activation_profiles(*pairs[n][0], stats[n].x, seed=seed, reset_data=stats[n])
                        .assign(experiment=n) for n in bases], ignore_index=True)
 figures.save_table(profiles_, "04_activation_stats")
 for n in bases:
     figures.save_figure(plots.plot_activation_profiles(profiles_[profiles_["experiment"] == n], title=n),
                         f"04_{n}_activation_stats")
-display(Markdown(renorm_study.describe_activations(profiles_)))
+display(Markdown(renormalisation.describe_activations(profiles_)))
 
 # %% [markdown]
 # ## Bias removal and homogeneous interpolation
@@ -153,14 +154,14 @@ display(Markdown(renorm_study.describe_activations(profiles_)))
 
 # %%
 bias_base = bases[P.bias_experiment]
-unbiased = studies.independent_pairs(bias_base.replace(model={**bias_base.model, "bias": False}), P.bias_pairs,
+unbiased = zoo.independent_pairs(bias_base.replace(model={**bias_base.model, "bias": False}), P.bias_pairs,
                                      seed=seed, device=dev)
-bias_curves = renorm_study.bias_study(pairs[P.bias_experiment][:P.bias_pairs], unbiased, test[P.bias_experiment],
+bias_curves = renormalisation.bias_study(pairs[P.bias_experiment][:P.bias_pairs], unbiased, test[P.bias_experiment],
                                       stats[P.bias_experiment].x, n_points=P.n_points, seed=seed)
-bias_table = renorm_study.curve_barriers(bias_curves, ["curve", "pair"])
+bias_table = renormalisation.curve_barriers(bias_curves, ["curve", "pair"])
 figures.save_table(bias_table, "04_bias_barriers")
 figures.save_figure(plots.plot_bias_curves(bias_curves, title=P.bias_experiment), "04_bias_curves")
-display(Markdown(renorm_study.describe_bias(bias_table)))
+display(Markdown(renormalisation.describe_bias(bias_table)))
 
 # %% [markdown]
 # ## Knowledge retained: re-training from the midpoints
@@ -170,9 +171,9 @@ display(Markdown(renorm_study.describe_bias(bias_table)))
 # %%
 rbase = bases[P.retrain_experiment]
 rconfig = rbase.replace(**P.retrain, seed=seed + 20_000)
-history = renorm_study.retraining(*pairs[P.retrain_experiment][0], rconfig, stats[P.retrain_experiment].x,
+history = renormalisation.retraining(*pairs[P.retrain_experiment][0], rconfig, stats[P.retrain_experiment].x,
                                   seed=seed, device=dev)
-steps = renorm_study.steps_to_accuracy(history, P.target_accuracy)
+steps = renormalisation.steps_to_accuracy(history, P.target_accuracy)
 figures.save_table(steps, "04_retraining")
 figures.save_figure(plots.plot_retraining(history, P.target_accuracy), "04_retraining")
-display(Markdown(renorm_study.describe_retraining(steps, P.target_accuracy)))
+display(Markdown(renormalisation.describe_retraining(steps, P.target_accuracy)))

@@ -43,7 +43,8 @@ from typing import Optional
 
 from IPython.display import Markdown, display
 
-from lmc_utils import data, figures, profiles, pruning_study, zoo
+from lmc_utils import data, figures, profiles, zoo
+from lmc_utils.studies import pruning as pruning_study
 from lmc_utils.device import get_device
 
 # %% tags=["parameters"]

@@ -33,7 +33,8 @@ from typing import Optional
 
 from IPython.display import Markdown, display
 
-from lmc_utils import data, figures, plots, profiles, studies, zoo
+from lmc_utils import data, figures, plots, profiles, zoo
+from lmc_utils.studies import swa
 from lmc_utils.device import get_device
 
 # %% tags=["parameters"]
@@ -62,9 +63,9 @@ print(f"profile {P.profile} on {dev}: widths {P.widths}, {base.epochs} epochs + 
 # %%
 test = data.load(base.dataset, "test", subset=P.eval_subset, device=dev)
 train_stats = data.load(base.dataset, "train", subset=2000, device=dev)  # for BN statistics, if any
-result = studies.swa_alignment(base, P.widths, test, train_stats, n_independent=P.n_independent,
+result = swa.swa_alignment(base, P.widths, test, train_stats, n_independent=P.n_independent,
                                sample_stride=P.sample_stride, n_points=P.n_points, seed=seed, device=dev)
-summary = studies.swa_summary(result)
+summary = swa.swa_summary(result)
 figures.save_table(summary, "06_swa_summary")
 figures.save_table(result.averages, "06_swa_vs_samples")
 summary
@@ -88,4 +89,4 @@ figures.save_figure(plots.plot_identity_share(summary), "06_identity_share")
 # Computed from the summary table:
 
 # %%
-display(Markdown(studies.describe_swa(summary)))
+display(Markdown(swa.describe_swa(summary)))

@@ -210,9 +210,9 @@ def test_padding_with_zero_units_keeps_the_function():
         pruning.pad_hidden(model, [3, 6])
 
 
-# --- the notebook's protocol helpers (lmc_utils.pruning_study) ---------------------------------
+# --- the notebook's protocol helpers (lmc_utils.studies.pruning) ---------------------------------
 
-from lmc_utils import pruning_study  # noqa: E402
+from lmc_utils.studies import pruning as pruning_study  # noqa: E402
 from lmc_utils.activations import layer_statistics  # noqa: E402
 
 

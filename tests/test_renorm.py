@@ -221,7 +221,7 @@ def test_layer_statistics_of_a_resnet_cover_every_relu():
 
 
 def test_homogeneous_interpolation_endpoints_and_bias_weights():
-    from lmc_utils.renorm_study import homogeneous_interpolate
+    from lmc_utils.studies.renormalisation import homogeneous_interpolate
 
     a, b, mid = _midpoint("mlp")
     sa, sb = a.state_dict(), b.state_dict()
@@ -237,7 +237,7 @@ def test_homogeneous_interpolation_endpoints_and_bias_weights():
 def test_curve_barriers_and_steps_to_accuracy():
     import pandas as pd
 
-    from lmc_utils.renorm_study import curve_barriers, steps_to_accuracy
+    from lmc_utils.studies.renormalisation import curve_barriers, steps_to_accuracy
 
     c = pd.DataFrame({"k": "x", "lam": [0, 0.5, 1], "loss": [1.0, 3.0, 2.0], "accuracy": [0.9, 0.5, 0.8]})
     r = curve_barriers(c, ["k"]).iloc[0]

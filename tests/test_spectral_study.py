@@ -2,7 +2,8 @@
 
 import torch
 
-from lmc_utils import data, models, spectral, spectral_study, zoo
+from lmc_utils import data, models, spectral, zoo
+from lmc_utils.studies import singular_vectors as spectral_study
 
 MOONS = zoo.TrainConfig(dataset="moons", arch="mlp", model={"depth": 2}, optimizer="adam", lr=0.01,
                         batch_size=64, epochs=3)

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 import torch
 
-from lmc_utils import matching, models, profiles, three_models, zoo
+from lmc_utils import matching, models, profiles, zoo
+from lmc_utils.studies import three_models
 from lmc_utils import permutation as P
 from lmc_utils.data import NUM_CLASSES, TensorData
 from lmc_utils.evaluation import evaluate

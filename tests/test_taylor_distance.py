@@ -107,12 +107,13 @@ def test_spawn_configs():
 
 
 def test_distance_and_taylor_study_on_moons():
-    from lmc_utils import data, studies
+    from lmc_utils import data
+    from lmc_utils.studies import distance_taylor
 
     base = zoo.TrainConfig(dataset="moons", arch="mlp", model={"width": 32, "depth": 2}, optimizer="adam",
                            lr=0.01, batch_size=64, epochs=4)
     loss_data = data.load("moons", "train")
-    res = studies.distance_and_taylor(base, n_pairs=2, parent_epochs=2, loss_data=loss_data,
+    res = distance_taylor.distance_and_taylor(base, n_pairs=2, parent_epochs=2, loss_data=loss_data,
                                       match_inputs=loss_data.x, n_points=3, device="cpu")
     d = res.distances.set_index(["kind", "pair", "method"])["distance"]
     for pair in (0, 1):

@@ -25,12 +25,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import pruning, renorm, zoo
-from .activations import layer_statistics
-from .data import TensorData
-from .evaluation import evaluate
-from .interpolation import barrier, has_batchnorm, interpolation_curve
-from .rebasin import aligned_states
+from .. import pruning, renorm, zoo
+from ..activations import layer_statistics
+from ..data import TensorData
+from ..evaluation import evaluate
+from ..interpolation import barrier, has_batchnorm, interpolation_curve
+from ..rebasin import aligned_states
 
 # The talk's table "So, what if we prune the networks?" (Moons, one hidden layer; mean over runs):
 # width -> (reduced width, full test accuracy, reduced test accuracy).

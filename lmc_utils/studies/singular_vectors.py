@@ -21,15 +21,14 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import permutation as P
-from . import spectral, zoo
-from .data import TensorData
-from .distance import l2_distance
-from .evaluation import evaluate
-from .interpolation import evaluate_state, interpolate
-from .matching import sinkhorn_weight_matching, unit_agreement, weight_matching
-from .rebasin import aligned_states
-from .studies import with_width
+from .. import permutation as P
+from .. import spectral, zoo
+from ..data import TensorData
+from ..distance import l2_distance
+from ..evaluation import evaluate
+from ..interpolation import evaluate_state, interpolate
+from ..matching import sinkhorn_weight_matching, unit_agreement, weight_matching
+from ..rebasin import aligned_states
 
 METHODS = ("naive", "random", "weight", "activation")
 
@@ -72,7 +71,7 @@ def singular_vector_study(base: zoo.TrainConfig, widths: list[int], n_models: in
     rows_s, rows_d, rows_c, rows_i, rows_m, invariance = [], [], [], [], [], []
     matrices = {}
     for width in tqdm(widths, desc="widths", leave=False):
-        cfg = with_width(base, width)
+        cfg = zoo.with_width(base, width)
         models = zoo.get_many([cfg.replace(seed=seed + i) for i in range(n_models)], device=device)
         scratch = models[0].model
         states = [m.model.state_dict() for m in models]
@@ -145,7 +144,7 @@ def sinkhorn_comparison(base: zoo.TrainConfig, widths: list[int], n_models: int,
     of units on which the two permutations agree. ``n_pairs``: compare only the first pairs (default all)."""
     rows = []
     for width in tqdm(widths, desc="Sinkhorn vs iterative", leave=False):
-        cfg = with_width(base, width)
+        cfg = zoo.with_width(base, width)
         models = zoo.get_many([cfg.replace(seed=seed + i) for i in range(n_models)], device=device, progress=False)
         scratch = models[0].model
         spec = P.spec_for(scratch)

@@ -18,12 +18,12 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from . import permutation as P
-from . import spectral, tables, zoo
-from .data import TensorData
-from .evaluation import evaluate
-from .interpolation import barrier, evaluate_state, has_batchnorm, interpolation_curve, plane_grid
-from .matching import activation_matching, permutation_agreement, ste_matching, weight_matching
+from .. import permutation as P
+from .. import spectral, tables, zoo
+from ..data import TensorData
+from ..evaluation import evaluate
+from ..interpolation import barrier, evaluate_state, has_batchnorm, interpolation_curve, plane_grid
+from ..matching import activation_matching, permutation_agreement, ste_matching, weight_matching
 
 METHODS = ("naive", "weight", "activation", "ste")
 LABELS = {"naive": "naive", "weight": "WM", "activation": "AM", "ste": "STE"}

@@ -19,14 +19,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import data as data_mod
-from . import renorm, zoo
-from .activations import statistics_table
-from .data import TensorData
-from .evaluation import evaluate
-from .interpolation import has_batchnorm, interpolate
-from .rebasin import aligned_states
-from .tables import mean_std, paired_ttest
+from .. import data as data_mod
+from .. import renorm, zoo
+from ..activations import statistics_table
+from ..data import TensorData
+from ..evaluation import evaluate
+from ..interpolation import has_batchnorm, interpolate
+from ..rebasin import aligned_states
+from ..tables import mean_std, paired_ttest
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,97 @@
+"""Verdict logic on synthetic values: each of the three outcomes, both directions, both tests."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from lmc_utils import figures, verdicts as V
+
+
+def _crit(direction="greater", threshold=0.0, test="t"):
+    return V.Criterion(name="c", claim="x beats zero", statistic="x per pair", direction=direction,
+                       threshold=threshold, test=test)
+
+
+def test_t_interval_matches_scipy():
+    x = np.array([0.3, 0.1, 0.4, 0.2, 0.5, 0.25, 0.35, 0.15])
+    est = V.interval(x, "t")
+    low, high = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+    assert est["estimate"] == pytest.approx(x.mean())
+    assert (est["ci_low"], est["ci_high"]) == pytest.approx((low, high))
+    assert est["n"] == 8
+
+
+@pytest.mark.parametrize("test", ["t", "bootstrap"])
+def test_three_outcomes(test):
+    rng = np.random.default_rng(0)
+    clearly_above = 1.0 + 0.1 * rng.standard_normal(8)
+    clearly_below = -1.0 + 0.1 * rng.standard_normal(8)
+    straddling = np.array([-1.0, 1.0, -0.9, 1.1, -1.2, 0.8, -0.7, 1.0])
+    c = _crit(test=test)
+    assert V.verdict("00", c, "a", clearly_above)["verdict"] == "held"
+    assert V.verdict("00", c, "b", clearly_below)["verdict"] == "did not hold"
+    assert V.verdict("00", c, "c", straddling)["verdict"] == "inconclusive"
+    less = _crit("less", test=test)
+    assert V.verdict("00", less, "a", clearly_above)["verdict"] == "did not hold"
+    assert V.verdict("00", less, "b", clearly_below)["verdict"] == "held"
+
+
+def test_single_unit_is_inconclusive_and_constant_values_decide():
+    c = _crit(threshold=0.5)
+    assert V.verdict("00", c, "a", [3.0])["verdict"] == "inconclusive"
+    assert V.verdict("00", c, "a", [0.5, 0.5, 0.5])["verdict"] == "did not hold"  # touches the threshold
+    assert V.verdict("00", c, "a", [0.6, 0.6, 0.6])["verdict"] == "held"
+
+
+def test_repeats_are_averaged_per_unit_and_spread_reported():
+    # 4 units x 3 group orders: the interval is over the 4 unit means, not the 12 values.
+    values = np.array([[1.0, 1.2, 0.8], [2.0, 2.2, 1.8], [1.5, 1.7, 1.3], [1.0, 1.1, 0.9]])
+    est = V.interval(values)
+    assert est["n"] == 4 and est["repeats"] == 3
+    assert est["estimate"] == pytest.approx(values.mean())
+    ref = V.interval(values.mean(axis=1))
+    assert est["ci_low"] == pytest.approx(ref["ci_low"])
+    assert est["repeat_sd"] == pytest.approx(np.mean(values.std(axis=1, ddof=1)))
+
+
+def test_bootstrap_is_seeded():
+    x = np.linspace(0, 1, 9)
+    a, b = V.interval(x, "bootstrap"), V.interval(x, "bootstrap")
+    assert (a["ci_low"], a["ci_high"]) == (b["ci_low"], b["ci_high"]) and a["ci_low"] < 0.5 < a["ci_high"]
+
+
+def test_bad_criteria_are_refused():
+    with pytest.raises(V.CriteriaError, match="direction"):
+        _crit(direction="up")
+    with pytest.raises(V.CriteriaError, match="missing keys"):
+        V.parse_criteria({"c": {"claim": "x", "statistic": "y", "direction": "less"}}, "nb")
+    with pytest.raises(V.CriteriaError, match="threshold"):
+        V.parse_criteria({"c": {"claim": "x", "statistic": "y", "direction": "less", "threshold": "big"}})
+
+
+def test_every_notebook_has_a_criteria_section():
+    from lmc_utils.run import discover
+
+    for source in discover():
+        V.load_criteria(source.stem)  # raises if absent or malformed
+
+
+def test_render_and_save(tmp_path, monkeypatch):
+    monkeypatch.setenv("LMC_FIGURES_DIR", str(tmp_path))
+    c = _crit()
+    frame = V.table([V.verdict("01_x", c, "mlp", [0.9, 1.1, 1.0, 1.2]),
+                     V.verdict("01_x", c, "vgg", [-1.0, 1.0, -0.5, 0.5])])
+    text = V.render(frame, {"c": c})
+    assert "**held**" in text and "**inconclusive**" in text and "1 held, 0 did not hold, 1 inconclusive" in text
+    figures.save_verdicts(frame, "01_x", profile="cpu")
+    back = pd.read_csv(tmp_path / "cpu" / "01_verdicts.csv")
+    assert list(back.columns[:len(V.COLUMNS)]) == V.COLUMNS
+    assert list(back["verdict"]) == ["held", "inconclusive"]
+    assert (tmp_path / "cpu" / "01_verdicts.md").read_text().startswith("| notebook | claim |")
+    with pytest.raises(V.CriteriaError):
+        V.check_declared(frame, {"other": c})
+    assert V.counts(frame) == {"held": 1, "did not hold": 0, "inconclusive": 1}
+    assert math.isinf(V.interval([1.0])["ci_high"])
