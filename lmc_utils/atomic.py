@@ -1,7 +1,9 @@
 """Atomic file writes: write to a unique temporary file beside the target, then rename.
 
 A reader never sees a half-written checkpoint, figure or table, and concurrent writers
-of the same path cannot interleave: the last complete ``os.replace`` wins.
+of the same path cannot interleave: the last complete ``os.replace`` wins. Written files get
+the permissions an ordinary ``open()`` would give them (``0o666`` less the umask), not the
+owner-only mode of the temporary file, so a cache or figures folder can be shared by a group.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -37,3 +40,10 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it; there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

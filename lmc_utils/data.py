@@ -6,9 +6,11 @@ inputs and one of labels, so training and evaluation need no DataLoader workers.
 Files are looked up in ``LMC_DATA_DIR`` (default ``./data``) in torchvision's layout, e.g.
 ``$LMC_DATA_DIR/MNIST/raw/train-images-idx3-ubyte.gz``. That folder is treated as read-only:
 when only the ``.gz`` files are there they are checked (md5) and unpacked into the project's
-cache (``LMC_CACHE_DIR/datasets``). When files are missing they are downloaded if allowed
-(``download=True``, or ``LMC_OFFLINE`` unset), otherwise :class:`DataNotFoundError` says
-where they must go.
+cache (``LMC_CACHE_DIR/datasets``), with a SHA-256 digest of every unpacked file recorded at
+unpack time; a cached file that no longer matches its digest (flipped bytes, truncation) is
+reported by name and unpacked again. When files are missing they are downloaded if allowed
+(``download=True``, or ``LMC_OFFLINE`` unset) into the cache, never into ``LMC_DATA_DIR``;
+otherwise :class:`DataNotFoundError` says where they must go.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import json
 import os
 import shutil
 import tarfile
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
@@ -26,7 +30,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .atomic import atomic_path
+from .atomic import atomic_path, write_text
 from .device import get_device
 from .paths import cache_dir, data_dir
 
@@ -176,10 +180,15 @@ def _torchvision_dataset(name: str, train: bool, download: bool):
         return cls(root=str(root), train=train, download=False)
     if not download:
         raise DataNotFoundError(_how_to_get(name, data_dir()))
+    dest = cache_dir() / "datasets"  # downloads go to the project's cache; LMC_DATA_DIR stays read-only
     try:
-        return cls(root=str(data_dir()), train=train, download=True)
+        ds = cls(root=str(dest), train=train, download=True)
     except Exception as err:  # network off, mirror down, ...
         raise DataNotFoundError(f"download failed ({err}). " + _how_to_get(name, data_dir())) from err
+    if name not in _CIFAR_FOLDERS:
+        raw = dest / _TORCHVISION[name] / "raw"
+        _record_digests(raw, [Path(url).with_suffix("").name for url, _ in cls.resources])
+    return ds
 
 
 def _prepared_root(name: str) -> Path | None:
@@ -201,25 +210,61 @@ def _prepared_root(name: str) -> Path | None:
 
     cls = _TORCHVISION[name]
     resources = getattr(tvd, cls).resources
-    raw_names = [Path(url).name for url, _ in resources]
-    for root in (data_dir(), cache_dir() / "datasets"):
-        raw = root / cls / "raw"
-        if all((raw / Path(n).with_suffix("").name).is_file() for n in raw_names):
-            return root
-    src = data_dir() / cls / "raw"
-    if not all((src / n).is_file() for n in raw_names):
-        return None
+    gz_names = [Path(url).name for url, _ in resources]
+    names = [Path(n).with_suffix("").name for n in gz_names]
+    user_raw = data_dir() / cls / "raw"
+    if all((user_raw / n).is_file() for n in names):  # unpacked by the user: theirs to keep right
+        return data_dir()
     dest_root = cache_dir() / "datasets"
     dest = dest_root / cls / "raw"
+    if all((dest / n).is_file() for n in names):
+        bad = _failed_digests(dest, names)
+        if not bad:
+            return dest_root
+        warnings.warn(f"unpacked dataset file(s) {', '.join(str(dest / n) for n in bad)} do not match the digest "
+                      f"recorded when they were unpacked (corrupt or truncated); unpacking them again",
+                      RuntimeWarning, stacklevel=3)
+    sources = [src for src in (user_raw, dest) if all((src / n).is_file() for n in gz_names)]
+    if not sources:
+        return None
+    src = sources[0]
     dest.mkdir(parents=True, exist_ok=True)
-    for (url, md5), gz_name in zip(resources, raw_names):
+    for (url, md5), gz_name in zip(resources, gz_names):
         gz = src / gz_name
         if md5 and _md5(gz) != md5:
             raise DataNotFoundError(f"{gz} is corrupt (md5 mismatch); replace it. " + _how_to_get(name, data_dir()))
         with gzip.open(gz, "rb") as fin, atomic_path(dest / Path(gz_name).with_suffix("").name) as tmp:
             with open(tmp, "wb") as fout:
                 shutil.copyfileobj(fin, fout)
+    _record_digests(dest, names)
     return dest_root
+
+
+DIGESTS_FILE = "lmc-digests.json"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _record_digests(folder: Path, names: list[str]) -> None:
+    """Write the SHA-256 of each unpacked file in ``folder`` (checked by :func:`_failed_digests`)."""
+    digests = {n: _sha256(folder / n) for n in names if (folder / n).is_file()}
+    write_text(folder / DIGESTS_FILE, json.dumps(digests, indent=1, sort_keys=True))
+
+
+def _failed_digests(folder: Path, names: list[str]) -> list[str]:
+    """The files of ``folder`` whose content differs from the digest recorded at unpack time (all
+    of them when no digest was recorded)."""
+    try:
+        recorded = json.loads((folder / DIGESTS_FILE).read_text())
+    except (OSError, ValueError):
+        return list(names)
+    return [n for n in names if recorded.get(n) != _sha256(folder / n)]
 
 
 def _md5(path: Path) -> str:

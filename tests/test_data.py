@@ -112,3 +112,41 @@ def test_cifar_path_on_synthetic_tensors(tmp_path, monkeypatch, name, classes):
     torch.testing.assert_close(pixels * 255, (pixels * 255).round(), atol=1e-3, rtol=0)
     assert float(pixels.min()) >= -1e-6 and float(pixels.max()) <= 1 + 1e-6
     assert len(data.load(name, "test")) == 20
+
+
+@needs_mnist
+@pytest.mark.parametrize("damage", ["flip", "truncate"])
+def test_corrupt_unpacked_cache_is_detected_and_unpacked_again(tmp_path, monkeypatch, damage):
+    """Flipped bytes in the unpacked labels used to load silently wrong labels, and a truncated
+    images file failed with a shape error naming no file: both are now caught by the digest
+    recorded at unpack time, reported by file name, and unpacked again from the .gz files."""
+    _copy_mnist_gz(tmp_path / "ro")
+    monkeypatch.setenv("LMC_DATA_DIR", str(tmp_path / "ro"))
+    good = data.load("mnist", "test")
+    raw = Path(os.environ["LMC_CACHE_DIR"]) / "datasets" / "MNIST" / "raw"
+    name = "t10k-labels-idx1-ubyte" if damage == "flip" else "t10k-images-idx3-ubyte"
+    path = raw / name
+    blob = bytearray(path.read_bytes())
+    if damage == "flip":
+        blob[100:110] = bytes((b + 1) % 10 for b in blob[100:110])  # still valid labels, wrong ones
+    else:
+        blob = blob[: len(blob) // 2]
+    path.write_bytes(bytes(blob))
+    data._torchvision_tensors.cache_clear()
+    with pytest.warns(RuntimeWarning, match=name):
+        again = data.load("mnist", "test")
+    assert torch.equal(again.y, good.y) and torch.equal(again.x, good.x)
+
+
+def test_written_files_follow_the_umask(tmp_path, monkeypatch):
+    """Checkpoints, figures and tables used to be written 0600 (mkstemp's mode)."""
+    from lmc_utils.atomic import write_text
+
+    old = os.umask(0o022)
+    try:
+        path = write_text(tmp_path / "t.md", "x")
+        assert (path.stat().st_mode & 0o777) == 0o644
+        os.umask(0o002)
+        assert (write_text(tmp_path / "u.md", "x").stat().st_mode & 0o777) == 0o664
+    finally:
+        os.umask(old)
