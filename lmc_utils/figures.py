@@ -100,16 +100,28 @@ def save_figure(fig: "matplotlib.figure.Figure", name: str, profile: str | None 
 
 
 def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency)."""
-    def cell(v) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency). Values that are zero up to
+    floating-point rounding (below ``1e-12`` times the column's largest magnitude, or 1) print as
+    ``0`` instead of e.g. ``5.551e-17``; the CSV beside it keeps full precision."""
+    frame = df.reset_index() if not isinstance(df.index, pd.RangeIndex) else df
+    scales = {}
+    for col in frame.columns:
+        numeric = pd.to_numeric(frame[col], errors="coerce") if frame[col].dtype == object else frame[col]
+        if pd.api.types.is_float_dtype(numeric):
+            finite = numeric[numeric.abs() < float("inf")].abs()
+            scales[col] = max(1.0, float(finite.max())) if len(finite.dropna()) else 1.0
+
+    def cell(col, v) -> str:
         if isinstance(v, float):
+            if v == v and abs(v) < 1e-12 * scales.get(col, 1.0):
+                return "0"
             return format(v, floatfmt)
         return str(v)
 
-    frame = df.reset_index() if not isinstance(df.index, pd.RangeIndex) else df
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     sep = "|" + "|".join("---" for _ in frame.columns) + "|"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    rows = ["| " + " | ".join(cell(c, v) for c, v in zip(frame.columns, row)) + " |"
+            for row in frame.itertuples(index=False)]
     return "\n".join([header, sep, *rows]) + "\n"
 
 

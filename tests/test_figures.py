@@ -55,3 +55,13 @@ def test_atomic_write_leaves_the_target_intact_on_failure(tmp_path):
             tmp.write_text("half written")
             raise RuntimeError("crash while writing")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["table.md"]
+
+
+def test_markdown_tables_print_rounding_zeros_as_zero():
+    import pandas as pd
+
+    from lmc_utils.figures import to_markdown
+
+    md = to_markdown(pd.DataFrame({"barrier": [5.551e-17, 0.25, 3.7e-5], "n": [1, 2, 3]}))
+    assert "e-17" not in md and "| 0 | 1 |" in md
+    assert "3.7e-05" in md  # a small but real value keeps its digits
