@@ -243,10 +243,43 @@ ARCHITECTURES = {"mlp": mlp, "vgg": vgg, "resnet20": resnet20}
 
 
 def build(arch: str, **kwargs) -> nn.Module:
-    """Build a model by family name (``mlp | vgg | resnet20``) with that family's keyword arguments."""
+    """Build a model by family name (``mlp | vgg | resnet20``) with that family's keyword arguments.
+
+    Arguments are checked first, so a typo or a bad size is one message naming the argument, the
+    value and what is allowed (not torch's negative-dimension error, nor a model of width 0)."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+    check_arguments(arch, kwargs)
     return ARCHITECTURES[arch](**kwargs)
+
+
+_POSITIVE_INTS = ("in_features", "num_classes", "depth", "in_channels", "image_size")
+
+
+def check_arguments(arch: str, kwargs: dict) -> None:
+    """Raise ``ValueError`` naming the argument for unknown names, non-positive sizes or widths."""
+    import inspect
+
+    allowed = set(inspect.signature(ARCHITECTURES[arch]).parameters)
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise ValueError(f"{arch}: unknown argument(s) {unknown}; allowed: {sorted(allowed)}")
+
+    def positive_int(name, v):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{arch}: {name} must be a positive integer, got {v!r}")
+
+    for name in _POSITIVE_INTS:
+        if name in kwargs:
+            positive_int(name, kwargs[name])
+    if "width" in kwargs:
+        widths = kwargs["width"] if isinstance(kwargs["width"], (list, tuple)) else [kwargs["width"]]
+        for w in widths:
+            positive_int("width", w)
+    if "width_multiplier" in kwargs:
+        m = kwargs["width_multiplier"]
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not m > 0:
+            raise ValueError(f"{arch}: width_multiplier must be a positive number, got {m!r}")
 
 
 def num_parameters(model: nn.Module) -> int:
