@@ -201,7 +201,7 @@ def _ci(ci: tuple[float, float]) -> str:
 
 def render(report: Report) -> str:
     """The report as text for a person: failures first, then flags, then the informational drift."""
-    lines = [f"check: {report.fresh} against {report.committed}"]
+    lines = [f"check: fresh run   {report.fresh}", f"       committed   {report.committed}"]
     if report.changed:
         lines.append(f"\nFAIL  {len(report.changed)} verdict(s) changed:")
         for r in report.changed:
