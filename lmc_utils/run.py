@@ -259,7 +259,7 @@ def run(profile: str, names: Sequence[str] = (), parameters: dict[str, Any] | No
                     continue
                 print(f"{source.stem}: outputs missing ({', '.join(missing[:3])}"
                       f"{', ...' if len(missing) > 3 else ''}); running it again", flush=True)
-        print(f"[{i}/{len(sources)}] {source.stem} (profile {profile}, {threads or 'default'} threads)", flush=True)
+        print(f"[{i}/{len(sources)}] {source.stem} (profile {profile}, {_threads_text(threads)})", flush=True)
         try:
             with kernel_environment(threads, base, label[len(profile):]):
                 seconds = execute(source, profile, parameters, out_dir)
@@ -328,12 +328,16 @@ def print_summary(rows: list[dict[str, Any]], threads: int | None = None) -> Non
     total = sum(r["seconds"] for r in rows if r["seconds"] == r["seconds"])
     print(f"{'total':<{width}}  {total:8.1f}")
     folders = sorted({str(r["figures"]) for r in rows if r.get("figures") is not None})
-    threads_note = f"; {threads} threads per kernel" if threads else ""
+    threads_note = f"; {_threads_text(threads)} per kernel" if threads else ""
     for f in folders:
         print(f"figures and tables in {f}/ (provenance.json there{threads_note})")
     if any(r["status"].startswith("FAILED") for r in rows):
         print("the executed notebooks (and the partial notebook of each failure) are in build/executed/; "
               "rerun with --resume to skip the notebooks that finished")
+
+
+def _threads_text(threads: int | None) -> str:
+    return "default threads" if not threads else f"{threads} thread{'s' if threads != 1 else ''}"
 
 
 def _threads(value: str) -> int:
