@@ -279,7 +279,7 @@ def run(profile: str, names: Sequence[str] = (), parameters: dict[str, Any] | No
 
 
 def check(profile: str, names: Sequence[str] = (), threads: int | None = DEFAULT_THREADS,
-          committed: Path | None = None) -> tuple[list[dict[str, Any]], "Any"]:
+          committed: Path | None = None) -> tuple[list[dict[str, Any]], Any]:
     """Regenerate ``names`` (default: all) at ``profile`` into a fresh folder under
     ``build/check/`` and compare with the committed ``figures/<profile>/``; returns the summary
     rows and the :class:`lmc_utils.check.Report`."""
