@@ -1,16 +1,42 @@
-"""Choosing the compute device (``"auto"`` picks CUDA when available, else CPU) and placing models on it."""
+"""Choosing the compute device (``"auto"`` picks CUDA when available, else CPU), placing models on
+it, and pinning torch's CPU thread count to the runner's ``LMC_THREADS``."""
 
 from __future__ import annotations
 
+import os
+
 import torch
+
+THREADS_VAR = "LMC_THREADS"
+
+
+def apply_threads() -> int | None:
+    """Pin torch's intra-op thread count to ``$LMC_THREADS`` when it is set (the runner sets it for
+    each notebook kernel, with ``OMP_NUM_THREADS`` and ``MKL_NUM_THREADS``); returns the count
+    applied, or ``None`` when the variable is unset. Results on CPU are bit-identical only for a
+    fixed thread count, so the runner records it. Raises ``ValueError`` for a value that is not a
+    positive integer."""
+    value = os.environ.get(THREADS_VAR, "").strip()
+    if not value:
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{THREADS_VAR}={value!r}: the thread count must be a positive integer")
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
 
 
 def get_device(device: str | torch.device = "auto") -> torch.device:
     """Resolve ``"auto" | "cpu" | "cuda" | "cuda:N" | "mps"`` to a :class:`torch.device`.
 
     Raises ``ValueError`` for an unknown name and ``RuntimeError`` when CUDA is asked for
-    but not available (rather than silently falling back).
+    but not available (rather than silently falling back). Applies :func:`apply_threads`.
     """
+    apply_threads()
     if isinstance(device, torch.device):
         return device
     if device == "auto":

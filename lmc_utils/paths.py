@@ -10,7 +10,11 @@ variable                  default                             holds
 ``LMC_DATA_DIR``          ``<root>/data``                     datasets (may be read-only)
 ``LMC_CACHE_DIR``         ``<root>/cache``                    trained models, unpacked data
 ``LMC_FIGURES_DIR``       ``<root>/figures``                  figures/<profile>/...
+``LMC_FIGURES_SUFFIX``    (empty)                             appended to ``<profile>``
 ========================  ==================================  ===========================
+
+The runner sets ``LMC_FIGURES_SUFFIX`` (``+<hash of the overrides>``) for runs with ``-p``
+overrides, so they never write over a profile's committed results.
 """
 
 from __future__ import annotations
@@ -47,9 +51,9 @@ def cache_dir() -> Path:
 
 
 def figures_dir(profile: str | None = None) -> Path:
-    """``figures/`` or ``figures/<profile>/``."""
+    """``figures/`` or ``figures/<profile><$LMC_FIGURES_SUFFIX>/``."""
     base = _from_env("LMC_FIGURES_DIR", project_root() / "figures")
-    return base / profile if profile else base
+    return base / (profile + os.environ.get("LMC_FIGURES_SUFFIX", "")) if profile else base
 
 
 def params_dir() -> Path:

@@ -45,7 +45,11 @@ def resolve(notebook: str, profile: str, **given: Any) -> SimpleNamespace:
 
     Raises :class:`ProfileError` for an unknown profile, a notebook without a section, or a
     given name the section does not define (a typo would otherwise be silently ignored).
+    Also pins torch's thread count to ``$LMC_THREADS`` when set (:func:`lmc_utils.device.apply_threads`).
     """
+    from .device import apply_threads  # lazy: the runner imports this module without torch
+
+    apply_threads()
     sections = load(profile)
     if notebook not in sections:
         raise ProfileError(f"params/{profile}.yaml has no section {notebook!r}")

@@ -4,13 +4,30 @@
     python -m lmc_utils.run --profile smoke 00            # one notebook (by number or name)
     python -m lmc_utils.run --profile cpu -p seed 1 00    # override a declared parameter
     python -m lmc_utils.run --profile cpu --resume        # skip notebooks already done
+    python -m lmc_utils.run --profile cpu --check         # regenerate elsewhere, compare with figures/cpu/
+    python -m lmc_utils.run --profile cpu --threads 1     # torch/OpenMP threads per kernel (default 2)
     python -m lmc_utils.run --profile smoke --prepare build/nbval   # parameterised copies for nbval
 
 For each notebook the jupytext source ``notebooks/NN_topic.py`` is converted to its paired
 ``.ipynb`` (kept in sync), its parameters are checked against the notebook's ``parameters``
-cell, and it is executed into ``build/executed/<profile>/``. A summary (notebook, seconds,
-status) is printed; the exit code is non-zero if any notebook failed. ``--resume`` skips
-notebooks whose source, profile file and parameters are unchanged since a successful run.
+cell, and it is executed into ``build/executed/<profile>/``, its figures and tables going to
+``figures/<profile>/``. A summary (notebook, seconds, status) is printed; the exit code is
+non-zero if any notebook failed.
+
+- Threads: each kernel gets ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and ``LMC_THREADS`` (which
+  :func:`lmc_utils.profiles.resolve` and :func:`lmc_utils.device.get_device` apply with
+  ``torch.set_num_threads``): CPU results are bit-identical only at a fixed thread count.
+- Provenance: ``figures/<profile>/provenance.json`` records commit, versions, CPU model,
+  threads, device and each notebook's seconds and status (:mod:`lmc_utils.provenance`).
+- Overrides: a run with ``-p`` writes to ``figures/<profile>+<hash of the overrides>/`` (and
+  ``build/executed/<profile>+<hash>/``) with the overrides in ``overrides.json``, never over
+  the profile's committed results.
+- ``--resume`` skips a notebook whose source, profile file, parameters, thread count,
+  ``params/criteria.yaml`` and ``lmc_utils`` code are unchanged since a successful run and
+  whose outputs (its verdict table and every file that run wrote) are still there.
+- ``--check`` regenerates into a temporary figures folder under ``build/check/`` and compares
+  it with the committed ``figures/<profile>/`` (:mod:`lmc_utils.check`); exit code 1 when a
+  verdict changed or a verdict table is missing.
 """
 
 from __future__ import annotations
@@ -20,15 +37,22 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 import time
+import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import yaml
 
+from . import provenance
 from .atomic import write_text
-from .paths import build_dir, notebooks_dir
+from .paths import build_dir, figures_dir, notebooks_dir, params_dir
 from .profiles import PROFILES, ProfileError, check_profile
+
+DEFAULT_THREADS = 2
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 class RunError(ValueError):
@@ -85,61 +109,191 @@ def check_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
                        f"(declared: {sorted(declared)})")
 
 
-def _fingerprint(source: Path, profile: str, parameters: dict[str, Any]) -> str:
-    h = hashlib.sha256(source.read_bytes())
-    h.update(check_profile(profile).read_bytes())
-    h.update(json.dumps(parameters, sort_keys=True, default=str).encode())
+def overrides_hash(parameters: dict[str, Any]) -> str:
+    """Short stable hash of ``-p`` overrides (8 hex digits)."""
+    return hashlib.sha256(json.dumps(parameters, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
+def output_label(profile: str, parameters: dict[str, Any]) -> str:
+    """The figures folder name of a run: ``<profile>``, or ``<profile>+<hash>`` with overrides."""
+    return f"{profile}+{overrides_hash(parameters)}" if parameters else profile
+
+
+def code_digest(package: Path = PACKAGE_DIR) -> str:
+    """Digest of every ``.py`` file of the ``lmc_utils`` package (relative path and bytes)."""
+    h = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        h.update(path.relative_to(package).as_posix().encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
     return h.hexdigest()
 
 
+def fingerprint(source: Path, profile: str, parameters: dict[str, Any], threads: int | None = None) -> str:
+    """What a notebook's results depend on besides the model cache: its source, the profile file,
+    the overrides, the thread count, ``params/criteria.yaml`` and the ``lmc_utils`` code."""
+    h = hashlib.sha256(source.read_bytes())
+    h.update(check_profile(profile).read_bytes())
+    h.update(json.dumps(parameters, sort_keys=True, default=str).encode())
+    h.update(f"threads={threads}".encode())
+    criteria = params_dir() / "criteria.yaml"
+    h.update(criteria.read_bytes() if criteria.exists() else b"no criteria")
+    h.update(code_digest().encode())
+    return h.hexdigest()
+
+
+def notebook_outputs(folder: Path, source: Path) -> list[str]:
+    """Names of the files in ``folder`` that belong to a notebook (``NN_*``)."""
+    number = source.stem.split("_", 1)[0]
+    return sorted(p.name for p in folder.glob(f"{number}_*") if p.is_file()) if folder.is_dir() else []
+
+
+def missing_outputs(entry: dict[str, Any], folder: Path, source: Path) -> list[str]:
+    """Outputs a finished notebook should have left in ``folder`` but did not: its verdict table
+    ``NN_verdicts.csv`` and every file its recorded run wrote."""
+    number = source.stem.split("_", 1)[0]
+    expected = set(entry.get("outputs") or ()) | {f"{number}_verdicts.csv"}
+    return sorted(name for name in expected if not (folder / name).exists())
+
+
+@contextmanager
+def kernel_environment(threads: int | None, figures_base: Path | None = None, suffix: str = "") -> Iterator[None]:
+    """Environment the notebook kernels inherit while the block runs (restored afterwards):
+    thread counts, and where figures go (``LMC_FIGURES_DIR``, ``LMC_FIGURES_SUFFIX``)."""
+    values = {"LMC_FIGURES_SUFFIX": suffix,
+              # Progress bars redraw every 5 s at most in the kernel, so an executed notebook keeps a
+              # few progress lines instead of hundreds (tqdm reads TQDM_* defaults from the environment).
+              "TQDM_MININTERVAL": os.environ.get("TQDM_MININTERVAL", "5")}
+    if threads is not None:
+        values.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), LMC_THREADS=str(threads))
+    if figures_base is not None:
+        values["LMC_FIGURES_DIR"] = str(figures_base)
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def execute(source: Path, profile: str, parameters: dict[str, Any], out_dir: Path) -> float:
-    """Execute one notebook (parameters already checked); returns seconds. Raises Papermill's
-    error on failure, leaving ``<name>.partial.ipynb`` with the outputs up to the failing cell."""
+    """Execute one notebook (parameters already checked; environment from
+    :func:`kernel_environment`); returns seconds. Raises Papermill's error on failure, leaving
+    ``<name>.<unique>.partial.ipynb`` with the outputs up to the failing cell (unique per run, so
+    concurrent runs do not write over each other's)."""
     import papermill
 
     notebook = sync_notebook(source)
     params = {"profile": profile, **parameters}
-    # Progress bars redraw every 5 s at most in the kernel, so an executed notebook keeps a few
-    # progress lines instead of hundreds (tqdm reads TQDM_* defaults from the environment).
-    os.environ.setdefault("TQDM_MININTERVAL", "5")
-    partial = out_dir / f"{notebook.stem}.partial.ipynb"  # kept on failure, for debugging
+    partial = out_dir / f"{notebook.stem}.{os.getpid()}-{uuid.uuid4().hex[:6]}.partial.ipynb"
     t0 = time.perf_counter()
-    papermill.execute_notebook(str(notebook), str(partial), parameters=params, kernel_name="python3",
-                               cwd=str(notebooks_dir()), progress_bar=True, language="python")
+    try:
+        papermill.execute_notebook(str(notebook), str(partial), parameters=params, kernel_name="python3",
+                                   cwd=str(notebooks_dir()), progress_bar=True, language="python")
+    except BaseException:
+        if partial.exists():
+            print(f"{notebook.stem}: stopped; its outputs up to the failing cell are in {partial}", flush=True)
+        raise
     partial.replace(out_dir / notebook.name)
     return time.perf_counter() - t0
 
 
+def _set_status(status_path: Path, stem: str, entry: dict[str, Any] | None) -> None:
+    """Re-read, merge one notebook's entry (``None`` removes it) and write ``status.json``, under
+    a lock, so concurrent runner processes do not lose each other's updates."""
+    def change(status: dict[str, Any]) -> None:
+        if entry is None:
+            status.pop(stem, None)
+        else:
+            status[stem] = entry
+
+    provenance.update_json(status_path, change)
+
+
 def run(profile: str, names: Sequence[str] = (), parameters: dict[str, Any] | None = None,
-        resume: bool = False) -> list[dict[str, Any]]:
-    """Run notebooks at ``profile``; returns one summary row per notebook."""
+        resume: bool = False, threads: int | None = DEFAULT_THREADS,
+        figures_base: Path | None = None) -> list[dict[str, Any]]:
+    """Run notebooks at ``profile``; returns one summary row per notebook (``notebook``,
+    ``seconds``, ``status``, ``figures``: the folder its outputs went to).
+
+    ``figures_base`` replaces ``figures/`` (``LMC_FIGURES_DIR``) for the kernels. Overrides
+    send outputs to ``<figures>/<profile>+<hash>/`` (:func:`output_label`).
+    """
     check_profile(profile)
     parameters = dict(parameters or {})
     if "profile" in parameters:
         raise RunError("set the profile with --profile, not -p profile")
+    if threads is not None and threads < 1:
+        raise RunError(f"--threads must be a positive integer, got {threads}")
     sources = discover(names)
     for s in sources:  # fail fast on bad parameters, before hours of work
         check_parameters(sync_notebook(s), {"profile": profile, **parameters})
-    out_dir = build_dir() / "executed" / profile
+    label = output_label(profile, parameters)
+    base = Path(figures_base) if figures_base is not None else figures_dir()
+    folder = base / label
+    folder.mkdir(parents=True, exist_ok=True)
+    if parameters:
+        write_text(folder / "overrides.json", json.dumps({"profile": profile, "parameters": parameters},
+                                                         indent=1, sort_keys=True, default=str) + "\n")
+        print(f"overrides {parameters}: outputs go to {folder}/ (recorded in overrides.json), "
+              f"not to {base / profile}/", flush=True)
+    out_dir = build_dir() / "executed" / label
     out_dir.mkdir(parents=True, exist_ok=True)
     status_path = out_dir / "status.json"
-    status = json.loads(status_path.read_text()) if status_path.exists() else {}
+    env = provenance.environment(threads, str(parameters.get("device", "auto")))
     rows = []
     for i, source in enumerate(sources, 1):
-        fp = _fingerprint(source, profile, parameters)
-        if resume and status.get(source.stem, {}).get("fingerprint") == fp:
-            rows.append({"notebook": source.stem, "seconds": 0.0, "status": "skipped (done)"})
-            continue
-        print(f"[{i}/{len(sources)}] {source.stem} (profile {profile})", flush=True)
+        fp = fingerprint(source, profile, parameters, threads)
+        if resume:
+            entry = provenance.read_json(status_path).get(source.stem, {})
+            if entry.get("fingerprint") == fp:
+                missing = missing_outputs(entry, folder, source)
+                if not missing:
+                    rows.append({"notebook": source.stem, "seconds": 0.0, "status": "skipped (done)",
+                                 "figures": folder})
+                    continue
+                print(f"{source.stem}: outputs missing ({', '.join(missing[:3])}"
+                      f"{', ...' if len(missing) > 3 else ''}); running it again", flush=True)
+        print(f"[{i}/{len(sources)}] {source.stem} (profile {profile}, {_threads_text(threads)})", flush=True)
         try:
-            seconds = execute(source, profile, parameters, out_dir)
-            rows.append({"notebook": source.stem, "seconds": seconds, "status": "ok"})
-            status[source.stem] = {"fingerprint": fp, "seconds": round(seconds, 1)}
+            with kernel_environment(threads, base, label[len(profile):]):
+                seconds = execute(source, profile, parameters, out_dir)
+            row = {"notebook": source.stem, "seconds": seconds, "status": "ok", "figures": folder}
+            _set_status(status_path, source.stem, {"fingerprint": fp, "seconds": round(seconds, 1),
+                                                   "outputs": notebook_outputs(folder, source)})
         except Exception as err:  # report and go on with the next notebook
-            rows.append({"notebook": source.stem, "seconds": float("nan"), "status": f"FAILED: {_first_line(err)}"})
-            status.pop(source.stem, None)
-        write_text(status_path, json.dumps(status, indent=1, sort_keys=True))
+            row = {"notebook": source.stem, "seconds": float("nan"), "status": f"FAILED: {_first_line(err)}",
+                   "figures": folder}
+            _set_status(status_path, source.stem, None)
+        rows.append(row)
+        seconds = row["seconds"]
+        provenance.record(folder, profile, env, {source.stem: {
+            "seconds": round(seconds, 1) if seconds == seconds else None,
+            "status": "ok" if row["status"] == "ok" else "failed"}}, overrides=parameters or None)
     return rows
+
+
+def check(profile: str, names: Sequence[str] = (), threads: int | None = DEFAULT_THREADS,
+          committed: Path | None = None) -> tuple[list[dict[str, Any]], Any]:
+    """Regenerate ``names`` (default: all) at ``profile`` into a fresh folder under
+    ``build/check/`` and compare with the committed ``figures/<profile>/``; returns the summary
+    rows and the :class:`lmc_utils.check.Report`."""
+    from . import check as check_mod
+
+    committed = committed or figures_dir(profile)
+    root = build_dir() / "check"
+    root.mkdir(parents=True, exist_ok=True)
+    base = Path(tempfile.mkdtemp(prefix=f"{profile}-", dir=root))
+    print(f"--check: regenerating into {base / profile}/, then comparing with {committed}/", flush=True)
+    rows = run(profile, names, {}, resume=False, threads=threads, figures_base=base)
+    report = check_mod.compare(committed, base / profile, [r["notebook"] for r in rows])
+    write_text(base / "check.txt", check_mod.render(report) + "\n")
+    return rows, report
 
 
 def prepare(profile: str, out_dir: Path, names: Sequence[str] = (), parameters: dict[str, Any] | None = None) -> list[Path]:
@@ -166,13 +320,34 @@ def _first_line(err: Exception) -> str:
     return (text[-1] if text else type(err).__name__)[:200]
 
 
-def print_summary(rows: list[dict[str, Any]]) -> None:
+def print_summary(rows: list[dict[str, Any]], threads: int | None = None) -> None:
     width = max([len(r["notebook"]) for r in rows] + [8])
     print(f"\n{'notebook':<{width}}  {'seconds':>8}  status")
     for r in rows:
         print(f"{r['notebook']:<{width}}  {r['seconds']:8.1f}  {r['status']}")
     total = sum(r["seconds"] for r in rows if r["seconds"] == r["seconds"])
     print(f"{'total':<{width}}  {total:8.1f}")
+    folders = sorted({str(r["figures"]) for r in rows if r.get("figures") is not None})
+    threads_note = f"; {_threads_text(threads)} per kernel" if threads else ""
+    for f in folders:
+        print(f"figures and tables in {f}/ (provenance.json there{threads_note})")
+    if any(r["status"].startswith("FAILED") for r in rows):
+        print("the executed notebooks (and the partial notebook of each failure) are in build/executed/; "
+              "rerun with --resume to skip the notebooks that finished")
+
+
+def _threads_text(threads: int | None) -> str:
+    return "default threads" if not threads else f"{threads} thread{'s' if threads != 1 else ''}"
+
+
+def _threads(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
+    return n
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -182,6 +357,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="override a notebook parameter (VALUE is parsed as YAML)")
     parser.add_argument("--resume", action="store_true", help="skip notebooks already run with the same inputs")
+    parser.add_argument("--threads", type=_threads, default=DEFAULT_THREADS,
+                        help=f"torch/OpenMP threads per notebook kernel, recorded in provenance.json "
+                             f"(default {DEFAULT_THREADS})")
+    parser.add_argument("--check", action="store_true",
+                        help="regenerate into a temporary folder and compare with the committed figures/<profile>/; "
+                             "exit 1 if a verdict changed")
     parser.add_argument("--list", action="store_true", help="list the notebooks and exit")
     parser.add_argument("--prepare", metavar="DIR", type=Path,
                         help="only write the parameterised notebooks into DIR (for nbval), do not execute")
@@ -196,11 +377,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path in prepare(args.profile, args.prepare, args.notebooks, params):
                 print(path)
             return 0
-        rows = run(args.profile, args.notebooks, params, resume=args.resume)
+        if args.check:
+            if params or args.resume:
+                raise RunError("--check compares a fresh run with the committed results of the profile; "
+                               "it takes neither -p overrides nor --resume")
+            from .check import render
+
+            rows, report = check(args.profile, args.notebooks, threads=args.threads)
+            print_summary(rows, args.threads)
+            print()
+            print(render(report))
+            failed = report.failed or any(r["status"].startswith("FAILED") for r in rows)
+            return 1 if failed else 0
+        rows = run(args.profile, args.notebooks, params, resume=args.resume, threads=args.threads)
     except (ProfileError, RunError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print_summary(rows)
+    print_summary(rows, args.threads)
     return 0 if all(not r["status"].startswith("FAILED") for r in rows) else 1
 
 

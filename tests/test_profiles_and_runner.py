@@ -1,15 +1,19 @@
 """Profiles and the Papermill runner: bad requests fail loudly; notebooks stay consistent."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import jupytext
 import pytest
 import yaml
 
 from lmc_utils import profiles, run
-from lmc_utils.paths import notebooks_dir, params_dir
+from lmc_utils.paths import figures_dir, notebooks_dir, params_dir
+
+REPO = Path(__file__).resolve().parent.parent
 
 NOTEBOOKS = run.discover()
 GENERIC = {"profile", "device", "seed"}  # parameters every notebook declares, not in params/*.yaml
@@ -93,20 +97,204 @@ def test_notebooks_follow_the_house_rules():
     assert (notebooks_dir() / "00_rebasin_basics.ipynb").exists()
 
 
+def _fake_execute(calls):
+    """A stand-in for run.execute that writes what a notebook would, where the kernel would
+    (LMC_FIGURES_DIR / profile + LMC_FIGURES_SUFFIX), and records the kernel environment."""
+    def execute(source, profile, params, out):
+        calls.append({"params": params, **{k: os.environ.get(k) for k in KERNEL_VARS}})
+        folder = figures_dir(profile)
+        folder.mkdir(parents=True, exist_ok=True)
+        number = source.stem.split("_", 1)[0]
+        (folder / f"{number}_verdicts.csv").write_text("notebook,claim,subject\n")
+        (folder / f"{number}_table.csv").write_text("a\n1\n")
+        return 0.5
+    return execute
+
+
+KERNEL_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "LMC_THREADS", "LMC_FIGURES_DIR", "LMC_FIGURES_SUFFIX")
+
+
 def test_resume_skips_notebooks_done_with_the_same_inputs(monkeypatch, tmp_path):
-    """Fingerprints: a second --resume run skips; a changed parameter runs again."""
-    monkeypatch.setattr(run, "build_dir", lambda: tmp_path)
+    """A second --resume run skips; a changed parameter, thread count, code digest or a deleted
+    output runs it again."""
+    monkeypatch.setattr(run, "build_dir", lambda: tmp_path / "build")
     calls = []
-    monkeypatch.setattr(run, "execute", lambda source, profile, params, out: calls.append(params) or 0.5)
-    first = run.run("smoke", ["00"], {}, resume=True)
-    again = run.run("smoke", ["00"], {}, resume=True)
-    changed = run.run("smoke", ["00"], {"seed": 4}, resume=True)
-    assert [r["status"] for r in (first[0], again[0], changed[0])] == ["ok", "skipped (done)", "ok"]
-    assert calls == [{}, {"seed": 4}]
+    monkeypatch.setattr(run, "execute", _fake_execute(calls))
+
+    def status(**kw):
+        return run.run("smoke", ["00"], kw.pop("params", {}), resume=True, **kw)[0]["status"]
+
+    assert [status(), status()] == ["ok", "skipped (done)"]
+    assert status(params={"seed": 4}) == "ok"
+    assert status(threads=1) == "ok" and status(threads=1) == "skipped (done)"
+    (figures_dir("smoke") / "00_table.csv").unlink()  # an output of the recorded run is gone
+    assert status(threads=1) == "ok" and status(threads=1) == "skipped (done)"
+    (figures_dir("smoke") / "00_verdicts.csv").unlink()
+    assert status(threads=1) == "ok"
+    monkeypatch.setattr(run, "code_digest", lambda package=None: "edited lmc_utils")
+    assert status(threads=1) == "ok" and status(threads=1) == "skipped (done)"
+    assert [c["params"] for c in calls] == [{}, {"seed": 4}, {}, {}, {}, {}]
+
+
+def test_resume_fingerprint_follows_the_library_code_and_criteria(tmp_path, monkeypatch):
+    source = NOTEBOOKS[0]
+    base = run.fingerprint(source, "smoke", {}, 2)
+    assert run.fingerprint(source, "smoke", {}, 2) == base
+    assert run.fingerprint(source, "smoke", {}, 1) != base
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "a.py").write_text("x = 1\n")
+    digest = run.code_digest(package)
+    (package / "a.py").write_text("x = 2\n")
+    assert run.code_digest(package) != digest
+    monkeypatch.setattr(run, "code_digest", lambda package=None: "other")
+    assert run.fingerprint(source, "smoke", {}, 2) != base
+    monkeypatch.undo()
+    fake_params = tmp_path / "params"
+    fake_params.mkdir()
+    for f in params_dir().glob("*.yaml"):
+        (fake_params / f.name).write_bytes(f.read_bytes())
+    monkeypatch.setattr(run, "params_dir", lambda: fake_params)
+    assert run.fingerprint(source, "smoke", {}, 2) == base
+    with open(fake_params / "criteria.yaml", "a") as f:
+        f.write("\n# a criterion edited\n")
+    assert run.fingerprint(source, "smoke", {}, 2) != base
+
+
+def test_kernels_get_the_thread_count_and_figures_folder(monkeypatch, tmp_path):
+    monkeypatch.setattr(run, "build_dir", lambda: tmp_path / "build")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    calls = []
+    monkeypatch.setattr(run, "execute", _fake_execute(calls))
+    assert run.main(["--profile", "smoke", "--threads", "3", "00"]) == 0
+    assert calls[0]["OMP_NUM_THREADS"] == calls[0]["MKL_NUM_THREADS"] == calls[0]["LMC_THREADS"] == "3"
+    assert calls[0]["LMC_FIGURES_DIR"] == str(figures_dir()) and calls[0]["LMC_FIGURES_SUFFIX"] == ""
+    assert "OMP_NUM_THREADS" not in os.environ  # restored after the run
+    with pytest.raises(SystemExit) as exit_:
+        run.main(["--profile", "smoke", "--threads", "0", "00"])
+    assert exit_.value.code == 2
+
+
+def test_lmc_threads_is_applied_by_resolve_and_get_device(monkeypatch):
+    import torch
+
+    from lmc_utils import device
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("LMC_THREADS", "1")
+        torch.set_num_threads(2)
+        profiles.resolve("00_rebasin_basics", "smoke")
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        device.get_device("cpu")
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("LMC_THREADS", "two")
+        with pytest.raises(ValueError, match="LMC_THREADS='two'"):
+            device.apply_threads()
+        monkeypatch.delenv("LMC_THREADS")
+        assert device.apply_threads() is None
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_overrides_write_beside_the_profile_never_over_it(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(run, "build_dir", lambda: tmp_path / "build")
+    calls = []
+    monkeypatch.setattr(run, "execute", _fake_execute(calls))
+    label = run.output_label("smoke", {"seed": 1, "n_points": 5})
+    assert label == run.output_label("smoke", {"n_points": 5, "seed": 1})  # order does not matter
+    assert label.startswith("smoke+") and len(label) == len("smoke+") + 8 and label != run.output_label("smoke", {"seed": 2})
+    assert run.output_label("smoke", {}) == "smoke"
+    assert run.main(["--profile", "smoke", "-p", "seed", "1", "-p", "n_points", "5", "00"]) == 0
+    out = capsys.readouterr().out
+    folder = figures_dir() / label
+    assert f"outputs go to {folder}/" in out and f"figures and tables in {folder}/" in out
+    assert calls[0]["LMC_FIGURES_SUFFIX"] == label[len("smoke"):]
+    assert sorted(p.name for p in folder.iterdir()) == ["00_table.csv", "00_verdicts.csv", "overrides.json",
+                                                         "provenance.json"]
+    assert json.loads((folder / "overrides.json").read_text()) == {"profile": "smoke",
+                                                                   "parameters": {"n_points": 5, "seed": 1}}
+    assert not (figures_dir("smoke")).exists()  # the profile's own folder is untouched
+    assert (tmp_path / "build" / "executed" / label / "status.json").exists()
+
+
+def test_provenance_records_environment_and_merges_per_notebook(monkeypatch, tmp_path):
+    import numpy
+    import torch
+
+    monkeypatch.setattr(run, "build_dir", lambda: tmp_path / "build")
+    monkeypatch.setattr(run, "execute", _fake_execute([]))
+    run.run("smoke", ["00"], {}, threads=1)
+
+    def failing(source, profile, params, out):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(run, "execute", failing)
+    run.run("smoke", ["01"], {}, threads=2)
+    prov = json.loads((figures_dir("smoke") / "provenance.json").read_text())
+    nbs = prov["notebooks"]
+    assert nbs["00_rebasin_basics"]["status"] == "ok" and nbs["00_rebasin_basics"]["seconds"] == 0.5
+    assert nbs["01_distance_taylor"]["status"] == "failed" and nbs["01_distance_taylor"]["seconds"] is None
+    env0 = prov["environments"][nbs["00_rebasin_basics"]["environment"]]
+    env1 = prov["environments"][nbs["01_distance_taylor"]["environment"]]
+    assert env0["threads"] == 1 and env1["threads"] == 2
+    assert env0["torch"] == torch.__version__ and env0["numpy"] == numpy.__version__
+    assert env0["device"] == "cpu" or env0["device"].startswith("cuda")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=REPO).stdout.strip()
+    assert env0["commit"] == head and isinstance(env0["dirty"], bool) and env0["cpu"]
+    assert prov["profile"] == "smoke" and "time" not in json.dumps(prov).lower()
+    monkeypatch.setattr(run, "execute", _fake_execute([]))
+    run.run("smoke", ["01"], {}, threads=1)  # same environment again: one record left
+    prov = json.loads((figures_dir("smoke") / "provenance.json").read_text())
+    assert len(prov["environments"]) == 1 and prov["notebooks"]["01_distance_taylor"]["status"] == "ok"
+
+
+def _set_status_in_process(args):
+    path, stem = args
+    for _ in range(5):
+        run._set_status(Path(path), stem, {"fingerprint": stem})
+
+
+def test_concurrent_status_updates_are_not_lost(tmp_path):
+    import multiprocessing
+
+    path = tmp_path / "status.json"
+    stems = [f"{i:02d}_nb" for i in range(12)]
+    with multiprocessing.get_context("fork").Pool(6) as pool:
+        pool.map(_set_status_in_process, [(str(path), s) for s in stems])
+    assert sorted(json.loads(path.read_text())) == stems
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["status.json"]  # no lock or temporary files left
+
+
+def test_each_execution_gets_its_own_partial_notebook(monkeypatch, tmp_path):
+    import papermill
+
+    seen = []
+
+    def fake(notebook, output, **kw):
+        seen.append(output)
+        Path(output).write_text("{}")
+        if len(seen) == 2:
+            raise RuntimeError("cell failed")
+
+    monkeypatch.setattr(papermill, "execute_notebook", fake)
+    run.execute(NOTEBOOKS[0], "smoke", {}, tmp_path)
+    with pytest.raises(RuntimeError):
+        run.execute(NOTEBOOKS[0], "smoke", {}, tmp_path)
+    assert len(set(seen)) == 2 and all(s.endswith(".partial.ipynb") for s in seen)
+    assert not Path(seen[0]).exists() and (tmp_path / "00_rebasin_basics.ipynb").exists()
+    assert Path(seen[1]).exists()  # the failed run's partial notebook is kept
+
+
+def test_check_takes_no_overrides_or_resume(capsys):
+    assert run.main(["--profile", "smoke", "--check", "-p", "seed", "1", "00"]) == 2
+    assert "--check" in capsys.readouterr().err
+    assert run.main(["--profile", "smoke", "--check", "--resume", "00"]) == 2
 
 
 def test_a_failing_notebook_is_reported_and_the_batch_goes_on(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(run, "build_dir", lambda: tmp_path)
+    monkeypatch.setattr(run, "build_dir", lambda: tmp_path / "build")
 
     def execute(source, profile, params, out):
         if source.stem.startswith("00"):

@@ -1,0 +1,89 @@
+"""claims.md and the README findings block, generated from synthetic verdict tables."""
+
+import os
+
+import pandas as pd
+import pytest
+
+from lmc_utils import claims
+from lmc_utils.paths import figures_dir, notebooks_dir
+
+COLUMNS = ["notebook", "claim", "subject", "statistic", "estimate", "ci_low", "ci_high", "n", "threshold", "verdict"]
+NB0 = [
+    ("00_rebasin_basics", "barrier_removed", "mlp_mnist", "barrier", 0.0213, 0.0101, 0.0325, 8, 0.1, "held"),
+    ("00_rebasin_basics", "barrier_removed", "vgg11_bn", "barrier", 0.3, 0.2, 0.4, 4, 0.1, "did not hold"),
+    ("00_rebasin_basics", "reset_needed", "vgg11_bn", "gain", 0.05, -0.01, 0.11, 4, 0.0, "inconclusive"),
+]
+NB1 = [
+    ("01_distance_taylor", "distance_small", "mlp_mnist", "ratio", 0.17, 0.15, 0.19, 8, 0.5, "held"),
+    ("01_distance_taylor", "distance_small", "mlp_fashion", "ratio", 0.6, 0.55, float("inf"), 8, 0.5, "did not hold"),
+]
+
+
+@pytest.fixture
+def folder():
+    out = figures_dir("cpu")
+    out.mkdir(parents=True)
+    # written in reverse order: gather sorts by notebook number
+    pd.DataFrame(NB1, columns=COLUMNS).assign(direction="less").to_csv(out / "01_verdicts.csv", index=False)
+    pd.DataFrame(NB0, columns=COLUMNS).to_csv(out / "00_verdicts.csv", index=False)
+    pd.DataFrame({"x": [1]}).to_csv(out / "00_barriers.csv", index=False)  # not a verdict table
+    return out
+
+
+def test_gather_reads_every_verdict_table_in_notebook_order(folder):
+    frame = claims.gather(folder)
+    assert list(frame.columns[:10]) == COLUMNS and len(frame) == 5
+    assert frame["notebook"].tolist() == ["00_rebasin_basics"] * 3 + ["01_distance_taylor"] * 2
+    assert claims.tally(frame) == {"held": 2, "did not hold": 2, "inconclusive": 1}
+
+
+def test_claims_markdown_has_overall_and_per_notebook_tallies(folder):
+    text = claims.claims_markdown(claims.gather(folder), "cpu")
+    assert "**Overall: 5 verdicts — 2 held, 2 did not hold, 1 inconclusive.**" in text
+    assert "| 00_rebasin_basics | 1 | 1 | 1 |" in text and "| 01_distance_taylor | 1 | 1 | 0 |" in text
+    assert text.index("## 00_rebasin_basics") < text.index("## 01_distance_taylor")
+    assert "| mlp_mnist | 0.0213 [0.0101, 0.0325] | 8 | 0.1 | held |" in text
+    assert "| mlp_fashion | 0.6 [0.55, ∞] | 8 | 0.5 | did not hold |" in text
+    assert "Tally: 1 held, 1 did not hold, 0 inconclusive." in text
+
+
+def test_write_creates_claims_md_and_the_readme_block(folder, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# title\n\nintro\n\n<!-- claims:start -->\nstale row\n<!-- claims:end -->\n\n## after\n")
+    assert claims.main(["--profile", "cpu", "--readme", str(readme)]) == 0
+    assert (folder / "claims.md").read_text().startswith("# Claims and verdicts (cpu profile)")
+    text = readme.read_text()
+    assert "stale row" not in text and text.startswith("# title\n\nintro\n\n<!-- claims:start -->\n")
+    assert text.endswith("<!-- claims:end -->\n\n## after\n")
+    block = text.split("<!-- claims:start -->\n")[1].split("\n<!-- claims:end -->")[0]
+    rows = [line for line in block.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 3  # one per notebook x claim
+    first, second, third = rows
+    # links relative to the README's folder (tmp_path), to the notebook and to its verdict table
+    nb_link = os.path.relpath(notebooks_dir() / "00_rebasin_basics.py", tmp_path)
+    table_link = os.path.relpath(folder / "00_verdicts.md", tmp_path)
+    assert f"[00_rebasin_basics]({nb_link}) ([table]({table_link}))" in first and "`barrier_removed`" in first
+    assert "| 1 held, 1 did not hold | mlp_mnist: held; vgg11_bn: did not hold |" in first
+    assert second.startswith("|  | `reset_needed`") and "| 1 inconclusive | vgg11_bn: inconclusive |" in second
+    assert "01_verdicts.md)" in third and "mlp_mnist: held; mlp_fashion: did not hold" in third
+    assert "5 in all — 2 held, 2 did not hold, 1 inconclusive" in block
+    assert claims.main(["--profile", "cpu", "--readme", str(readme)]) == 0
+    assert readme.read_text() == text  # regenerating is idempotent
+
+
+def test_readme_without_markers_is_an_error_and_left_unchanged(folder, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no markers here\n")
+    assert claims.main(["--profile", "cpu", "--readme", str(readme)]) == 1
+    err = capsys.readouterr().err
+    assert "<!-- claims:start -->" in err and "absent" in err and str(readme) in err
+    assert readme.read_text() == "# no markers here\n"
+    assert (folder / "claims.md").exists()  # claims.md is still written
+    with pytest.raises(claims.ClaimsError):
+        claims.replace_block("<!-- claims:end -->\n<!-- claims:start -->\n", "x")
+
+
+def test_no_figures_folder_is_an_error(capsys):
+    assert claims.main(["--profile", "cpu"]) == 1
+    assert "does not exist" in capsys.readouterr().err
