@@ -138,8 +138,9 @@ def midpoint_ablation(pairs: Sequence[tuple[zoo.Trained, zoo.Trained]], eval_dat
             ref = [statistics_table(m, stats_x).set_index("layer")["pre_std"] for m in (a.model, b.model)]
             ends[i] = (ref[0] + ref[1]) / 2
         state_b = aligned_states(a.model, b.model, [method], stats_x, seed=k)[method]
-        state_c = aligned_states(a.model, c.model, [method], stats_x, seed=k)[method]
-        b_al, c_al = with_state(a.model, state_b), with_state(a.model, state_c)
+        b_al, c_al = with_state(a.model, state_b), None
+        if any(v.third for v in variants_for(a.model).values()):  # only then is the third model needed
+            c_al = with_state(a.model, aligned_states(a.model, c.model, [method], stats_x, seed=k)[method])
         mid = with_state(a.model, interpolate(a.model.state_dict(), state_b, 0.5))
         st = statistics_table(mid, stats_x)
         for r in st.itertuples(index=False):
