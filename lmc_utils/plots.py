@@ -7,7 +7,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .figures import METHOD_LABELS
+from .figures import METHOD_LABELS, method_label, method_style
 
 METHOD_COLORS = {"naive": "#7f7f7f", "weight": "#1f77b4", "activation": "#d62728"}
 SPLIT_STYLES = {"train": "-", "test": "--"}
@@ -201,13 +201,33 @@ def plot_singular_alignment(summary: pd.DataFrame, title: str = ""):
 
 # --- notebook 04: re-normalisation ---------------------------------------------------------
 
-VARIANT_COLORS = {"none": "#7f7f7f", "REPAIR": "#1f77b4", "RESCALE": "#2ca02c", "RESCALE (avg)": "#98df8a",
-                  "RESHIFT": "#d62728", "SEQ REPAIR": "#9467bd", "RESET": "#ff7f0e"}
+# variant name -> key of figures.METHOD_STYLES / METHOD_LABELS
+VARIANT_KEYS = {"none": "none", "REPAIR": "repair", "RESCALE": "rescale", "RESHIFT": "reshift",
+                "SEQ REPAIR": "seq_repair", "RESET": "reset"}
+
+
+def variant_style(variant: str) -> dict:
+    """Line style of a re-normalisation variant: the house style of its method
+    (:func:`figures.method_style`); RESCALE (avg) is RESCALE's colour, dotted, open marker.
+    REPAIR is drawn wide and SEQ REPAIR narrow on top of it, so that both show where they agree."""
+    if variant == "RESCALE (avg)":
+        style = {**method_style("rescale"), "linestyle": ":", "marker": "s", "markerfacecolor": "white"}
+    else:
+        style = method_style(VARIANT_KEYS.get(variant, variant))
+    if variant == "REPAIR":
+        style.update(linewidth=3.2, alpha=0.55, zorder=2)
+    elif variant == "SEQ REPAIR":
+        style.update(linewidth=1.2, markersize=3, markerfacecolor="white", zorder=3)
+    return style
+
+
+def variant_label(variant: str) -> str:
+    return method_label(VARIANT_KEYS[variant]) if variant in VARIANT_KEYS else variant
 
 
 def plot_variant_curves(curves: pd.DataFrame, title: str = ""):
-    """Test accuracy and loss along lambda per re-normalisation variant (colour), one row per
-    alignment method."""
+    """Test accuracy and loss along lambda per re-normalisation variant (colour, line style and
+    marker from :func:`variant_style`), one row per alignment method."""
     methods = list(dict.fromkeys(curves["method"]))
     fig, axes = plt.subplots(len(methods), 2, figsize=(8.4, 2.8 * len(methods)), squeeze=False)
     for row, method in enumerate(methods):
@@ -215,11 +235,10 @@ def plot_variant_curves(curves: pd.DataFrame, title: str = ""):
         for col, metric in enumerate(("accuracy", "loss")):
             ax = axes[row, col]
             for variant, c in sub.groupby("variant", sort=False):
-                ax.plot(c["lam"], c[metric], "--" if variant.startswith("SEQ") else "-", marker="o",
-                        color=VARIANT_COLORS.get(variant), label=variant)
+                ax.plot(c["lam"], c[metric], label=variant_label(variant), **variant_style(variant))
             ax.set_xlabel(r"$\lambda$")
             ax.set_ylabel(f"test {metric}")
-            ax.set_title(f"{title}: {METHOD_LABELS.get(method, method)}")
+            ax.set_title(f"{title}: {method_label(method)}")
             if metric == "loss":
                 ax.set_yscale("log")
     axes[0, 0].legend(loc="best")
@@ -229,21 +248,22 @@ def plot_variant_curves(curves: pd.DataFrame, title: str = ""):
 
 def plot_activation_profiles(profiles: pd.DataFrame, title: str = ""):
     """Per hidden layer: mean pre-activation std, post-activation std and share of zero
-    post-activations, one line per model (endpoints, midpoints, repaired midpoints, random init)."""
+    post-activations, one line per model (endpoints, midpoints, corrected midpoints, random init).
+    Colour and marker: the correction (house style); line style: dashed for the naive midpoint."""
     fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.2))
-    # line style: which model (endpoints, naive or WM midpoint, random init); colour: which correction
-    fixes = {"": "#7f7f7f", "REPAIR": "#1f77b4", "RESCALE": "#2ca02c", "RESET": "#ff7f0e"}
     for name, p in profiles.groupby("model", sort=False):
         base, _, fix = name.partition(" + ")
         if base.startswith("endpoint"):
-            ls, color = "-", "#000000"
+            style = {"color": "#000000", "linestyle": "-", "marker": "o", "alpha": 0.5}
         elif base.startswith("random"):
-            ls, color = ":", "#8c564b"
+            style = {"color": "#8c564b", "linestyle": ":", "marker": "x"}
         else:
-            ls, color = ("--" if base.startswith("naive") else "-"), fixes.get(fix, "#9467bd")
+            style = variant_style(fix or "none")
+            style.update(linestyle="--" if base.startswith("naive") else "-", linewidth=1.6, alpha=1.0)
+            if base.startswith("naive"):
+                style["markerfacecolor"] = "white"
         for ax, col in zip(axes, ("pre_std", "post_std", "zero_share")):
-            ax.plot(p["layer"], p[col], ls, marker="o", color=color, label=name,
-                    alpha=0.5 if base.startswith("endpoint") else 1.0)
+            ax.plot(p["layer"], p[col], label=name, **style)
     for ax, label in zip(axes, ("pre-activation std (mean over channels)", "post-activation std",
                                 "share of zero post-activations")):
         ax.set_xlabel("hidden layer")
@@ -257,13 +277,17 @@ def plot_activation_profiles(profiles: pd.DataFrame, title: str = ""):
     return fig
 
 
+BIAS_CURVE_STYLES = {"with biases: WM": "weight", "with biases: WM + RESCALE": "rescale",
+                     "with biases: WM, homogeneous": "seq_repair", "no biases: WM": "reshift"}
+
+
 def plot_bias_curves(curves: pd.DataFrame, title: str = ""):
-    """Test accuracy and loss along lambda (mean over pairs) for each bias-study curve."""
+    """Test accuracy and loss along lambda (mean over pairs and group orders) for each bias-study curve."""
     m = curves.groupby(["curve", "lam"], sort=False)[["accuracy", "loss"]].mean().reset_index()
     fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.0))
     for ax, metric in zip(axes, ("accuracy", "loss")):
-        for i, (name, c) in enumerate(m.groupby("curve", sort=False)):
-            ax.plot(c["lam"], c[metric], marker="o", color=f"C{i}", label=name)
+        for name, c in m.groupby("curve", sort=False):
+            ax.plot(c["lam"], c[metric], label=name, **method_style(BIAS_CURVE_STYLES.get(name, name)))
         ax.set_xlabel(r"$\lambda$")
         ax.set_ylabel(f"test {metric}")
     axes[0].legend(loc="best")
@@ -290,11 +314,22 @@ def plot_ste_history(history: pd.DataFrame, title: str = ""):
     return fig
 
 
+RETRAIN_STYLES = {"naive midpoint": "naive", "WM midpoint": "weight", "AM midpoint": "activation",
+                  "fresh init": "random"}
+
+
 def plot_retraining(history: pd.DataFrame, target: float):
-    """Running train accuracy per epoch against optimisation steps, per starting point."""
+    """Running train accuracy per epoch against optimisation steps, per starting point: the mean
+    over pairs (and group orders) as a line, each pair's run as a faint line."""
     fig, ax = plt.subplots(figsize=(5.0, 3.2))
-    for i, (start, h) in enumerate(history.groupby("start", sort=False)):
-        ax.plot(h["steps"], h["train_accuracy"], marker="o", color=f"C{i}", label=start)
+    keys = [c for c in ("pair", "order") if c in history]
+    for start, h in history.groupby("start", sort=False):
+        style = method_style(RETRAIN_STYLES.get(start, start))
+        if keys:
+            for _, run in h.groupby(keys):
+                ax.plot(run["steps"], run["train_accuracy"], color=style["color"], lw=0.6, alpha=0.3)
+        mean = h.groupby("steps", sort=True)["train_accuracy"].mean()
+        ax.plot(mean.index, mean.to_numpy(), label=start, **style)
     ax.axhline(target, color="k", lw=0.8, ls=":")
     ax.set_xlabel("optimisation steps")
     ax.set_ylabel("train accuracy (running, per epoch)")

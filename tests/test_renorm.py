@@ -247,3 +247,115 @@ def test_curve_barriers_and_steps_to_accuracy():
                       "train_accuracy": [0.5, 0.91, 0.95, 0.1, 0.2, 0.3]})
     s = steps_to_accuracy(h, 0.9).set_index("start")
     assert s.loc["a", "steps_to_target"] == 20 and s.loc["b", "steps_to_target"] != s.loc["b", "steps_to_target"]
+
+
+# --- the study's verdicts on synthetic results ------------------------------------------------
+
+def _synthetic_result(n_pairs: int = 8, n_orders: int = 3, seed: int = 0):
+    """A Result whose numbers say: REPAIR/RESCALE beat none, RESHIFT hurts, RESCALE is below
+    REPAIR, sequential REPAIR equals REPAIR up to noise, matching is needed, the midpoint
+    collapses, bias removal lowers the accuracy barrier but not the loss barrier, and the WM
+    midpoint re-trains faster."""
+    import numpy as np
+    import pandas as pd
+
+    from lmc_utils.studies.renormalisation import Result
+
+    rng = np.random.default_rng(seed)
+    means = {"none": 0.50, "REPAIR": 0.70, "RESCALE": 0.62, "indep. RESCALE": 0.58, "RESHIFT": 0.40,
+             "SEQ REPAIR": None, "RESET": 0.75}
+    rows, collapse = [], []
+    for i in range(n_pairs):
+        pair_shift = rng.normal(0, 0.05)  # pairs differ; the paired differences stay consistent
+        for method, orders in (("weight", n_orders), ("naive", 1)):
+            for k in range(orders):
+                accs = {}
+                for v, m in means.items():
+                    if m is None:
+                        accs[v] = accs["REPAIR"] + rng.normal(0, 0.01)
+                    else:
+                        accs[v] = m + pair_shift + rng.normal(0, 0.01) - (0.3 if method == "naive" else 0)
+                for exp, variants in (("mlp_plain", [v for v in accs if v != "RESET"]), ("vgg", ["none", "RESET"])):
+                    for v in variants:
+                        rows.append({"experiment": exp, "pair": i, "method": method, "order": k, "variant": v,
+                                     "loss": 1 - accs[v], "accuracy": accs[v]})
+                for exp in ("mlp_plain", "vgg"):
+                    for layer, ratio in ((0, 0.9), (1, 0.4 + rng.normal(0, 0.02))):
+                        collapse.append({"experiment": exp, "pair": i, "method": method, "order": k, "layer": layer,
+                                         "ratio": ratio})
+    bias = []
+    for i in range(n_pairs):
+        for k in range(n_orders):
+            for curve, acc_drop, loss_bump in (("with biases: WM", 0.30, 1.0), ("with biases: WM + RESCALE", 0.10, 0.3),
+                                               ("with biases: WM, homogeneous", 0.12, 0.9), ("no biases: WM", 0.10, 0.95)):
+                a, l = acc_drop + rng.normal(0, 0.01), loss_bump + rng.normal(0, 0.02)
+                for lam, acc, loss in ((0.0, 0.85, 0.4), (0.5, 0.85 - a, 0.4 + l), (1.0, 0.85, 0.4)):
+                    bias.append({"pair": i, "order": k, "curve": curve, "lam": lam, "loss": loss, "accuracy": acc})
+    hist = []
+    for i in range(n_pairs):
+        for start, reach in (("naive midpoint", None), ("WM midpoint", 2), ("AM midpoint", 2), ("fresh init", 6)):
+            for epoch in range(1, 9):
+                acc = 0.9 if reach is not None and epoch >= reach else 0.5
+                hist.append({"pair": i, "start": start, "order": 0, "epoch": epoch, "steps": 32 * epoch,
+                             "train_accuracy": acc})
+    return Result(ablation=pd.DataFrame(rows), collapse=pd.DataFrame(collapse), curves=pd.DataFrame(),
+                  activations=pd.DataFrame(), bias_curves=pd.DataFrame(bias), retraining=pd.DataFrame(hist),
+                  target_accuracy=0.85, bias_experiment="mlp_plain", retrain_experiment="mlp_plain",
+                  experiments={"mlp_plain": "plain", "vgg": "batchnorm"})
+
+
+def test_study_verdicts_follow_the_synthetic_numbers():
+    from lmc_utils import verdicts
+    from lmc_utils.studies import renormalisation
+
+    criteria = verdicts.load_criteria("04_renormalisation")
+    frame = renormalisation.verdicts(_synthetic_result(), criteria)
+    verdicts.check_declared(frame, criteria)
+    got = {(r.claim, r.subject): r.verdict for r in frame.itertuples()}
+    assert got[("variance_collapse", "mlp_plain / weight")] == "held"
+    assert got[("renorm_beats_none", "mlp_plain / weight / REPAIR")] == "held"
+    assert got[("renorm_beats_none", "mlp_plain / weight / RESCALE")] == "held"
+    assert got[("renorm_beats_none", "vgg / weight / RESET")] == "held"
+    assert got[("reshift_hurts", "mlp_plain / weight")] == "held"
+    assert got[("rescale_beats_repair", "mlp_plain / weight")] == "did not hold"
+    assert got[("sequential_repair_helps", "mlp_plain / weight")] == "inconclusive"
+    assert got[("matching_needed", "mlp_plain / REPAIR")] == "held"
+    assert got[("bias_removal_lowers_accuracy_barrier", "mlp_plain / homogeneous interpolation")] == "held"
+    assert got[("loss_barrier_remains", "mlp_plain / trained without biases")] == "held"
+    assert got[("retrains_faster", "mlp_plain / WM midpoint vs fresh init")] == "held"
+    assert got[("retrains_faster", "mlp_plain / WM midpoint vs naive midpoint")] == "held"
+    row = frame.set_index(["claim", "subject"]).loc[("rescale_beats_repair", "mlp_plain / weight")]
+    assert row["n"] == 8 and row["repeats"] == 3 and abs(row["estimate"] - (-0.08)) < 0.02
+    # never reaching the target counts as budget (256 steps) + one epoch (32): 288 - 64 = 224 steps
+    r = frame.set_index(["claim", "subject"]).loc[("retrains_faster", "mlp_plain / WM midpoint vs naive midpoint")]
+    assert r["estimate"] == 224
+
+
+def test_study_verdicts_flip_when_the_numbers_do():
+    """The same result with RESHIFT above none and RESCALE above REPAIR by 5 points on every pair."""
+    from lmc_utils import verdicts
+    from lmc_utils.studies import renormalisation
+
+    res = _synthetic_result(seed=1)
+    abl = res.ablation
+    abl.loc[abl["variant"] == "RESHIFT", "accuracy"] += 0.2
+    rep = abl[abl["variant"] == "REPAIR"].set_index(["experiment", "pair", "method", "order"])["accuracy"]
+    idx = abl["variant"] == "RESCALE"
+    keys = list(zip(abl.loc[idx, "experiment"], abl.loc[idx, "pair"], abl.loc[idx, "method"], abl.loc[idx, "order"]))
+    abl.loc[idx, "accuracy"] = [rep[k] + 0.05 for k in keys]
+    criteria = verdicts.load_criteria("04_renormalisation")
+    got = {(r.claim, r.subject): r.verdict for r in renormalisation.verdicts(res, criteria).itertuples()}
+    assert got[("reshift_hurts", "mlp_plain / weight")] == "did not hold"
+    assert got[("rescale_beats_repair", "mlp_plain / weight")] == "held"
+
+
+def test_ablation_summary_averages_orders_within_a_pair_first():
+    import pandas as pd
+
+    from lmc_utils.studies.renormalisation import ablation_summary
+
+    t = pd.DataFrame({"experiment": "e", "method": "weight", "variant": "none", "pair": [0, 0, 0, 1],
+                      "order": [0, 1, 2, 0], "accuracy": [0.1, 0.2, 0.3, 0.6], "loss": [1.0, 1.0, 1.0, 2.0]})
+    r = ablation_summary(t).iloc[0]
+    assert r["n"] == 2 and r["orders"] == 3
+    assert r["accuracy_mean"] == pytest.approx(0.4)  # (0.2 + 0.6) / 2, not the mean of four rows (0.3)
