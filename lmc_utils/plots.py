@@ -7,9 +7,8 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .figures import METHOD_LABELS
+from .figures import METHOD_LABELS, method_label, method_style
 
-METHOD_COLORS = {"naive": "#7f7f7f", "weight": "#1f77b4", "activation": "#d62728"}
 SPLIT_STYLES = {"train": "-", "test": "--"}
 
 
@@ -24,9 +23,8 @@ def plot_interpolation(curves: pd.DataFrame, title: str = "", metrics: Sequence[
         for col, metric in enumerate(metrics):
             ax = axes[row, col]
             for (method, split), c in sub.groupby(["method", "split"], sort=False):
-                label = f"{METHOD_LABELS.get(method, method)} ({split})"
-                ax.plot(c["lam"], c[metric], SPLIT_STYLES.get(split, ":"), marker="o",
-                        color=METHOD_COLORS.get(method), label=label)
+                style = {**method_style(method), "linestyle": SPLIT_STYLES.get(split, ":")}
+                ax.plot(c["lam"], c[metric], label=f"{method_label(method)} ({split})", **style)
             ax.set_xlabel(r"$\lambda$  (0: model A, 1: aligned model B)")
             ax.set_ylabel("accuracy" if metric == "accuracy" else "cross-entropy loss")
             suffix = (" — with RESET" if reset else " — no RESET") if len(resets) > 1 else ""
@@ -38,6 +36,9 @@ def plot_interpolation(curves: pd.DataFrame, title: str = "", metrics: Sequence[
     return fig
 
 
+SPAWNED_STYLE = {"color": "#009E73", "marker": "o"}  # spawned pairs (same basin): Okabe-Ito green
+
+
 def plot_taylor_curves(curves: pd.DataFrame, title: str = ""):
     """Actual loss along the line (markers) and its second-order Taylor model around the
     midpoint (line), one panel per kind of pair and alignment method."""
@@ -46,10 +47,11 @@ def plot_taylor_curves(curves: pd.DataFrame, title: str = ""):
     for ax, (kind, method) in zip(axes[0], panels):
         c = curves[(curves["kind"] == kind) & (curves["method"] == method)]
         actual, quad = c[c["source"] == "actual"], c[c["source"] == "taylor"]
-        color = METHOD_COLORS.get(method, "#2ca02c") if kind == "independent" else "#2ca02c"
-        ax.plot(actual["lam"], actual["loss"], "o", color=color, label="actual loss")
-        ax.plot(quad["lam"], quad["loss"], "-", color=color, alpha=0.7, label="2nd-order Taylor (midpoint)")
-        ax.set_title(f"{kind}, {METHOD_LABELS.get(method, method)}" if kind == "independent" else f"{kind} pair")
+        style = method_style(method) if kind == "independent" else SPAWNED_STYLE
+        ax.plot(actual["lam"], actual["loss"], linestyle="none", marker=style["marker"], color=style["color"],
+                label="actual loss")
+        ax.plot(quad["lam"], quad["loss"], "-", color=style["color"], alpha=0.7, label="2nd-order Taylor (midpoint)")
+        ax.set_title(f"{kind}, {method_label(method)}" if kind == "independent" else f"{kind} pair")
         ax.set_xlabel(r"$\lambda$")
     axes[0, 0].set_ylabel("train loss")
     axes[0, 0].legend(loc="best")
