@@ -9,7 +9,6 @@ import pandas as pd
 
 from .figures import METHOD_LABELS, method_label, method_style
 
-METHOD_COLORS = {"naive": "#7f7f7f", "weight": "#1f77b4", "activation": "#d62728"}
 SPLIT_STYLES = {"train": "-", "test": "--"}
 
 
@@ -24,9 +23,8 @@ def plot_interpolation(curves: pd.DataFrame, title: str = "", metrics: Sequence[
         for col, metric in enumerate(metrics):
             ax = axes[row, col]
             for (method, split), c in sub.groupby(["method", "split"], sort=False):
-                label = f"{METHOD_LABELS.get(method, method)} ({split})"
-                ax.plot(c["lam"], c[metric], SPLIT_STYLES.get(split, ":"), marker="o",
-                        color=METHOD_COLORS.get(method), label=label)
+                style = {**method_style(method), "linestyle": SPLIT_STYLES.get(split, ":")}
+                ax.plot(c["lam"], c[metric], label=f"{method_label(method)} ({split})", **style)
             ax.set_xlabel(r"$\lambda$  (0: model A, 1: aligned model B)")
             ax.set_ylabel("accuracy" if metric == "accuracy" else "cross-entropy loss")
             suffix = (" — with RESET" if reset else " — no RESET") if len(resets) > 1 else ""
@@ -38,6 +36,9 @@ def plot_interpolation(curves: pd.DataFrame, title: str = "", metrics: Sequence[
     return fig
 
 
+SPAWNED_STYLE = {"color": "#009E73", "marker": "o"}  # spawned pairs (same basin): Okabe-Ito green
+
+
 def plot_taylor_curves(curves: pd.DataFrame, title: str = ""):
     """Actual loss along the line (markers) and its second-order Taylor model around the
     midpoint (line), one panel per kind of pair and alignment method."""
@@ -46,10 +47,11 @@ def plot_taylor_curves(curves: pd.DataFrame, title: str = ""):
     for ax, (kind, method) in zip(axes[0], panels):
         c = curves[(curves["kind"] == kind) & (curves["method"] == method)]
         actual, quad = c[c["source"] == "actual"], c[c["source"] == "taylor"]
-        color = METHOD_COLORS.get(method, "#2ca02c") if kind == "independent" else "#2ca02c"
-        ax.plot(actual["lam"], actual["loss"], "o", color=color, label="actual loss")
-        ax.plot(quad["lam"], quad["loss"], "-", color=color, alpha=0.7, label="2nd-order Taylor (midpoint)")
-        ax.set_title(f"{kind}, {METHOD_LABELS.get(method, method)}" if kind == "independent" else f"{kind} pair")
+        style = method_style(method) if kind == "independent" else SPAWNED_STYLE
+        ax.plot(actual["lam"], actual["loss"], linestyle="none", marker=style["marker"], color=style["color"],
+                label="actual loss")
+        ax.plot(quad["lam"], quad["loss"], "-", color=style["color"], alpha=0.7, label="2nd-order Taylor (midpoint)")
+        ax.set_title(f"{kind}, {method_label(method)}" if kind == "independent" else f"{kind} pair")
         ax.set_xlabel(r"$\lambda$")
     axes[0, 0].set_ylabel("train loss")
     axes[0, 0].legend(loc="best")
@@ -58,33 +60,40 @@ def plot_taylor_curves(curves: pd.DataFrame, title: str = ""):
     return fig
 
 
-def plot_swa_barriers(samples: pd.DataFrame, independent: pd.DataFrame):
-    """One heat map per width of the pairwise loss barrier between SWA samples, titled with the
-    largest of them and the mean barrier between independently trained runs of that width. The
-    colour scale is shared and reaches the largest independent-run barrier, so a dark map means
-    "negligible next to independent runs"."""
+def plot_swa_barriers(samples: pd.DataFrame, independent: pd.DataFrame, threshold: float | None = None,
+                      floor: float = 1e-6):
+    """Naive test loss barriers against hidden width on one log scale: every pair of SWA samples
+    (small dots, jittered, one colour) and every independent pair of runs (large squares), with each
+    group's median as a line. Barriers below ``floor`` (zero up to rounding) are drawn at ``floor``
+    and counted in the legend; ``threshold``: a dashed reference line (the declared criterion)."""
     import numpy as np
 
-    widths = list(dict.fromkeys(samples["width"]))
-    vmax = max(float(samples["loss_barrier"].max()), float(independent["loss_barrier"].max()), 1e-6)
-    fig, axes = plt.subplots(1, len(widths), figsize=(3.0 * len(widths) + 0.8, 3.0), squeeze=False)
-    for ax, w in zip(axes[0], widths):
-        s = samples[samples["width"] == w]
-        idx = sorted(set(s["i"]) | set(s["j"]))
-        pos = {k: n for n, k in enumerate(idx)}
-        mat = np.zeros((len(idx), len(idx)))
-        for r in s.itertuples():
-            mat[pos[r.i], pos[r.j]] = mat[pos[r.j], pos[r.i]] = r.loss_barrier
-        im = ax.imshow(mat, vmin=0, vmax=vmax, cmap="viridis", origin="lower")
-        ticks = list(range(0, len(idx), max(1, len(idx) // 5)))
-        ax.set_xticks(ticks, [idx[t] for t in ticks])
-        ax.set_yticks(ticks, [idx[t] for t in ticks])
-        ax.set_xlabel("SWA sample (epoch)")
-        ax.grid(False)
-        ind = independent.loc[independent["width"] == w, "loss_barrier"].mean()
-        ax.set_title(f"width {w}: max {s['loss_barrier'].max():.2g}\n(independent runs: {ind:.3g})")
-    axes[0, 0].set_ylabel("SWA sample (epoch)")
-    fig.colorbar(im, ax=axes[0].tolist(), label="loss barrier (nats)")
+    colors = {"samples": "#0072B2", "independent": "#D55E00"}  # Okabe-Ito blue / vermillion
+    widths = sorted(set(samples["width"]) | set(independent["width"]))
+    pos = {w: k for k, w in enumerate(widths)}
+    rng = np.random.default_rng(0)
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    for kind, frame, marker, size in (("samples", samples, "o", 6), ("independent", independent, "s", 36)):
+        if frame.empty:
+            continue
+        x = frame["width"].map(pos).to_numpy(float)
+        y = frame["loss_barrier"].to_numpy(float)
+        below = int((y < floor).sum())
+        jitter = rng.uniform(-0.15, 0.15, len(x)) if kind == "samples" else rng.uniform(-0.05, 0.05, len(x))
+        label = ("pairs of SWA samples within a run" if kind == "samples" else "independent runs (final iterates)")
+        label += f"; {below} of {len(y)} below {floor:g}" if below else ""
+        ax.scatter(x + jitter + (0.25 if kind == "independent" else 0), np.maximum(y, floor), s=size, marker=marker,
+                   color=colors[kind], alpha=0.35 if kind == "samples" else 0.9, edgecolors="none", label=label)
+        med = frame.groupby("width")["loss_barrier"].median()
+        ax.plot([pos[w] + (0.25 if kind == "independent" else 0) for w in med.index], np.maximum(med.to_numpy(), floor),
+                color=colors[kind], linestyle="-" if kind == "samples" else "--", linewidth=1.2)
+    if threshold is not None:
+        ax.axhline(threshold, color="#000000", linestyle=":", linewidth=1, label=f"criterion: {threshold:g} nats")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(widths)), [str(w) for w in widths])
+    ax.set_xlabel("hidden width")
+    ax.set_ylabel("naive test loss barrier (nats, log)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False, fontsize=8)
     return fig
 
 
@@ -92,8 +101,9 @@ def plot_identity_share(summary: pd.DataFrame):
     """Share of units weight matching leaves in place, between SWA samples and between
     independent runs, against hidden width."""
     fig, ax = plt.subplots(figsize=(4.2, 3.0))
-    ax.plot(summary["width"], summary["swa_pairs_identity_share"], "o-", label="between SWA samples")
-    ax.plot(summary["width"], summary["independent_identity_share"], "s--", label="between independent runs")
+    ax.plot(summary["width"], summary["swa_pairs_identity_share"], "o-", color="#0072B2", label="between SWA samples")
+    ax.plot(summary["width"], summary["independent_identity_share"], "s--", color="#D55E00",
+            label="between independent runs")
     ax.set_xscale("log", base=2)
     ax.set_xlabel("hidden width")
     ax.set_ylabel("units left in place by WM")

@@ -95,26 +95,3 @@ def barrier_table(curves: pd.DataFrame, by: Iterable[str] = ("method", "reset"))
                          "accuracy_b": float(g.loc[g["lam"].idxmax(), "accuracy"])})
     return pd.DataFrame(rows)
 
-
-def describe(table: pd.DataFrame, split: str = "test") -> str:
-    """One Markdown bullet per experiment and RESET setting, stating the measured barriers
-    of each method relative to naive interpolation (computed from ``table``, so it holds for
-    whatever numbers came out). ``table`` is a :func:`barrier_table` with an ``experiment`` column."""
-    lines = []
-    sub = table[table["split"] == split]
-    for (experiment, reset), t in sub.groupby(["experiment", "reset"], sort=False):
-        by = t.set_index("method")
-        if "naive" not in by.index:
-            continue
-        naive_loss, naive_acc = by.loc["naive", "loss_barrier"], by.loc["naive", "accuracy_barrier"]
-        parts = []
-        for method in [m for m in by.index if m != "naive"]:
-            loss, acc = by.loc[method, "loss_barrier"], by.loc[method, "accuracy_barrier"]
-            change = "lowers" if loss < naive_loss else "does not lower"
-            rel = f"{100 * (1 - loss / naive_loss):.0f}% lower" if naive_loss > 0 and loss < naive_loss else "no reduction"
-            parts.append(f"{method} {change} it to {loss:.3f} ({rel}; accuracy barrier "
-                         f"{100 * acc:.1f} points)")
-        reset_text = " with RESET" if reset else ""
-        lines.append(f"- **{experiment}**{reset_text} ({split}): naive interpolation has a loss barrier of "
-                     f"{naive_loss:.3f} nats (accuracy barrier {100 * naive_acc:.1f} points); " + "; ".join(parts) + ".")
-    return "\n".join(lines)

@@ -1,9 +1,11 @@
 """The SWA study protocol and permutation agreement."""
 
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from lmc_utils import data, matching, zoo
+from lmc_utils import data, matching, verdicts, zoo
 from lmc_utils.studies import swa
 from lmc_utils import permutation as P
 from lmc_utils.models import mlp
@@ -24,17 +26,62 @@ def test_swa_study_on_moons():
     base = zoo.TrainConfig(dataset="moons", arch="mlp", model={"depth": 1}, optimizer="sgd", lr=0.1,
                            batch_size=64, epochs=3, swa_epochs=3, swa_lr=0.05)
     test = data.load("moons", "test")
-    res = swa.swa_alignment(base, [16, 64], test, data.load("moons", "train"), n_independent=1,
-                                n_points=3, device="cpu")
-    assert len(res.samples) == 2 * 3 and len(res.independent) == 2
+    res = swa.run(base, [16, 64], test, data.load("moons", "train"), n_runs=2, n_orders=2, n_points=3,
+                  device="cpu", progress=False)
+    # 3 sample pairs per run, 2 runs, 2 widths; one independent pair per width
+    assert len(res.samples) == 2 * 2 * 3 and len(res.independent) == 2
+    assert len(res.identity) == 2 * (2 * 3 + 1) * 2  # every pair once per group order
     assert set(res.averages["model"]) == {"sample 1", "sample 2", "sample 3", "SWA average"}
-    summary = swa.swa_summary(res)
-    assert list(summary["width"]) == [16, 64]
+    summary = swa.tables(res)["06_swa_summary"]
+    assert list(summary["width"]) == [16, 64] and list(summary["n_runs"]) == [2, 2]
     assert summary["swa_pairs_identity_share"].between(0, 1).all()
-    text = swa.describe_swa(summary)
-    assert "width 16" in text and "Verdicts" in text
+    criteria = verdicts.load_criteria("06_swa_alignment")
+    frame = swa.verdicts(res, criteria)
+    verdicts.check_declared(frame, criteria)
+    assert len(frame) == 5 * 2 and set(frame["subject"]) == {"width 16", "width 64"}
     with pytest.raises(ValueError, match="swa_epochs"):
-        swa.swa_alignment(base.replace(swa_epochs=0), [8], test, test)
+        swa.run(base.replace(swa_epochs=0), [8], test, test)
+
+
+def _synthetic(sample_barrier: float, independent_barrier: float, sample_share: float, independent_share: float,
+               swa_gain: float, n_runs: int = 8, sd: float = 0.002) -> swa.Result:
+    """A synthetic result for one width: ``n_runs`` runs with 3 samples each, ``n_runs // 2`` independent pairs."""
+    rng = np.random.default_rng(0)
+    samples, ident, averages, independent = [], [], [], []
+    for r in range(n_runs):
+        for i, j in ((1, 2), (1, 3), (2, 3)):
+            samples.append({"width": 8, "run": r, "i": i, "j": j, "accuracy_barrier": 0.0,
+                            "loss_barrier": max(sample_barrier + sd * rng.standard_normal(), 0.0)})
+            for k in range(2):
+                ident.append({"width": 8, "kind": "samples", "unit": r, "i": i, "j": j, "order": k,
+                              "identity_share": min(sample_share + sd * rng.standard_normal(), 1.0)})
+        losses = 0.3 + sd * rng.standard_normal(3)
+        for k, loss in enumerate(losses):
+            averages.append({"width": 8, "run": r, "model": f"sample {k + 1}", "loss": loss, "accuracy": 0.9})
+        averages.append({"width": 8, "run": r, "model": "SWA average", "loss": losses.mean() - swa_gain,
+                         "accuracy": 0.9})
+    for p in range(n_runs // 2):
+        independent.append({"width": 8, "pair": p, "run_a": 2 * p, "run_b": 2 * p + 1, "accuracy_barrier": 0.0,
+                            "loss_barrier": independent_barrier + sd * rng.standard_normal()})
+        for k in range(2):
+            ident.append({"width": 8, "kind": "independent", "unit": p, "i": 2 * p, "j": 2 * p + 1, "order": k,
+                          "identity_share": independent_share + sd * rng.standard_normal()})
+    return swa.Result(pd.DataFrame(samples), pd.DataFrame(independent), pd.DataFrame(ident), pd.DataFrame(averages))
+
+
+def test_verdicts_follow_the_synthetic_numbers():
+    criteria = verdicts.load_criteria("06_swa_alignment")
+
+    def got(res):
+        return dict(zip(swa.verdicts(res, criteria)["claim"], swa.verdicts(res, criteria)["verdict"]))
+
+    # the talk's picture: samples connected and aligned, independent runs neither, SWA better than its samples
+    assert set(got(_synthetic(0.0, 0.5, 1.0, 0.1, swa_gain=0.02)).values()) == {"held"}
+    # the opposite on every claim
+    assert set(got(_synthetic(0.2, 0.0, 0.3, 1.0, swa_gain=-0.02)).values()) == {"did not hold"}
+    # independent runs barely above the line, with two pairs: not enough to tell
+    noisy = got(_synthetic(0.0, 0.012, 1.0, 0.1, swa_gain=0.02, n_runs=4, sd=0.01))
+    assert noisy["independent_runs_not_connected"] == "inconclusive"
 
 
 def test_with_width_sets_the_right_key():

@@ -2,6 +2,9 @@
 
 import math
 
+import numpy as np
+import pandas as pd
+
 import pytest
 import torch
 
@@ -107,22 +110,83 @@ def test_spawn_configs():
 
 
 def test_distance_and_taylor_study_on_moons():
-    from lmc_utils import data
+    from lmc_utils import verdicts
     from lmc_utils.studies import distance_taylor
 
     base = zoo.TrainConfig(dataset="moons", arch="mlp", model={"width": 32, "depth": 2}, optimizer="adam",
                            lr=0.01, batch_size=64, epochs=4)
-    loss_data = data.load("moons", "train")
-    res = distance_taylor.distance_and_taylor(base, n_pairs=2, parent_epochs=2, loss_data=loss_data,
-                                      match_inputs=loss_data.x, n_points=3, device="cpu")
-    d = res.distances.set_index(["kind", "pair", "method"])["distance"]
+    res = distance_taylor.run({"moons": base}, n_pairs=2, parent_epochs=2, loss_subset=None, match_samples=None,
+                              n_orders=2, n_points=3, device="cpu", progress=False)
+    d = res.distances.set_index(["kind", "pair", "method", "order"])["distance"]
     for pair in (0, 1):
-        # ||a - pi(b)||^2 = ||a||^2 + ||b||^2 - 2 <a, pi(b)>, and weight matching never lowers <a, pi(b)>
-        assert d[("independent", pair, "weight")] <= d[("independent", pair, "naive")] + 1e-6
+        for order in (0, 1):
+            # ||a - pi(b)||^2 = ||a||^2 + ||b||^2 - 2 <a, pi(b)>, and weight matching never lowers <a, pi(b)>
+            assert d[("independent", pair, "weight", order)] <= d[("independent", pair, "naive", 0)] + 1e-6
     assert (res.distances.loc[res.distances["method"] == "naive", "relative_to_naive"] == 1).all()
     assert set(res.taylor["method"]) == {"naive", "weight", "activation"}
-    assert set(res.taylor["kind"]) == {"independent", "spawned"} and len(res.taylor) == 2 * 3 + 2
+    # per independent pair: naive, two WM orders, AM; per spawned pair: naive
+    assert set(res.taylor["kind"]) == {"independent", "spawned"} and len(res.taylor) == 2 * 4 + 2
     assert set(res.curves["source"]) == {"actual", "taylor"}
     assert set(res.layers["layer"]) == {"hidden.0", "hidden.1", "out"}
     # a spawned pair is much closer than an independent one
-    assert d[("spawned", 0, "naive")] < d[("independent", 0, "naive")]
+    assert d[("spawned", 0, "naive", 0)] < d[("independent", 0, "naive", 0)]
+    assert res.taylor["rel_error"].between(0, 1).all()
+    tables = distance_taylor.tables(res)
+    assert set(tables) == {"01_distances", "01_layer_distances", "01_taylor_barriers"}
+    criteria = verdicts.load_criteria("01_distance_taylor")
+    frame = distance_taylor.verdicts(res, criteria)
+    verdicts.check_declared(frame, criteria)
+    weight = frame[(frame["claim"] == "taylor_off_after_matching") & (frame["subject"] == "moons / weight")].iloc[0]
+    assert weight["n"] == 2 and weight["repeats"] == 2
+
+
+def test_symmetric_relative_error():
+    from lmc_utils.studies import distance_taylor
+
+    err = distance_taylor.relative_error([1.0, 1.0, 1.0, -1.0, 0.0], [1.0, 2.0, 0.5, 1.0, 0.0])
+    assert err == pytest.approx([0.0, 1 / 3, 1 / 3, 1.0, 0.0])
+
+
+def _synthetic(spawned_error: float, matched_error: float, dist_share: float, n: int = 8, sd: float = 0.02):
+    """A synthetic study result: per pair a naive barrier of 1 that matching lowers to 0.05 while
+    shortening the distance to ``1 - dist_share``; Taylor estimates off by the given relative errors."""
+    from lmc_utils.studies import distance_taylor
+
+    rng = np.random.default_rng(1)
+    dist, tay = [], []
+    for pair in range(n):
+        dist.append({"experiment": "e", "kind": "independent", "pair": pair, "method": "naive", "order": 0,
+                     "distance": 10.0, "relative_to_naive": 1.0})
+        for method, orders in (("weight", 3), ("activation", 1)):
+            for order in range(orders):
+                rel = 1 - dist_share + sd * rng.standard_normal()
+                dist.append({"experiment": "e", "kind": "independent", "pair": pair, "method": method,
+                             "order": order, "distance": 10 * rel, "relative_to_naive": rel})
+        rows = [("independent", "naive", 0, 1.0, 1.0), ("spawned", "naive", 0, -0.01, spawned_error)]
+        rows += [("independent", "weight", k, 0.05, matched_error) for k in range(3)]
+        rows += [("independent", "activation", 0, 0.05, matched_error)]
+        for kind, method, order, actual, err in rows:
+            e = err + sd * rng.standard_normal()
+            estimate = actual * (1 + e) / (1 - e)  # symmetric relative error e (estimate above actual)
+            tay.append({"experiment": "e", "kind": kind, "pair": pair, "method": method, "order": order,
+                        "actual": actual, "estimate": estimate})
+    tay = pd.DataFrame(tay)
+    tay["rel_error"] = distance_taylor.relative_error(tay["actual"], tay["estimate"])
+    return distance_taylor.Result(pd.DataFrame(dist), pd.DataFrame(), tay, pd.DataFrame())
+
+
+def test_verdicts_follow_the_synthetic_numbers():
+    from lmc_utils import verdicts
+    from lmc_utils.studies import distance_taylor
+
+    criteria = verdicts.load_criteria("01_distance_taylor")
+
+    def got(res):
+        return {(r.claim, r.subject): r.verdict for r in distance_taylor.verdicts(res, criteria).itertuples()}
+
+    # the paper's picture: distance -15% while the barrier loses 95%; Taylor 5% off in one basin, 60% off after matching
+    held = got(_synthetic(spawned_error=0.05, matched_error=0.6, dist_share=0.15))
+    assert set(held.values()) == {"held"} and len(held) == 5
+    # the opposite: matching removes as much distance as barrier; Taylor as good after matching as in one basin
+    other = got(_synthetic(spawned_error=0.6, matched_error=0.05, dist_share=0.9))
+    assert set(other.values()) == {"did not hold"}

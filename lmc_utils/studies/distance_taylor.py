@@ -1,113 +1,145 @@
 """Notebook 01's protocol (Ito et al. 2025 §3): L2 distances and the second-order Taylor
-estimate of the midpoint barrier, for independent pairs (naive, WM, AM, random) and spawned pairs."""
+estimate of the midpoint barrier, for independent pairs (naive, WM over random group orders, AM,
+random) and spawned pairs; summary tables and verdict rows. No plots, no prose."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
+import numpy as np
 import pandas as pd
-import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
+from .. import data as data_mod
 from .. import permutation as P
+from .. import tables as tables_mod
+from .. import verdicts as V
 from .. import zoo
-from ..data import TensorData
 from ..distance import l2_distance, layer_distances
 from ..interpolation import interpolation_curve
-from ..rebasin import aligned_states
+from ..rebasin import align
 from ..taylor import taylor_barrier, taylor_curve
+
+NOTEBOOK = "01_distance_taylor"
 
 
 @dataclass
-class DistanceTaylorResult:
-    distances: pd.DataFrame  # kind, pair, method, distance
-    layers: pd.DataFrame  # kind, pair, method, layer, distance
-    taylor: pd.DataFrame  # kind, pair, method, loss_a, loss_b, loss_mid, actual, estimate, ...
-    curves: pd.DataFrame  # kind, method, source (actual | taylor), lam, loss
+class Result:
+    distances: pd.DataFrame  # experiment, kind, pair, method, order, distance, relative_to_naive
+    layers: pd.DataFrame  # experiment, kind, pair, method, order, layer, distance
+    taylor: pd.DataFrame  # experiment, kind, pair, method, order, loss_a, loss_b, loss_mid, actual, estimate, ...
+    curves: pd.DataFrame  # experiment, kind, method, source (actual | taylor), lam, loss (first pair, order 0)
 
 
-def distance_and_taylor(base: zoo.TrainConfig, n_pairs: int, parent_epochs: int, loss_data: TensorData,
-                        match_inputs: torch.Tensor, n_points: int = 11, seed: int = 0,
-                        device="auto") -> DistanceTaylorResult:
-    """Ito et al. (2025) §3 on one architecture/dataset.
+def relative_error(actual: np.ndarray | pd.Series, estimate: np.ndarray | pd.Series) -> np.ndarray:
+    """Symmetric relative error ``|actual - estimate| / (|actual| + |estimate|)`` in ``[0, 1]``: 0 for an
+    exact estimate, 1/3 when one is twice the other, 1 for opposite signs (0 when both are 0)."""
+    a, e = np.asarray(actual, dtype=float), np.asarray(estimate, dtype=float)
+    den = np.abs(a) + np.abs(e)
+    return np.divide(np.abs(a - e), den, out=np.zeros_like(den), where=den > 0)
 
-    For ``n_pairs`` independent pairs: L2 distances (whole model, per layer; parameters only)
-    with B as trained (``naive``), after weight matching, after activation matching, and after a
-    random permutation (control); the actual and Taylor-estimated midpoint barrier of the loss on
-    ``loss_data`` for naive, weight and activation. For ``n_pairs`` spawned pairs (same basin):
-    distances and barriers as trained. Curves (actual and quadratic) for the first pair of each kind.
+
+def run(configs: Mapping[str, zoo.TrainConfig], n_pairs: int, parent_epochs: int, loss_subset: int | None,
+        match_samples: int | None, n_orders: int = 1, n_points: int = 11, seed: int = 0, device="auto",
+        progress: bool = True) -> Result:
+    """Ito et al. (2025) §3 for every experiment.
+
+    For ``n_pairs`` independent pairs (seeds ``seed + 2i, seed + 2i + 1``): L2 distances (whole model,
+    per layer; parameters only) with B as trained (``naive``), after weight matching (one row per
+    group order ``0 .. n_orders - 1``), after activation matching on ``match_samples`` training
+    examples, and after a random permutation (control); the actual and Taylor-estimated midpoint
+    barrier of the mean loss on ``loss_subset`` training examples for naive, weight and activation.
+    For ``n_pairs`` spawned pairs (same basin; parents trained ``parent_epochs``): the same as
+    trained. Curves (actual and quadratic) for the first pair of each kind.
     """
-    kinds = {"independent": (zoo.independent_pairs(base, n_pairs, seed, device), ("naive", "weight", "activation", "random")),
-             "spawned": (zoo.spawned_pairs(base, n_pairs, parent_epochs, seed, device), ("naive",))}
+    if n_orders < 1:
+        raise ValueError(f"n_orders must be at least 1, got {n_orders}")
     dist_rows, layer_rows, taylor_rows, curve_frames = [], [], [], []
-    jobs = [(kind, i, a, b, methods) for kind, (pairs, methods) in kinds.items() for i, (a, b) in enumerate(pairs)]
-    for kind, i, a, b, methods in tqdm(jobs, desc="pairs", leave=False):
-        spec = P.spec_for(a.model)
-        state_a = a.model.state_dict()
-        states = aligned_states(a.model, b.model, methods, match_inputs, seed=seed + i)
-        for method, state_b in states.items():
-            key = {"kind": kind, "pair": i, "method": method}
-            dist_rows.append({**key, "distance": l2_distance(state_a, state_b, spec.buffers)})
-            for layer, d in layer_distances(state_a, state_b, spec.buffers).items():
-                layer_rows.append({**key, "layer": layer, "distance": d})
-            if method == "random":
-                continue
-            t = taylor_barrier(a.model, state_a, state_b, loss_data)
-            taylor_rows.append({**key, **t})
-            if i == 0:
-                actual = interpolation_curve(a.model, state_a, state_b, loss_data, n_points=n_points)
-                curve_frames.append(actual[["lam", "loss"]].assign(source="actual", **key))
-                curve_frames.append(taylor_curve(t).assign(source="taylor", **key))
+    for name, base in configs.items():
+        loss_data = data_mod.load(base.dataset, "train", subset=loss_subset, device=device)
+        match_inputs = loss_data.subset(match_samples).x
+        kinds = {"independent": (zoo.independent_pairs(base, n_pairs, seed, device),
+                                 [("naive", 0), *[("weight", k) for k in range(n_orders)], ("activation", 0),
+                                  ("random", 0)]),
+                 "spawned": (zoo.spawned_pairs(base, n_pairs, parent_epochs, seed, device), [("naive", 0)])}
+        jobs = [(kind, i, a, b, methods) for kind, (pairs, methods) in kinds.items() for i, (a, b) in enumerate(pairs)]
+        for kind, i, a, b, methods in tqdm(jobs, desc=f"{name}: pairs", leave=False, disable=not progress):
+            spec = P.spec_for(a.model)
+            state_a, state_b = a.model.state_dict(), b.model.state_dict()
+            for method, order in methods:
+                perm = align(method, a.model, b.model, match_inputs, seed=order if method == "weight" else seed + i)
+                aligned = P.apply_permutation(spec, perm, state_b)
+                key = {"experiment": name, "kind": kind, "pair": i, "method": method, "order": order}
+                dist_rows.append({**key, "distance": l2_distance(state_a, aligned, spec.buffers)})
+                for layer, d in layer_distances(state_a, aligned, spec.buffers).items():
+                    layer_rows.append({**key, "layer": layer, "distance": d})
+                if method == "random":
+                    continue
+                t = taylor_barrier(a.model, state_a, aligned, loss_data)
+                taylor_rows.append({**key, **t})
+                if i == 0 and order == 0:
+                    actual = interpolation_curve(a.model, state_a, aligned, loss_data, n_points=n_points)
+                    curve_frames.append(actual[["lam", "loss"]].assign(source="actual", **key))
+                    curve_frames.append(taylor_curve(t).assign(source="taylor", **key))
     distances = pd.DataFrame(dist_rows)
-    naive = distances[distances["method"] == "naive"].set_index(["kind", "pair"])["distance"]
-    distances["relative_to_naive"] = [d / naive[(k, p)] for k, p, d in
-                                      zip(distances["kind"], distances["pair"], distances["distance"])]
-    return DistanceTaylorResult(distances, pd.DataFrame(layer_rows), pd.DataFrame(taylor_rows),
-                                pd.concat(curve_frames, ignore_index=True))
+    naive = distances[distances["method"] == "naive"].set_index(["experiment", "kind", "pair"])["distance"]
+    distances["relative_to_naive"] = distances["distance"].to_numpy() / naive.reindex(
+        pd.MultiIndex.from_frame(distances[["experiment", "kind", "pair"]])).to_numpy()
+    taylor = pd.DataFrame(taylor_rows)
+    taylor["diff"] = taylor["actual"] - taylor["estimate"]
+    taylor["rel_error"] = relative_error(taylor["actual"], taylor["estimate"])
+    curves = pd.concat(curve_frames, ignore_index=True).drop(columns=["pair", "order"])
+    return Result(distances, pd.DataFrame(layer_rows), taylor, curves)
 
 
-def describe_distance_taylor(distances: pd.DataFrame, taylor: pd.DataFrame, barriers: pd.DataFrame) -> str:
-    """Markdown bullets computed from the summary tables of :func:`distance_and_taylor` (with an
-    ``experiment`` column): distance reduction next to barrier reduction, and where the Taylor
-    estimate differs significantly from the actual barrier."""
-    lines = []
-    for exp, d in distances[distances["kind"] == "independent"].groupby("experiment", sort=False):
-        rel = d.set_index("method")["relative_to_naive_mean"]
-        bar = barriers[(barriers["experiment"] == exp) & (barriers["kind"] == "independent")].set_index("method")
-        b_naive, b_wm = bar.loc["naive", "actual_mean"], bar.loc["weight", "actual_mean"]
-        lines.append(f"- **{exp}**: weight matching shortens the distance between independent models by "
-                     f"{100 * (1 - rel['weight']):.1f}% and activation matching by {100 * (1 - rel['activation']):.1f}% "
-                     f"(a random permutation: {100 * (rel['random'] - 1):+.1f}%), while the midpoint loss barrier "
-                     f"goes from {b_naive:.3f} to {b_wm:.3f} nats with weight matching.")
-    for (exp, kind, method), t in taylor.groupby(["experiment", "kind", "method"], sort=False):
-        r = t.iloc[0]
-        verdict = ("differs significantly from" if r["significant"] else "is not significantly different from")
-        rel_err = abs(r["diff_mean"]) / max(abs(r["actual_mean"]), 1e-12)
-        lines.append(f"- {exp}, {kind} pairs, {method}: the Taylor estimate {r['estimate_mean']:.4f} {verdict} the "
-                     f"actual midpoint barrier {r['actual_mean']:.4f} (paired t-test p = {r['p_value']:.3g}, "
-                     f"n = {int(r['n'])}; mean error {100 * rel_err:.0f}% of the barrier).")
-    lines.append("")
-    lines.append("**Verdicts at this scale** (criteria: the paper's own paired t-test at p < 0.05):")
-    for exp, t in taylor.groupby("experiment", sort=False):
-        rel = distances[(distances["experiment"] == exp) & (distances["kind"] == "independent")].set_index("method")
-        bar = barriers[(barriers["experiment"] == exp) & (barriers["kind"] == "independent")].set_index("method")
-        dist_cut = 1 - rel.loc["weight", "relative_to_naive_mean"]
-        bar_cut = 1 - bar.loc["weight", "actual_mean"] / bar.loc["naive", "actual_mean"]
-        c1 = "held" if bar_cut > dist_cut else "did not hold"
-        sig = t.set_index(["kind", "method"])["significant"]
-        spawned_ok = not sig.get(("spawned", "naive"), True)
-        matched_fail = [m for m in ("weight", "activation") if sig.get(("independent", m), False)]
-        matched_ok = [m for m in ("weight", "activation") if m not in matched_fail]
-        if spawned_ok and not matched_ok:
-            c2 = "held: accurate for spawned pairs, significantly off after both matchings"
-        else:
-            parts = []
-            if not spawned_ok:
-                parts.append("the estimate is significantly off even for spawned pairs")
-            if matched_ok:
-                parts.append(f"it is not significantly off after {' and '.join(matched_ok)} matching")
-            c2 = "did not hold (" + "; ".join(parts) + ")"
-        lines.append(f"- **{exp}**: claim 1 (distance barely shrinks while the barrier collapses) {c1}: weight "
-                     f"matching removed {100 * bar_cut:.0f}% of the midpoint barrier but only {100 * dist_cut:.0f}% "
-                     f"of the distance. Claim 2 (Taylor estimate) {c2}.")
-    return "\n".join(lines)
+def tables(result: Result) -> dict[str, pd.DataFrame]:
+    """``01_distances`` (mean/sd over pairs and group orders), ``01_layer_distances`` (independent pairs,
+    mean per layer and method) and ``01_taylor_barriers`` (actual and estimated midpoint barrier, their
+    difference and the symmetric relative error, mean/sd over pairs and group orders)."""
+    by = ["experiment", "kind", "method"]
+    distances = tables_mod.mean_std(result.distances, by, ["distance", "relative_to_naive"])
+    layers = result.layers[result.layers["kind"] == "independent"]
+    layer_table = (layers.pivot_table(index=["experiment", "layer"], columns="method", values="distance",
+                                      aggfunc="mean", sort=False).reset_index())
+    layer_table.columns.name = None
+    taylor = tables_mod.mean_std(result.taylor, by, ["actual", "estimate", "diff", "rel_error"])
+    return {"01_distances": distances, "01_layer_distances": layer_table, "01_taylor_barriers": taylor}
+
+
+def _units(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``pair x order`` values of ``column`` (a single column for methods without group orders)."""
+    return frame.pivot_table(index="pair", columns="order", values=column, sort=True)
+
+
+def verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFrame:
+    """One row per claim x subject (see ``params/criteria.yaml``, section ``01_distance_taylor``).
+
+    Units are pairs (independent or spawned); weight matching's group orders are the repeats.
+    ``distance_barely_shrinks``: per pair, the share of the distance a matching removes divided by
+    the share of the midpoint barrier it removes (NaN, i.e. left out, where the naive barrier is not
+    positive). ``taylor_accurate_spawned`` / ``taylor_off_after_matching``: the symmetric relative
+    error of the Taylor estimate (:func:`relative_error`).
+    """
+    rows = []
+    d, t = result.distances, result.taylor
+    for name in d["experiment"].unique():
+        di, ti = d[(d["experiment"] == name) & (d["kind"] == "independent")], t[(t["experiment"] == name)]
+        ind = ti[ti["kind"] == "independent"]
+        naive_barrier = _units(ind[ind["method"] == "naive"], "actual")[0]
+        for method in ("weight", "activation"):
+            dist_cut = 1 - _units(di[di["method"] == method], "relative_to_naive")
+            barrier = _units(ind[ind["method"] == method], "actual")
+            bar_cut = 1 - barrier.div(naive_barrier.where(naive_barrier > 0), axis=0)
+            if "distance_barely_shrinks" in criteria:
+                rows.append(V.verdict(NOTEBOOK, criteria["distance_barely_shrinks"], f"{name} / {method}",
+                                      (dist_cut / bar_cut.where(bar_cut > 0)).to_numpy(dtype=float)))
+            if "taylor_off_after_matching" in criteria:
+                rows.append(V.verdict(NOTEBOOK, criteria["taylor_off_after_matching"], f"{name} / {method}",
+                                      _units(ind[ind["method"] == method], "rel_error").to_numpy(dtype=float)))
+        if "taylor_accurate_spawned" in criteria:
+            spawned = ti[ti["kind"] == "spawned"]
+            rows.append(V.verdict(NOTEBOOK, criteria["taylor_accurate_spawned"], f"{name} / spawned",
+                                  _units(spawned, "rel_error").to_numpy(dtype=float)))
+    order = {c: k for k, c in enumerate(criteria)}
+    return V.table(sorted(rows, key=lambda r: order[r["claim"]]))

@@ -1,116 +1,172 @@
-"""Notebook 06's protocol (the talk): SWA samples are implicitly aligned — pairwise barriers and
-the share of units weight matching leaves in place, among SWA samples vs independent runs."""
+"""Notebook 06's protocol (the talk, "Analyzing SWA"; Izmailov et al. 2018): SWA samples are
+implicitly aligned. Per hidden width, ``n_runs`` SWA runs (the units): pairwise naive barriers among
+each run's samples and the share of units weight matching leaves in place, the SWA average against
+its samples; independent pairs of runs (their final iterates) as the contrast. Summary tables and
+verdict rows; no plots, no prose."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import pandas as pd
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from .. import permutation as P
+from .. import verdicts as V
 from .. import zoo
 from ..data import TensorData
 from ..interpolation import barrier, evaluate_state, has_batchnorm, interpolation_curve
 from ..matching import unit_agreement, weight_matching
 
+NOTEBOOK = "06_swa_alignment"
+
 
 @dataclass
-class SWAResult:
-    samples: pd.DataFrame  # width, i, j, loss_barrier, accuracy_barrier, identity_share (SWA sample pairs)
-    independent: pd.DataFrame  # width, i, j, loss_barrier, accuracy_barrier, identity_share (independent models)
-    averages: pd.DataFrame  # width, model (sample k | SWA average), loss, accuracy
+class Result:
+    samples: pd.DataFrame  # width, run, i, j, loss_barrier, accuracy_barrier (pairs of one run's SWA samples)
+    independent: pd.DataFrame  # width, pair, run_a, run_b, loss_barrier, accuracy_barrier (final iterates)
+    identity: pd.DataFrame  # width, kind (samples | independent), run_or_pair, i, j, order, identity_share
+    averages: pd.DataFrame  # width, run, model (sample k | SWA average), loss, accuracy
 
 
-def _pair_measures(model, state_a, state_b, eval_data, reset_data, n_points, seed) -> dict[str, float]:
-    """Naive barrier between two states and the share of units weight matching leaves in place."""
-    spec = P.spec_for(model)
-    reset = has_batchnorm(model)
-    curve = interpolation_curve(model, state_a, state_b, eval_data, n_points=n_points, reset_bn=reset,
+def _barrier(model, state_a, state_b, eval_data, reset_data, n_points) -> dict[str, float]:
+    """Naive (no permutation) test barrier between two states, with RESET for BatchNorm models."""
+    curve = interpolation_curve(model, state_a, state_b, eval_data, n_points=n_points, reset_bn=has_batchnorm(model),
                                 reset_data=reset_data)
     b = barrier(curve).iloc[0]
-    perm = weight_matching(spec, state_a, state_b, seed=seed).perm
-    share = unit_agreement(perm, P.identity(spec))
-    return {"loss_barrier": float(b["loss"]), "accuracy_barrier": float(b["accuracy"]), "identity_share": share}
+    return {"loss_barrier": float(b["loss"]), "accuracy_barrier": float(b["accuracy"])}
 
 
-def swa_alignment(base: zoo.TrainConfig, widths: list[int], eval_data: TensorData, reset_data: TensorData,
-                  n_independent: int = 2, sample_stride: int = 1, n_points: int = 11, seed: int = 0,
-                  device="auto") -> SWAResult:
-    """The talk's SWA study. For each hidden width: train ``base`` (which has ``swa_epochs``) from
-    ``seed``, and from ``n_independent`` further seeds. Among the SWA samples of the first run
-    (every ``sample_stride``-th): pairwise naive barriers and the share of units weight matching
-    leaves in place; the same between the final iterates of independently seeded runs; and the
-    loss/accuracy of each sample next to the SWA average (``AveragedModel``, ``update_bn``)."""
+def _identity_shares(model, state_a, state_b, n_orders: int) -> list[float]:
+    """Share of units weight matching (group orders ``0 .. n_orders - 1``) leaves in place."""
+    spec = P.spec_for(model)
+    return [unit_agreement(weight_matching(spec, state_a, state_b, seed=k).perm, P.identity(spec))
+            for k in range(n_orders)]
+
+
+def run(base: zoo.TrainConfig, widths: list[int], eval_data: TensorData, reset_data: TensorData, n_runs: int = 2,
+        sample_stride: int = 1, n_orders: int = 1, n_points: int = 11, seed: int = 0, device="auto",
+        progress: bool = True) -> Result:
+    """For each hidden width, ``n_runs`` runs of ``base`` (which has ``swa_epochs``; seeds ``seed + r``).
+
+    Within every run, for each pair of its SWA samples (every ``sample_stride``-th): the naive loss and
+    accuracy barrier on ``eval_data`` and the share of units weight matching leaves in place (per group
+    order); the loss/accuracy of each sample and of the SWA average. Between runs ``2p`` and ``2p + 1``
+    (``n_runs // 2`` independent pairs): the same barrier and shares for their final iterates.
+    """
     if base.swa_epochs < 2:
         raise ValueError("the SWA study needs base.swa_epochs >= 2")
-    rows_s, rows_i, rows_a = [], [], []
-    for width in tqdm(widths, desc="widths", leave=False):
+    if n_runs < 1 or n_orders < 1:
+        raise ValueError(f"n_runs and n_orders must be at least 1, got {n_runs} and {n_orders}")
+    rows_s, rows_i, rows_id, rows_a = [], [], [], []
+    for width in tqdm(widths, desc="widths", leave=False, disable=not progress):
         cfg = zoo.with_width(base, width)
-        runs = zoo.get_many([cfg.replace(seed=seed + k) for k in range(n_independent + 1)], device=device)
+        runs = zoo.get_many([cfg.replace(seed=seed + r) for r in range(n_runs)], device=device, progress=progress)
         scratch = runs[0].model
-        chosen = list(range(0, len(runs[0].samples), sample_stride))
-        for a_i, i in enumerate(chosen):
-            for j in chosen[a_i + 1:]:
-                m = _pair_measures(scratch, runs[0].samples[i], runs[0].samples[j], eval_data, reset_data, n_points, seed)
-                rows_s.append({"width": width, "i": i + 1, "j": j + 1, **m})
-        finals = [r.samples[-1] for r in runs]
-        for i in range(len(finals)):
-            for j in range(i + 1, len(finals)):
-                m = _pair_measures(scratch, finals[i], finals[j], eval_data, reset_data, n_points, seed)
-                rows_i.append({"width": width, "i": i, "j": j, **m})
-        for k, state in enumerate(runs[0].samples):
-            loss, acc = evaluate_state(scratch, state, eval_data)
-            rows_a.append({"width": width, "model": f"sample {k + 1}", "loss": loss, "accuracy": acc})
-        loss, acc = evaluate_state(scratch, runs[0].swa_state, eval_data)
-        rows_a.append({"width": width, "model": "SWA average", "loss": loss, "accuracy": acc})
-    return SWAResult(pd.DataFrame(rows_s), pd.DataFrame(rows_i), pd.DataFrame(rows_a))
+        for r, run_ in enumerate(runs):
+            chosen = list(range(0, len(run_.samples), sample_stride))
+            for a_i, i in enumerate(chosen):
+                for j in chosen[a_i + 1:]:
+                    sa, sb = run_.samples[i], run_.samples[j]
+                    rows_s.append({"width": width, "run": r, "i": i + 1, "j": j + 1,
+                                   **_barrier(scratch, sa, sb, eval_data, reset_data, n_points)})
+                    for k, share in enumerate(_identity_shares(scratch, sa, sb, n_orders)):
+                        rows_id.append({"width": width, "kind": "samples", "unit": r, "i": i + 1, "j": j + 1,
+                                        "order": k, "identity_share": share})
+            for k, state in enumerate(run_.samples):
+                loss, acc = evaluate_state(scratch, state, eval_data)  # a sample keeps its own BN statistics
+                rows_a.append({"width": width, "run": r, "model": f"sample {k + 1}", "loss": loss, "accuracy": acc})
+            loss, acc = evaluate_state(scratch, run_.swa_state, eval_data)
+            rows_a.append({"width": width, "run": r, "model": "SWA average", "loss": loss, "accuracy": acc})
+        for p in range(n_runs // 2):
+            fa, fb = runs[2 * p].samples[-1], runs[2 * p + 1].samples[-1]
+            rows_i.append({"width": width, "pair": p, "run_a": 2 * p, "run_b": 2 * p + 1,
+                           **_barrier(scratch, fa, fb, eval_data, reset_data, n_points)})
+            for k, share in enumerate(_identity_shares(scratch, fa, fb, n_orders)):
+                rows_id.append({"width": width, "kind": "independent", "unit": p, "i": 2 * p, "j": 2 * p + 1,
+                                "order": k, "identity_share": share})
+    cols_i = ["width", "pair", "run_a", "run_b", "loss_barrier", "accuracy_barrier"]
+    return Result(pd.DataFrame(rows_s), pd.DataFrame(rows_i, columns=cols_i), pd.DataFrame(rows_id),
+                  pd.DataFrame(rows_a))
 
 
-def swa_summary(result: SWAResult) -> pd.DataFrame:
-    """Per width: mean barrier and identity share among SWA samples and between independent
-    runs, and the SWA average's loss/accuracy next to the samples' mean and best."""
+def per_unit(result: Result) -> pd.DataFrame:
+    """One row per width and unit (an SWA run, or an independent pair of runs): the statistics the
+    verdicts judge. Columns ``width, kind, unit, max_loss_barrier`` (largest over the run's sample
+    pairs; the pair's barrier for independent pairs), ``mean_loss_barrier``, ``identity_share`` (mean
+    over sample pairs and group orders), and for SWA runs ``swa_minus_samples_loss`` (test loss of
+    the SWA average minus the mean test loss of its samples)."""
     rows = []
-    for width in result.averages["width"].unique():
-        s = result.samples[result.samples["width"] == width]
-        ind = result.independent[result.independent["width"] == width]
-        av = result.averages[result.averages["width"] == width].set_index("model")
+    shares = result.identity.groupby(["width", "kind", "unit"], sort=False)["identity_share"].mean()
+    for (width, r), s in result.samples.groupby(["width", "run"], sort=False):
+        av = result.averages[(result.averages["width"] == width) & (result.averages["run"] == r)].set_index("model")
         samples = av.drop(index="SWA average")
-        rows.append({"width": width,
-                     "swa_pairs_loss_barrier": s["loss_barrier"].mean(),
-                     "swa_pairs_max_loss_barrier": s["loss_barrier"].max(),
-                     "independent_loss_barrier": ind["loss_barrier"].mean(),
-                     "swa_pairs_identity_share": s["identity_share"].mean(),
-                     "independent_identity_share": ind["identity_share"].mean(),
-                     "swa_average_loss": av.loc["SWA average", "loss"],
-                     "samples_mean_loss": samples["loss"].mean(),
-                     "samples_best_loss": samples["loss"].min(),
-                     "swa_average_accuracy": av.loc["SWA average", "accuracy"],
-                     "samples_mean_accuracy": samples["accuracy"].mean(),
-                     "samples_best_accuracy": samples["accuracy"].max()})
+        rows.append({"width": width, "kind": "samples", "unit": r, "max_loss_barrier": s["loss_barrier"].max(),
+                     "mean_loss_barrier": s["loss_barrier"].mean(),
+                     "identity_share": shares.get((width, "samples", r), float("nan")),
+                     "swa_minus_samples_loss": av.loc["SWA average", "loss"] - samples["loss"].mean()})
+    for r in result.independent.itertuples():
+        rows.append({"width": r.width, "kind": "independent", "unit": r.pair, "max_loss_barrier": r.loss_barrier,
+                     "mean_loss_barrier": r.loss_barrier,
+                     "identity_share": shares.get((r.width, "independent", r.pair), float("nan")),
+                     "swa_minus_samples_loss": float("nan")})
     return pd.DataFrame(rows)
 
 
-def describe_swa(summary: pd.DataFrame) -> str:
-    """Markdown bullets computed from :func:`swa_summary`, one per width, and the verdicts."""
-    lines = []
-    for r in summary.itertuples():
-        lines.append(f"- width {r.width}: SWA samples have a mean loss barrier of {r.swa_pairs_loss_barrier:.3g} "
-                     f"(max {r.swa_pairs_max_loss_barrier:.3g}) against {r.independent_loss_barrier:.3g} between "
-                     f"independent runs; weight matching keeps {100 * r.swa_pairs_identity_share:.1f}% of units in "
-                     f"place between samples and {100 * r.independent_identity_share:.1f}% between independent runs; "
-                     f"the SWA average has test loss {r.swa_average_loss:.4f} (samples: mean "
-                     f"{r.samples_mean_loss:.4f}, best {r.samples_best_loss:.4f}).")
-    lower = summary["swa_pairs_loss_barrier"] < summary["independent_loss_barrier"]
-    ident = summary["swa_pairs_identity_share"] > summary["independent_identity_share"]
-    better = summary["swa_average_loss"] <= summary["samples_mean_loss"]
-    lines += ["", "**Verdicts at this scale:**",
-              f"- SWA samples are closer to linearly connected than independent runs at "
-              f"{int(lower.sum())} of {len(summary)} widths (widths where not: "
-              f"{', '.join(map(str, summary.loc[~lower, 'width'])) or 'none'}).",
-              f"- Weight matching between SWA samples leaves more units in place than between independent runs at "
-              f"{int(ident.sum())} of {len(summary)} widths.",
-              f"- The SWA average is at least as good (test loss) as the average sample at {int(better.sum())} of "
-              f"{len(summary)} widths; it beats the best sample at "
-              f"{int((summary['swa_average_loss'] <= summary['samples_best_loss']).sum())}."]
-    return "\n".join(lines)
+def tables(result: Result) -> dict[str, pd.DataFrame]:
+    """``06_swa_summary``: per width, means over units of the barriers among SWA samples and between
+    independent runs, the shares of units weight matching leaves in place, and the SWA average's
+    test loss/accuracy next to its samples' mean and best; ``06_swa_vs_samples``: every sample and
+    average."""
+    units = per_unit(result)
+    av = result.averages
+    rows = []
+    for width in av["width"].unique():
+        s = units[(units["width"] == width) & (units["kind"] == "samples")]
+        ind = units[(units["width"] == width) & (units["kind"] == "independent")]
+        a = av[av["width"] == width]
+        swa = a[a["model"] == "SWA average"]
+        samples = a[a["model"] != "SWA average"]
+        by_run = samples.groupby("run")
+        rows.append({"width": width, "n_runs": len(s), "n_independent_pairs": len(ind),
+                     "swa_pairs_loss_barrier": s["mean_loss_barrier"].mean(),
+                     "swa_pairs_max_loss_barrier": s["max_loss_barrier"].max(),
+                     "independent_loss_barrier": ind["max_loss_barrier"].mean(),
+                     "swa_pairs_identity_share": s["identity_share"].mean(),
+                     "independent_identity_share": ind["identity_share"].mean(),
+                     "swa_average_loss": swa["loss"].mean(), "samples_mean_loss": by_run["loss"].mean().mean(),
+                     "samples_best_loss": by_run["loss"].min().mean(),
+                     "swa_average_accuracy": swa["accuracy"].mean(),
+                     "samples_mean_accuracy": by_run["accuracy"].mean().mean(),
+                     "samples_best_accuracy": by_run["accuracy"].max().mean()})
+    return {"06_swa_summary": pd.DataFrame(rows), "06_swa_vs_samples": av}
+
+
+def verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFrame:
+    """One row per claim x width (see ``params/criteria.yaml``, section ``06_swa_alignment``): units
+    are SWA runs for the claims about samples and the average, independent pairs of runs for the
+    contrasts; weight matching's group orders are averaged per unit."""
+    units = per_unit(result)
+    ident = result.identity
+    claims = {  # claim -> (kind of unit, column)
+        "swa_samples_connected": ("samples", "max_loss_barrier"),
+        "independent_runs_not_connected": ("independent", "max_loss_barrier"),
+        "wm_identity_between_samples": ("samples", "identity_share"),
+        "wm_moves_independent_runs": ("independent", "identity_share"),
+        "swa_average_not_worse": ("samples", "swa_minus_samples_loss"),
+    }
+    rows = []
+    for claim, (kind, column) in claims.items():
+        if claim not in criteria:
+            continue
+        for width in result.averages["width"].unique():
+            if column == "identity_share":  # unit x order: mean over the unit's pairs per order
+                sub = ident[(ident["width"] == width) & (ident["kind"] == kind)]
+                values = sub.pivot_table(index="unit", columns="order", values="identity_share", aggfunc="mean")
+                values = values.to_numpy(dtype=float)
+            else:
+                sub = units[(units["width"] == width) & (units["kind"] == kind)]
+                values = sub[column].to_numpy(dtype=float)
+            rows.append(V.verdict(NOTEBOOK, criteria[claim], f"width {width}", values))
+    return V.table(rows)
