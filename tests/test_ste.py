@@ -317,10 +317,11 @@ def test_triples_of_permuted_copies_measure_zero_barriers_and_full_agreement():
     assert got["ste_aligns_less"] == "did not hold"  # STE aligns exactly as WM does
 
 
-@pytest.mark.parametrize("arch,kwargs,shape", [
-    ("mlp", {"in_features": 36, "width": 16, "depth": 3}, (1, 6, 6)),
-    ("vgg", {"config": "vgg11", "norm": "batchnorm", "width_multiplier": 0.0625, "image_size": 16}, (3, 16, 16))])
-def test_permuted_spectra_equal_the_spectra_of_the_permuted_state(arch, kwargs, shape):
+@pytest.mark.parametrize("arch,kwargs", [
+    ("mlp", {"in_features": 36, "width": 16, "depth": 3}),
+    ("vgg", {"config": "vgg11", "norm": "batchnorm", "width_multiplier": 0.0625, "image_size": 16}),
+    ("resnet20", {"norm": "layernorm", "width_multiplier": 0.5})])
+def test_permuted_spectra_equal_the_spectra_of_the_permuted_state(arch, kwargs):
     from lmc_utils import spectral
 
     torch.manual_seed(0)
