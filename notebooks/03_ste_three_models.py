@@ -41,14 +41,14 @@
 # profile ResNet20 and VGG11 on CIFAR-10.
 #
 # **What this setting can show.** On the MNIST MLP, WM is known to leave almost no barrier
-# (Ainsworth et al. 2023, Fig. 2; notebook 00). Gaps between the barriers of two methods of the
-# size Ito et al. find on CIFAR-10 then have no room to show: on the MNIST MLP a *did not hold*
-# for `ste_far_edge_worse` or `ste_merge_worse` means "no gap in this regime", not evidence
-# against the paper, whose setting the `paper` profile runs (and a *held* for
-# `ste_barrier_comparable` is expected whatever STE does). The no-permutation rows of the barrier
-# table show how much barrier there was to remove. STE starts from WM's permutation, so how far it
-# moves away from it depends on its step budget: read `ste_aligns_less` and `wm_ste_disagree`
-# together with the table of STE runs.
+# (Ainsworth et al. 2023; notebook 00). Gaps between the barriers of two methods of the size Ito
+# et al. find on CIFAR-10 then have no room to show: on the MNIST MLP a *did not hold* for
+# `ste_far_edge_worse` or `ste_merge_worse` means "no gap in this regime", not evidence against
+# the paper, whose setting the `paper` profile runs; and a *held* for `ste_barrier_comparable`
+# says little there, since STE returns its WM start unless it finds a lower midpoint loss. The
+# no-permutation rows of the barrier table show how much barrier there was to remove. How far STE
+# moves away from WM's permutation depends on its step budget: read `ste_aligns_less` and
+# `wm_ste_disagree` together with the table of STE runs.
 
 # %%
 from typing import Optional
@@ -155,7 +155,8 @@ summary["singular_alignment"]
 # ## Do the permutations agree?
 # Share of identical rows of the permutation matrices per permutation group, mean and standard
 # deviation over triples, next to the range Ito et al. report for ResNet20. Two unrelated
-# permutations agree on about 1/width of the units.
+# permutations agree on about 1/width of the units; the row `WM vs WM (another group order)`
+# shows how much WM agrees with itself when only its group order changes.
 
 # %%
 figures.save_table(summary["agreement"], "03_agreement")

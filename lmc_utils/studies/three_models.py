@@ -37,6 +37,7 @@ METHODS = ("naive", "weight", "activation", "ste")
 SHORT = {"naive": "none", "weight": "WM", "activation": "AM", "ste": "STE"}
 PAIRS = ("a–π_b(b)", "a–π_c(c)", "π_b(b)–π_c(c)")
 COMPARISONS = (("weight", "activation"), ("weight", "ste"), ("activation", "ste"))
+WM_ORDERS = "WM vs WM (another group order)"
 
 # Published numbers (Ito et al. 2025; answers to the reviews, ResNet20 on CIFAR-10): share of
 # identical rows of the permutation matrices per layer, mean over five runs, range over layers.
@@ -62,6 +63,7 @@ class Result:
     barriers: pd.DataFrame  # experiment, triple, method, order, pair, loss_barrier, accuracy_barrier
     merged: pd.DataFrame  # experiment, triple, method, order, loss, accuracy, endpoints_accuracy
     agreement: pd.DataFrame  # experiment, triple, pair (a–b | a–c), order, comparison, group, units, share
+    #   (comparisons WM vs AM, WM vs STE, AM vs STE and, as a reference, WM order 0 vs order k >= 1)
     alignment: pd.DataFrame  # experiment, triple, pair, method, order, layer, u_top, v_top, u_all, v_all
     ste_history: pd.DataFrame  # experiment, triple, pair, step, held_loss, batch_loss, best_step
     planes: pd.DataFrame  # experiment, method, point, x, y, split, loss, accuracy (first triple)
@@ -161,6 +163,10 @@ def measure_triple(a: torch.nn.Module, b: torch.nn.Module, c: torch.nn.Module, t
                 for g, share in permutation_agreement(p1, p2).items():
                     rows_ag.append({"pair": f"a–{name}", "order": k, "comparison": f"{SHORT[m1]} vs {SHORT[m2]}",
                                     "group": g, "units": spec.sizes[g], "share": share})
+        for k in range(1, n_orders):  # reference: WM against itself with another group order
+            for g, share in permutation_agreement(perms[("weight", 0)], perms[("weight", k)]).items():
+                rows_ag.append({"pair": f"a–{name}", "order": k, "comparison": WM_ORDERS, "group": g,
+                                "units": spec.sizes[g], "share": share})
         for (m, k), p in perms.items():
             for r in _alignment_rows(svd_a, permuted_spectra(spec, p, so, svd_o), top_k):
                 rows_al.append({"pair": f"a–{name}", "method": m, "order": k, **r})
