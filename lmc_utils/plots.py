@@ -112,15 +112,18 @@ def plot_identity_share(summary: pd.DataFrame):
     return fig
 
 
-THREE_MODEL_LABELS = {"naive": "naive", "weight": "WM", "activation": "AM", "ste": "STE"}
-THREE_MODEL_COLORS = {"naive": "#7f7f7f", "weight": "#1f77b4", "activation": "#d62728", "ste": "#2ca02c"}
+# --- notebook 03: STE and three models ------------------------------------------------------
 
 
 def plot_planes(planes: pd.DataFrame, title: str = "", split: str | None = None):
     """Contour plots of the test loss (log10) and accuracy on the plane through a, pi_b(b) and
     pi_c(c), one column per alignment method (``planes`` from :func:`lmc_utils.interpolation.plane_grid`
-    with a ``method`` column); the three models are marked. Colour scales are shared per row."""
+    with a ``method`` column); the three models are marked, each labelled with its accuracy in
+    dark text on a white box (legible on pale and dark parts of any colour map). Colour scales
+    are shared per row."""
     import numpy as np
+
+    from .figures import method_label, method_style
 
     split = split or planes["split"].iloc[0]
     planes = planes[planes["split"] == split]
@@ -129,9 +132,12 @@ def plot_planes(planes: pd.DataFrame, title: str = "", split: str | None = None)
                              layout="constrained")
     grid = planes[planes["point"] == "grid"]
     x_mid = 0.5 * (float(grid["x"].min()) + float(grid["x"].max()))
+    names = {"a": r"$\theta_a$", "b": r"$\pi_b(\theta_b)$", "c": r"$\pi_c(\theta_c)$"}
     for row, (metric, cmap) in enumerate((("loss", "viridis"), ("accuracy", "magma"))):
         vals = np.log10(grid["loss"]) if metric == "loss" else grid["accuracy"]
         levels = np.linspace(float(vals.min()), float(vals.max()), 16)
+        if levels[-1] <= levels[0]:
+            levels = np.linspace(levels[0] - 1e-6, levels[0] + 1e-6, 3)
         for col, m in enumerate(methods):
             ax = axes[row, col]
             g = grid[grid["method"] == m]
@@ -140,15 +146,17 @@ def plot_planes(planes: pd.DataFrame, title: str = "", split: str | None = None)
             z = np.log10(z) if metric == "loss" else z
             cs = ax.contourf(xs, ys, z, levels=levels, cmap=cmap)
             pts = planes[(planes["method"] == m) & (planes["point"] != "grid")]
-            names = {"a": r"$\theta_a$", "b": r"$\pi_b(\theta_b)$", "c": r"$\pi_c(\theta_c)$"}
+            marker = method_style(m)["marker"]
             for p in pts.itertuples():
-                ax.plot(p.x, p.y, "o", color="white", markeredgecolor="black")
+                ax.plot(p.x, p.y, marker, color="white", markeredgecolor="black", ms=6)
                 right = p.x > x_mid
-                ax.annotate(f"{names[p.point]}\n{100 * p.accuracy:.1f}%", (p.x, p.y), color="white", fontsize=8,
-                            xytext=(-4 if right else 4, 4), textcoords="offset points", ha="right" if right else "left")
+                ax.annotate(f"{names[p.point]}\n{100 * p.accuracy:.1f}%", (p.x, p.y), color="black", fontsize=8,
+                            xytext=(-6 if right else 6, 6), textcoords="offset points", ha="right" if right else "left",
+                            bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "0.3",
+                                  "alpha": 0.85, "linewidth": 0.5})
             ax.set_aspect("equal")
             ax.grid(False)
-            ax.set_title(f"{THREE_MODEL_LABELS.get(m, m)}: {'log10 loss' if metric == 'loss' else 'accuracy'} ({split})")
+            ax.set_title(f"{method_label(m)}: {'log10 loss' if metric == 'loss' else 'accuracy'} ({split})")
             if row == 1:
                 ax.set_xlabel("distance along a→π_b(b)")
         axes[row, 0].set_ylabel("orthogonal distance")
@@ -159,48 +167,54 @@ def plot_planes(planes: pd.DataFrame, title: str = "", split: str | None = None)
 
 
 def plot_three_model_barriers(summary: pd.DataFrame, title: str = ""):
-    """Accuracy barriers (mean +- std over triples) for each pair of the three aligned models,
-    one bar per method (``summary`` from :func:`lmc_utils.studies.three_models.barrier_summary`)."""
+    """Loss and accuracy barriers (mean and sd over triples) for each pair of the three aligned
+    models, one marker per method (``summary`` from
+    :func:`lmc_utils.studies.three_models.barrier_summary`, one experiment); methods differ by
+    colour and marker (:func:`lmc_utils.figures.method_style`)."""
     import numpy as np
+
+    from .figures import method_label, method_style
 
     pairs = list(dict.fromkeys(summary["pair"]))
     methods = list(dict.fromkeys(summary["method"]))
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.2))
-    width = 0.8 / len(methods)
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.3))
+    step = 0.7 / max(len(methods) - 1, 1)
     for ax, metric, scale, label in ((axes[0], "loss_barrier", 1.0, "loss barrier (nats)"),
                                      (axes[1], "accuracy_barrier", 100.0, "accuracy barrier (points)")):
         for i, m in enumerate(methods):
             s = summary[summary["method"] == m].set_index("pair").reindex(pairs)
-            ax.bar(np.arange(len(pairs)) + (i - (len(methods) - 1) / 2) * width, scale * s[f"{metric}_mean"],
-                   width, yerr=scale * s[f"{metric}_std"].fillna(0), color=THREE_MODEL_COLORS.get(m),
-                   label=THREE_MODEL_LABELS.get(m, m), capsize=2)
+            style = method_style(m)
+            ax.errorbar(np.arange(len(pairs)) + (i - (len(methods) - 1) / 2) * step, scale * s[f"{metric}_mean"],
+                        yerr=scale * s[f"{metric}_std"].fillna(0), fmt=style["marker"], color=style["color"],
+                        ms=6, capsize=3, label=method_label(m))
+        ax.axhline(0, color="0.5", lw=0.8)
         ax.set_xticks(np.arange(len(pairs)), pairs)
         ax.set_ylabel(label)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.suptitle((f"{title}: " if title else "") + "mean ± sd over triples")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
 
 
 def plot_singular_alignment(summary: pd.DataFrame, title: str = ""):
-    """Mean top-k singular-vector alignment between a and the aligned b per layer, left (u) and
-    right (v) vectors, one bar per method (``summary`` from
-    :func:`lmc_utils.studies.three_models.alignment_summary`)."""
+    """Mean top-k singular-vector alignment between a and the aligned b, c per layer, left (u)
+    and right (v) vectors, one line per method in its colour, line style and marker (``summary``
+    from :func:`lmc_utils.studies.three_models.alignment_summary`, one experiment)."""
     import numpy as np
+
+    from .figures import method_label, method_style
 
     layers = list(dict.fromkeys(summary["layer"]))
     methods = list(dict.fromkeys(summary["method"]))
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.2), sharey=True)
-    width = 0.8 / len(methods)
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.3), sharey=True)
     for ax, col, label in ((axes[0], "u_top", "left singular vectors u"), (axes[1], "v_top", "right singular vectors v")):
-        for i, m in enumerate(methods):
+        for m in methods:
             s = summary[summary["method"] == m].set_index("layer").reindex(layers)
-            ax.bar(np.arange(len(layers)) + (i - (len(methods) - 1) / 2) * width, s[col], width,
-                   color=THREE_MODEL_COLORS.get(m), label=THREE_MODEL_LABELS.get(m, m))
+            ax.plot(np.arange(len(layers)), s[col], ms=6, label=method_label(m), **method_style(m))
         ax.set_xticks(np.arange(len(layers)), layers, rotation=30)
         ax.set_title(label)
+        ax.set_ylim(0, 1.02)
     axes[0].set_ylabel(r"mean $|\langle x_i^a, x_i^b \rangle|$, top-k ranks")
     axes[0].legend()
     if title:
@@ -307,17 +321,26 @@ def plot_bias_curves(curves: pd.DataFrame, title: str = ""):
 
 
 def plot_ste_history(history: pd.DataFrame, title: str = ""):
-    """Held midpoint loss of the straight-through estimator against its steps, one line per
-    matched pair (``history`` from :attr:`lmc_utils.studies.three_models.ThreeModelResult.ste_history`);
-    step 0 is the weight-matching start, a dot marks the permutation returned."""
+    """Held midpoint loss of the straight-through estimator against its steps, relative to its
+    weight-matching start (step 0), one thin line per matched pair and a dot at the permutation
+    each run returned (``history``: :attr:`lmc_utils.studies.three_models.Result.ste_history`,
+    one experiment). A line still falling at its last step means the budget stopped the search."""
+    import numpy as np
+
+    runs = list(history.groupby(["triple", "pair"], sort=False))
+    colours = plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(runs), 1)))
     fig, ax = plt.subplots(figsize=(5.0, 3.2))
-    for i, ((triple, pair), h) in enumerate(history.groupby(["triple", "pair"], sort=False)):
-        best = h[h["step"] == h["best_step"].iloc[0]]
-        ax.plot(h["step"], h["held_loss"], color=f"C{i}", lw=1.2, label=f"triple {triple}, {pair}")
-        ax.plot(best["step"], best["held_loss"], "o", color=f"C{i}", ms=4)
+    for colour, ((triple, pair), h) in zip(colours, runs):
+        start = float(h.loc[h["step"] == 0, "held_loss"].iloc[0])
+        rel = 100 * (h["held_loss"] / start - 1)
+        best = h["step"] == h["best_step"].iloc[0]
+        ax.plot(h["step"], rel, color=colour, lw=1.0, alpha=0.8, label=f"triple {triple}, {pair}")
+        ax.plot(h.loc[best, "step"], rel[best], "o", color=colour, ms=4)
+    ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xlabel("STE step (0: weight-matching permutation)")
-    ax.set_ylabel("held midpoint loss (nats)")
-    ax.legend(fontsize="x-small", ncol=2)
+    ax.set_ylabel("held midpoint loss vs start (%)")
+    if len(runs) <= 6:
+        ax.legend(fontsize="x-small", ncol=2)
     if title:
         ax.set_title(title)
     fig.tight_layout()

@@ -16,14 +16,15 @@
 # %% [markdown]
 # # 03 — Straight-through estimator vs weight matching, for two and three models
 #
-# **Claims** (Ito, Yamada & Kumagai, ICLR 2025, §6, Table 3/5 and their answers to the reviews):
+# **Claims** (Ito, Yamada & Kumagai, ICLR 2025, §6, Tables 3 and 5 and their answers to the reviews):
 #
 # 1. The straight-through estimator (STE; Ainsworth et al. 2023, §3.3) learns a permutation
-#    that gives a low barrier between $\theta_a$ and $\pi(\theta_b)$, but unlike weight matching
-#    (WM) it does not align the singular vectors with large singular values.
+#    that gives a barrier between $\theta_a$ and $\pi(\theta_b)$ as low as weight matching (WM)
+#    does, but unlike WM it does not align the singular vectors with large singular values.
 # 2. Matching $b$ and $c$ to $a$ gives $\pi_b, \pi_c$; the barrier between $\pi_b(\theta_b)$ and
-#    $\pi_c(\theta_c)$ is larger with STE than with WM, so WM is the better tool to merge three or
-#    more models (reported gaps of 20+ accuracy points for ResNet20 and VGG11 on CIFAR-10).
+#    $\pi_c(\theta_c)$, and the accuracy of the average of the three, are worse with STE than with
+#    WM, so WM is the better tool to merge three or more models (reported gaps of 20+ accuracy
+#    points for ResNet20 and VGG11 on CIFAR-10).
 # 3. WM and activation matching (AM) agree on a sizeable share of units (7–29% per layer for
 #    ResNet20), WM and STE almost never (under 1.3%).
 #
@@ -32,19 +33,31 @@
 # $\tfrac12(\theta_a + \pi(\theta_b))$ with the gradient passed straight through to $\tilde\theta$, and
 # takes an Adam step on the midpoint loss (`lmc_utils.matching.ste_matching`). As in Ainsworth et
 # al.'s code, $\tilde\theta$ starts at $\theta_a$, whose projection is the WM permutation, and the
-# permutation with the lowest midpoint loss on held training examples is returned.
+# permutation with the lowest midpoint loss on held training examples is returned. WM depends on
+# the random order in which it visits the permutation groups, so every WM measurement is repeated
+# over `n_orders` orders (STE starts from the first).
 #
-# The `cpu` profile uses the MNIST MLP of notebook 00 (3 x 512); the `paper` profile ResNet20 and
-# VGG11 on CIFAR-10.
+# The `cpu` profile uses the shared MNIST MLP (3 x 512) of notebooks 00 and 01; the `paper`
+# profile ResNet20 and VGG11 on CIFAR-10.
+#
+# **What this setting can show.** On the MNIST MLP, WM is known to leave almost no barrier
+# (Ainsworth et al. 2023; notebook 00). Gaps between the barriers of two methods of the size Ito
+# et al. find on CIFAR-10 then have no room to show: on the MNIST MLP a *did not hold* for
+# `ste_far_edge_worse` or `ste_merge_worse` means "no gap in this regime", not evidence against
+# the paper, whose setting the `paper` profile runs; and a *held* for `ste_barrier_comparable`
+# says little there, since STE returns its WM start unless it finds a lower midpoint loss. The
+# no-permutation rows of the barrier table show how much barrier there was to remove. How far STE
+# moves away from WM's permutation depends on its step budget: read `ste_aligns_less` and
+# `wm_ste_disagree` together with the table of STE runs.
 
 # %%
 from typing import Optional
 
 from IPython.display import Markdown, display
 
-from lmc_utils import data, figures, plots, profiles, zoo
-from lmc_utils.studies import three_models
+from lmc_utils import figures, plots, profiles, verdicts
 from lmc_utils.device import get_device
+from lmc_utils.studies import three_models
 
 # %% tags=["parameters"]
 profile: str = "cpu"  # smoke | cpu | paper
@@ -52,6 +65,7 @@ device: str = "auto"  # auto | cpu | cuda
 seed: int = 0  # triple i uses seeds seed + 3i, seed + 3i + 1, seed + 3i + 2
 experiments: Optional[dict] = None  # name -> zoo.TrainConfig fields (None: from params/<profile>.yaml)
 n_triples: Optional[int] = None  # independent triples (a, b, c) per experiment
+n_orders: Optional[int] = None  # WM group orders per matched pair (repeats of every WM measurement)
 ste_steps: Optional[int] = None  # STE: Adam steps per matched pair
 ste_lr: Optional[float] = None  # STE: Adam learning rate
 ste_batch_size: Optional[int] = None  # STE: training examples per step
@@ -68,36 +82,43 @@ top_k: Optional[int] = None  # singular-vector ranks averaged in the alignment t
 
 # %%
 P = profiles.resolve("03_ste_three_models", profile, experiments=experiments, n_triples=n_triples,
-                     ste_steps=ste_steps, ste_lr=ste_lr, ste_batch_size=ste_batch_size, ste_held_size=ste_held_size,
-                     ste_eval_every=ste_eval_every, ste_projection_sweeps=ste_projection_sweeps,
-                     ste_samples=ste_samples, match_samples=match_samples, eval_subset=eval_subset,
-                     n_points=n_points, plane_resolution=plane_resolution, plane_margin=plane_margin, top_k=top_k)
+                     n_orders=n_orders, ste_steps=ste_steps, ste_lr=ste_lr, ste_batch_size=ste_batch_size,
+                     ste_held_size=ste_held_size, ste_eval_every=ste_eval_every,
+                     ste_projection_sweeps=ste_projection_sweeps, ste_samples=ste_samples,
+                     match_samples=match_samples, eval_subset=eval_subset, n_points=n_points,
+                     plane_resolution=plane_resolution, plane_margin=plane_margin, top_k=top_k)
 figures.setup(P.profile)
 dev = get_device(device)
-ste_kwargs = dict(steps=P.ste_steps, lr=P.ste_lr, batch_size=P.ste_batch_size, held_size=P.ste_held_size,
-                  eval_every=P.ste_eval_every, wm_sweeps=P.ste_projection_sweeps)
-print(f"profile {P.profile} on {dev}: experiments {list(P.experiments)}, {P.n_triples} triples, STE {ste_kwargs}")
+criteria = verdicts.load_criteria("03_ste_three_models")
+ste = dict(steps=P.ste_steps, lr=P.ste_lr, batch_size=P.ste_batch_size, held_size=P.ste_held_size,
+           eval_every=P.ste_eval_every, wm_sweeps=P.ste_projection_sweeps)
+print(f"profile {P.profile} on {dev}: experiments {list(P.experiments)}, {P.n_triples} triples, "
+      f"{P.n_orders} WM group orders, STE {ste}")
+
+# %% [markdown]
+# ## The declared criteria
+# Each claim is judged on one value per independent triple (WM's group orders averaged within a
+# triple, their spread reported), by the 95% interval of the mean against a threshold fixed in
+# `params/criteria.yaml` before any result:
+
+# %%
+display(Markdown(verdicts.criteria_markdown(criteria)))
 
 # %% [markdown]
 # ## Train the triples, align b and c to a by WM, AM and STE, measure
-# Models are trained once and cached by the hash of their configuration (the first triples are
-# shared with notebooks 00 and 01). For every triple: barriers (test subset) along the three
-# edges of the triangle $a$, $\pi_b(\theta_b)$, $\pi_c(\theta_c)$; the merged model, the plain average
-# of the three; the singular-vector alignment between $a$ and each aligned model; the agreement
-# of the permutations; and for the first triple the landscape on the plane through the three.
+# Models are trained once and cached by the hash of their configuration (shared with notebooks
+# 00 and 01 where the configurations are identical). For every triple: barriers (test subset)
+# along the three edges of the triangle $a$, $\pi_b(\theta_b)$, $\pi_c(\theta_c)$; the merged model,
+# the plain average of the three; the singular-vector alignment between $a$ and each aligned
+# model; the agreement of the permutations; and for the first triple the landscape on the plane
+# through the three.
 
 # %%
-results = {}
-for name, cfg in P.experiments.items():
-    base = zoo.TrainConfig(**cfg)
-    train = data.load(base.dataset, "train", subset=P.ste_samples, device=dev)
-    match = data.load(base.dataset, "train", subset=P.match_samples, device=dev)
-    test = data.load(base.dataset, "test", subset=P.eval_subset, device=dev)
-    results[name] = three_models.three_model_study(
-        base, P.n_triples, train, test, match.x, ste_kwargs=ste_kwargs, n_points=P.n_points,
-        plane_resolution=P.plane_resolution, plane_margin=P.plane_margin, top_k=P.top_k, seed=seed, device=dev)
-summary = three_models.summary_tables(results)
-
+result = three_models.run(P.experiments, P.n_triples, P.n_orders, ste, ste_samples=P.ste_samples,
+                          match_samples=P.match_samples, eval_subset=P.eval_subset, n_points=P.n_points,
+                          plane_resolution=P.plane_resolution, plane_margin=P.plane_margin, top_k=P.top_k,
+                          seed=seed, device=dev)
+summary = three_models.tables(result)
 
 # %% [markdown]
 # ## Barriers between the three aligned models
@@ -105,71 +126,71 @@ summary = three_models.summary_tables(results)
 # barriers each method was asked to remove; `π_b(b)–π_c(c)` is the edge no method looked at.
 
 # %%
-barrier_table = summary["barriers"]
-figures.save_table(barrier_table, "03_barriers")
-for name, r in results.items():
-    figures.save_figure(plots.plot_three_model_barriers(three_models.barrier_summary(r.barriers), title=name),
-                        f"03_{name}_barriers")
-barrier_table
+figures.save_table(summary["barriers"], "03_barriers")
+for name, s in summary["barriers"].groupby("experiment", sort=False):
+    figures.save_figure(plots.plot_three_model_barriers(s, title=name), f"03_{name}_barriers")
+summary["barriers"]
 
 # %% [markdown]
 # ## Merging: the average of the three aligned models
 
 # %%
-merged_table = summary["merged"]
-figures.save_table(merged_table, "03_merged")
-merged_table
+figures.save_table(summary["merged"], "03_merged")
+summary["merged"]
 
 # %% [markdown]
 # ## Singular-vector alignment after WM, AM and STE
 # Per layer, the mean over the top-k ranks of $|\langle u_i^a, u_i^b\rangle|$ and $|\langle v_i^a, v_i^b\rangle|$
 # between the singular vectors of $a$ and of the aligned $b$ (and $c$), averaged over triples
-# (`lmc_utils.spectral`). 1 means the directions coincide.
+# (`lmc_utils.spectral`). 1 means the directions coincide. A side no permutation acts on (the
+# input side of the first layer, the output side of the last) is the same for every method.
 
 # %%
-alignment_table = summary["alignment"]
-figures.save_table(alignment_table, "03_singular_alignment")
-for name, r in results.items():
-    figures.save_figure(plots.plot_singular_alignment(three_models.alignment_summary(r.alignment), title=name),
-                        f"03_{name}_singular_alignment")
-alignment_table
+figures.save_table(summary["singular_alignment"], "03_singular_alignment")
+for name, s in summary["singular_alignment"].groupby("experiment", sort=False):
+    figures.save_figure(plots.plot_singular_alignment(s, title=name), f"03_{name}_singular_alignment")
+summary["singular_alignment"]
 
 # %% [markdown]
 # ## Do the permutations agree?
 # Share of identical rows of the permutation matrices per permutation group, mean and standard
-# deviation over triples and both matched pairs, next to the range Ito et al. report for ResNet20.
+# deviation over triples, next to the range Ito et al. report for ResNet20. Two unrelated
+# permutations agree on about 1/width of the units; the row `WM vs WM (another group order)`
+# shows how much WM agrees with itself when only its group order changes.
 
 # %%
-agreement_table = summary["agreement"]
-figures.save_table(agreement_table, "03_agreement")
-agreement_table
+figures.save_table(summary["agreement"], "03_agreement")
+summary["agreement"]
 
 # %% [markdown]
 # ## How far did STE get?
-# The held midpoint loss along each STE run (step 0 is the WM permutation it starts from); a dot
-# marks the permutation returned. A curve still falling at its last step means the step budget,
-# not the objective, stopped the search.
+# The held midpoint loss along each STE run, relative to the WM permutation it starts from
+# (step 0); a dot marks the permutation returned. A run whose returned permutation is its last
+# evaluation (`best_at_last_evaluation`) may have been cut short by the step budget.
 
 # %%
-for name, r in results.items():
-    figures.save_figure(plots.plot_ste_history(r.ste_history, title=f"{name}: STE held midpoint loss"),
-                        f"03_{name}_ste_history")
+figures.save_table(summary["ste_runs"], "03_ste_runs")
+for name, h in result.ste_history.groupby("experiment", sort=False):
+    figures.save_figure(plots.plot_ste_history(h, title=f"{name}: STE held midpoint loss"), f"03_{name}_ste_history")
+summary["ste_runs"]
 
 # %% [markdown]
 # ## The loss landscape on the plane through a, π_b(b) and π_c(c)
-# First triple; axes are distances in weight space (orthonormal basis from Gram–Schmidt);
-# each model is labelled with its test accuracy.
+# First triple (WM's first group order); axes are distances in weight space (orthonormal basis
+# from Gram–Schmidt); each model is labelled with its test accuracy.
 
 # %%
-for name, r in results.items():
-    figures.save_figure(plots.plot_planes(r.planes, title=f"{name}: plane through the three aligned models"),
+for name, g in result.planes.groupby("experiment", sort=False):
+    figures.save_figure(plots.plot_planes(g, title=f"{name}: plane through the three aligned models"),
                         f"03_{name}_planes")
 
 # %% [markdown]
-# ## What this run shows
-# Computed from the per-triple tables:
+# ## Verdicts
+# Each declared claim, judged on the per-triple values (`03_verdicts.csv`). Read the claims on
+# the gaps between STE and WM together with the regime note at the top.
 
 # %%
-for name, r in results.items():
-    display(Markdown(three_models.describe_three_models(name, r.barriers, r.merged, r.agreement, r.alignment,
-                                                            r.ste_history)))
+frame = three_models.verdicts(result, criteria)
+verdicts.check_declared(frame, criteria)
+figures.save_verdicts(frame, "03_ste_three_models")
+display(Markdown(verdicts.render(frame, criteria)))

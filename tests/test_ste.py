@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lmc_utils import matching, models, profiles, zoo
+from lmc_utils import matching, models, profiles, verdicts, zoo
 from lmc_utils.studies import three_models
 from lmc_utils import permutation as P
 from lmc_utils.data import NUM_CLASSES, TensorData
@@ -198,40 +198,159 @@ def test_plane_grid_evaluates_the_models_at_their_coordinates():
     assert all(torch.equal(ms[0].state_dict()[k], states[0][k]) for k in states[0])
 
 
-def _tables(ste_far_gap: float, seed: int = 0):
-    """Synthetic per-triple tables: STE's pi_b(b)-pi_c(c) accuracy barrier exceeds WM's by ``ste_far_gap``."""
+CRITERIA = verdicts.load_criteria("03_ste_three_models")
+
+
+def _result(ste_far_gap: float, n_triples: int = 4, n_orders: int = 3, noise: float = 0.005, seed: int = 0,
+            ste_wm_agreement: float = 0.01) -> three_models.Result:
+    """Synthetic per-triple tables in :class:`three_models.Result`'s schema: every method removes
+    the a–π barriers (0.05 left; 0.3 naive); on π_b(b)–π_c(c) STE's accuracy barrier exceeds WM's by
+    ``ste_far_gap``; WM's values vary a little over group orders."""
     rng = np.random.default_rng(seed)
-    rows_b, rows_m, rows_al, rows_ag = [], [], [], []
-    for t in range(4):
-        for m in three_models.METHODS:
+    b, m, ag, al = [], [], [], []
+    for t in range(n_triples):
+        for method, order in [("naive", 0), *[("weight", k) for k in range(n_orders)], ("activation", 0), ("ste", 0)]:
+            key = {"experiment": "x", "triple": t, "method": method, "order": order}
             for pair in three_models.PAIRS:
-                acc = 0.3 if m == "naive" else 0.05
-                if pair == three_models.PAIRS[2] and m == "ste":
+                acc = 0.3 if method == "naive" else 0.05 + noise * rng.standard_normal()
+                if pair == three_models.PAIRS[2] and method == "ste":
                     acc += ste_far_gap
-                rows_b.append({"triple": t, "method": m, "pair": pair, "loss_barrier": acc / 2,
-                               "accuracy_barrier": acc + 0.01 * rng.standard_normal()})
-            rows_m.append({"triple": t, "method": m, "loss": 0.3, "accuracy": 0.9, "endpoints_accuracy": 0.95})
+                b.append({**key, "pair": pair, "loss_barrier": acc / 2, "accuracy_barrier": acc})
+            m.append({**key, "loss": 0.3, "accuracy": 0.95 - (ste_far_gap if method == "ste" else 0.0),
+                      "endpoints_accuracy": 0.97})
             for pair in ("a–b", "a–c"):
-                top = {"naive": 0.1, "weight": 0.8, "activation": 0.7, "ste": 0.3}[m] + 0.01 * rng.standard_normal()
-                rows_al.append({"triple": t, "pair": pair, "method": m, "layer": "hidden.0", "u_top": top,
-                                "v_top": top, "u_all": 0.1, "v_all": 0.1})
+                top = {"naive": 0.1, "weight": 0.8, "activation": 0.7, "ste": 0.3}[method] + noise * rng.standard_normal()
+                for layer in ("hidden.0", "out"):
+                    al.append({**key, "pair": pair, "layer": layer, "u_top": top, "v_top": top, "u_all": 0.1,
+                               "v_all": 0.1})
         for pair in ("a–b", "a–c"):
-            for comp, share in (("WM vs AM", 0.2), ("WM vs STE", 0.01), ("AM vs STE", 0.01)):
-                rows_ag.append({"triple": t, "pair": pair, "group": "hidden.0", "comparison": comp, "share": share})
-    return pd.DataFrame(rows_b), pd.DataFrame(rows_m), pd.DataFrame(rows_ag), pd.DataFrame(rows_al)
+            for k in range(n_orders):
+                for comp, share in (("WM vs AM", 0.2), ("WM vs STE", ste_wm_agreement)):
+                    for group, units in (("hidden.0", 64), ("hidden.1", 32)):
+                        ag.append({"experiment": "x", "triple": t, "pair": pair, "order": k, "comparison": comp,
+                                   "group": group, "units": units, "share": share + noise * rng.standard_normal()})
+            ag.append({"experiment": "x", "triple": t, "pair": pair, "order": 0, "comparison": "AM vs STE",
+                       "group": "hidden.0", "units": 64, "share": 0.01})
+    hist = pd.DataFrame([{"experiment": "x", "triple": 0, "pair": "a–b", "step": s, "held_loss": 0.1, "batch_loss": 0.1,
+                          "best_step": 0} for s in (0, 10)])
+    return three_models.Result(pd.DataFrame(b), pd.DataFrame(m), pd.DataFrame(ag), pd.DataFrame(al), hist,
+                               pd.DataFrame())
 
 
-def test_describe_three_models_follows_the_numbers():
-    text = three_models.describe_three_models("x", *_tables(0.25))
-    assert "Claim 1 (STE finds a low barrier but does not align the large singular vectors) held" in text
-    assert "Claim 2 (the π_b(b)–π_c(c) barrier is larger with STE than with WM) held" in text
-    assert "Claim 3 (WM agrees with AM on far more units than with STE) held" in text
-    assert "a gap of +2" in text
-    text = three_models.describe_three_models("x", *_tables(-0.03))
-    assert "than with WM) did not hold" in text
-    summary = three_models.agreement_summary(_tables(0.0)[2])
-    assert set(summary["comparison"]) == {"WM vs AM", "WM vs STE", "AM vs STE"}
-    assert summary.loc[summary["comparison"] == "WM vs STE", "paper_high"].iloc[0] == pytest.approx(0.0125)
+def _verdict(frame, claim):
+    return frame.set_index("claim").loc[claim]
+
+
+def test_verdicts_follow_the_numbers():
+    frame = three_models.verdicts(_result(0.25), CRITERIA)
+    verdicts.check_declared(frame, CRITERIA)
+    assert (frame["n"] == 4).all() and (frame["repeats"] == 3).all()
+    got = frame.set_index("claim")["verdict"].to_dict()
+    assert got == {"ste_barrier_comparable": "held", "ste_aligns_less": "held", "ste_far_edge_worse": "held",
+                   "ste_merge_worse": "held", "wm_am_agree": "held", "wm_ste_disagree": "held"}
+    # STE's gain over no permutation (0.3 - 0.1) is 2/7 of WM's (0.8 - 0.1)
+    assert _verdict(frame, "ste_aligns_less")["estimate"] == pytest.approx(2 / 7, abs=0.02)
+    assert _verdict(frame, "ste_far_edge_worse")["estimate"] == pytest.approx(0.25, abs=0.01)
+    # no gap between STE and WM (both barriers at the same level): the far-edge claims did not hold
+    frame = three_models.verdicts(_result(0.0), CRITERIA)
+    assert _verdict(frame, "ste_far_edge_worse")["verdict"] == "did not hold"
+    assert _verdict(frame, "ste_merge_worse")["verdict"] == "did not hold"
+    # STE stays on WM's permutation: the disagreement claim did not hold
+    frame = three_models.verdicts(_result(0.0, ste_wm_agreement=0.6), CRITERIA)
+    assert _verdict(frame, "wm_ste_disagree")["verdict"] == "did not hold"
+    # a gap near the threshold with noise across triples: inconclusive
+    frame = three_models.verdicts(_result(0.02, noise=0.02, seed=3), CRITERIA)
+    assert _verdict(frame, "ste_far_edge_worse")["verdict"] == "inconclusive"
+
+
+def test_verdicts_average_group_orders_within_a_triple():
+    """The WM side of a gap is the mean over its group orders; the triples, not the orders, are the units."""
+    res = _result(0.1, n_triples=3, n_orders=2, noise=0.0)
+    far = res.barriers["pair"] == three_models.PAIRS[2]
+    wm = far & (res.barriers["method"] == "weight")
+    res.barriers.loc[wm & (res.barriers["order"] == 1), "accuracy_barrier"] += 0.04  # one order is worse
+    row = _verdict(three_models.verdicts(res, CRITERIA), "ste_far_edge_worse")
+    assert row["n"] == 3 and row["repeats"] == 2
+    assert row["estimate"] == pytest.approx(0.1 - 0.02)
+    assert row["repeat_sd"] == pytest.approx(np.std([0.1, 0.06], ddof=1))
+
+
+def test_verdicts_need_every_criterion_declared():
+    partial = {k: v for k, v in CRITERIA.items() if k != "wm_am_agree"}
+    with pytest.raises(verdicts.CriteriaError, match="wm_am_agree"):
+        three_models.verdicts(_result(0.1), partial)
+
+
+def test_triples_of_permuted_copies_measure_zero_barriers_and_full_agreement():
+    """b and c are permuted copies of a: every method recovers the permutation, so every barrier is
+    zero, the merged model is a, all methods agree, and the verdicts say so (comparable barriers and
+    WM-AM agreement held; STE's worse far edge and its disagreement with WM did not)."""
+    data = _data(n=200)
+    parts = {k: [] for k in ("barriers", "merged", "agreement", "alignment", "ste_history")}
+    accuracy = {}
+    for t in range(2):
+        a = _fit(_mlp(t, width=12), data, steps=20)
+        accuracy[t] = evaluate(a, data)[1]
+        spec = P.spec_for(a)
+        copies = []
+        for s in (1, 2):
+            m = _mlp(0, width=12)
+            m.load_state_dict(P.apply_permutation(spec, P.random_permutation(spec, seed=10 * t + s), a.state_dict()))
+            copies.append(m.eval())
+        got = three_models.measure_triple(a, *copies, data, data, data.x[:100],
+                                          dict(steps=2, batch_size=50, held_size=100, eval_every=1), n_orders=2,
+                                          n_points=3, top_k=3, seed=t)
+        for k in parts:
+            f = got[k] if isinstance(got[k], pd.DataFrame) else pd.DataFrame(got[k])
+            parts[k].append(f.assign(experiment="tiny", triple=t))
+    res = three_models.Result(**{k: pd.concat(v, ignore_index=True) for k, v in parts.items()}, planes=pd.DataFrame())
+    matched = res.barriers[res.barriers["method"] != "naive"]
+    assert matched["loss_barrier"].abs().max() < 1e-5 and matched["accuracy_barrier"].abs().max() < 1e-9
+    assert res.barriers[res.barriers["method"] == "naive"]["loss_barrier"].max() > 0
+    merged = res.merged[res.merged["method"] != "naive"]
+    assert np.allclose(merged["accuracy"], merged["triple"].map(accuracy))
+    assert (res.agreement["share"] == 1.0).all()
+    assert set(res.barriers["order"][res.barriers["method"] == "weight"]) == {0, 1}
+    got = three_models.verdicts(res, CRITERIA).set_index("claim")["verdict"].to_dict()
+    assert got["ste_barrier_comparable"] == "held" and got["wm_am_agree"] == "held"
+    assert got["ste_far_edge_worse"] == "did not hold" and got["wm_ste_disagree"] == "did not hold"
+    assert got["ste_aligns_less"] == "did not hold"  # STE aligns exactly as WM does
+
+
+@pytest.mark.parametrize("arch,kwargs", [
+    ("mlp", {"in_features": 36, "width": 16, "depth": 3}),
+    ("vgg", {"config": "vgg11", "norm": "batchnorm", "width_multiplier": 0.0625, "image_size": 16}),
+    ("resnet20", {"norm": "layernorm", "width_multiplier": 0.5})])
+def test_permuted_spectra_equal_the_spectra_of_the_permuted_state(arch, kwargs):
+    from lmc_utils import spectral
+
+    torch.manual_seed(0)
+    model = models.build(arch, **kwargs)
+    spec = P.spec_for(model)
+    state = model.state_dict()
+    perm = P.random_permutation(spec, seed=4)
+    fast = three_models.permuted_spectra(spec, perm, state, spectral.spectra(state))
+    slow = spectral.spectra(P.apply_permutation(spec, perm, state))
+    assert set(fast) == set(slow)
+    for layer in slow:
+        assert torch.allclose(fast[layer].s, slow[layer].s)
+        # the same decomposition: it reconstructs the permuted matrix, and matches the fresh one up to signs
+        w = fast[layer].u @ torch.diag(fast[layer].s) @ fast[layer].v.T
+        assert torch.allclose(w, slow[layer].u @ torch.diag(slow[layer].s) @ slow[layer].v.T, atol=1e-10)
+        d = spectral.diagonal_alignment(fast[layer], slow[layer])
+        assert torch.allclose(d["u"], torch.ones_like(d["u"]), atol=1e-6)
+        assert torch.allclose(d["v"], torch.ones_like(d["v"]), atol=1e-6)
+
+
+def test_summary_tables_average_orders_within_triples():
+    res = _result(0.25, n_triples=2, n_orders=3)
+    t = three_models.tables(res)
+    assert set(t) == {"barriers", "merged", "singular_alignment", "agreement", "ste_runs"}
+    bar = t["barriers"].set_index(["method", "pair"])
+    assert (t["barriers"]["n"] == 2).all()  # triples, not triples x orders
+    assert bar.loc[("naive", three_models.PAIRS[0]), "accuracy_barrier_mean"] == pytest.approx(0.3)
+    ag = t["agreement"]
+    assert ag.loc[ag["comparison"] == "WM vs STE", "paper_high"].iloc[0] == pytest.approx(0.0125)
 
 
 def _history(best_steps, last=20):
@@ -239,17 +358,17 @@ def _history(best_steps, last=20):
     rows = []
     for run, best in enumerate(best_steps):
         for step in range(0, last + 1, 10):
-            rows.append({"triple": run, "pair": "a–b", "step": step, "batch_loss": 0.1, "best_step": best,
-                         "held_loss": 0.02 - (0.005 if step == best else 0.0) - 0.0001 * step})
+            rows.append({"experiment": "x", "triple": run, "pair": "a–b", "step": step, "batch_loss": 0.1,
+                         "best_step": best, "held_loss": 0.02 - (0.005 if step == best else 0.0) - 0.0001 * step})
     return pd.DataFrame(rows)
 
 
-def test_describe_says_whether_the_step_budget_cut_the_ste_search_short():
-    tables = _tables(0.25)
-    text = three_models.describe_three_models("x", *tables, ste_history=_history([10, 10]))
-    assert "in no run at the last evaluation" in text and "returned a permutation other than its WM start in 2 of 2" in text
-    text = three_models.describe_three_models("x", *tables, ste_history=_history([20, 0]))
-    assert "in 1 of 2 runs at the last evaluation" in text and "in 1 of 2 runs;" in text
+def test_ste_runs_flag_runs_the_step_budget_may_have_cut_short():
+    runs = three_models.ste_runs(_history([10, 20, 0]))
+    assert runs["best_at_last_evaluation"].tolist() == [False, True, False]
+    assert runs["steps"].tolist() == [20, 20, 20] and runs["best_step"].tolist() == [10, 20, 0]
+    assert runs["held_loss_wm"].iloc[0] == pytest.approx(0.02)
+    assert runs["held_loss_best"].iloc[1] == pytest.approx(0.02 - 0.005 - 0.002)
 
 
 def test_plot_ste_history_marks_the_returned_permutation():
@@ -262,4 +381,44 @@ def test_plot_ste_history_marks_the_returned_permutation():
     ax = fig.axes[0]
     dots = [line for line in ax.get_lines() if line.get_marker() == "o"]
     assert [tuple(d.get_xdata()) for d in dots] == [(10,), (20,)]
+    # relative to the WM start: run 0's returned permutation is 0.006 nats (30%) below its 0.02 start
+    assert dots[0].get_ydata()[0] == pytest.approx(-30.0)
+    matplotlib.pyplot.close(fig)
+
+
+def test_three_model_plots_tell_methods_apart_by_more_than_colour():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from lmc_utils import plots
+
+    t = three_models.tables(_result(0.25, n_triples=2))
+    fig = plots.plot_singular_alignment(t["singular_alignment"])
+    lines = {l.get_label(): l for l in fig.axes[0].get_lines()}
+    am, ste = lines["activation matching"], lines["straight-through estimator"]
+    assert am.get_marker() != ste.get_marker() and am.get_linestyle() != ste.get_linestyle()
+    matplotlib.pyplot.close(fig)
+    fig = plots.plot_three_model_barriers(t["barriers"])
+    markers = {c.get_label(): c.lines[0].get_marker() for c in fig.axes[0].containers}
+    matplotlib.pyplot.close(fig)
+    assert markers["activation matching"] != markers["straight-through estimator"]
+
+
+def test_plane_labels_are_dark_on_a_light_box():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.colors import to_rgb
+
+    from lmc_utils import plots
+
+    data = _data(n=60)
+    ms = [_fit(_mlp(i), data, steps=5) for i in range(3)]
+    grid = plane_grid(ms[0], *(m.state_dict() for m in ms), data, resolution=3, margin=0.1, progress=False)
+    fig = plots.plot_planes(grid.assign(method="weight"))
+    texts = [t for ax in fig.axes for t in ax.texts]
+    assert len(texts) == 6  # three models x (loss, accuracy)
+    for t in texts:
+        assert sum(to_rgb(t.get_color())) < 0.5  # dark text
+        assert sum(to_rgb(t.get_bbox_patch().get_facecolor())) > 2.5  # on a light box
     matplotlib.pyplot.close(fig)

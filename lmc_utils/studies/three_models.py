@@ -1,33 +1,47 @@
-"""Merging three models: the straight-through estimator (STE) against weight matching
-(Ito, Yamada & Kumagai, ICLR 2025, §6 and their answers to the reviews).
+"""Notebook 03's protocol: the straight-through estimator (STE) against weight matching, for two
+and three models (Ito, Yamada & Kumagai, ICLR 2025, §6 and their answers to the reviews).
 
 For triples ``(a, b, c)`` of independently trained models, ``b`` and ``c`` are each aligned to
-``a`` by weight matching (WM), activation matching (AM) and STE. Per method this measures the
-barriers ``a - pi_b(b)``, ``a - pi_c(c)`` and ``pi_b(b) - pi_c(c)``, the three-model average (the
-merged model), the singular-vector alignment between ``a`` and the aligned models, and how
-often the methods' permutations agree; and, for the first triple, the loss landscape on the
-plane through ``a, pi_b(b), pi_c(c)``. :func:`describe_three_models` states which claims held.
+``a`` by weight matching (WM, once per random group order: ``n_orders`` repeats), activation
+matching (AM) and STE (warm-started from WM's first order). Per method this measures the barriers
+``a - pi_b(b)``, ``a - pi_c(c)`` and ``pi_b(b) - pi_c(c)``, the three-model average (the merged
+model), the singular-vector alignment between ``a`` and the aligned models, how often the
+methods' permutations agree, where STE found its best permutation, and, for the first triple,
+the loss landscape on the plane through ``a, pi_b(b), pi_c(c)``.
+
+:func:`run` returns a :class:`Result` of tidy tables; :func:`tables` summarises them and
+:func:`verdicts` judges the declared criteria (``params/criteria.yaml``, section
+``03_ste_three_models``) with one value per triple (WM group orders as repeats).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
+from .. import data as data_mod
 from .. import permutation as P
-from .. import spectral, tables, zoo
+from .. import spectral, tables as tables_mod, verdicts as V, zoo
 from ..data import TensorData
 from ..evaluation import evaluate
 from ..interpolation import barrier, evaluate_state, has_batchnorm, interpolation_curve, plane_grid
 from ..matching import activation_matching, permutation_agreement, ste_matching, weight_matching
 
+NOTEBOOK = "03_ste_three_models"
 METHODS = ("naive", "weight", "activation", "ste")
-LABELS = {"naive": "naive", "weight": "WM", "activation": "AM", "ste": "STE"}
+SHORT = {"naive": "none", "weight": "WM", "activation": "AM", "ste": "STE"}
 PAIRS = ("a–π_b(b)", "a–π_c(c)", "π_b(b)–π_c(c)")
+COMPARISONS = (("weight", "activation"), ("weight", "ste"), ("activation", "ste"))
+WM_ORDERS = "WM vs WM (another group order)"
+
+# Published numbers (Ito et al. 2025; answers to the reviews, ResNet20 on CIFAR-10): share of
+# identical rows of the permutation matrices per layer, mean over five runs, range over layers.
+PAPER_AGREEMENT = {"WM vs AM": (0.067, 0.286), "WM vs STE": (0.0004, 0.0125)}
 
 
 def triples(base: zoo.TrainConfig, n_triples: int, seed: int = 0, device="auto") -> list[tuple[zoo.Trained, ...]]:
@@ -39,30 +53,81 @@ def triples(base: zoo.TrainConfig, n_triples: int, seed: int = 0, device="auto")
 
 
 @dataclass
-class ThreeModelResult:
-    barriers: pd.DataFrame  # triple, method, pair, loss_barrier, accuracy_barrier
-    merged: pd.DataFrame  # triple, method, loss, accuracy (the average of a, pi_b(b), pi_c(c)); endpoints_accuracy
-    agreement: pd.DataFrame  # triple, pair (b | c), group, comparison, share
-    alignment: pd.DataFrame  # triple, pair, method, layer, u_top, v_top, u_all, v_all
-    ste_history: pd.DataFrame  # triple, pair, step, held_loss, batch_loss
-    planes: pd.DataFrame  # method, point, x, y, split, loss, accuracy (first triple)
+class Result:
+    """Tidy per-triple tables (every one has an ``experiment`` and a ``triple`` column).
+
+    ``order`` is the WM group order (0 .. n_orders - 1) for ``method == "weight"`` and 0 for the
+    other methods, which do not depend on it (STE starts from WM's order 0).
+    """
+
+    barriers: pd.DataFrame  # experiment, triple, method, order, pair, loss_barrier, accuracy_barrier
+    merged: pd.DataFrame  # experiment, triple, method, order, loss, accuracy, endpoints_accuracy
+    agreement: pd.DataFrame  # experiment, triple, pair (a–b | a–c), order, comparison, group, units, share
+    #   (comparisons WM vs AM, WM vs STE, AM vs STE and, as a reference, WM order 0 vs order k >= 1)
+    alignment: pd.DataFrame  # experiment, triple, pair, method, order, layer, u_top, v_top, u_all, v_all
+    ste_history: pd.DataFrame  # experiment, triple, pair, step, held_loss, batch_loss, best_step
+    planes: pd.DataFrame  # experiment, method, point, x, y, split, loss, accuracy (first triple)
 
 
-def _align_all(model_a, model_b, train: TensorData, match_inputs: torch.Tensor, ste_kwargs: dict,
-               seed: int) -> tuple[dict[str, P.Permutation], pd.DataFrame]:
+def _methods_and_orders(n_orders: int) -> list[tuple[str, int]]:
+    return [("naive", 0), *[("weight", k) for k in range(n_orders)], ("activation", 0), ("ste", 0)]
+
+
+def align(model_a: torch.nn.Module, model_b: torch.nn.Module, train: TensorData, match_inputs: torch.Tensor,
+          ste: Mapping, n_orders: int = 1, seed: int = 0) -> tuple[dict[tuple[str, int], P.Permutation], pd.DataFrame]:
+    """B's permutations onto A: ``{(method, order): perm}`` for no permutation, WM with group-order
+    seeds ``seed .. seed + n_orders - 1``, AM and STE (started from WM's first order), and the STE
+    history (``step, held_loss, batch_loss, best_step``)."""
+    if n_orders < 1:
+        raise ValueError(f"n_orders must be at least 1, got {n_orders}")
     spec = P.spec_for(model_a)
     sa, sb = model_a.state_dict(), model_b.state_dict()
-    wm = weight_matching(spec, sa, sb, seed=seed).perm
-    am = activation_matching(model_a, model_b, match_inputs, spec).perm
-    ste = ste_matching(model_a, sa, sb, train, seed=seed, spec=spec, init_perm=wm, **ste_kwargs)
-    perms = {"naive": P.identity(spec), "weight": wm, "activation": am, "ste": ste.perm}
-    return perms, pd.DataFrame(ste.history).assign(best_step=ste.best_step)
+    perms = {("naive", 0): P.identity(spec)}
+    for k in range(n_orders):
+        perms[("weight", k)] = weight_matching(spec, sa, sb, seed=seed + k).perm
+    perms[("activation", 0)] = activation_matching(model_a, model_b, match_inputs, spec).perm
+    res = ste_matching(model_a, sa, sb, train, seed=seed, spec=spec, init_perm=perms[("weight", 0)],
+                       progress=False, **dict(ste))
+    perms[("ste", 0)] = res.perm
+    return perms, pd.DataFrame(res.history).assign(best_step=res.best_step)
 
 
-def _barrier_row(model, s1, s2, eval_data, n_points, reset, reset_data) -> dict[str, float]:
-    curve = interpolation_curve(model, s1, s2, eval_data, n_points=n_points, reset_bn=reset, reset_data=reset_data)
-    b = barrier(curve).iloc[0]
-    return {"loss_barrier": float(b["loss"]), "accuracy_barrier": float(b["accuracy"])}
+def _weight_keys(state: Mapping[str, torch.Tensor]) -> dict[str, str]:
+    """layer -> state key of the matrices :func:`lmc_utils.spectral.layer_matrices` decomposes."""
+    return {k.rpartition(".")[0]: k for k, v in state.items() if k.endswith("weight") and v.ndim >= 2}
+
+
+def permuted_spectra(spec: P.PermutationSpec, perm: P.Permutation, state: Mapping[str, torch.Tensor],
+                     svds: Mapping[str, spectral.SVD]) -> dict[str, spectral.SVD]:
+    """The SVDs of ``apply_permutation(spec, perm, state)``'s layer matrices from those of ``state``
+    (``svds = spectral.spectra(state)``), without decomposing again: permuting the rows (output
+    units) of ``W = U S V^T`` permutes the rows of ``U``; permuting the input units permutes the
+    rows of ``V`` in blocks of ``prod(kernel)``. Singular values are unchanged."""
+    out = {}
+    for layer, key in _weight_keys(state).items():
+        svd = svds[layer]
+        axes = spec.axes.get(key, (None,) * state[key].ndim)
+        if any(g is not None for g in axes[2:]):
+            raise NotImplementedError(f"{key}: a permuted axis beyond the first two")
+        u, v = svd.u, svd.v
+        if axes[0] is not None:
+            u = u.index_select(0, perm[axes[0]].to(u.device))
+        if axes[1] is not None:
+            n_in = state[key].shape[1]
+            v = v.reshape(n_in, -1, v.shape[1]).index_select(0, perm[axes[1]].to(v.device)).reshape(v.shape)
+        out[layer] = spectral.SVD(u=u, s=svd.s, v=v)
+    return out
+
+
+def _alignment_rows(svd_a: Mapping[str, spectral.SVD], svd_b: Mapping[str, spectral.SVD], top_k: int) -> list[dict]:
+    """Per layer: mean diagonal alignment |<u_i^a, u_i^b>|, |<v_i^a, v_i^b>| over the top-k ranks and over all."""
+    rows = []
+    for layer in svd_a:
+        d = spectral.diagonal_alignment(svd_a[layer], svd_b[layer])
+        k = min(top_k, d["u"].numel())
+        rows.append({"layer": layer, "u_top": float(d["u"][:k].mean()), "v_top": float(d["v"][:k].mean()),
+                     "u_all": float(d["u"].mean()), "v_all": float(d["v"].mean())})
+    return rows
 
 
 def _merged(model, states, eval_data, reset, reset_data) -> tuple[float, float]:
@@ -72,186 +137,238 @@ def _merged(model, states, eval_data, reset, reset_data) -> tuple[float, float]:
     return evaluate_state(model, avg, eval_data, reset_data if reset else None)
 
 
-def _alignment_rows(state_a, state_b, top_k: int) -> list[dict]:
-    """Per layer: mean diagonal alignment |<u_i^a, u_i^b>|, |<v_i^a, v_i^b>| over the top-k ranks and over all."""
-    sa, sb = spectral.spectra(state_a), spectral.spectra(state_b)
-    rows = []
-    for layer in sa:
-        d = spectral.diagonal_alignment(sa[layer], sb[layer])
-        k = min(top_k, d["u"].numel())
-        rows.append({"layer": layer, "u_top": float(d["u"][:k].mean()), "v_top": float(d["v"][:k].mean()),
-                     "u_all": float(d["u"].mean()), "v_all": float(d["v"].mean())})
-    return rows
+def measure_triple(a: torch.nn.Module, b: torch.nn.Module, c: torch.nn.Module, train: TensorData,
+                   eval_data: TensorData, match_inputs: torch.Tensor, ste: Mapping, n_orders: int = 1,
+                   n_points: int = 11, top_k: int = 10, seed: int = 0, plane: bool = False,
+                   plane_methods: tuple[str, ...] = ("weight", "ste"), plane_resolution: int = 15,
+                   plane_margin: float = 0.2) -> dict[str, list | pd.DataFrame]:
+    """Every measurement of one triple (see the module docstring): lists of rows for
+    ``barriers, merged, agreement, alignment``, the ``ste_history`` frame and, with ``plane``, the
+    ``planes`` frame (WM's first order)."""
+    spec = P.spec_for(a)
+    reset = has_batchnorm(a)
+    sa = a.state_dict()
+    svd_a = spectral.spectra(sa)
+    states, rows_ag, rows_al, hist = {}, [], [], []
+    for name, other in (("b", b), ("c", c)):
+        perms, h = align(a, other, train, match_inputs, ste, n_orders, seed)
+        hist.append(h.assign(pair=f"a–{name}"))
+        so = other.state_dict()
+        svd_o = spectral.spectra(so)
+        states[name] = {key: P.apply_permutation(spec, p, so) for key, p in perms.items()}
+        for m1, m2 in COMPARISONS:
+            for k in range(n_orders if "weight" in (m1, m2) else 1):
+                p1 = perms[(m1, k if m1 == "weight" else 0)]
+                p2 = perms[(m2, k if m2 == "weight" else 0)]
+                for g, share in permutation_agreement(p1, p2).items():
+                    rows_ag.append({"pair": f"a–{name}", "order": k, "comparison": f"{SHORT[m1]} vs {SHORT[m2]}",
+                                    "group": g, "units": spec.sizes[g], "share": share})
+        for k in range(1, n_orders):  # reference: WM against itself with another group order
+            for g, share in permutation_agreement(perms[("weight", 0)], perms[("weight", k)]).items():
+                rows_ag.append({"pair": f"a–{name}", "order": k, "comparison": WM_ORDERS, "group": g,
+                                "units": spec.sizes[g], "share": share})
+        for (m, k), p in perms.items():
+            for r in _alignment_rows(svd_a, permuted_spectra(spec, p, so, svd_o), top_k):
+                rows_al.append({"pair": f"a–{name}", "method": m, "order": k, **r})
+    end_acc = float(np.mean([evaluate(x, eval_data)[1] for x in (a, b, c)]))
+    rows_b, rows_m = [], []
+    for m, k in _methods_and_orders(n_orders):
+        sb, sc = states["b"][(m, k)], states["c"][(m, k)]
+        for pair, (s1, s2) in zip(PAIRS, ((sa, sb), (sa, sc), (sb, sc))):
+            curve = interpolation_curve(a, s1, s2, eval_data, n_points=n_points, reset_bn=reset, reset_data=train)
+            bar = barrier(curve).iloc[0]
+            rows_b.append({"method": m, "order": k, "pair": pair, "loss_barrier": float(bar["loss"]),
+                           "accuracy_barrier": float(bar["accuracy"])})
+        loss, acc = _merged(a, [sa, sb, sc], eval_data, reset, train)
+        rows_m.append({"method": m, "order": k, "loss": loss, "accuracy": acc, "endpoints_accuracy": end_acc})
+    out = {"barriers": rows_b, "merged": rows_m, "agreement": rows_ag, "alignment": rows_al,
+           "ste_history": pd.concat(hist, ignore_index=True), "planes": None}
+    if plane:
+        out["planes"] = pd.concat([plane_grid(a, sa, states["b"][(m, 0)], states["c"][(m, 0)], eval_data,
+                                              resolution=plane_resolution, margin=plane_margin, reset_bn=reset,
+                                              reset_data=train).assign(method=m) for m in plane_methods],
+                                  ignore_index=True)
+    return out
 
 
-def three_model_study(base: zoo.TrainConfig, n_triples: int, train: TensorData, eval_data: TensorData,
-                      match_inputs: torch.Tensor, ste_kwargs: dict | None = None, n_points: int = 11,
-                      plane_methods: tuple[str, ...] = ("weight", "ste"), plane_resolution: int = 15,
-                      plane_margin: float = 0.2, top_k: int = 10, seed: int = 0, device="auto") -> ThreeModelResult:
-    """Ito et al. §6 on one architecture/dataset (see the module docstring).
+def run_experiment(name: str, base: zoo.TrainConfig, n_triples: int, train: TensorData, eval_data: TensorData,
+                   match_inputs: torch.Tensor, ste: Mapping, n_orders: int = 1, n_points: int = 11,
+                   plane_resolution: int = 15, plane_margin: float = 0.2, top_k: int = 10, seed: int = 0,
+                   device="auto") -> Result:
+    """Ito et al. §6 on one architecture/dataset: :func:`measure_triple` on ``n_triples`` triples
+    (seeds ``seed + 3i .. seed + 3i + 2``), the plane for the first.
 
     Args:
-        train: training examples for STE (its held batch is the first ``held_size`` of them) and
+        train: training examples for STE (its held batch is the first ``ste["held_size"]``) and
             RESET of BatchNorm models; ``match_inputs``: inputs for activation matching.
         eval_data: where barriers, merged models and planes are evaluated (e.g. a test subset).
-        ste_kwargs: passed to :func:`~lmc_utils.matching.ste_matching` (steps, lr, batch_size, ...).
-        top_k: singular-vector ranks averaged in the alignment table.
+        ste: keyword arguments of :func:`~lmc_utils.matching.ste_matching` (steps, lr, batch_size, ...).
+        n_orders: WM group orders per matched pair (the repeats of every WM measurement).
+        top_k: singular-vector ranks averaged in the alignment columns ``u_top``, ``v_top``.
     """
-    ste_kwargs = dict(ste_kwargs or {})
-    rows_b, rows_m, rows_ag, rows_al, hist, planes = [], [], [], [], [], []
-    for t, (a, b, c) in enumerate(tqdm(triples(base, n_triples, seed, device), desc="triples", leave=False)):
-        model = a.model
-        spec = P.spec_for(model)
-        reset = has_batchnorm(model)
-        sa = a.state
-        perms, states = {}, {}
-        for name, other in (("b", b), ("c", c)):
-            perms[name], h = _align_all(model, other.model, train, match_inputs, ste_kwargs, seed + t)
-            hist.append(h.assign(triple=t, pair=f"a–{name}"))
-            states[name] = {m: P.apply_permutation(spec, p, other.state) for m, p in perms[name].items()}
-            for (m1, m2) in (("weight", "activation"), ("weight", "ste"), ("activation", "ste")):
-                for g, share in permutation_agreement(perms[name][m1], perms[name][m2]).items():
-                    rows_ag.append({"triple": t, "pair": f"a–{name}", "group": g,
-                                    "comparison": f"{LABELS[m1]} vs {LABELS[m2]}", "share": share})
-            for m in METHODS:
-                for r in _alignment_rows(sa, states[name][m], top_k):
-                    rows_al.append({"triple": t, "pair": f"a–{name}", "method": m, **r})
-        end_acc = np.mean([evaluate(x.model, eval_data)[1] for x in (a, b, c)])
-        for m in METHODS:
-            sb, sc = states["b"][m], states["c"][m]
-            for pair, (s1, s2) in zip(PAIRS, ((sa, sb), (sa, sc), (sb, sc))):
-                rows_b.append({"triple": t, "method": m, "pair": pair,
-                               **_barrier_row(model, s1, s2, eval_data, n_points, reset, train)})
-            loss, acc = _merged(model, [sa, sb, sc], eval_data, reset, train)
-            rows_m.append({"triple": t, "method": m, "loss": loss, "accuracy": acc, "endpoints_accuracy": end_acc})
-        if t == 0:
-            for m in plane_methods:
-                g = plane_grid(model, sa, states["b"][m], states["c"][m], eval_data, resolution=plane_resolution,
-                               margin=plane_margin, reset_bn=reset, reset_data=train)
-                planes.append(g.assign(method=m))
-    return ThreeModelResult(pd.DataFrame(rows_b), pd.DataFrame(rows_m), pd.DataFrame(rows_ag), pd.DataFrame(rows_al),
-                            pd.concat(hist, ignore_index=True), pd.concat(planes, ignore_index=True))
+    parts = {k: [] for k in ("barriers", "merged", "agreement", "alignment", "ste_history", "planes")}
+    for t, (a, b, c) in enumerate(tqdm(triples(base, n_triples, seed, device), desc=f"{name}: triples", leave=False)):
+        got = measure_triple(a.model, b.model, c.model, train, eval_data, match_inputs, ste, n_orders=n_orders,
+                             n_points=n_points, top_k=top_k, seed=seed + t, plane=t == 0,
+                             plane_resolution=plane_resolution, plane_margin=plane_margin)
+        for key, rows in got.items():
+            if rows is None:
+                continue
+            frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+            parts[key].append(frame.assign(experiment=name, **({} if key == "planes" else {"triple": t})))
+
+    def tidy(frames: list[pd.DataFrame]) -> pd.DataFrame:
+        f = pd.concat(frames, ignore_index=True)
+        first = [c for c in ("experiment", "triple") if c in f]
+        return f[first + [c for c in f.columns if c not in first]]
+
+    return Result(**{k: tidy(v) for k, v in parts.items()})
 
 
-# Published numbers (Ito et al. 2025; answers to the reviews, ResNet20 on CIFAR-10): share of
-# identical rows of the permutation matrices per layer, mean over five runs, range over layers.
-PAPER_AGREEMENT = {"WM vs AM": (0.067, 0.286), "WM vs STE": (0.0004, 0.0125)}
+def run(experiments: Mapping[str, Mapping], n_triples: int, n_orders: int, ste: Mapping,
+        ste_samples: int | None = None, match_samples: int | None = None, eval_subset: int | None = None,
+        n_points: int = 11, plane_resolution: int = 15, plane_margin: float = 0.2, top_k: int = 10,
+        seed: int = 0, device="auto") -> Result:
+    """:func:`run_experiment` for every ``name -> TrainConfig fields`` in ``experiments``, with the
+    data each needs (training examples: ``ste_samples`` for STE and RESET, ``match_samples`` for
+    AM; ``eval_subset`` test examples), stacked into one :class:`Result`."""
+    results = []
+    for name, cfg in experiments.items():
+        base = zoo.TrainConfig(**cfg)
+        train = data_mod.load(base.dataset, "train", subset=ste_samples, device=device)
+        match = data_mod.load(base.dataset, "train", subset=match_samples, device=device)
+        test = data_mod.load(base.dataset, "test", subset=eval_subset, device=device)
+        results.append(run_experiment(name, base, n_triples, train, test, match.x, ste, n_orders=n_orders,
+                                      n_points=n_points, plane_resolution=plane_resolution,
+                                      plane_margin=plane_margin, top_k=top_k, seed=seed, device=device))
+    return Result(**{k: pd.concat([getattr(r, k) for r in results], ignore_index=True)
+                     for k in Result.__dataclass_fields__})
+
+
+# --- summaries ------------------------------------------------------------------------------
+
+def _per_triple(frame: pd.DataFrame, keys: list[str], values: list[str]) -> pd.DataFrame:
+    """``values`` averaged over WM group orders (and anything else not in ``keys``) per triple."""
+    return frame.groupby(["experiment", "triple", *keys], sort=False)[values].mean().reset_index()
 
 
 def barrier_summary(barriers: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over triples of the loss and accuracy barriers, per method and pair."""
-    return tables.mean_std(barriers, ["method", "pair"], ["loss_barrier", "accuracy_barrier"])
+    """Mean and std over triples (WM orders averaged within a triple) of the loss and accuracy
+    barriers, per experiment, method and pair."""
+    values = ["loss_barrier", "accuracy_barrier"]
+    return tables_mod.mean_std(_per_triple(barriers, ["method", "pair"], values), ["experiment", "method", "pair"],
+                               values)
 
 
 def merged_summary(merged: pd.DataFrame) -> pd.DataFrame:
     """Mean and std over triples of the merged (three-model average) loss and accuracy, per method."""
-    return tables.mean_std(merged, ["method"], ["loss", "accuracy", "endpoints_accuracy"])
+    values = ["loss", "accuracy", "endpoints_accuracy"]
+    return tables_mod.mean_std(_per_triple(merged, ["method"], values), ["experiment", "method"], values)
 
 
 def agreement_summary(agreement: pd.DataFrame) -> pd.DataFrame:
-    """Share of identical rows per group and comparison: mean and std over triples and pairs,
-    with the range Ito et al. report for ResNet20 (``paper_low``, ``paper_high``)."""
-    out = tables.mean_std(agreement, ["comparison", "group"], ["share"])
+    """Share of identical rows per group and comparison: mean and std over triples (pairs and WM
+    orders averaged within a triple), with the range Ito et al. report for ResNet20
+    (``paper_low``, ``paper_high``)."""
+    per = _per_triple(agreement, ["comparison", "group"], ["share"])
+    out = tables_mod.mean_std(per, ["experiment", "comparison", "group"], ["share"])
     out["paper_low"] = out["comparison"].map(lambda c: PAPER_AGREEMENT.get(c, (np.nan, np.nan))[0])
     out["paper_high"] = out["comparison"].map(lambda c: PAPER_AGREEMENT.get(c, (np.nan, np.nan))[1])
     return out
 
 
 def alignment_summary(alignment: pd.DataFrame) -> pd.DataFrame:
-    """Mean over triples and pairs of the top-k and all-rank singular-vector alignment, per method and layer."""
-    return (alignment.groupby(["method", "layer"], sort=False)[["u_top", "v_top", "u_all", "v_all"]]
+    """Mean over triples, pairs and WM orders of the top-k and all-rank singular-vector
+    alignment, per experiment, method and layer."""
+    return (alignment.groupby(["experiment", "method", "layer"], sort=False)[["u_top", "v_top", "u_all", "v_all"]]
             .mean().reset_index())
 
 
-def describe_three_models(experiment: str, barriers: pd.DataFrame, merged: pd.DataFrame,
-                          agreement: pd.DataFrame, alignment: pd.DataFrame,
-                          ste_history: pd.DataFrame | None = None) -> str:
-    """Markdown bullets with the verdict on each of Ito et al.'s three claims, computed from the
-    per-triple tables of :func:`three_model_study` (``barriers``, ``merged``, ``agreement``,
-    ``alignment``) of one experiment. Criteria (fixed, not tuned): claim 1 holds if STE's
-    ``a - pi(b)`` loss barrier is at most WM's *and* STE's mean top-k singular-vector alignment
-    is below WM's; claim 2 if the ``pi_b(b) - pi_c(c)`` accuracy barrier is larger with STE than
-    with WM (paired t-test over triples reported); claim 3 if WM agrees with AM on more units than
-    with STE."""
-    lines = [f"**{experiment}**"]
-    b = barriers.groupby(["method", "pair"], sort=False)[["loss_barrier", "accuracy_barrier"]].mean()
-    ab = barriers[barriers["pair"] != PAIRS[2]].groupby("method")[["loss_barrier", "accuracy_barrier"]].mean()
-    al = alignment.groupby("method")[["u_top", "v_top"]].mean().mean(axis=1)
-    per_pair = (alignment.assign(top=(alignment["u_top"] + alignment["v_top"]) / 2)
-                .pivot_table(index=["triple", "pair"], columns="method", values="top", aggfunc="mean").reset_index())
-    t1 = tables.paired_ttest(per_pair.assign(all="all"), ["all"], "ste", "weight").iloc[0]
-    low = ab.loc["ste", "loss_barrier"] <= ab.loc["weight", "loss_barrier"]
-    less_aligned = al["ste"] < al["weight"] and bool(t1["significant"])
-    c1 = "held" if low and less_aligned else "did not hold"
-    why = []
-    if not low:
-        why.append("STE's barrier is above WM's")
-    if not less_aligned:
-        why.append("STE's singular-vector alignment is not significantly below WM's "
-                   f"(paired t-test over {int(t1['n'])} matched pairs, p = {t1['p_value']:.3g})")
-    c1 += f" ({'; '.join(why)})" if why else f" (alignment below WM's, paired t-test p = {t1['p_value']:.3g})"
-    lines.append(
-        f"- Claim 1 (STE finds a low barrier but does not align the large singular vectors) {c1}: "
-        f"a–π(b) loss barrier {ab.loc['ste', 'loss_barrier']:.4f} nats with STE vs {ab.loc['weight', 'loss_barrier']:.4f} "
-        f"with WM, {ab.loc['activation', 'loss_barrier']:.4f} with AM and {ab.loc['naive', 'loss_barrier']:.4f} naive "
-        f"(accuracy barriers {100 * ab.loc['ste', 'accuracy_barrier']:.1f}, {100 * ab.loc['weight', 'accuracy_barrier']:.1f}, "
-        f"{100 * ab.loc['activation', 'accuracy_barrier']:.1f}, {100 * ab.loc['naive', 'accuracy_barrier']:.1f} points); mean "
-        f"top-k singular-vector alignment {al['ste']:.3f} after STE vs {al['weight']:.3f} after WM "
-        f"({al['activation']:.3f} AM, {al['naive']:.3f} naive)"
-        + (f"; in size, STE keeps {100 * (al['ste'] - al['naive']) / (al['weight'] - al['naive']):.0f}% of WM's "
-           f"alignment gain over naive." if al["weight"] != al["naive"] else "."))
-    if ste_history is not None and len(ste_history):
-        runs = ste_history.groupby(["triple", "pair"])
-        moved = int((runs["best_step"].first() > 0).sum())
-        start = runs.apply(lambda h: h.loc[h["step"] == 0, "held_loss"].iloc[0]).mean()
-        best = runs["held_loss"].min().mean()
-        steps = int(ste_history["step"].max())
-        best_steps = runs["best_step"].first()
-        last_eval = runs["step"].max()
-        at_end = int((best_steps == last_eval).sum())
-        lines.append(f"  STE ({steps} steps per pair) returned a permutation other than its WM start in {moved} of "
-                     f"{runs.ngroups} runs; the held midpoint loss went from {start:.4f} (WM) to {best:.4f} nats on average. "
-                     f"The best permutation was found at step {int(best_steps.min())}–{int(best_steps.max())} "
-                     f"(median {best_steps.median():.0f}); "
-                     + (f"in {at_end} of {runs.ngroups} runs at the last evaluation, so more steps might still improve them."
-                        if at_end else "in no run at the last evaluation, so the step budget did not cut the search short."))
-    far = barriers[barriers["pair"] == PAIRS[2]].pivot(index="triple", columns="method", values="accuracy_barrier")
-    test = tables.paired_ttest(far.reset_index().assign(all="all"), ["all"], "ste", "weight").iloc[0]
-    gap = 100 * (far["ste"] - far["weight"]).mean()
-    if gap > 0 and bool(test["significant"]):
-        c2 = "held"
-    elif gap > 0:
-        c2 = "pointed the same way but the gap is not significant"
-    else:
-        c2 = "did not hold"
-    sig = (f"paired t-test over {len(far)} triples p = {test['p_value']:.3g}" if test["p_value"] == test["p_value"]
-           else f"{len(far)} triple(s), no test")
-    m = merged.groupby("method")[["accuracy", "loss"]].mean()
-    lines.append(
-        f"- Claim 2 (the π_b(b)–π_c(c) barrier is larger with STE than with WM) {c2}: accuracy barrier "
-        f"{100 * b.loc[('ste', PAIRS[2]), 'accuracy_barrier']:.1f} points with STE vs "
-        f"{100 * b.loc[('weight', PAIRS[2]), 'accuracy_barrier']:.1f} with WM, a gap of {gap:+.1f} points ({sig}; "
-        f"Ito et al. report gaps of 20+ points for ResNet20 and VGG11 on CIFAR-10); loss barrier "
-        f"{b.loc[('ste', PAIRS[2]), 'loss_barrier']:.4f} vs {b.loc[('weight', PAIRS[2]), 'loss_barrier']:.4f} nats. "
-        f"The merged model (average of a, π_b(b), π_c(c)) reaches {100 * m.loc['weight', 'accuracy']:.1f}% with WM, "
-        f"{100 * m.loc['ste', 'accuracy']:.1f}% with STE, {100 * m.loc['activation', 'accuracy']:.1f}% with AM and "
-        f"{100 * m.loc['naive', 'accuracy']:.1f}% naive (endpoints {100 * merged['endpoints_accuracy'].mean():.1f}%).")
-    ag = agreement.groupby("comparison")["share"].mean()
-    per_group = agreement.groupby(["comparison", "group"])["share"].mean()
-    c3 = "held" if ag["WM vs AM"] > ag["WM vs STE"] else "did not hold"
-    wm_am, wm_ste = per_group.loc["WM vs AM"], per_group.loc["WM vs STE"]
-    lines.append(
-        f"- Claim 3 (WM agrees with AM on far more units than with STE) {c3}: WM and AM agree on "
-        f"{100 * wm_am.min():.1f}–{100 * wm_am.max():.1f}% of the units per layer, WM and STE on "
-        f"{100 * wm_ste.min():.1f}–{100 * wm_ste.max():.1f}% (Ito et al., ResNet20: 6.7–28.6% and 0.04–1.25%).")
-    return "\n".join(lines)
+def ste_runs(history: pd.DataFrame) -> pd.DataFrame:
+    """One row per STE run: its step budget, the step whose permutation it returned, whether that
+    was the last evaluation (the budget may have cut the search short), and the held midpoint loss
+    at the WM start and at the returned permutation."""
+    rows = []
+    for (exp, t, pair), h in history.groupby(["experiment", "triple", "pair"], sort=False):
+        best = int(h["best_step"].iloc[0])
+        rows.append({"experiment": exp, "triple": t, "pair": pair, "steps": int(h["step"].max()), "best_step": best,
+                     "best_at_last_evaluation": best == int(h["step"].max()) and best > 0,
+                     "held_loss_wm": float(h.loc[h["step"] == 0, "held_loss"].iloc[0]),
+                     "held_loss_best": float(h["held_loss"].min())})
+    return pd.DataFrame(rows)
 
 
-def summary_tables(results: dict[str, ThreeModelResult]) -> dict[str, pd.DataFrame]:
-    """The summaries of several experiments' results stacked, with an ``experiment`` column:
-    ``barriers``, ``merged``, ``alignment`` and ``agreement``."""
-    funcs = {"barriers": barrier_summary, "merged": merged_summary, "alignment": alignment_summary,
-             "agreement": agreement_summary}
-    return {key: pd.concat([f(getattr(r, key)).assign(experiment=name) for name, r in results.items()],
-                           ignore_index=True)[lambda d: ["experiment"] + [c for c in d.columns if c != "experiment"]]
-            for key, f in funcs.items()}
+def tables(result: Result) -> dict[str, pd.DataFrame]:
+    """The summary tables the notebook saves: ``barriers``, ``merged``, ``singular_alignment``,
+    ``agreement`` and ``ste_runs``."""
+    return {"barriers": barrier_summary(result.barriers), "merged": merged_summary(result.merged),
+            "singular_alignment": alignment_summary(result.alignment), "agreement": agreement_summary(result.agreement),
+            "ste_runs": ste_runs(result.ste_history)}
+
+
+# --- verdicts -------------------------------------------------------------------------------
+
+def _units_by_order(series: pd.Series, method: str) -> pd.DataFrame:
+    """``series`` indexed ``(triple, method, order)`` -> a ``triples x orders`` frame for ``method``."""
+    return series.xs(method, level="method").unstack("order").sort_index()
+
+
+def statistics(result: Result, experiment: str) -> dict[str, tuple[str, np.ndarray]]:
+    """Per declared criterion of notebook 03: ``(subject, triples x WM-orders array)`` for one experiment.
+
+    - ``ste_barrier_comparable``: STE's minus WM's accuracy barrier on the two matched edges
+      (``a - pi_b(b)``, ``a - pi_c(c)``, averaged);
+    - ``ste_aligns_less``: STE's gain in top-k singular-vector alignment over no permutation, as a
+      share of WM's (mean over both matched pairs, every layer and both sides u, v);
+    - ``ste_far_edge_worse``: STE's minus WM's accuracy barrier on ``pi_b(b) - pi_c(c)``;
+    - ``ste_merge_worse``: WM's minus STE's accuracy of the merged model (average of the three);
+    - ``wm_am_agree`` / ``wm_ste_disagree``: share of all hidden units (groups weighted by size,
+      both pairs averaged) on which WM's permutation agrees with AM's / STE's.
+    """
+    key = ["triple", "method", "order"]
+    bar = result.barriers[result.barriers["experiment"] == experiment]
+    near = bar[bar["pair"] != PAIRS[2]].groupby(key)["accuracy_barrier"].mean()
+    far = bar[bar["pair"] == PAIRS[2]].groupby(key)["accuracy_barrier"].mean()
+    mer = result.merged[result.merged["experiment"] == experiment].groupby(key)["accuracy"].mean()
+    al = result.alignment[result.alignment["experiment"] == experiment]
+    top = al.assign(top=(al["u_top"] + al["v_top"]) / 2).groupby(key)["top"].mean()
+    ag = result.agreement[result.agreement["experiment"] == experiment]
+    pooled = (ag.assign(agree=ag["share"] * ag["units"]).groupby(["triple", "comparison", "pair", "order"])
+              [["agree", "units"]].sum())
+    pooled = (pooled["agree"] / pooled["units"]).groupby(["triple", "comparison", "order"]).mean()
+
+    def vs_wm(series, method, sign=1.0):  # sign * (method - WM), triples x orders
+        wm = _units_by_order(series, "weight")
+        other = _units_by_order(series, method)[0].reindex(wm.index)
+        return sign * (other.to_numpy()[:, None] - wm.to_numpy())
+
+    wm_top, naive_top = _units_by_order(top, "weight"), _units_by_order(top, "naive")[0]
+    ste_top = _units_by_order(top, "ste")[0]
+    gain_wm = wm_top.to_numpy() - naive_top.reindex(wm_top.index).to_numpy()[:, None]
+    gain_ste = (ste_top - naive_top).reindex(wm_top.index).to_numpy()[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(np.abs(gain_wm) > 1e-12, gain_ste / gain_wm, np.nan)
+    agree = pooled.unstack("order").sort_index()
+    return {
+        "ste_barrier_comparable": (f"{experiment} / STE vs WM", vs_wm(near, "ste")),
+        "ste_aligns_less": (f"{experiment} / STE vs WM", share),
+        "ste_far_edge_worse": (f"{experiment} / STE vs WM", vs_wm(far, "ste")),
+        "ste_merge_worse": (f"{experiment} / STE vs WM", vs_wm(mer, "ste", sign=-1.0)),
+        "wm_am_agree": (f"{experiment} / WM vs AM", agree.xs("WM vs AM", level="comparison").to_numpy()),
+        "wm_ste_disagree": (f"{experiment} / WM vs STE", agree.xs("WM vs STE", level="comparison").to_numpy()),
+    }
+
+
+def verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFrame:
+    """One verdict row per declared criterion x experiment (:func:`lmc_utils.verdicts.verdict`,
+    one value per triple, WM group orders as repeats); see :func:`statistics` for each statistic.
+    Raises :class:`~lmc_utils.verdicts.CriteriaError` if a criterion this study judges is not declared."""
+    rows = []
+    for experiment in dict.fromkeys(result.barriers["experiment"]):
+        stats = statistics(result, experiment)
+        missing = sorted(set(stats) - set(criteria))
+        if missing:
+            raise V.CriteriaError(f"{NOTEBOOK}: criteria {missing} are not declared in params/criteria.yaml")
+        for name, (subject, values) in stats.items():
+            rows.append(V.verdict(NOTEBOOK, criteria[name], subject, values))
+    return V.table(rows)
