@@ -48,6 +48,26 @@ def test_top_k_contribution_ends_at_the_cosine_of_the_matrices():
     assert abs(c[1]) <= 1
 
 
+@pytest.mark.parametrize("arch", ["mlp", "vgg"])
+def test_permuted_spectra_equal_the_decomposition_of_the_permuted_weights(arch):
+    torch.manual_seed(0)
+    model = (models.mlp(in_features=6, num_classes=3, width=8, depth=2) if arch == "mlp"
+             else models.vgg("vgg11", in_channels=1, image_size=28, width_multiplier=0.0625))
+    spec = P.spec_for(model)
+    perm = P.random_permutation(spec, 5)
+    state = model.state_dict()
+    derived = study.permuted_spectra(spec, perm, spectral.spectra(state))
+    direct = spectral.spectra(P.apply_permutation(spec, perm, state))
+    assert set(derived) == set(direct)
+    for layer, d in direct.items():
+        torch.testing.assert_close(derived[layer].s, d.s)
+        diag = spectral.diagonal_alignment(derived[layer], d)  # the same vectors up to sign
+        torch.testing.assert_close(diag["u"], torch.ones_like(diag["u"]), atol=1e-6, rtol=0)
+        torch.testing.assert_close(diag["v"], torch.ones_like(diag["v"]), atol=1e-6, rtol=0)
+    moved = spectral.diagonal_alignment(spectral.spectra(state)[list(direct)[1]], direct[list(direct)[1]])
+    assert float(moved["u"].mean()) < 0.9  # and the permutation did move them
+
+
 # --- verdicts on synthetic tables ----------------------------------------------------------
 
 LAYERS = ["hidden.0", "hidden.1", "out"]
