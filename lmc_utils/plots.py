@@ -314,6 +314,11 @@ def _line_style(method: str) -> dict:
     return {"color": style["color"], "linestyle": style["linestyle"]}
 
 
+def _experiment_prefix(frame: pd.DataFrame) -> str:
+    """``"mlp_mnist, "`` for a frame of one experiment (empty without an ``experiment`` column)."""
+    return ", ".join(map(str, dict.fromkeys(frame["experiment"]))) + ", " if "experiment" in frame else ""
+
+
 def plot_spectra(spectra: pd.DataFrame, width: int):
     """Singular values against rank for every layer (one panel each) and every model of every
     pair at ``width`` (model A solid, model B dashed); in the output layer, B's spectrum is also
@@ -334,8 +339,8 @@ def plot_spectra(spectra: pd.DataFrame, width: int):
     axes[0, 0].set_ylabel("singular value")
     axes[0, 0].legend(fontsize=7)
     axes[0, -1].legend(fontsize=7)
-    name = ", ".join(dict.fromkeys(sub["experiment"])) + ", " if "experiment" in sub else ""
-    fig.suptitle(f"{name}width {width}: singular values of independently trained models", fontsize=10)
+    fig.suptitle(f"{_experiment_prefix(sub)}width {width}: singular values of independently trained models",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -385,7 +390,8 @@ def plot_diagonal_alignment(diagonal: pd.DataFrame, width: int, side: str = "u",
         ax.set_title(layer, fontsize=9)
     axes[0, 0].set_ylabel(f"|<{side}_i^a, {side}_i^b>|")
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"width {width}: alignment of the i-th {'left' if side == 'u' else 'right'} singular vectors", fontsize=10)
+    fig.suptitle(f"{_experiment_prefix(sub)}width {width}: alignment of the i-th "
+                 f"{'left' if side == 'u' else 'right'} singular vectors (mean over pairs)", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -408,6 +414,8 @@ def plot_top_k_contribution(contribution: pd.DataFrame, width: int):
         ax.set_title(layer, fontsize=9)
     axes[0, 0].set_ylabel(r"$\langle W_a, \pi(W_b)\rangle$ from top k / norms")
     axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"{_experiment_prefix(sub)}width {width}: part of the inner product from the top-k singular pairs",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
