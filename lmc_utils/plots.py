@@ -373,52 +373,78 @@ def plot_retraining(history: pd.DataFrame, target: float):
 
 # --- Notebook 02: singular values and singular vectors -------------------------------------
 
-SPECTRAL_METHOD_COLORS = {"naive": "#7f7f7f", "random": "#bcbd22", "weight": "#1f77b4", "activation": "#d62728",
-                          "ste": "#2ca02c"}
-SPECTRAL_METHOD_LABELS = {"naive": "no permutation", "random": "random permutation", "weight": "weight matching",
-                          "activation": "activation matching", "ste": "STE"}
+from .figures import method_label, method_style  # noqa: E402  (one label and style per method)
+
+
+def _line_style(method: str) -> dict:
+    """Colour and line style of ``method`` without markers (for curves over hundreds of ranks)."""
+    style = method_style(method)
+    return {"color": style["color"], "linestyle": style["linestyle"]}
+
+
+def _experiment_prefix(frame: pd.DataFrame) -> str:
+    """``"mlp_mnist, "`` for a frame of one experiment (empty without an ``experiment`` column)."""
+    return ", ".join(map(str, dict.fromkeys(frame["experiment"]))) + ", " if "experiment" in frame else ""
 
 
 def plot_spectra(spectra: pd.DataFrame, width: int):
-    """Singular values against rank for every layer (one panel each) and model (one line each);
-    the last layer is also drawn rescaled by the fitted constant (dashed)."""
+    """Singular values against rank for every layer (one panel each) and every model of every
+    pair at ``width`` (model A solid, model B dashed); in the output layer, B's spectrum is also
+    drawn rescaled by the one fitted constant (dotted)."""
     sub = spectra[spectra["width"] == width]
     layers = list(dict.fromkeys(sub["layer"]))
-    fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 2.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 2.9), squeeze=False)
     for ax, layer in zip(axes[0], layers):
-        for i, (model, s) in enumerate(sub[sub["layer"] == layer].groupby("model", sort=False)):
-            ax.plot(s["rank"], s["s"], color=f"C{i}", lw=1.2, label=f"model {model}")
-            if layer == layers[-1] and model != 0:
-                ax.plot(s["rank"], s["s_scaled"], color=f"C{i}", lw=1.0, ls="--")
+        for (pair, model), s in sub[sub["layer"] == layer].groupby(["pair", "model"], sort=False):
+            first = pair == sub["pair"].min()
+            ax.plot(s["rank"], s["s"], color="C0" if model == "a" else "C1", ls="-" if model == "a" else "--",
+                    lw=0.9, alpha=0.7, label=(f"model {model.upper()} of each pair" if first else None))
+            if layer == layers[-1] and model == "b":
+                ax.plot(s["rank"], s["s_scaled"], color="C2", ls=":", lw=1.1, alpha=0.8,
+                        label="B rescaled to A" if first else None)
         ax.set_xlabel("rank")
-        ax.set_title(layer + (" (dashed: rescaled)" if layer == layers[-1] else ""), fontsize=9)
+        ax.set_title(layer + (" (output)" if layer == layers[-1] else ""), fontsize=9)
     axes[0, 0].set_ylabel("singular value")
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"width {width}: singular values of independently trained models", fontsize=10)
+    axes[0, -1].legend(fontsize=7)
+    fig.suptitle(f"{_experiment_prefix(sub)}width {width}: singular values of independently trained models",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def plot_alignment_matrices(matrices: dict, width: int, layer: str, methods: Sequence[str]):
+def plot_alignment_matrices(matrices: dict, experiment: str, width: int, layer: str, methods: Sequence[str]):
     """``|<u_i^a, u_j^b>|`` (top row) and ``|<v_i^a, v_j^b>|`` (bottom row) over the top ranks for
-    each method (columns): a bright diagonal means the singular vectors of that rank are aligned."""
-    fig, axes = plt.subplots(2, len(methods), figsize=(2.6 * len(methods), 5.0), squeeze=False)
+    each way of aligning B (columns), first pair: a bright diagonal means the singular vectors of
+    that rank point the same way. One labelled colour bar for all panels; no grid over the images."""
+    fig, axes = plt.subplots(2, len(methods), figsize=(2.5 * len(methods) + 1.2, 5.4), squeeze=False,
+                             constrained_layout=True)
+    sides = {"u": "left singular vectors u", "v": "right singular vectors v"}
     for col, method in enumerate(methods):
-        m = matrices[(width, method, layer)]
-        for row, side in enumerate(("u", "v")):
+        m = matrices[(experiment, width, method, layer)]
+        for row, side in enumerate(sides):
             ax = axes[row, col]
-            im = ax.imshow(m[side].numpy(), vmin=0, vmax=1, cmap="viridis", interpolation="nearest")
-            ax.set_title(f"{SPECTRAL_METHOD_LABELS.get(method, method)}\n|<{side}_i^a, {side}_j^b>|", fontsize=8)
-            ax.set_xlabel("rank j (B)", fontsize=8)
-            ax.set_ylabel("rank i (A)", fontsize=8)
-    fig.colorbar(im, ax=axes, shrink=0.6)
-    fig.suptitle(f"width {width}, layer {layer}: singular-vector alignment, top {m['u'].shape[0]} ranks", fontsize=10)
+            n = m[side].shape[0]
+            im = ax.imshow(m[side].numpy(), vmin=0, vmax=1, cmap="viridis", interpolation="nearest",
+                           extent=(0.5, n + 0.5, n + 0.5, 0.5))  # ticks at ranks 1..n
+            ax.grid(False)
+            ax.tick_params(labelsize=7)
+            if row == 0:
+                ax.set_title(method_label(method), fontsize=9)
+            if row == 1:
+                ax.set_xlabel("rank j (model B)", fontsize=8)
+            if col == 0:
+                ax.set_ylabel(f"{sides[side]}\nrank i (model A)", fontsize=8)
+    bar = fig.colorbar(im, ax=axes, shrink=0.8)
+    bar.set_label(r"$|\langle x_i^A, x_j^B\rangle|$ (x = u or v)")
+    fig.suptitle(f"{experiment}, width {width}, layer {layer}: singular-vector alignment, top {m['u'].shape[0]} ranks",
+                 fontsize=10)
     return fig
 
 
 def plot_diagonal_alignment(diagonal: pd.DataFrame, width: int, side: str = "u", max_rank: int | None = 64):
-    """Mean over pairs of ``|<u_i^a, u_i^b>|`` (or ``v``) against rank ``i``, one panel per layer,
-    one line per method."""
+    """Mean over pairs (and weight-matching group orders) of ``|<u_i^a, u_i^b>|`` (or ``v``)
+    against rank ``i``, one panel per layer, one line per method."""
     sub = diagonal[diagonal["width"] == width]
     if max_rank:
         sub = sub[sub["rank"] <= max_rank]
@@ -427,47 +453,52 @@ def plot_diagonal_alignment(diagonal: pd.DataFrame, width: int, side: str = "u",
     for ax, layer in zip(axes[0], layers):
         m = sub[sub["layer"] == layer].groupby(["method", "rank"], sort=False)[side].mean().reset_index()
         for method, c in m.groupby("method", sort=False):
-            ax.plot(c["rank"], c[side], color=SPECTRAL_METHOD_COLORS.get(method), lw=1.2,
-                    label=SPECTRAL_METHOD_LABELS.get(method, method))
+            ax.plot(c["rank"], c[side], lw=1.2, label=method_label(method), **_line_style(method))
         ax.set_xlabel("singular value rank")
         ax.set_title(layer, fontsize=9)
     axes[0, 0].set_ylabel(f"|<{side}_i^a, {side}_i^b>|")
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"width {width}: alignment of the i-th {'left' if side == 'u' else 'right'} singular vectors", fontsize=10)
+    fig.suptitle(f"{_experiment_prefix(sub)}width {width}: alignment of the i-th "
+                 f"{'left' if side == 'u' else 'right'} singular vectors (mean over pairs)", fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def plot_top_k_contribution(contribution: pd.DataFrame, width: int):
     """``sum_{i,j<k} s_i^a s_j^b <u_i^a,u_j^b><v_i^a,v_j^b> / (||W_a|| ||W_b||)`` against k (log axis),
-    one panel per layer, one line per method; the right end is the whole inner product."""
+    one panel per layer, one line per method (mean over pairs and group orders); the right end
+    is the whole inner product."""
     sub = contribution[contribution["width"] == width]
     layers = list(dict.fromkeys(sub["layer"]))
     fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 2.8), squeeze=False, sharey=True)
     for ax, layer in zip(axes[0], layers):
         m = sub[sub["layer"] == layer].groupby(["method", "k"], sort=True)["contribution"].mean().reset_index()
-        for method, c in m.groupby("method", sort=False):
-            ax.plot(c["k"], c["contribution"], marker="o", ms=3, color=SPECTRAL_METHOD_COLORS.get(method),
-                    label=SPECTRAL_METHOD_LABELS.get(method, method))
+        for method in dict.fromkeys(sub["method"]):
+            c = m[m["method"] == method]
+            ax.plot(c["k"], c["contribution"], ms=3, label=method_label(method), **method_style(method))
         ax.set_xscale("log")
         ax.axhline(0, color="k", lw=0.5)
         ax.set_xlabel("top-k singular pairs")
         ax.set_title(layer, fontsize=9)
     axes[0, 0].set_ylabel(r"$\langle W_a, \pi(W_b)\rangle$ from top k / norms")
     axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"{_experiment_prefix(sub)}width {width}: part of the inner product from the top-k singular pairs",
+                 fontsize=10)
     fig.tight_layout()
     return fig
 
 
 def plot_input_alignment(inputs: pd.DataFrame, layers: Sequence[str] | None = None):
-    """Mean ``|<v_i, z>| / ||z||`` against the relative rank ``i / r`` for every width (colour),
-    one panel per layer (model 0 of each width)."""
-    sub = inputs[inputs["model"] == 0]
-    layers = list(layers or dict.fromkeys(sub["layer"]))
+    """Mean ``|<v_i, z>| / ||z||`` (over all models of a width) against the relative rank
+    ``i / r``, one line per width (colour), one panel per layer."""
+    layers = list(layers or dict.fromkeys(inputs["layer"]))
+    widths = sorted(inputs["width"].unique())
     fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 2.8), squeeze=False)
     for ax, layer in zip(axes[0], layers):
-        for i, (width, c) in enumerate(sub[sub["layer"] == layer].groupby("width", sort=True)):
-            ax.plot(c["rank_fraction"], c["input_alignment"], color=plt.cm.viridis(i / max(1, sub["width"].nunique() - 1)),
+        sub = inputs[inputs["layer"] == layer]
+        for i, width in enumerate(widths):
+            c = sub[sub["width"] == width].groupby("rank", sort=True)[["rank_fraction", "input_alignment"]].mean()
+            ax.plot(c["rank_fraction"], c["input_alignment"], color=plt.cm.viridis(i / max(1, len(widths) - 1)),
                     lw=1.2, label=f"width {width}")
         ax.set_xscale("log")
         ax.set_xlabel("rank / number of singular values")
@@ -479,20 +510,27 @@ def plot_input_alignment(inputs: pd.DataFrame, layers: Sequence[str] | None = No
 
 
 def plot_large_vs_merged(summary: pd.DataFrame):
-    """Per width: share of large singular values (mean over hidden layers) and the test loss of
-    the weight-matched and naive midpoints next to the endpoints' (mean over pairs)."""
+    """Per width (one experiment's rows of the width summary): share of large singular values
+    (mean over hidden layers) and the test loss of the weight-matched and naive midpoints next to
+    the endpoints' (means over pairs and group orders)."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.4, 3.0))
-    ax1.plot(summary["width"], summary["large_fraction"], marker="o")
-    ax1.set_xscale("log", base=2)
+    ax1.plot(summary["width"], summary["large_fraction"], marker="o", color="k")
     ax1.set_xlabel("width")
     ax1.set_ylabel("large singular values / width")
-    for col, label, color in (("loss_wm_mid", "WM midpoint", "#1f77b4"), ("loss_naive_mid", "naive midpoint", "#7f7f7f"),
-                              ("loss_endpoints", "endpoints (mean)", "k")):
-        ax2.plot(summary["width"], summary[col], marker="o", color=color, label=label)
-    ax2.set_xscale("log", base=2)
+    for col, method, label in (("loss_wm_mid", "weight", "midpoint after weight matching"),
+                               ("loss_naive_mid", "naive", "midpoint, no permutation")):
+        ax2.plot(summary["width"], summary[col], label=label, **method_style(method))
+    ax2.plot(summary["width"], summary["loss_endpoints"], marker="o", color="k", label="endpoints (mean)")
     ax2.set_yscale("log")
+    for ax in (ax1, ax2):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(list(summary["width"]), [str(w) for w in summary["width"]])
+        ax.xaxis.set_minor_locator(plt.NullLocator())
+    ax2.yaxis.set_major_formatter(plt.FormatStrFormatter("%.3g"))
+    ax2.yaxis.set_minor_formatter(plt.FormatStrFormatter("%.3g"))
+    ax2.tick_params(axis="y", which="minor", labelsize=7)
     ax2.set_xlabel("width")
-    ax2.set_ylabel("test loss")
+    ax2.set_ylabel("test loss (log scale)")
     ax2.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 02 — Weight matching aligns the singular vectors with large singular values
 #
-# **Claims** (Ito, Yamada & Kumagai, ICLR 2025, §4–5):
+# **Claims** (Ito, Yamada & Kumagai, ICLR 2025, §4–5 and App. H):
 #
 # 1. A permutation changes a layer's singular vectors but not its singular values, and the
 #    singular values of independently trained models are almost the same in hidden layers (the
@@ -24,7 +24,7 @@
 #    singular vectors with **large** singular values across the two models — that, not a small
 #    distance (notebook 01), keeps the merged model functional. Activation matching (AM) behaves alike.
 # 3. Right singular vectors with large singular values have large inner products with the layer's
-#    inputs, more so as the width grows — which is why AM aligns the same directions as WM.
+#    inputs — which is why AM aligns the same directions as WM.
 # 4. Wider models have fewer large singular values relative to their width, and a lower merged loss.
 #
 # We also solve WM the way Ito et al. did — the Sinkhorn relaxation of Peña et al. (2023) — next
@@ -35,92 +35,111 @@
 # %%
 from typing import Optional
 
-import pandas as pd
 from IPython.display import Markdown, display
 
-from lmc_utils import data, figures, plots, profiles, zoo
-from lmc_utils.studies import singular_vectors
+from lmc_utils import figures, plots, profiles, verdicts
 from lmc_utils.device import get_device
+from lmc_utils.studies import singular_vectors
 
 # %% tags=["parameters"]
 profile: str = "cpu"  # smoke | cpu | paper
 device: str = "auto"  # auto | cpu | cuda
-seed: int = 0  # models use seeds seed, seed + 1, ...
+seed: int = 0  # pair i of every width uses seeds seed + 2i and seed + 2i + 1
 experiments: Optional[dict] = None  # name -> zoo.TrainConfig fields (width set from `widths`)
-widths: Optional[list] = None  # MLP widths (conv nets: width multipliers)
-n_models: Optional[int] = None  # independently trained models per width; every pair is matched
+widths: Optional[dict] = None  # name -> MLP widths (conv nets: width multipliers)
+n_pairs: Optional[int] = None  # independent pairs per experiment and width
+n_orders: Optional[int] = None  # random group orders of weight matching per pair
 match_samples: Optional[int] = None  # training inputs for activation matching and for the layer inputs z
-eval_subset: Optional[int] = None  # test examples for endpoint and midpoint losses
-top: Optional[int] = None  # "large" singular values: the top ranks summarised in the verdicts
+eval_subset: Optional[int] = None  # test examples for endpoint and midpoint losses (None: all)
+top: Optional[int] = None  # "large" singular values: the top-k ranks of the alignment and input claims
 large_ratio: Optional[float] = None  # a singular value is large if at least this fraction of the largest in its layer
 sinkhorn: Optional[dict] = None  # keyword arguments of matching.sinkhorn_weight_matching
 sinkhorn_widths: Optional[list] = None  # widths at which both solvers are compared (Sinkhorn is slow when wide)
 sinkhorn_pairs: Optional[int] = None  # pairs per width compared (the first ones)
 
 # %%
-P = profiles.resolve("02_singular_vectors", profile, experiments=experiments, widths=widths, n_models=n_models,
-                     match_samples=match_samples, eval_subset=eval_subset, top=top, large_ratio=large_ratio,
-                     sinkhorn=sinkhorn, sinkhorn_widths=sinkhorn_widths, sinkhorn_pairs=sinkhorn_pairs)
+P = profiles.resolve("02_singular_vectors", profile, experiments=experiments, widths=widths, n_pairs=n_pairs,
+                     n_orders=n_orders, match_samples=match_samples, eval_subset=eval_subset, top=top,
+                     large_ratio=large_ratio, sinkhorn=sinkhorn, sinkhorn_widths=sinkhorn_widths,
+                     sinkhorn_pairs=sinkhorn_pairs)
 figures.setup(P.profile)
 dev = get_device(device)
-print(f"profile {P.profile} on {dev}: experiments {list(P.experiments)}, widths {P.widths}, {P.n_models} models each")
+criteria = verdicts.load_criteria("02_singular_vectors")
+print(f"profile {P.profile} on {dev}: widths {P.widths}, {P.n_pairs} independent pairs per width, "
+      f"{P.n_orders} weight-matching group orders per pair")
+
+# %% [markdown]
+# ## What is tested, and how
+# Every claim is judged by one number per independent unit — a pair of independently trained
+# models, a model, or, for the width claims, a *chain*: pair $i$ at every width, whose slope
+# against $\log_2$(width) is one unit. Where weight matching is involved, each pair is matched
+# under several random group orders; the orders are averaged per unit and their spread is
+# reported. The rules below were fixed before the results (`params/criteria.yaml`); top-k means
+# the top `top` ranks, "large" at least `large_ratio` times the layer's largest singular value.
+# With a single width the width claims have no slope and come out inconclusive.
+
+# %%
+display(Markdown(verdicts.criteria_markdown(criteria)))
 
 # %% [markdown]
 # ## Train, match, decompose
-# For every experiment and width: `n_models` independently trained models; B of every pair is
-# aligned to A with no permutation, a random permutation (the control), WM and AM, and every
-# layer of A and of aligned B is decomposed by SVD.
+# For every experiment and width: `n_pairs` independent pairs; B of every pair is aligned to A
+# with no permutation, a random permutation (the control), WM (one per group order) and AM, and
+# every layer of A and of aligned B is decomposed by SVD.
 
 # %%
-results, splits = {}, {}
-for name, cfg in P.experiments.items():
-    base = zoo.TrainConfig(**cfg)
-    test = data.load(base.dataset, "test", subset=P.eval_subset, device=dev)
-    match = data.load(base.dataset, "train", subset=P.match_samples, device=dev)
-    splits[name] = test, match
-    results[name] = singular_vectors.singular_vector_study(base, P.widths, P.n_models, test, match, top=P.top,
-                                                         large_ratio=P.large_ratio, seed=seed, device=dev)
-widest, first = P.widths[-1], next(iter(results))
-r = results[first]
+result = singular_vectors.run(P.experiments, P.widths, P.n_pairs, n_orders=P.n_orders, match_samples=P.match_samples,
+                              eval_subset=P.eval_subset, top=P.top, large_ratio=P.large_ratio, sinkhorn=P.sinkhorn,
+                              sinkhorn_widths=P.sinkhorn_widths, sinkhorn_pairs=P.sinkhorn_pairs, seed=seed, device=dev)
+tables = singular_vectors.tables(result)
+for name, table in tables.items():
+    figures.save_table(table, name)
+
+
+def of(frame, name):  # one experiment's rows
+    return frame[frame["experiment"] == name]
+
 
 # %% [markdown]
 # ## Claim 1: permutations move singular vectors, not singular values
-# Singular values of every layer for each independently trained model (widest models; dashed: the
-# output layer rescaled by one fitted constant). The table checks a random permutation of one
-# model: singular values unchanged, singular vectors moved.
+# Singular values of every layer for each independently trained model (widest models of each
+# experiment; dotted: the output layer of B rescaled by one fitted constant). The table checks
+# B of every pair against a randomly permuted copy: the largest singular value change, and how
+# far the singular vectors moved (1: not at all).
 
 # %%
-for name, res in results.items():
-    figures.save_figure(plots.plot_spectra(res.spectra, widest), f"02_{name}_spectra")
-spectra = pd.concat([singular_vectors.spectra_summary(res.spectra).assign(experiment=name) for name, res in results.items()],
-                    ignore_index=True)
-figures.save_table(spectra, "02_spectra_differences")
-pd.concat([res.invariance.assign(experiment=name) for name, res in results.items()])
+for name in P.experiments:
+    widest = max(P.widths[name])
+    figures.save_figure(plots.plot_spectra(of(result.spectra, name), widest), f"02_{name}_spectra")
+tables["02_permutation_invariance"]
 
 # %% [markdown]
 # ## Claim 2: which singular vectors does matching align?
 # The matrices $|\langle u_i^a, u_j^b\rangle|$ and $|\langle v_i^a, v_j^b\rangle|$ over the top ranks of a
-# middle hidden layer, for each way of aligning B (first pair, widest models): a bright diagonal
-# at the top-left corner means the leading singular vectors point the same way.
+# middle hidden layer, for each way of aligning B (first pair, widest models, first group order):
+# a bright diagonal at the top-left corner means the leading singular vectors point the same way.
 
 # %%
-layer = singular_vectors.hidden_layers(r.spectra["layer"])[1]
-fig = plots.plot_alignment_matrices(r.matrices, widest, layer, singular_vectors.METHODS)
-figures.save_figure(fig, f"02_{first}_alignment_matrices")
+for name in P.experiments:
+    widest = max(P.widths[name])
+    layer = singular_vectors.hidden_layers(result.layers[name])[1]
+    fig = plots.plot_alignment_matrices(result.matrices, name, widest, layer, singular_vectors.METHODS)
+    figures.save_figure(fig, f"02_{name}_alignment_matrices")
 
 # %% [markdown]
-# The same along the diagonal, for every layer (mean over pairs), and the part of the weight-matching
-# objective $\langle W_a, \pi(W_b)\rangle$ contributed by the top-k singular pairs of both models.
+# The same along the diagonal, for every layer (mean over pairs and group orders), and the part of
+# the weight-matching objective $\langle W_a, \pi(W_b)\rangle$ contributed by the top-k singular pairs of both.
 
 # %%
-for name, res in results.items():
-    figures.save_figure(plots.plot_diagonal_alignment(res.diagonal, widest, "u"), f"02_{name}_diagonal_alignment_u")
-    figures.save_figure(plots.plot_diagonal_alignment(res.diagonal, widest, "v"), f"02_{name}_diagonal_alignment_v")
-    figures.save_figure(plots.plot_top_k_contribution(res.contribution, widest), f"02_{name}_top_k_contribution")
-alignment = pd.concat([singular_vectors.alignment_summary(res.diagonal, P.top).assign(experiment=name)
-                       for name, res in results.items()], ignore_index=True)
-figures.save_table(alignment, "02_alignment_summary")
-alignment[alignment["width"] == widest]
+for name in P.experiments:
+    widest = max(P.widths[name])
+    for side in ("u", "v"):
+        figures.save_figure(plots.plot_diagonal_alignment(of(result.diagonal, name), widest, side),
+                            f"02_{name}_diagonal_alignment_{side}")
+    figures.save_figure(plots.plot_top_k_contribution(of(result.contribution, name), widest),
+                        f"02_{name}_top_k_contribution")
+alignment = tables["02_alignment_summary"]
+alignment[alignment["width"] == alignment.groupby("experiment")["width"].transform("max")]
 
 # %% [markdown]
 # ## Claims 3 and 4: inputs, width, and the merged model
@@ -129,35 +148,28 @@ alignment[alignment["width"] == widest]
 # then, per width, the share of large singular values next to the test loss of the WM midpoint.
 
 # %%
-for name, res in results.items():
-    figures.save_figure(plots.plot_input_alignment(res.inputs), f"02_{name}_input_alignment")
-    summary = singular_vectors.width_summary(res, P.top)
-    figures.save_figure(plots.plot_large_vs_merged(summary), f"02_{name}_large_vs_merged")
-widths_table = pd.concat([singular_vectors.width_summary(res, P.top).assign(experiment=name) for name, res in results.items()],
-                         ignore_index=True)
-figures.save_table(widths_table, "02_width_summary")
-widths_table
+for name in P.experiments:
+    figures.save_figure(plots.plot_input_alignment(of(result.inputs, name)), f"02_{name}_input_alignment")
+    figures.save_figure(plots.plot_large_vs_merged(of(tables["02_width_summary"], name)), f"02_{name}_large_vs_merged")
+tables["02_width_summary"]
 
 # %% [markdown]
 # ## Weight matching by Sinkhorn relaxation vs iterative assignment
-# The same pairs matched by both solvers: squared L2 distance after matching (gap relative to the
-# iterative solution), midpoint test loss, time, and the share of units on which they agree.
+# The same pairs matched by both solvers (first group order for the iterative one): squared L2
+# distance after matching and its gap relative to the iterative solution (positive: Sinkhorn ends
+# farther from A), midpoint test loss, seconds, and the share of units on which they agree. This
+# comparison is descriptive (few pairs; no claim is judged on it).
 
 # %%
-sink = []
-for name, cfg in P.experiments.items():
-    test, match = splits[name]
-    sink.append(singular_vectors.sinkhorn_comparison(zoo.TrainConfig(**cfg), P.sinkhorn_widths, P.n_models, test, match,
-                                                   sinkhorn=P.sinkhorn, n_pairs=P.sinkhorn_pairs, seed=seed, device=dev).assign(experiment=name))
-sink = pd.concat(sink, ignore_index=True)
-figures.save_table(sink, "02_sinkhorn_vs_iterative")
-display(Markdown(singular_vectors.describe_sinkhorn(sink)))
-sink
+tables["02_sinkhorn_vs_iterative"]
 
 # %% [markdown]
 # ## Which claims held
-# Computed from the tables above (criteria in `singular_vectors.describe`'s docstring).
+# Each declared rule applied to its 95% interval (one row per claim and subject; also in
+# `figures/<profile>/02_verdicts.csv`).
 
 # %%
-for name, res in results.items():
-    display(Markdown(f"**{name}**\n\n" + singular_vectors.describe(res, P.top, P.large_ratio)))
+frame = singular_vectors.verdicts(result, criteria)
+verdicts.check_declared(frame, criteria)
+figures.save_verdicts(frame, "02_singular_vectors")
+display(Markdown(verdicts.render(frame, criteria)))
