@@ -116,7 +116,7 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
             if v == v and abs(v) < 1e-12 * scales.get(col, 1.0):
                 return "0"
             return format(v, floatfmt)
-        return str(v)
+        return str(v).replace("|", "\\|")  # a literal | would end the cell
 
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     sep = "|" + "|".join("---" for _ in frame.columns) + "|"

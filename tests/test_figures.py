@@ -65,3 +65,12 @@ def test_markdown_tables_print_rounding_zeros_as_zero():
     md = to_markdown(pd.DataFrame({"barrier": [5.551e-17, 0.25, 3.7e-5], "n": [1, 2, 3]}))
     assert "e-17" not in md and "| 0 | 1 |" in md
     assert "3.7e-05" in md  # a small but real value keeps its digits
+
+
+def test_markdown_cells_escape_pipes():
+    import pandas as pd
+
+    from lmc_utils.figures import to_markdown
+
+    md = to_markdown(pd.DataFrame({"statistic": ["|a - b| / |a|"], "x": [1.0]}))
+    assert md.splitlines()[2] == "| \\|a - b\\| / \\|a\\| | 1 |"
