@@ -404,11 +404,15 @@ def train_many(configs: Sequence[TrainConfig], device: str | torch.device = "aut
         nets.append(place(net, dev))
     if any(True for _ in nets[0].buffers()):
         raise ValueError(f"cannot batch-train {cfg.arch} with buffers ({[n for n, _ in nets[0].named_buffers()]})")
-    per_model = [dict(net.named_parameters()) for net in nets]
-    names = list(per_model[0])
+    names = [k for k, _ in nets[0].named_parameters()]
+    # The trained weights: one leaf per parameter name, stacked over models ([models, ...]).
+    weights = nn.ParameterDict({k.replace(".", "/"): nn.Parameter(torch.stack([dict(net.named_parameters())[k]
+                                                                              .detach() for net in nets]))
+                                for k in names})
+    stacked = {k: weights[k.replace(".", "/")] for k in names}
     train_data = data_mod.load(cfg.dataset, "train", subset=cfg.train_subset, seed=cfg.subset_seed, device=dev)
     gens = [torch.Generator().manual_seed(c.seed if c.data_seed is None else c.data_seed) for c in configs]
-    opt = _optimizer(cfg, [p for params in per_model for p in params.values()])
+    opt = _optimizer(cfg, weights.parameters())
     n, m = len(train_data), len(configs)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s, steps_per_epoch))
@@ -418,13 +422,15 @@ def train_many(configs: Sequence[TrainConfig], device: str | torch.device = "aut
         logits = functional_call(template, params, (x,))
         return F.cross_entropy(logits, y), logits
 
+    def unstack(held: nn.ParameterDict, j: int) -> dict[str, torch.Tensor]:
+        return {k: held[k.replace(".", "/")][j].detach().clone() for k in names}
+
     batched = vmap(loss_and_logits)
     histories: list[list[dict[str, float]]] = [[] for _ in configs]
 
     def run_epoch(epoch: int, per_step: bool) -> None:
         t0 = time.perf_counter()
-        for net in nets:
-            net.train()
+        template.train()
         loss_sum = torch.zeros(m, device=dev)
         correct = torch.zeros(m, device=dev, dtype=torch.long)
         lr = opt.param_groups[0]["lr"]
@@ -432,7 +438,6 @@ def train_many(configs: Sequence[TrainConfig], device: str | torch.device = "aut
         for i in range(0, n, cfg.batch_size):
             idx = orders[:, i:i + cfg.batch_size]  # [models, batch]
             x, y = train_data.x[idx], train_data.y[idx]
-            stacked = {k: torch.stack([params[k] for params in per_model]) for k in names}
             losses, logits = batched(stacked, x, y)  # [models], [models, batch, classes]
             opt.zero_grad(set_to_none=True)
             losses.sum().backward()  # model j's parameters get the gradient of its own mean loss
@@ -455,25 +460,24 @@ def train_many(configs: Sequence[TrainConfig], device: str | torch.device = "aut
     bar = tqdm(range(cfg.epochs + cfg.swa_epochs), desc=f"train {m} x {cfg.arch} on {cfg.dataset} (seeds {seeds})",
                disable=not progress, leave=False)
     samples: list[list[dict[str, torch.Tensor]]] = [[] for _ in configs]
-    swa_models: list[AveragedModel] = []
     for epoch in bar:
         if epoch < cfg.epochs:
             run_epoch(epoch, per_step=True)
             continue
         if epoch == cfg.epochs:  # start of the SWA phase
-            swa_models = [AveragedModel(net) for net in nets]
+            swa_model = AveragedModel(weights)
             swa_sched = SWALR(opt, swa_lr=cfg.swa_lr if cfg.swa_lr is not None else cfg.lr,
                               anneal_epochs=1, anneal_strategy="linear")
         run_epoch(epoch, per_step=False)
         swa_sched.step()
-        for net, swa_model, kept in zip(nets, swa_models, samples):
-            swa_model.update_parameters(net)
-            kept.append({k: v.detach().clone() for k, v in net.state_dict().items()})
+        swa_model.update_parameters(weights)
+        for j, kept in enumerate(samples):
+            kept.append(unstack(weights, j))
     # No update_bn: batched models have no BatchNorm (checked above), where it does nothing.
     out = []
     for j, (c, net) in enumerate(zip(configs, nets)):
-        swa_state = ({k: v.detach().clone() for k, v in swa_models[j].module.state_dict().items()}
-                     if cfg.swa_epochs else None)
+        net.load_state_dict(unstack(weights, j))
+        swa_state = unstack(swa_model.module, j) if cfg.swa_epochs else None
         out.append(Trained(model=net.eval(), config=c, key=c.key, history=histories[j], samples=samples[j],
                            swa_state=swa_state))
     return out
