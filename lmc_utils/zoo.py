@@ -10,8 +10,9 @@ retrained, never used.
 Batched training: configs with ``trainer="batched"`` are trained together with the other
 configs of their group (equal in everything but ``seed`` / ``data_seed``) by :func:`train_many`,
 one ``vmap`` over the stacked weights per step; each model keeps its own initialisation and data
-order, so its weights equal one-by-one :func:`train` up to float rounding (not bit for bit: the
-batched matrix products round differently). ``trainer`` is part of the cache key.
+order, so its weights equal one-by-one :func:`train` up to float rounding (batched matrix
+products may round differently), and do not depend on which other models share its batch.
+``trainer`` is part of the cache key (``single`` keeps the keys of earlier releases).
 
 Determinism and provenance: the same config gives the same weights on the same CPU, torch build
 and thread count (initialisation from ``seed``, data order and augmentation from ``data_seed``,
@@ -254,8 +255,12 @@ def train(config: TrainConfig, device: str | torch.device = "auto", init_state: 
 
     Returns the model in eval mode with a per-epoch history of train loss, train accuracy
     (running averages over the epoch), learning rate and seconds; with ``config.swa_epochs``
-    also the SWA samples and their average (see :class:`Trained`).
+    also the SWA samples and their average (see :class:`Trained`). A config with
+    ``trainer="batched"`` is trained by ``train_many([config])``, so that its weights are those
+    its cache key stands for.
     """
+    if config.trainer == "batched":
+        return train_many([config], device=device, init_states=[init_state], progress=progress)[0]
     dev = get_device(device)
     model = build_model(config)
     if init_state is not None:
@@ -576,10 +581,7 @@ def get(config: TrainConfig, device: str | torch.device = "auto", retrain: bool 
     init_state = None
     if config.parent is not None:
         init_state = get(config.parent, device=dev, progress=progress).model.state_dict()
-    if config.trainer == "batched":
-        trained = train_many([config], device=dev, init_states=[init_state], progress=progress)[0]
-    else:
-        trained = train(config, device=dev, init_state=init_state, progress=progress)
+    trained = train(config, device=dev, init_state=init_state, progress=progress)  # batched: train_many([config])
     _save(trained, dev)
     return trained
 
