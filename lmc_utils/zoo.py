@@ -602,9 +602,9 @@ def get_many(configs: list[TrainConfig], device: str | torch.device = "auto", pr
 
     Batched configs missing from the cache are trained by :func:`train_many`, grouped by
     :func:`group_key` (at most ``MAX_GROUP`` at a time), parents first, and each is cached as its
-    own entry. A model in a batch is computed independently of the others (its own rows of every
-    batched product, its own optimiser tensors), so its weights do not depend on which other
-    configs happened to be missing (tests/test_zoo_batched.py checks this bit for bit).
+    own entry. Each model of a batch has its own slice of every batched product and of every
+    optimiser tensor, so its weights do not depend on which other configs happened to be missing
+    (bit for bit on CPU: tests/test_zoo_batched.py checks it) and are a function of its config.
     """
     dev = get_device(device)
     done: dict[str, Trained] = {}
