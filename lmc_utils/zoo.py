@@ -7,24 +7,39 @@ are content-addressed by the hash of the full config (a child's hash includes it
 config) and verified on load (:mod:`lmc_utils.cache`): a corrupt entry is reported and
 retrained, never used.
 
-Determinism: the same config gives the same weights on CPU (initialisation from ``seed``,
-data order and augmentation from ``data_seed``, both through private generators).
+Batched training: configs with ``trainer="batched"`` are trained together with the other
+configs of their group (equal in everything but ``seed`` / ``data_seed``) by :func:`train_many`,
+one ``vmap`` over the stacked weights per step; each model keeps its own initialisation and data
+order, so its weights equal one-by-one :func:`train` up to float rounding (batched matrix
+products may round differently), and do not depend on which other models share its batch.
+``trainer`` is part of the cache key (``single`` keeps the keys of earlier releases).
+
+Determinism and provenance: the same config gives the same weights on the same CPU, torch build
+and thread count (initialisation from ``seed``, data order and augmentation from ``data_seed``,
+both through private generators). A cache entry is stored under its config key *and* an
+environment key (:func:`environment`: torch version, device type, torch thread count and
+:func:`code_digest` of the code that determines the weights), so an entry made under another
+environment is never reused: it is a miss, reported in the log, and both entries coexist.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import json
 import logging
 import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, vmap
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from tqdm import tqdm
 
@@ -39,6 +54,7 @@ log = logging.getLogger(__name__)
 ZOO_VERSION = 1  # bump when training code changes in a way that changes results
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "step", "cosine")
+TRAINERS = ("single", "batched")
 INPUT_SHAPES = {"moons": (2,), "mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28),
                 "cifar10": (3, 32, 32), "cifar100": (3, 32, 32)}
 
@@ -68,6 +84,10 @@ class TrainConfig:
             ``torch.optim.swa_utils`` (``SWALR`` to the constant ``swa_lr``, default ``lr``), keeping
             the weights at the end of each epoch as samples and their running average
             (``AveragedModel``; BN statistics recomputed by ``update_bn``). See :class:`Trained`.
+        trainer: ``single`` (:func:`train`, one model at a time) or ``batched`` (:func:`train_many`:
+            trained together with the configs that differ from it only in ``seed`` / ``data_seed``;
+            MLPs without augmentation). The weights differ from ``single`` by float rounding only,
+            but the two are separate cache entries.
     """
 
     dataset: str
@@ -91,6 +111,7 @@ class TrainConfig:
     parent: "TrainConfig | None" = None
     swa_epochs: int = 0
     swa_lr: float | None = None
+    trainer: str = "single"
 
     def __post_init__(self) -> None:
         if self.dataset not in data_mod.DATASETS:
@@ -101,6 +122,10 @@ class TrainConfig:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if self.trainer not in TRAINERS:
+            raise ValueError(f"unknown trainer {self.trainer!r}; choose one of {', '.join(TRAINERS)}")
+        if self.trainer == "batched" and _batching_problem(self):
+            raise ValueError(f"trainer='batched' cannot train this config: {_batching_problem(self)}")
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError(f"need epochs >= 0, batch_size >= 1, lr > 0 (got {self.epochs}, {self.batch_size}, {self.lr})")
         object.__setattr__(self, "milestones", tuple(self.milestones))
@@ -140,7 +165,7 @@ class TrainConfig:
         return config_hash({"zoo_version": ZOO_VERSION, **self.identity()})
 
 
-_LATER_FIELDS = {"swa_epochs": 0, "swa_lr": None}
+_LATER_FIELDS = {"swa_epochs": 0, "swa_lr": None, "trainer": "single"}
 
 
 @dataclass
@@ -230,8 +255,12 @@ def train(config: TrainConfig, device: str | torch.device = "auto", init_state: 
 
     Returns the model in eval mode with a per-epoch history of train loss, train accuracy
     (running averages over the epoch), learning rate and seconds; with ``config.swa_epochs``
-    also the SWA samples and their average (see :class:`Trained`).
+    also the SWA samples and their average (see :class:`Trained`). A config with
+    ``trainer="batched"`` is trained by ``train_many([config])``, so that its weights are those
+    its cache key stands for.
     """
+    if config.trainer == "batched":
+        return train_many([config], device=device, init_states=[init_state], progress=progress)[0]
     dev = get_device(device)
     model = build_model(config)
     if init_state is not None:
@@ -296,37 +325,264 @@ def train(config: TrainConfig, device: str | torch.device = "auto", init_state: 
     return Trained(model=model, config=config, key=config.key, history=history, samples=samples, swa_state=swa_state)
 
 
-def checkpoint_path(config: TrainConfig):
-    return cache_dir() / "models" / f"{config.key}.pt"
+def _batching_problem(config: TrainConfig) -> str | None:
+    """Why ``config`` cannot be trained by :func:`train_many` (``None``: it can)."""
+    norm = config.model.get("norm", "none" if config.arch == "mlp" else "batchnorm")
+    if norm == "batchnorm":
+        return ("field 'model.norm' is 'batchnorm': BatchNorm's running statistics are buffers that "
+                "vmap cannot update per model; use trainer='single'")
+    if config.arch != "mlp":
+        return f"field 'arch' is {config.arch!r}: trainer='batched' trains MLPs only; use trainer='single'"
+    if config.augment:
+        return "field 'augment' is True: trainer='batched' does not augment; use trainer='single'"
+    return None
+
+
+def _group_identity(config: TrainConfig) -> dict[str, Any]:
+    d = config.identity()
+    d.pop("seed", None)
+    d.pop("data_seed", None)
+    if config.parent is not None:
+        d["parent"] = _group_identity(config.parent)
+    return d
+
+
+def group_key(config: TrainConfig) -> str:
+    """Configs with equal group keys differ only in ``seed`` / ``data_seed`` (also their parents')
+    and can be trained together by :func:`train_many`."""
+    return config_hash(_group_identity(config))
+
+
+def _check_group(configs: Sequence[TrainConfig]) -> None:
+    if not configs:
+        raise ValueError("train_many needs at least one config")
+    first = configs[0]
+    for c in configs:
+        if c.trainer != "batched":
+            raise ValueError(f"train_many trains configs with trainer='batched'; field 'trainer' is {c.trainer!r} "
+                             f"(seed {c.seed}); use config.replace(trainer='batched')")
+        problem = _batching_problem(c)
+        if problem:
+            raise ValueError(f"cannot batch-train {c.arch} on {c.dataset} (seed {c.seed}): {problem}")
+        for f in dataclasses.fields(TrainConfig):
+            if f.name in ("seed", "data_seed", "parent"):
+                continue
+            a, b = getattr(first, f.name), getattr(c, f.name)
+            if a != b:
+                raise ValueError(f"train_many trains configs that differ only in seed and data_seed; "
+                                 f"field {f.name!r} differs ({a!r} vs {b!r})")
+        if (first.parent is None) != (c.parent is None) or \
+                (c.parent is not None and _group_identity(first.parent) != _group_identity(c.parent)):
+            raise ValueError("train_many trains configs that differ only in seed and data_seed; field 'parent' "
+                             "differs in more than its seeds")
+
+
+def train_many(configs: Sequence[TrainConfig], device: str | torch.device = "auto",
+               init_states: Sequence[dict | None] | None = None, progress: bool = True) -> list[Trained]:
+    """Train several configs that differ only in ``seed`` / ``data_seed`` together; nothing is cached.
+
+    Each model is built by :func:`build_model` (so it starts from the same weights as a one-off
+    run, or from its entry of ``init_states``) and draws its mini-batches from its own generator
+    seeded as :func:`train` seeds it. One optimisation step runs every model's forward and
+    backward pass at once (``torch.func.vmap`` over the stacked weights, ``functional_call``),
+    then one optimiser over every model's own parameter tensors: the optimisers here are
+    elementwise, so this is each model's own update, bit for bit what :func:`train` does with
+    the same gradients. Learning-rate schedule, per-epoch history and SWA (samples and
+    ``AveragedModel`` average) are as in :func:`train`; a history row's ``seconds`` is the
+    batched epoch's time divided by the number of models.
+
+    Raises ``ValueError`` naming the field when the configs differ in anything but seeds, or
+    cannot be batched (BatchNorm, conv nets, augmentation, ``trainer != "batched"``).
+    """
+    configs = list(configs)
+    _check_group(configs)
+    init_states = [None] * len(configs) if init_states is None else list(init_states)
+    if len(init_states) != len(configs):
+        raise ValueError(f"got {len(init_states)} init_states for {len(configs)} configs")
+    dev = get_device(device)
+    cfg = configs[0]
+    nets = []
+    for c, init in zip(configs, init_states):
+        net = build_model(c)
+        if init is not None:
+            net.load_state_dict(init)
+        nets.append(place(net, dev))
+    if any(True for _ in nets[0].buffers()):
+        raise ValueError(f"cannot batch-train {cfg.arch} with buffers ({[n for n, _ in nets[0].named_buffers()]})")
+    names = [k for k, _ in nets[0].named_parameters()]
+    # The trained weights: one leaf per parameter name, stacked over models ([models, ...]).
+    weights = nn.ParameterDict({k.replace(".", "/"): nn.Parameter(torch.stack([dict(net.named_parameters())[k]
+                                                                              .detach() for net in nets]))
+                                for k in names})
+    stacked = {k: weights[k.replace(".", "/")] for k in names}
+    train_data = data_mod.load(cfg.dataset, "train", subset=cfg.train_subset, seed=cfg.subset_seed, device=dev)
+    gens = [torch.Generator().manual_seed(c.seed if c.data_seed is None else c.data_seed) for c in configs]
+    opt = _optimizer(cfg, weights.parameters())
+    n, m = len(train_data), len(configs)
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s, steps_per_epoch))
+    template = nets[0]  # functional_call only borrows its structure
+
+    def loss_and_logits(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
+        logits = functional_call(template, params, (x,))
+        return F.cross_entropy(logits, y), logits
+
+    def unstack(held: nn.ParameterDict, j: int) -> dict[str, torch.Tensor]:
+        return {k: held[k.replace(".", "/")][j].detach().clone() for k in names}
+
+    batched = vmap(loss_and_logits)
+    histories: list[list[dict[str, float]]] = [[] for _ in configs]
+
+    def run_epoch(epoch: int, per_step: bool) -> None:
+        t0 = time.perf_counter()
+        template.train()
+        loss_sum = torch.zeros(m, device=dev)
+        correct = torch.zeros(m, device=dev, dtype=torch.long)
+        lr = opt.param_groups[0]["lr"]
+        orders = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(dev)  # as TensorData.batches
+        for i in range(0, n, cfg.batch_size):
+            idx = orders[:, i:i + cfg.batch_size]  # [models, batch]
+            x, y = train_data.x[idx], train_data.y[idx]
+            losses, logits = batched(stacked, x, y)  # [models], [models, batch, classes]
+            opt.zero_grad(set_to_none=True)
+            losses.sum().backward()  # model j's parameters get the gradient of its own mean loss
+            opt.step()
+            if per_step:
+                sched.step()
+            loss_sum += losses.detach() * y.shape[1]
+            correct += (logits.detach().argmax(-1) == y).sum(1)
+        seconds = (time.perf_counter() - t0) / m
+        for j, (c, hist) in enumerate(zip(configs, histories)):
+            row = {"epoch": epoch + 1, "train_loss": float(loss_sum[j]) / n,
+                   "train_accuracy": float(correct[j]) / n, "lr": lr, "seconds": seconds}
+            if not math.isfinite(row["train_loss"]):
+                raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {row['train_loss']}, "
+                                         f"seed {c.seed}); lower the learning rate of {c.arch} on {c.dataset}")
+            hist.append(row)
+        bar.set_postfix(loss=f"{float(loss_sum.mean()) / n:.3f}", acc=f"{float(correct.sum()) / (n * m):.3f}")
+
+    seeds = ", ".join(str(c.seed) for c in configs[:4]) + (", ..." if m > 4 else "")
+    bar = tqdm(range(cfg.epochs + cfg.swa_epochs), desc=f"train {m} x {cfg.arch} on {cfg.dataset} (seeds {seeds})",
+               disable=not progress, leave=False)
+    samples: list[list[dict[str, torch.Tensor]]] = [[] for _ in configs]
+    for epoch in bar:
+        if epoch < cfg.epochs:
+            run_epoch(epoch, per_step=True)
+            continue
+        if epoch == cfg.epochs:  # start of the SWA phase
+            swa_model = AveragedModel(weights)
+            swa_sched = SWALR(opt, swa_lr=cfg.swa_lr if cfg.swa_lr is not None else cfg.lr,
+                              anneal_epochs=1, anneal_strategy="linear")
+        run_epoch(epoch, per_step=False)
+        swa_sched.step()
+        swa_model.update_parameters(weights)
+        for j, kept in enumerate(samples):
+            kept.append(unstack(weights, j))
+    # No update_bn: batched models have no BatchNorm (checked above), where it does nothing.
+    out = []
+    for j, (c, net) in enumerate(zip(configs, nets)):
+        net.load_state_dict(unstack(weights, j))
+        swa_state = unstack(swa_model.module, j) if cfg.swa_epochs else None
+        out.append(Trained(model=net.eval(), config=c, key=c.key, history=histories[j], samples=samples[j],
+                           swa_state=swa_state))
+    return out
+
+
+MAX_GROUP = 32  # models per train_many call in get_many (memory: activations and batches scale with it)
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """SHA-256 (hex, 16 chars) of the source files that determine trained weights: models.py,
+    zoo.py and data.py (read once per process)."""
+    h = hashlib.sha256()
+    for path in (Path(models.__file__), Path(__file__), Path(data_mod.__file__)):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def environment(device: str | torch.device = "auto") -> dict[str, Any]:
+    """What besides the config determines the weights a run produces: torch version, device
+    type, torch's intra-op thread count and :func:`code_digest`. Recorded in every cache entry
+    and part of its file name."""
+    return {"torch": torch.__version__, "device": get_device(device).type, "threads": torch.get_num_threads(),
+            "code": code_digest()}
+
+
+def checkpoint_path(config: TrainConfig, device: str | torch.device = "auto") -> Path:
+    """The cache file of ``config`` trained on ``device`` in this environment:
+    ``models/<config key>-<environment key>.pt`` (the one place that decides it)."""
+    env_key = config_hash(environment(device))[:12]
+    return cache_dir() / "models" / f"{config.key}-{env_key}.pt"
+
+
+def _load(config: TrainConfig, dev: torch.device) -> Trained | None:
+    """The cached model of ``config`` in this environment, or ``None`` (absent or corrupt: warned)."""
+    path = checkpoint_path(config, dev)
+    if not path.exists():
+        _log_other_environments(config, dev, path)
+        return None
+    try:
+        expected = json.loads(json.dumps(config.identity()))  # as stored: tuples become lists
+        state, meta, extras = load_checkpoint(path, expect_meta={"key": config.key, "config": expected,
+                                                                 "env": environment(dev)})
+        model = build_model(config)
+        model.load_state_dict(state)
+        samples = [extras[f"sample.{i}"] for i in range(config.swa_epochs)]
+        return Trained(model=place(model, dev).eval(), config=config, key=config.key,
+                       history=meta.get("history", []), samples=samples, swa_state=extras.get("swa"))
+    except (CorruptCheckpoint, RuntimeError, KeyError) as err:
+        warnings.warn(f"model cache entry {path} is corrupt ({err}); retraining it", RuntimeWarning, stacklevel=3)
+        return None
+
+
+def _log_other_environments(config: TrainConfig, dev: torch.device, path: Path) -> None:
+    """On a miss, say so when the config was cached under another environment (it is not reused)."""
+    others = sorted((p for p in path.parent.glob(f"{config.key}*.pt") if p != path),
+                    key=lambda p: p.stat().st_mtime)
+    if not others:
+        return
+    try:
+        other = load_checkpoint(others[-1])[1].get("env")
+    except (CorruptCheckpoint, OSError):
+        other = None
+    here = environment(dev)
+    if other is None:
+        why = "made before cache entries recorded their environment"
+    else:
+        why = ", ".join(f"{k} {other.get(k)!r} -> {v!r}" for k, v in here.items() if other.get(k) != v) or "?"
+    log.info("model cache: %s (%s on %s, seed %s) has %d entr%s from another environment (%s); "
+             "training a new entry for this one", config.key, config.arch, config.dataset, config.seed,
+             len(others), "y" if len(others) == 1 else "ies", why)
+
+
+def _save(trained: Trained, dev: torch.device) -> None:
+    config = trained.config
+    extras = {f"sample.{i}": s for i, s in enumerate(trained.samples)}
+    if trained.swa_state is not None:
+        extras["swa"] = trained.swa_state
+    save_checkpoint(checkpoint_path(config, dev), trained.model.state_dict(),
+                    {"key": config.key, "config": config.identity(), "env": environment(dev),
+                     "history": trained.history}, extras)
 
 
 def get(config: TrainConfig, device: str | torch.device = "auto", retrain: bool = False,
         progress: bool = True) -> Trained:
-    """The trained model of ``config``: loaded from the cache if a valid entry exists,
-    otherwise trained (parents first) and cached atomically. A corrupt entry triggers a
+    """The trained model of ``config``: loaded from the cache if a valid entry for this
+    environment exists (:func:`checkpoint_path`), otherwise trained (parents first; a batched
+    config through ``train_many([config])``) and cached atomically. A corrupt entry triggers a
     warning and retraining."""
     dev = get_device(device)
-    path = checkpoint_path(config)
-    if not retrain and path.exists():
-        try:
-            expected = json.loads(json.dumps(config.identity()))  # as stored: tuples become lists
-            state, meta, extras = load_checkpoint(path, expect_meta={"key": config.key, "config": expected})
-            model = build_model(config)
-            model.load_state_dict(state)
-            samples = [extras[f"sample.{i}"] for i in range(config.swa_epochs)]
-            return Trained(model=place(model, dev).eval(), config=config, key=config.key,
-                           history=meta.get("history", []), samples=samples, swa_state=extras.get("swa"))
-        except (CorruptCheckpoint, RuntimeError, KeyError) as err:
-            warnings.warn(f"model cache entry {path} is corrupt ({err}); retraining it", RuntimeWarning, stacklevel=2)
+    if not retrain:
+        hit = _load(config, dev)
+        if hit is not None:
+            return hit
     init_state = None
     if config.parent is not None:
         init_state = get(config.parent, device=dev, progress=progress).model.state_dict()
-    trained = train(config, device=dev, init_state=init_state, progress=progress)
-    extras = {f"sample.{i}": s for i, s in enumerate(trained.samples)}
-    if trained.swa_state is not None:
-        extras["swa"] = trained.swa_state
-    save_checkpoint(path, trained.model.state_dict(),
-                    {"key": config.key, "config": config.identity(), "history": trained.history}, extras)
+    trained = train(config, device=dev, init_state=init_state, progress=progress)  # batched: train_many([config])
+    _save(trained, dev)
     return trained
 
 
@@ -342,9 +598,39 @@ def spawn(config: TrainConfig, parent_epochs: int, data_seeds: tuple[int, ...] =
 
 
 def get_many(configs: list[TrainConfig], device: str | torch.device = "auto", progress: bool = True) -> list[Trained]:
-    """:func:`get` for several configs, with one progress bar over the models."""
-    return [get(c, device=device, progress=progress)
-            for c in tqdm(configs, desc="model zoo", disable=not progress or len(configs) < 2, leave=False)]
+    """:func:`get` for several configs, with one progress bar over the models.
+
+    Batched configs missing from the cache are trained by :func:`train_many`, grouped by
+    :func:`group_key` (at most ``MAX_GROUP`` at a time), parents first, and each is cached as its
+    own entry. Each model of a batch has its own slice of every batched product and of every
+    optimiser tensor, so its weights do not depend on which other configs happened to be missing
+    (bit for bit on CPU: tests/test_zoo_batched.py checks it) and are a function of its config.
+    """
+    dev = get_device(device)
+    done: dict[str, Trained] = {}
+    missing: dict[str, list[TrainConfig]] = {}
+    for c in {c.key: c for c in configs}.values():
+        if c.trainer != "batched":
+            continue
+        hit = _load(c, dev)
+        if hit is None:
+            missing.setdefault(group_key(c), []).append(c)
+        else:
+            done[c.key] = hit
+    for group in missing.values():
+        parents = [c.parent for c in group if c.parent is not None]
+        parent_states = iter([p.model.state_dict() for p in get_many(parents, device=dev, progress=progress)])
+        init_states = [next(parent_states) if c.parent is not None else None for c in group]
+        for at in range(0, len(group), MAX_GROUP):
+            for trained in train_many(group[at:at + MAX_GROUP], device=dev,
+                                      init_states=init_states[at:at + MAX_GROUP], progress=progress):
+                _save(trained, dev)
+                done[trained.key] = trained
+    out = []
+    for c in tqdm(configs, desc="model zoo", disable=not progress or len(configs) < 2, leave=False):
+        # a config listed twice gets its own copy, as from two get() calls
+        out.append(done.pop(c.key) if c.key in done else get(c, device=dev, progress=progress))
+    return out
 
 
 def with_width(config: TrainConfig, width: float) -> TrainConfig:
