@@ -221,8 +221,9 @@ def _prepared_root(name: str) -> Path | None:
         bad = _failed_digests(dest, names)
         if not bad:
             return dest_root
-        warnings.warn(f"unpacked dataset file(s) {', '.join(str(dest / n) for n in bad)} do not match the digest "
-                      f"recorded when they were unpacked (corrupt or truncated); unpacking them again",
+        why = ("do not match the digest recorded when they were unpacked (corrupt or truncated)"
+               if (dest / DIGESTS_FILE).is_file() else "have no recorded digest (unpacked by an older version)")
+        warnings.warn(f"unpacked dataset file(s) {', '.join(str(dest / n) for n in bad)} {why}; unpacking them again",
                       RuntimeWarning, stacklevel=3)
     sources = [src for src in (user_raw, dest) if all((src / n).is_file() for n in gz_names)]
     if not sources:
