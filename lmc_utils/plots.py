@@ -524,9 +524,12 @@ def plot_redundancy(units: pd.DataFrame, barriers: pd.DataFrame, tol: float, tal
     ``units``: ``studies.pruning.Result.units``; ``barriers``: ``studies.pruning.barrier_summary``."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(8.4, 3.2))
     u = units[units["tol"] == tol]
+    colors = {}  # one colour per dataset in both panels
     for ds, g in u.groupby("dataset", sort=False):
         m = g.groupby("width")["reduced_width"].agg(["mean", "std"]).reset_index()
-        ax1.errorbar(m["width"], m["mean"], yerr=m["std"].fillna(0), marker="o", capsize=2, label=f"{ds} (measured)")
+        bars = ax1.errorbar(m["width"], m["mean"], yerr=m["std"].fillna(0), marker="o", capsize=2,
+                            label=f"{ds} (measured)")
+        colors[ds] = bars.lines[0].get_color()
     if talk:
         widths = sorted(talk)
         ax1.plot(widths, [talk[w][0] for w in widths], "k^:", label="Moons (talk)")
@@ -541,18 +544,15 @@ def plot_redundancy(units: pd.DataFrame, barriers: pd.DataFrame, tol: float, tal
     networks = {"full": dict(mfc=None), "reduced": dict(mfc="none", alpha=0.7)}
     for (ds, method), g in barriers.groupby(["dataset", "method"], sort=False):
         style = method_style(method)
-        line = None
         for network, extra in networks.items():
-            kw = dict(ls=style["linestyle"], marker=style["marker"], **extra)
-            if line is not None:
-                kw["color"] = line.get_color()
-            line, = ax2.plot(g["width"], g[network], label=f"{ds}, {method_label(method)}: {network}", **kw)
+            ax2.plot(g["width"], g[network], ls=style["linestyle"], marker=style["marker"], color=colors.get(ds),
+                     label=f"{ds}, {method_label(method)}: {network}", **extra)
     ax2.set_xscale("log", base=2)
     ax2.set_yscale("symlog", linthresh=1e-3)
     ax2.set_ylim(bottom=0)
     ax2.set_xlabel("hidden width")
     ax2.set_ylabel("test loss barrier (nats)")
-    ax2.set_title("filled: full, open: reduced")
+    ax2.set_title("colour: dataset, line: alignment; filled: full, open: reduced", fontsize=8)
     ax2.legend(fontsize=6)
     fig.tight_layout()
     return fig

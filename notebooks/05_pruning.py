@@ -97,10 +97,16 @@ print(f"profile {P.profile} on {dev}: models per experiment {P.n_models} ({P.cur
 # figure, between one-hidden-layer networks: one permutation group, so there is no group order to
 # vary. A recovered share is left out for a model whose pruning (or full re-normalisation) moved
 # the accuracy by less than 5 points: there was nothing to recover, and such a model says nothing
-# about the claim.
+# about the claim (a subject with no model left is *inconclusive*, not a finding). The activation
+# scale is measured where re-normalisation acts, at the input of each ReLU: in the LayerNorm MLP
+# that is after the LayerNorm, which re-normalises every example across its channels, so a
+# collapse can hardly show there whatever pruning does; the scale claims speak mainly for the
+# plain MLP and, through BatchNorm's running statistics, the VGG.
 
 # %%
-display(Markdown(verdicts.criteria_markdown(criteria)))
+display(Markdown(verdicts.criteria_markdown(criteria) + f"\n\nIn this run: judged sparsity {P.judge_sparsity:g}, judged "
+                 f"width {P.judge_width}, merge tolerance {P.merge_tol:g}, smallest re-normalisation sample "
+                 f"{min(n for n in P.sample_sizes if n is not None)} examples."))
 
 # %% [markdown]
 # ## Pruning with and without re-normalisation
