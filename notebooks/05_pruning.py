@@ -39,11 +39,11 @@
 # the layer weights so the sparsity is kept; RESET recomputes BatchNorm statistics.
 
 # %%
-from typing import Optional
+from typing import Optional, Union
 
 from IPython.display import Markdown, display
 
-from lmc_utils import data, figures, profiles, zoo
+from lmc_utils import figures, plots, profiles, verdicts
 from lmc_utils.studies import pruning as pruning_study
 from lmc_utils.device import get_device
 
@@ -52,73 +52,96 @@ profile: str = "cpu"  # smoke | cpu | paper
 device: str = "auto"  # auto | cpu | cuda
 seed: int = 0  # base seed of the model zoo
 experiments: Optional[dict] = None  # name -> zoo.TrainConfig fields: a plain, a LayerNorm and a BatchNorm model
-n_models: Optional[int] = None  # trained models per experiment (seeds seed, seed + 1, ...)
-sparsities: Optional[list] = None  # shares of Linear/Conv weights removed
+n_models: Optional[Union[int, dict]] = None  # experiment -> trained models (seeds seed, seed + 1, ...): the verdicts' units
+curve_models: Optional[int] = None  # the first models of each experiment swept over every sparsity (figures)
+sparsities: Optional[list] = None  # shares of Linear/Conv weights removed (the curves)
+judge_sparsity: Optional[float] = None  # the one sparsity every model is judged at
 methods: Optional[list] = None  # global_magnitude | layer_magnitude | fisher
 eval_subset: Optional[int] = None  # test examples for accuracies (None: whole test split)
-renorm_samples: Optional[int] = None  # training examples for REPAIR/RESET ("all" below)
+renorm_samples: Optional[int] = None  # training examples for REPAIR/RESET and the Fisher saliency ("all" below)
 sample_sizes: Optional[list] = None  # examples for the sample-size study (null: renorm_samples)
-sample_sparsities: Optional[list] = None  # sparsities of the sample-size study
+sample_sparsities: Optional[list] = None  # sparsities of the sample-size curves
 fisher_batches: Optional[int] = None  # mini-batch gradients for the Fisher diagonal
 fisher_batch_size: Optional[int] = None  # examples per gradient
 redundancy_moons: Optional[dict] = None  # one-hidden-layer Moons MLP (width set per run)
 redundancy_mnist: Optional[dict] = None  # one-hidden-layer MNIST MLP (width set per run)
 redundancy_widths: Optional[dict] = None  # dataset -> hidden widths
-redundancy_models: Optional[dict] = None  # dataset -> runs per width (pairs 0-1, 2-3, ... for barriers)
+redundancy_models: Optional[Union[int, dict]] = None  # dataset -> runs (or width -> runs); pairs 0-1, 2-3, ... for barriers
+judge_width: Optional[int] = None  # the width the redundancy claims are judged at
 merge_tols: Optional[list] = None  # cosine tolerances for merging units (sensitivity table)
-merge_tol: Optional[float] = None  # the tolerance of the main table and the barriers
+merge_tol: Optional[float] = None  # the tolerance of the main table, the barriers and the verdicts
 n_points: Optional[int] = None  # lambdas on [0, 1]
 
 # %%
-P = profiles.resolve("05_pruning", profile, experiments=experiments, n_models=n_models, sparsities=sparsities,
-                     methods=methods, eval_subset=eval_subset, renorm_samples=renorm_samples,
-                     sample_sizes=sample_sizes, sample_sparsities=sample_sparsities, fisher_batches=fisher_batches,
-                     fisher_batch_size=fisher_batch_size, redundancy_moons=redundancy_moons,
-                     redundancy_mnist=redundancy_mnist, redundancy_widths=redundancy_widths,
-                     redundancy_models=redundancy_models, merge_tols=merge_tols, merge_tol=merge_tol,
-                     n_points=n_points)
+P = profiles.resolve("05_pruning", profile, experiments=experiments, n_models=n_models, curve_models=curve_models,
+                     sparsities=sparsities, judge_sparsity=judge_sparsity, methods=methods, eval_subset=eval_subset,
+                     renorm_samples=renorm_samples, sample_sizes=sample_sizes, sample_sparsities=sample_sparsities,
+                     fisher_batches=fisher_batches, fisher_batch_size=fisher_batch_size,
+                     redundancy_moons=redundancy_moons, redundancy_mnist=redundancy_mnist,
+                     redundancy_widths=redundancy_widths, redundancy_models=redundancy_models,
+                     judge_width=judge_width, merge_tols=merge_tols, merge_tol=merge_tol, n_points=n_points)
 figures.setup(P.profile)
 dev = get_device(device)
-configs = {name: zoo.TrainConfig(**cfg) for name, cfg in P.experiments.items()}
-print(f"profile {P.profile} on {dev}: {', '.join(configs)}; {len(P.sparsities)} sparsities x {len(P.methods)} methods")
+criteria = verdicts.load_criteria("05_pruning")
+print(f"profile {P.profile} on {dev}: models per experiment {P.n_models} ({P.curve_models} swept over "
+      f"{len(P.sparsities)} sparsities x {len(P.methods)} methods); judged at sparsity {P.judge_sparsity:g} "
+      f"and width {P.judge_width}")
+
+# %% [markdown]
+# ## The rules, declared before the results
+# Each claim is judged on one number per independent unit (a trained model; a pair of models for
+# barriers), from `params/criteria.yaml`. The pruning claims are judged at the one sparsity
+# `judge_sparsity` for every model; the first `curve_models` models of each experiment are also
+# swept over all sparsities for the figures. The redundancy claims are judged at width
+# `judge_width` and merge tolerance `merge_tol`. Weight matching appears only in the barrier
+# figure, between one-hidden-layer networks: one permutation group, so there is no group order to
+# vary. A recovered share is left out for a model whose pruning (or full re-normalisation) moved
+# the accuracy by less than 5 points: there was nothing to recover, and such a model says nothing
+# about the claim (a subject with no model left is *inconclusive*, not a finding). The activation
+# scale is measured where re-normalisation acts, at the input of each ReLU: in the LayerNorm MLP
+# that is after the LayerNorm, which re-normalises every example across its channels, so a
+# collapse can hardly show there whatever pruning does; the scale claims speak mainly for the
+# plain MLP and, through BatchNorm's running statistics, the VGG.
+
+# %%
+display(Markdown(verdicts.criteria_markdown(criteria) + f"\n\nIn this run: judged sparsity {P.judge_sparsity:g}, judged "
+                 f"width {P.judge_width}, merge tolerance {P.merge_tol:g}, smallest re-normalisation sample "
+                 f"{min(n for n in P.sample_sizes if n is not None)} examples."))
 
 # %% [markdown]
 # ## Pruning with and without re-normalisation
 # Every model is pruned once per criterion and sparsity, then evaluated as pruned and after
-# re-normalisation. The Fisher saliency and the re-normalisation use training examples only.
+# re-normalisation. The Fisher saliency and the re-normalisation use training examples only. The
+# redundancy study (last section) runs in the same call.
 
 # %%
-evals, renorms, fishers = {}, {}, {}
-for name, cfg in configs.items():
-    evals[name] = data.load(cfg.dataset, "test", subset=P.eval_subset, device=dev)
-    train = data.load(cfg.dataset, "train", subset=P.renorm_samples, seed=seed + 7, device=dev)
-    renorms[name] = fishers[name] = train
-result = pruning_study.pruning_sweep(configs, P.sparsities, P.methods, evals, renorms, fishers,
-                                     P.sample_sizes, P.sample_sparsities, n_models=P.n_models,
-                                     fisher_batches=P.fisher_batches, fisher_batch_size=P.fisher_batch_size,
-                                     seed=seed, device=dev)
-table = pruning_study.pruning_table(result)
-figures.save_table(table, "05_pruning_accuracy")
-figures.save_figure(pruning_study.plot_pruning(table), "05_pruning_accuracy")
+result = pruning_study.run(P.experiments, P.n_models, P.sparsities, P.methods, P.judge_sparsity, P.curve_models,
+                           P.eval_subset, P.renorm_samples, P.sample_sizes, P.sample_sparsities, P.fisher_batches,
+                           P.fisher_batch_size, {"moons": P.redundancy_moons, "mnist": P.redundancy_mnist},
+                           P.redundancy_widths, P.redundancy_models, P.merge_tols, P.merge_tol, P.judge_width,
+                           n_points=P.n_points, seed=seed, device=dev)
+T = pruning_study.tables(result)
+for name, frame in T.items():
+    figures.save_table(frame, name)
+table = T["05_pruning_accuracy"]
+figures.save_figure(plots.plot_pruning(table, P.judge_sparsity), "05_pruning_accuracy")
 table[table["sparsity"] >= 0.7]
 
 # %% [markdown]
 # ## Activation scale after pruning
 # Pre-activation standard deviation of every hidden layer relative to the unpruned model
-# (global magnitude pruning; mean over channels), before and after re-normalisation.
+# (global magnitude pruning; mean over channels and over the swept models), before and after
+# re-normalisation.
 
 # %%
-figures.save_figure(pruning_study.plot_scale(result.scale), "05_activation_scale")
+figures.save_figure(plots.plot_scale(result.scale[result.scale["curve"]]), "05_activation_scale")
 
 # %% [markdown]
 # ## How many examples does re-normalisation need?
 
 # %%
-samples = (result.samples.groupby(["experiment", "method", "sparsity", "label"], sort=False)["accuracy"]
-           .mean().unstack("label").reset_index())
-figures.save_table(samples, "05_renorm_samples")
-figures.save_figure(pruning_study.plot_samples(result.samples), "05_renorm_samples")
-samples
+figures.save_figure(plots.plot_samples(T["05_renorm_samples"]), "05_renorm_samples")
+T["05_renorm_samples"]
 
 # %% [markdown]
 # ## Redundant hidden units (the talk's study)
@@ -129,31 +152,27 @@ samples
 # is merged exactly by adding `c` times its outgoing weights to the other's. With `merge_tol > 0`
 # near-duplicates are merged too (an approximation), so the reduced width depends on the
 # tolerance; the sensitivity table shows by how much. The MNIST models are the final SGD iterates
-# of notebook 06's runs (shared through the cache).
+# of notebook 06's runs (shared through the cache). Where merging removes almost no units, the
+# accuracy claim is met trivially and the barrier claim has nothing to act on; the barrier claim
+# is therefore judged on Moons, the talk's setting, only.
 
 # %%
-red_configs = {"moons": zoo.TrainConfig(**P.redundancy_moons), "mnist": zoo.TrainConfig(**P.redundancy_mnist)}
-red_test = {ds: data.load(c.dataset, "test", device=dev) for ds, c in red_configs.items()}
-red_inputs = {ds: data.load(c.dataset, "train", subset=10000, device=dev).x for ds, c in red_configs.items()}
-red = pruning_study.redundancy_study(red_configs, P.redundancy_widths, P.redundancy_models, P.merge_tols, P.merge_tol,
-                                     red_test, red_inputs, n_points=P.n_points, seed=seed, device=dev)
-reduction = pruning_study.reduction_table(red.units, P.merge_tol)
-figures.save_table(reduction, "05_redundancy")
-figures.save_table(pruning_study.tolerance_table(red.units), "05_merge_tolerance")
-figures.save_table(pruning_study.barrier_summary(red.barriers), "05_redundancy_barriers")
-figures.save_figure(pruning_study.plot_redundancy(red.units, red.barriers, P.merge_tol), "05_redundancy")
-reduction
+figures.save_figure(plots.plot_redundancy(result.units, T["05_redundancy_barriers"], P.merge_tol,
+                                          pruning_study.TALK_MOONS_REDUCTION), "05_redundancy")
+T["05_redundancy"]
 
 # %% [markdown]
 # Sensitivity to the merge tolerance (mean over runs; `share` = remaining units / width):
 
 # %%
-pruning_study.tolerance_table(red.units)
+T["05_merge_tolerance"]
 
 # %% [markdown]
-# ## What this run shows
-# Computed from the tables above:
+# ## Verdicts
+# Computed from the per-model statistics (`05_unit_statistics`) by the rules declared above.
 
 # %%
-display(Markdown(pruning_study.describe_pruning(table, result.samples, result.scale)))
-display(Markdown(pruning_study.describe_redundancy(red.units, red.barriers, P.merge_tol)))
+frame = pruning_study.verdicts(result, criteria)
+verdicts.check_declared(frame, criteria)
+figures.save_verdicts(frame, "05_pruning")
+display(Markdown(verdicts.render(frame, criteria)))

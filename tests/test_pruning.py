@@ -247,18 +247,110 @@ def test_reset_after_pruning_a_batchnorm_model_recomputes_its_statistics():
     assert pruning.sparsity(fixed) == pruning.sparsity(pruned)
 
 
-def test_describe_pruning_verdicts_follow_the_numbers():
-    rows = []
-    for method in ("global_magnitude", "fisher"):
-        for sp, pruned, fixed in ((0.5, 0.95, 0.96), (0.9, 0.30, 0.80 if method == "global_magnitude" else 0.40)):
-            rows.append({"experiment": "e", "method": method, "sparsity": sp, "pruned": pruned,
-                         "renormalized": fixed, "gain": fixed - pruned, "dense": 0.97, "renorm": "REPAIR"})
+def _synthetic_result(n=8, seed=0):
+    """A Result whose per-model statistics are known: 8 models of experiment ``e``, pruned at the
+    judged sparsity 0.8 (and a swept-only sparsity 0.5 on the first two models)."""
+    import numpy as np
     import pandas as pd
-    table = pd.DataFrame(rows)
-    samples = pd.DataFrame([{"experiment": "e", "method": "global_magnitude", "sparsity": 0.9, "label": lab,
-                             "n_samples": n, "accuracy": acc}
-                            for lab, n, acc in (("none", 0, 0.3), ("64", 64, 0.78), ("all", 1000, 0.8))])
-    text = pruning_study.describe_pruning(table, samples, pd.DataFrame())
-    assert "e, global magnitude: held (75% recovered" in text
-    assert "e, diagonal Fisher: did not hold (15% recovered" in text
-    assert "Claim 2 (one batch suffices), e: held: 64 examples give 96%" in text
+    rng = np.random.default_rng(seed)
+    noise = lambda: float(rng.normal(0, 0.005))  # noqa: E731
+    dense, acc, samples, scale = [], [], [], []
+    for k in range(n):
+        key = {"experiment": "e", "norm": "none", "model": k}
+        dense.append({**key, "loss": 0.3, "accuracy": 0.9})
+        curve = k < 2
+        for sp in ([0.5, 0.8] if curve else [0.8]):
+            # as pruned / re-normalised: global magnitude recovers 5/6 of the loss, layer-wise 1/2 + noise,
+            # Fisher 1/12; at 0.5 nothing is lost
+            values = {"global_magnitude": (0.3, 0.8), "layer_magnitude": (0.3, 0.6), "fisher": (0.3, 0.35)}
+            for m, (p, r) in values.items():
+                if sp == 0.5:
+                    p, r = 0.9, 0.9
+                for flag, a in ((False, p + noise()), (True, r + noise())):
+                    acc.append({**key, "curve": curve, "method": m, "sparsity": sp, "achieved": sp, "renorm": flag,
+                                "loss": 1.0, "accuracy": a})
+            for m, small in (("global_magnitude", 0.79), ("layer_magnitude", 0.45)):
+                for lab, n_s, a in (("none", 0, 0.3), ("64", 64, small + noise()), ("all", 2000, 0.8 if m == "global_magnitude" else 0.6)):
+                    samples.append({**key, "curve": curve, "method": m, "sparsity": sp, "n_samples": n_s, "label": lab,
+                                    "accuracy": a})
+            for layer in range(3):
+                for flag, ratio in ((False, 0.2), (True, 1.0)):
+                    scale.append({"experiment": "e", "model": k, "curve": curve, "method": "global_magnitude",
+                                  "sparsity": sp, "renorm": flag, "layer": layer, "module": f"acts.{layer}",
+                                  "std_ratio": ratio + noise(), "zero_share": 0.5})
+    units, barriers = [], []
+    for ds, share in (("moons", 0.5), ("mnist", 1.0)):
+        for k in range(n):
+            red = round(128 * share) - (k % 2 if share < 1 else 0)
+            units.append({"dataset": ds, "width": 128, "model": k, "tol": 0.001, "reduced_width": red, "dead": 0,
+                          "merged": 128 - red, "full_loss": 0.1, "full_accuracy": 0.99, "reduced_loss": 0.1,
+                          "reduced_accuracy": 0.99 - 0.001 * (k % 3)})
+        for p in range(n // 2):
+            for network, b in (("full", 0.1), ("reduced", 0.3 + noise())):
+                for method in ("naive", "weight"):
+                    barriers.append({"dataset": ds, "width": 128, "pair": p, "tol": 0.001, "network": network,
+                                     "method": method, "loss_barrier": b if method == "naive" else 0.0,
+                                     "accuracy_barrier": 0.0})
+    return pruning_study.Result(pd.DataFrame(dense), pd.DataFrame(acc), pd.DataFrame(samples), pd.DataFrame(scale),
+                                pd.DataFrame(units), pd.DataFrame(barriers), judge_sparsity=0.8, judge_width=128,
+                                merge_tol=0.001)
+
+
+def test_verdicts_follow_the_per_model_statistics():
+    from lmc_utils import verdicts
+    criteria = verdicts.load_criteria("05_pruning")
+    frame = pruning_study.verdicts(_synthetic_result(), criteria)
+    verdicts.check_declared(frame, criteria)
+    got = frame.set_index(["claim", "subject"])
+    v = got["verdict"]
+    assert v[("renorm_recovers_pruning_loss", "e / global magnitude")] == "held"
+    assert v[("renorm_recovers_pruning_loss", "e / diagonal Fisher")] == "did not hold"
+    assert abs(got.loc[("renorm_recovers_pruning_loss", "e / global magnitude"), "estimate"] - 5 / 6) < 0.02
+    assert got.loc[("renorm_recovers_pruning_loss", "e / global magnitude"), "n"] == 8  # every model, not just the swept
+    # the layer-wise share is 0.5 up to noise: the interval straddles the threshold 0.5
+    assert v[("renorm_recovers_pruning_loss", "e / layer-wise magnitude")] == "inconclusive"
+    # gap |gm - fisher|: 0 as pruned, 0.45 after: it grows, so the claim did not hold
+    assert v[("magnitude_fisher_gap_shrinks", "e")] == "did not hold"
+    assert v[("one_batch_suffices", "e / global magnitude")] == "held"  # 0.49 of 0.5 gain: 98%
+    assert v[("one_batch_suffices", "e / layer-wise magnitude")] == "did not hold"  # 0.15 of 0.3: 50%
+    assert v[("pruning_collapses_scale", "e")] == "held" and v[("renorm_restores_scale", "e")] == "held"
+    assert v[("wide_mlp_units_redundant", "moons / width 128")] == "held"
+    assert v[("wide_mlp_units_redundant", "mnist / width 128")] == "did not hold"
+    assert v[("merging_keeps_accuracy", "moons / width 128")] == "held"
+    assert v[("reduction_raises_naive_barrier", "moons / width 128")] == "held"
+    assert ("reduction_raises_naive_barrier", "mnist / width 128") not in v.index  # Moons only (the talk's setting)
+    assert got.loc[("reduction_raises_naive_barrier", "moons / width 128"), "n"] == 4  # pairs, not models
+
+
+def test_models_with_nothing_to_recover_are_left_out():
+    from lmc_utils import verdicts
+    r = _synthetic_result()
+    acc = r.accuracy
+    easy = (acc["model"] >= 5) & (acc["method"] == "global_magnitude")
+    acc.loc[easy & ~acc["renorm"], "accuracy"] = 0.88  # pruning cost these three models only 2 points
+    stats = pruning_study.unit_statistics(r)
+    share = stats[(stats["claim"] == "renorm_recovers_pruning_loss") & (stats["subject"] == "e / global magnitude")]
+    assert share["value"].isna().sum() == 3
+    criteria = verdicts.load_criteria("05_pruning")
+    row = pruning_study.verdicts(r, criteria).set_index(["claim", "subject"]).loc[
+        ("renorm_recovers_pruning_loss", "e / global magnitude")]
+    assert row["n"] == 5 and row["verdict"] == "held"
+
+
+def test_a_claim_this_run_did_not_measure_is_inconclusive():
+    from lmc_utils import verdicts
+    r = _synthetic_result()
+    r.accuracy = r.accuracy[r.accuracy["method"] != "fisher"]
+    frame = pruning_study.verdicts(r, verdicts.load_criteria("05_pruning"))
+    row = frame[frame["claim"] == "magnitude_fisher_gap_shrinks"]
+    assert len(row) == 1 and row["verdict"].iloc[0] == "inconclusive" and row["n"].iloc[0] == 0
+
+
+def test_curve_tables_average_only_the_swept_models():
+    r = _synthetic_result()
+    r.dense.loc[r.dense["model"] >= 2, "accuracy"] = 0.5  # the unswept models must not enter the curves
+    t = pruning_study.pruning_table(r).set_index(["method", "sparsity"])
+    assert abs(t.loc[("global_magnitude", 0.8), "renormalized"] - 0.8) < 0.01
+    assert (t["dense"] == 0.9).all() and set(t.index.get_level_values("sparsity")) == {0.5, 0.8}
+    s = pruning_study.samples_table(r).set_index(["method", "sparsity"])
+    assert abs(s.loc[("layer_magnitude", 0.8), "64"] - 0.45) < 0.01 and s.loc[("layer_magnitude", 0.8), "all"] == 0.6
