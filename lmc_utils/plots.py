@@ -7,7 +7,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .figures import METHOD_LABELS, method_label, method_style
+from .figures import method_label, method_style
 
 SPLIT_STYLES = {"train": "-", "test": "--"}
 
@@ -123,7 +123,6 @@ def plot_planes(planes: pd.DataFrame, title: str = "", split: str | None = None)
     are shared per row."""
     import numpy as np
 
-    from .figures import method_label, method_style
 
     split = split or planes["split"].iloc[0]
     planes = planes[planes["split"] == split]
@@ -173,7 +172,6 @@ def plot_three_model_barriers(summary: pd.DataFrame, title: str = ""):
     colour and marker (:func:`lmc_utils.figures.method_style`)."""
     import numpy as np
 
-    from .figures import method_label, method_style
 
     pairs = list(dict.fromkeys(summary["pair"]))
     methods = list(dict.fromkeys(summary["method"]))
@@ -203,7 +201,6 @@ def plot_singular_alignment(summary: pd.DataFrame, title: str = ""):
     from :func:`lmc_utils.studies.three_models.alignment_summary`, one experiment)."""
     import numpy as np
 
-    from .figures import method_label, method_style
 
     layers = list(dict.fromkeys(summary["layer"]))
     methods = list(dict.fromkeys(summary["method"]))
@@ -373,7 +370,6 @@ def plot_retraining(history: pd.DataFrame, target: float):
 
 # --- Notebook 02: singular values and singular vectors -------------------------------------
 
-from .figures import method_label, method_style  # noqa: E402  (one label and style per method)
 
 
 def _line_style(method: str) -> dict:
@@ -538,7 +534,6 @@ def plot_large_vs_merged(summary: pd.DataFrame):
 
 # --- notebook 05: pruning and redundant units --------------------------------------------------
 
-from .figures import method_label, method_style  # noqa: E402
 
 
 def plot_pruning(table: pd.DataFrame, judge_sparsity: float | None = None):

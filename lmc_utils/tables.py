@@ -1,11 +1,10 @@
-"""Summary tables across repeated runs: mean, standard deviation and paired t-tests."""
+"""Summary tables across repeated runs: mean and standard deviation, and their one text form."""
 
 from __future__ import annotations
 
 from typing import Sequence
 
 import pandas as pd
-from scipy import stats
 
 
 def mean_std(df: pd.DataFrame, by: Sequence[str], values: Sequence[str]) -> pd.DataFrame:
@@ -19,20 +18,7 @@ def mean_std(df: pd.DataFrame, by: Sequence[str], values: Sequence[str]) -> pd.D
     return out.reset_index()
 
 
-def paired_ttest(df: pd.DataFrame, by: Sequence[str], a: str, b: str, alpha: float = 0.05) -> pd.DataFrame:
-    """Per group of ``by``: mean of ``a``, of ``b``, of the difference ``a - b`` ("diff"), its
-    standard deviation, the paired t statistic and two-sided p-value (``scipy.stats.ttest_rel``),
-    and ``significant`` (p < ``alpha``). Needs at least two pairs per group."""
-    rows = []
-    for key, t in df.groupby(list(by), sort=False):
-        key = key if isinstance(key, tuple) else (key,)
-        diff = t[a] - t[b]
-        if len(t) >= 2 and diff.std(ddof=1) > 0:
-            res = stats.ttest_rel(t[a], t[b])
-            tstat, p = float(res.statistic), float(res.pvalue)
-        else:
-            tstat, p = float("nan"), float("nan")
-        rows.append({**dict(zip(by, key)), "n": len(t), f"{a}_mean": t[a].mean(), f"{b}_mean": t[b].mean(),
-                     "diff_mean": diff.mean(), "diff_std": diff.std(ddof=1), "t": tstat, "p_value": p,
-                     "significant": bool(p < alpha) if p == p else False})
-    return pd.DataFrame(rows)
+def mean_sd_text(mean: float, sd: float, fmt: str = ".3f") -> str:
+    """``"mean ± sd"`` for a table cell (a missing sd, e.g. of one run, prints as 0)."""
+    sd = 0.0 if sd != sd else sd
+    return f"{mean:{fmt}} ± {sd:{fmt}}"

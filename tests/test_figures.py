@@ -33,7 +33,7 @@ def test_writer_needs_a_profile(monkeypatch):
         figures.save_table(pd.DataFrame({"a": [1]}), "t")
 
 
-def test_mean_std_and_paired_ttest():
+def test_mean_std_and_its_text():
     from lmc_utils import tables
 
     df = pd.DataFrame({"kind": ["x"] * 4 + ["y"] * 4, "actual": [1.0, 2.0, 3.0, 4.0, 1.0, 2.0, 3.0, 4.0],
@@ -41,9 +41,7 @@ def test_mean_std_and_paired_ttest():
     s = tables.mean_std(df, ["kind"], ["actual"])
     assert list(s["n"]) == [4, 4] and s["actual_mean"][0] == pytest.approx(2.5)
     assert s["actual_std"][0] == pytest.approx(df["actual"][:4].std())
-    t = tables.paired_ttest(df, ["kind"], "actual", "estimate").set_index("kind")
-    assert t.loc["x", "diff_mean"] == pytest.approx(1.0) and t.loc["x", "significant"]
-    assert not t.loc["y", "significant"] and t.loc["y", "p_value"] > 0.5
+    assert tables.mean_sd_text(0.5, 0.25) == "0.500 ± 0.250" and tables.mean_sd_text(1.0, float("nan"), ".1f") == "1.0 ± 0.0"
 
 
 def test_atomic_write_leaves_the_target_intact_on_failure(tmp_path):

@@ -36,6 +36,7 @@ from ..activations import layer_statistics
 from ..data import TensorData
 from ..device import get_device
 from ..evaluation import evaluate
+from ..tables import mean_sd_text
 from ..interpolation import barrier, has_batchnorm, interpolation_curve
 from ..matching import weight_matching
 
@@ -280,11 +281,6 @@ def samples_table(result: Result) -> pd.DataFrame:
     return out
 
 
-def _pm(mean: float, std: float, fmt: str = ".3f") -> str:
-    std = 0.0 if std != std else std
-    return f"{mean:{fmt}} ± {std:{fmt}}"
-
-
 def reduction_table(units: pd.DataFrame, tol: float) -> pd.DataFrame:
     """The talk's table at tolerance ``tol``: per dataset and width, full vs reduced width, test
     loss and accuracy (mean ± std over runs), with the talk's Moons values next to them."""
@@ -294,9 +290,9 @@ def reduction_table(units: pd.DataFrame, tol: float) -> pd.DataFrame:
         talk = TALK_MOONS_REDUCTION.get(width) if ds == "moons" else None
         for config in ("full", "reduced"):
             w = g["reduced_width"] if config == "reduced" else pd.Series([float(width)] * len(g))
-            rows.append({"dataset": ds, "configuration": config, "runs": len(g), "width": _pm(w.mean(), w.std(), ".1f"),
-                         "test_loss": _pm(g[f"{config}_loss"].mean(), g[f"{config}_loss"].std()),
-                         "test_accuracy": _pm(g[f"{config}_accuracy"].mean(), g[f"{config}_accuracy"].std()),
+            rows.append({"dataset": ds, "configuration": config, "runs": len(g), "width": mean_sd_text(w.mean(), w.std(), ".1f"),
+                         "test_loss": mean_sd_text(g[f"{config}_loss"].mean(), g[f"{config}_loss"].std()),
+                         "test_accuracy": mean_sd_text(g[f"{config}_accuracy"].mean(), g[f"{config}_accuracy"].std()),
                          "talk_width": (talk[0] if config == "reduced" else width) if talk else np.nan,
                          "talk_test_accuracy": (talk[2] if config == "reduced" else talk[1]) if talk else np.nan})
     return pd.DataFrame(rows)
