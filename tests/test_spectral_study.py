@@ -221,8 +221,6 @@ def test_planted_permutation_is_found_and_its_top_vectors_aligned(monkeypatch):
 
 
 def test_protocol_on_independent_moons_pairs():
-    test = data.load("moons", "test", subset=200)
-    match = data.load("moons", "train", subset=200)
     res = study.run({"moons": MOONS}, {"moons": [8, 16]}, 2, n_orders=2, match_samples=200, eval_subset=200, top=2,
                     sinkhorn={"steps": 20}, sinkhorn_widths=[8], sinkhorn_pairs=1, device="cpu")
     assert set(res.diagonal["method"]) == set(study.METHODS)
