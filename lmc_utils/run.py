@@ -50,6 +50,7 @@ from . import provenance
 from .atomic import write_text
 from .paths import build_dir, figures_dir, notebooks_dir, params_dir
 from .profiles import PROFILES, ProfileError, check_profile
+from .profiles import load as load_profile
 
 DEFAULT_THREADS = 2
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -101,12 +102,24 @@ def declared_parameters(notebook: Path) -> dict[str, Any]:
     return papermill.inspect_notebook(str(notebook))
 
 
-def check_parameters(notebook: Path, parameters: dict[str, Any]) -> None:
+def check_parameters(notebook: Path, parameters: dict[str, Any], profile_values: dict[str, Any] | None = None) -> None:
+    """Raise :class:`RunError` for a parameter the notebook does not declare, or a value (an
+    override, or the profile file's entry) that does not fit the declared annotation; the message
+    names the parameter, the value and what is allowed."""
+    from .parameter_types import mismatch
+
     declared = declared_parameters(notebook)
     unknown = sorted(set(parameters) - set(declared))
     if unknown:
         raise RunError(f"{notebook.stem}: parameter(s) {unknown} not declared in its parameters cell "
                        f"(declared: {sorted(declared)})")
+    checks = [(k, v, f"{notebook.stem} (-p override)") for k, v in parameters.items()]
+    checks += [(k, v, f"{notebook.stem} (params file)") for k, v in (profile_values or {}).items()
+               if k in declared and k not in parameters]
+    for name, value, where in checks:
+        error = mismatch(name, declared[name].get("inferred_type_name", ""), value, where)
+        if error:
+            raise RunError(error)
 
 
 def overrides_hash(parameters: dict[str, Any]) -> str:
@@ -231,8 +244,9 @@ def run(profile: str, names: Sequence[str] = (), parameters: dict[str, Any] | No
     if threads is not None and threads < 1:
         raise RunError(f"--threads must be a positive integer, got {threads}")
     sources = discover(names)
+    sections = load_profile(profile)
     for s in sources:  # fail fast on bad parameters, before hours of work
-        check_parameters(sync_notebook(s), {"profile": profile, **parameters})
+        check_parameters(sync_notebook(s), {"profile": profile, **parameters}, sections.get(s.stem) or {})
     label = output_label(profile, parameters)
     base = Path(figures_base) if figures_base is not None else figures_dir()
     folder = base / label

@@ -305,3 +305,36 @@ def test_a_failing_notebook_is_reported_and_the_batch_goes_on(monkeypatch, tmp_p
     assert run.main(["--profile", "smoke", "00", "01"]) == 1
     out = capsys.readouterr().out
     assert "FAILED: boom in cell 3" in out and "01_distance_taylor" in out
+
+
+@pytest.mark.parametrize("name,value,allowed", [
+    ("n_points", "ten", "Optional[int]"),  # was: TypeError: '<' not supported between 'str' and 'int'
+    ("seed", "ten", "int"),                # was: TypeError: can only concatenate str ...
+    ("seed", True, "int"),
+    ("experiments", [1, 2], "Optional[dict]"),
+])
+def test_runner_names_a_parameter_of_the_wrong_type(capsys, name, value, allowed):
+    assert run.main(["--profile", "smoke", "-p", name, yaml.safe_dump(value).strip().removesuffix("..."), "00"]) == 2
+    err = capsys.readouterr().err
+    assert f"parameter {name!r} must be {allowed}, got {value!r}" in err
+
+
+def test_parameter_annotations_are_read_as_types():
+    from lmc_utils.parameter_types import fits
+
+    assert fits("Optional[int]", None) and fits("Optional[int]", 3) and not fits("Optional[int]", 3.5)
+    assert fits("float", 3) and not fits("float", "3") and not fits("int", False)
+    assert fits("Optional[list[int]]", [1, 2]) and not fits("Optional[list[int]]", [1, "x"])
+    assert fits("Union[int, dict]", {"a": 1}) and fits("int | None", None) and not fits("int | None", "x")
+    assert fits("SomeUnknownType", object())  # not judged
+
+
+def test_profile_file_values_of_the_wrong_type_are_named(monkeypatch, tmp_path, capsys):
+    profile = yaml.safe_load((run.params_dir() / "smoke.yaml").read_text())
+    profile["00_rebasin_basics"]["n_points"] = "ten"
+    params = tmp_path / "params"
+    params.mkdir()
+    (params / "smoke.yaml").write_text(yaml.safe_dump(profile))
+    monkeypatch.setattr("lmc_utils.profiles.params_dir", lambda: params)
+    assert run.main(["--profile", "smoke", "00"]) == 2
+    assert "00_rebasin_basics (params file): parameter 'n_points' must be Optional[int], got 'ten'" in capsys.readouterr().err
