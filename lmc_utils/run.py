@@ -36,6 +36,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -261,35 +262,92 @@ def run(profile: str, names: Sequence[str] = (), parameters: dict[str, Any] | No
     status_path = out_dir / "status.json"
     env = provenance.environment(threads, str(parameters.get("device", "auto")))
     rows = []
-    for i, source in enumerate(sources, 1):
-        fp = fingerprint(source, profile, parameters, threads)
-        if resume:
-            entry = provenance.read_json(status_path).get(source.stem, {})
-            if entry.get("fingerprint") == fp:
-                missing = missing_outputs(entry, folder, source)
-                if not missing:
-                    rows.append({"notebook": source.stem, "seconds": 0.0, "status": "skipped (done)",
-                                 "figures": folder})
-                    continue
-                print(f"{source.stem}: outputs missing ({', '.join(missing[:3])}"
-                      f"{', ...' if len(missing) > 3 else ''}); running it again", flush=True)
-        print(f"[{i}/{len(sources)}] {source.stem} (profile {profile}, {_threads_text(threads)})", flush=True)
-        try:
-            with kernel_environment(threads, base, label[len(profile):]):
-                seconds = execute(source, profile, parameters, out_dir)
-            row = {"notebook": source.stem, "seconds": seconds, "status": "ok", "figures": folder}
-            _set_status(status_path, source.stem, {"fingerprint": fp, "seconds": round(seconds, 1),
-                                                   "outputs": notebook_outputs(folder, source)})
-        except Exception as err:  # report and go on with the next notebook
-            row = {"notebook": source.stem, "seconds": float("nan"), "status": f"FAILED: {_first_line(err)}",
-                   "figures": folder}
-            _set_status(status_path, source.stem, None)
-        rows.append(row)
-        seconds = row["seconds"]
-        provenance.record(folder, profile, env, {source.stem: {
-            "seconds": round(seconds, 1) if seconds == seconds else None,
-            "status": "ok" if row["status"] == "ok" else "failed"}}, overrides=parameters or None)
+    stage_base = build_dir() / "staging" / f"{label}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    try:
+        for i, source in enumerate(sources, 1):
+            fp = fingerprint(source, profile, parameters, threads)
+            if resume:
+                entry = provenance.read_json(status_path).get(source.stem, {})
+                if entry.get("fingerprint") == fp:
+                    missing = missing_outputs(entry, folder, source)
+                    if not missing:
+                        rows.append({"notebook": source.stem, "seconds": 0.0, "status": "skipped (done)",
+                                     "figures": folder})
+                        continue
+                    print(f"{source.stem}: outputs missing ({', '.join(missing[:3])}"
+                          f"{', ...' if len(missing) > 3 else ''}); running it again", flush=True)
+            print(f"[{i}/{len(sources)}] {source.stem} (profile {profile}, {_threads_text(threads)})", flush=True)
+            try:
+                # The kernel writes into a staging folder; its outputs replace the notebook's old ones
+                # only once it has finished, so a failed or interrupted run never leaves new figures of
+                # a notebook beside old tables of it.
+                with kernel_environment(threads, stage_base, label[len(profile):]):
+                    seconds = execute(source, profile, parameters, out_dir)
+                publish(stage_base / label, folder, source)
+                row = {"notebook": source.stem, "seconds": seconds, "status": "ok", "figures": folder,
+                       "warnings": notebook_warnings(out_dir / source.with_suffix(".ipynb").name)}
+                _set_status(status_path, source.stem, {"fingerprint": fp, "seconds": round(seconds, 1),
+                                                       "outputs": notebook_outputs(folder, source)})
+            except KeyboardInterrupt:
+                rows.append({"notebook": source.stem, "seconds": float("nan"), "status": "INTERRUPTED",
+                             "figures": folder})
+                _set_status(status_path, source.stem, None)
+                raise
+            except Exception as err:  # report and go on with the next notebook
+                row = {"notebook": source.stem, "seconds": float("nan"), "status": f"FAILED: {_first_line(err)}",
+                       "figures": folder}
+                _set_status(status_path, source.stem, None)
+            rows.append(row)
+            seconds = row["seconds"]
+            provenance.record(folder, profile, env, {source.stem: {
+                "seconds": round(seconds, 1) if seconds == seconds else None,
+                "status": "ok" if row["status"] == "ok" else "failed"}}, overrides=parameters or None)
+    except KeyboardInterrupt:
+        done = {r["notebook"] for r in rows}
+        rows.extend({"notebook": s.stem, "seconds": float("nan"), "status": "not run (interrupted)", "figures": folder}
+                    for s in sources if s.stem not in done)
+    finally:
+        shutil.rmtree(stage_base, ignore_errors=True)
     return rows
+
+
+def publish(staged: Path, folder: Path, source: Path) -> list[str]:
+    """Move a finished notebook's outputs (``NN_*``) from ``staged`` into ``folder``, replacing
+    its previous outputs as a set (files it no longer writes are removed); returns the names."""
+    number = source.stem.split("_", 1)[0]
+    new = sorted(p.name for p in staged.glob(f"{number}_*") if p.is_file()) if staged.is_dir() else []
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in new:
+        try:
+            os.replace(staged / name, folder / name)
+        except OSError:  # another filesystem: copy beside the target, then rename
+            tmp = folder / f".{name}.{uuid.uuid4().hex[:6]}.tmp"
+            shutil.copyfile(staged / name, tmp)
+            os.replace(tmp, folder / name)
+    for name in notebook_outputs(folder, source):
+        if name not in new:
+            (folder / name).unlink()
+    return new
+
+
+def notebook_warnings(executed: Path) -> list[str]:
+    """``RuntimeWarning`` lines an executed notebook printed (a corrupt cache entry retrained, a
+    dataset file unpacked again, ...), for the runner's summary: inside the notebook they are easy
+    to miss."""
+    import nbformat
+
+    if not executed.exists():
+        return []
+    found: list[str] = []
+    for cell in nbformat.read(executed, as_version=4).cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                for line in out.get("text", "").splitlines():
+                    if "RuntimeWarning:" in line:
+                        text = line.split("RuntimeWarning:", 1)[1].strip()
+                        if text not in found:
+                            found.append(text)
+    return found
 
 
 def check(profile: str, names: Sequence[str] = (), threads: int | None = DEFAULT_THREADS,
@@ -345,9 +403,19 @@ def print_summary(rows: list[dict[str, Any]], threads: int | None = None) -> Non
     threads_note = f"; {_threads_text(threads)} per kernel" if threads else ""
     for f in folders:
         print(f"figures and tables in {f}/ (provenance.json there{threads_note})")
+    for r in rows:
+        for w in r.get("warnings") or ():
+            print(f"warning ({r['notebook']}): {w}")
     if any(r["status"].startswith("FAILED") for r in rows):
         print("the executed notebooks (and the partial notebook of each failure) are in build/executed/; "
               "rerun with --resume to skip the notebooks that finished")
+    if interrupted(rows):
+        print("interrupted: the notebooks that finished kept their outputs, the interrupted one kept its previous "
+              "ones; rerun the same command with --resume to go on from there")
+
+
+def interrupted(rows: list[dict[str, Any]]) -> bool:
+    return any(r["status"] == "INTERRUPTED" for r in rows)
 
 
 def _threads_text(threads: int | None) -> str:
@@ -408,6 +476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print_summary(rows, args.threads)
+    if interrupted(rows):
+        return 130
     return 0 if all(not r["status"].startswith("FAILED") for r in rows) else 1
 
 

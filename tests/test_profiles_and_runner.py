@@ -168,7 +168,9 @@ def test_kernels_get_the_thread_count_and_figures_folder(monkeypatch, tmp_path):
     monkeypatch.setattr(run, "execute", _fake_execute(calls))
     assert run.main(["--profile", "smoke", "--threads", "3", "00"]) == 0
     assert calls[0]["OMP_NUM_THREADS"] == calls[0]["MKL_NUM_THREADS"] == calls[0]["LMC_THREADS"] == "3"
-    assert calls[0]["LMC_FIGURES_DIR"] == str(figures_dir()) and calls[0]["LMC_FIGURES_SUFFIX"] == ""
+    # kernels write into a staging folder; the runner moves the outputs into figures/ when done
+    assert Path(calls[0]["LMC_FIGURES_DIR"]).parent == tmp_path / "build" / "staging"
+    assert calls[0]["LMC_FIGURES_SUFFIX"] == ""
     assert "OMP_NUM_THREADS" not in os.environ  # restored after the run
     with pytest.raises(SystemExit) as exit_:
         run.main(["--profile", "smoke", "--threads", "0", "00"])
@@ -338,3 +340,63 @@ def test_profile_file_values_of_the_wrong_type_are_named(monkeypatch, tmp_path, 
     monkeypatch.setattr("lmc_utils.profiles.params_dir", lambda: params)
     assert run.main(["--profile", "smoke", "00"]) == 2
     assert "00_rebasin_basics (params file): parameter 'n_points' must be Optional[int], got 'ten'" in capsys.readouterr().err
+
+
+def _writing_execute(interrupt_at=None, warn=None):
+    """An ``execute`` that writes a figure and a verdict table where the kernel would (and the
+    executed notebook), or raises KeyboardInterrupt at notebook ``interrupt_at``."""
+    import nbformat
+
+    def execute(source, profile, params, out):
+        number = source.stem[:2]
+        if number == interrupt_at:
+            raise KeyboardInterrupt
+        folder = Path(os.environ["LMC_FIGURES_DIR"]) / (profile + os.environ.get("LMC_FIGURES_SUFFIX", ""))
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{number}_figure.png").write_text("new")
+        (folder / f"{number}_verdicts.csv").write_text("new")
+        nb = nbformat.v4.new_notebook()
+        cell = nbformat.v4.new_code_cell("x")
+        if warn:
+            cell.outputs = [nbformat.v4.new_output("stream", name="stderr",
+                                                   text=f"/tmp/ipykernel_1/2.py:3: RuntimeWarning: {warn}\n  x\n")]
+        nb.cells = [cell]
+        nbformat.write(nb, out / source.with_suffix(".ipynb").name)
+        return 1.0
+
+    return execute
+
+
+def test_interrupted_run_prints_the_summary_and_keeps_old_outputs(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(run, "build_dir", lambda: tmp_path / "build")
+    figs = figures_dir("smoke")
+    figs.mkdir(parents=True)
+    (figs / "01_table.csv").write_text("old")
+    monkeypatch.setattr(run, "execute", _writing_execute(interrupt_at="01"))
+    assert run.main(["--profile", "smoke", "00", "01", "02"]) == 130
+    out = capsys.readouterr().out
+    assert "INTERRUPTED" in out and "not run (interrupted)" in out and "--resume" in out
+    assert (figs / "00_figure.png").read_text() == "new"  # the finished notebook's outputs are in place
+    assert (figs / "01_table.csv").read_text() == "old" and not (figs / "01_figure.png").exists()
+    assert not (tmp_path / "build" / "staging").exists() or not any((tmp_path / "build" / "staging").iterdir())
+
+
+def test_a_finished_notebook_replaces_its_outputs_as_a_set(monkeypatch, tmp_path):
+    monkeypatch.setattr(run, "build_dir", lambda: tmp_path / "build")
+    figs = figures_dir("smoke")
+    figs.mkdir(parents=True)
+    (figs / "00_figure.png").write_text("old")
+    (figs / "00_dropped_table.csv").write_text("old")  # no longer written by the notebook
+    (figs / "01_table.csv").write_text("other notebook")
+    monkeypatch.setattr(run, "execute", _writing_execute())
+    assert run.main(["--profile", "smoke", "00"]) == 0
+    assert (figs / "00_figure.png").read_text() == "new"
+    assert not (figs / "00_dropped_table.csv").exists() and (figs / "01_table.csv").exists()
+
+
+def test_cache_warnings_reach_the_terminal(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(run, "build_dir", lambda: tmp_path / "build")
+    msg = "model cache entry /c/models/x.pt is corrupt (digest mismatch); retraining it"
+    monkeypatch.setattr(run, "execute", _writing_execute(warn=msg))
+    assert run.main(["--profile", "smoke", "00"]) == 0
+    assert f"warning (00_rebasin_basics): {msg}" in capsys.readouterr().out
