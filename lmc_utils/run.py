@@ -77,18 +77,22 @@ def discover(names: Sequence[str] = ()) -> list[Path]:
 
 
 def sync_notebook(source: Path) -> Path:
-    """Write the paired ``.ipynb`` of a jupytext ``.py`` source if it is missing or its cells differ.
-
-    The ``.py`` file is the source of truth; outputs are not kept in the paired notebook.
-    """
+    """Keep the pair ``notebooks/NN_topic.py`` / ``.ipynb`` in sync with jupytext's own pairing
+    (``jupytext --sync``): when their cells differ, the newer file wins and the runner says which
+    way it synced; when they agree nothing is written (no metadata churn, cell ids kept). The
+    header metadata is pinned in ``jupytext.toml``. Returns the ``.ipynb`` path."""
     import jupytext
-    import nbformat
+    from jupytext.cli import jupytext as jupytext_cli
 
     target = source.with_suffix(".ipynb")
-    nb = jupytext.read(source)
-    text = nbformat.writes(nb)
-    if not target.exists() or _cells(jupytext.read(target)) != _cells(nb):
-        write_text(target, text)
+    if not target.exists():
+        jupytext.write(jupytext.read(source), target, fmt="ipynb")
+        return target
+    if _cells(jupytext.read(target)) != _cells(jupytext.read(source)):
+        newer, older = (target, source) if target.stat().st_mtime > source.stat().st_mtime else (source, target)
+        print(f"{newer.name} is newer than {older.name} and their cells differ: syncing {older.name} from it "
+              f"(jupytext --sync)", flush=True)
+        jupytext_cli(["--sync", "--quiet", str(newer)])
     return target
 
 

@@ -400,3 +400,25 @@ def test_cache_warnings_reach_the_terminal(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(run, "execute", _writing_execute(warn=msg))
     assert run.main(["--profile", "smoke", "00"]) == 0
     assert f"warning (00_rebasin_basics): {msg}" in capsys.readouterr().out
+
+
+def test_sync_takes_the_newer_file_of_a_pair_and_leaves_a_synced_pair_alone(tmp_path, capsys):
+    """`run --prepare` used to regenerate the .ipynb from the .py and silently drop an edit made in
+    JupyterLab to the newer .ipynb."""
+    import shutil
+    import time as time_mod
+
+    src = NOTEBOOKS[0]
+    py, nb = tmp_path / src.name, tmp_path / src.with_suffix(".ipynb").name
+    shutil.copy(src, py)
+    shutil.copy(src.with_suffix(".ipynb"), nb)
+    before = (py.read_bytes(), nb.read_bytes())
+    run.sync_notebook(py)
+    assert (py.read_bytes(), nb.read_bytes()) == before  # in sync: nothing written
+    notebook = jupytext.read(nb)
+    notebook.cells[0].source += "\n\nAn edit made in JupyterLab."
+    time_mod.sleep(0.05)
+    jupytext.write(notebook, nb, fmt="ipynb")
+    run.sync_notebook(py)
+    assert "An edit made in JupyterLab." in py.read_text()
+    assert f"{nb.name} is newer than {py.name}" in capsys.readouterr().out
