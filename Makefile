@@ -13,26 +13,46 @@ NOTEBOOKS ?=
 THREADS ?= 2
 # The README's findings table is generated from the cpu profile's verdicts only.
 README_FLAG := $(if $(filter cpu,$(PROFILE)),--readme README.md)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 ifdef VIRTUAL_ENV
 PYTHON := python
-STAMP := $(VIRTUAL_ENV)/.lmc-rebasin-installed
+OWN_ENV :=
 else ifdef CONDA_PREFIX
 PYTHON := python
-STAMP := $(CONDA_PREFIX)/.lmc-rebasin-installed
+OWN_ENV :=
 else
 PYTHON := .venv/bin/python
-STAMP := .venv/.lmc-rebasin-installed
+OWN_ENV := yes
 endif
 
 .PHONY: setup figures check claims smoke test unit nbval lab bench clean
 
-setup: $(STAMP)
+# .venv is the Makefile's own: created, pip upgraded and the package installed whenever
+# pyproject.toml is newer than the stamp. An environment you activated is yours: the package is
+# installed there only when it (or its test/lab extras) is missing or its version differs, and
+# pip itself is never upgraded there.
+ifdef OWN_ENV
+setup: .venv/.lmc-rebasin-installed
 
-$(STAMP): pyproject.toml
-	@if [ "$(PYTHON)" = ".venv/bin/python" ] && [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+.venv/.lmc-rebasin-installed: pyproject.toml
+	@if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 	$(PYTHON) -m pip install --upgrade --quiet pip
 	$(PYTHON) -m pip install --quiet -e ".[dev]"
 	@touch $@
+else
+setup:
+	@if $(PYTHON) -I -c "import importlib.metadata as m, importlib.util as u, os, sys; \
+	  here = os.path.realpath('lmc_utils'); spec = u.find_spec('lmc_utils'); \
+	  ok = m.version('lmc-rebasin') == '$(VERSION)' and spec is not None and \
+	       os.path.dirname(os.path.realpath(spec.origin)) == here and \
+	       all(u.find_spec(x) for x in ('pytest', 'nbval', 'jupyterlab')); \
+	  sys.exit(0 if ok else 1)" 2>/dev/null; then \
+	  echo "lmc-rebasin $(VERSION) is installed in the active environment; not reinstalling"; \
+	else \
+	  echo "installing lmc-rebasin $(VERSION) into the active environment ($$($(PYTHON) -c 'import sys; print(sys.prefix)'))"; \
+	  $(PYTHON) -m pip install --quiet -e ".[dev]"; \
+	fi
+endif
 
 figures: setup
 	$(PYTHON) -m lmc_utils.run --profile $(PROFILE) --threads $(THREADS) $(NOTEBOOKS)
