@@ -208,7 +208,7 @@ def plane_grid(model: nn.Module, state_a: StateDict, state_b: StateDict, state_c
         long DataFrame ``point, x, y, split, loss, accuracy`` where ``point`` is ``grid`` or one
         of ``a, b, c``.
     """
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     if resolution < 2:
         raise ValueError("resolution must be at least 2")

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from .permutation import Permutation, PermutationSpec, StateDict, identity, spec_for
 
@@ -525,7 +525,7 @@ def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data,
     """
     import torch.nn.functional as F
     from torch.func import functional_call
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     from .permutation import apply_permutation
 

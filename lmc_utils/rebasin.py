@@ -12,7 +12,7 @@ from typing import Iterable, Mapping
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from . import permutation as P
 from .data import TensorData

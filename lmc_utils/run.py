@@ -47,7 +47,7 @@ from typing import Any, Iterator, Sequence
 
 import yaml
 
-from . import provenance
+from . import progress, provenance
 from .atomic import write_text
 from .paths import build_dir, figures_dir, notebooks_dir, params_dir
 from .profiles import PROFILES, ProfileError, check_profile
@@ -176,9 +176,11 @@ def missing_outputs(entry: dict[str, Any], folder: Path, source: Path) -> list[s
 
 
 @contextmanager
-def kernel_environment(threads: int | None, figures_base: Path | None = None, suffix: str = "") -> Iterator[None]:
+def kernel_environment(threads: int | None, figures_base: Path | None = None, suffix: str = "",
+                       progress_file: Path | None = None) -> Iterator[None]:
     """Environment the notebook kernels inherit while the block runs (restored afterwards):
-    thread counts, and where figures go (``LMC_FIGURES_DIR``, ``LMC_FIGURES_SUFFIX``)."""
+    thread counts, where figures go (``LMC_FIGURES_DIR``, ``LMC_FIGURES_SUFFIX``) and the file the
+    kernel's progress lines go to (``LMC_PROGRESS_FILE``, :mod:`lmc_utils.progress`)."""
     values = {"LMC_FIGURES_SUFFIX": suffix,
               # Progress bars redraw every 5 s at most in the kernel, so an executed notebook keeps a
               # few progress lines instead of hundreds (tqdm reads TQDM_* defaults from the environment).
@@ -187,6 +189,8 @@ def kernel_environment(threads: int | None, figures_base: Path | None = None, su
         values.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), LMC_THREADS=str(threads))
     if figures_base is not None:
         values["LMC_FIGURES_DIR"] = str(figures_base)
+    if progress_file is not None:
+        values[progress.VARIABLE] = str(progress_file)
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -285,7 +289,9 @@ def run(profile: str, names: Sequence[str] = (), parameters: dict[str, Any] | No
                 # The kernel writes into a staging folder; its outputs replace the notebook's old ones
                 # only once it has finished, so a failed or interrupted run never leaves new figures of
                 # a notebook beside old tables of it.
-                with kernel_environment(threads, stage_base, label[len(profile):]):
+                log = stage_base / f"{source.stem}.progress"
+                with kernel_environment(threads, stage_base, label[len(profile):], progress_file=log), \
+                        progress.follow(log, emit=lambda line: print(f"  {line}", flush=True)):
                     seconds = execute(source, profile, parameters, out_dir)
                 publish(stage_base / label, folder, source)
                 row = {"notebook": source.stem, "seconds": seconds, "status": "ok", "figures": folder,

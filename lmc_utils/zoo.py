@@ -32,22 +32,24 @@ import logging
 import math
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from . import data as data_mod
 from . import models
 from .cache import CorruptCheckpoint, config_hash, load_checkpoint, save_checkpoint
 from .device import get_device, place
 from .paths import cache_dir
+from .progress import note
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,10 @@ class TrainConfig:
     trainer: str = "single"
 
     def __post_init__(self) -> None:
+        for name, (kinds, text) in _FIELD_TYPES.items():
+            value = getattr(self, name)
+            if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+                raise ValueError(f"TrainConfig: {name} must be {text}, got {value!r}")
         if self.dataset not in data_mod.DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {', '.join(data_mod.DATASETS)}")
         if self.arch not in models.ARCHITECTURES:
@@ -128,6 +134,9 @@ class TrainConfig:
             raise ValueError(f"trainer='batched' cannot train this config: {_batching_problem(self)}")
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError(f"need epochs >= 0, batch_size >= 1, lr > 0 (got {self.epochs}, {self.batch_size}, {self.lr})")
+        if self.train_subset is not None and self.train_subset < 1:
+            raise ValueError(f"TrainConfig: train_subset must be a positive integer or None, got {self.train_subset!r}")
+        models.check_arguments(self.arch, dict(self.model))
         object.__setattr__(self, "milestones", tuple(self.milestones))
         if isinstance(self.parent, dict):
             object.__setattr__(self, "parent", TrainConfig.from_dict(self.parent))
@@ -165,6 +174,17 @@ class TrainConfig:
         return config_hash({"zoo_version": ZOO_VERSION, **self.identity()})
 
 
+_INT, _NUM = (int,), (int, float)
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "dataset": ((str,), "a string"), "arch": ((str,), "a string"), "model": ((dict,), "a mapping"),
+    "epochs": (_INT, "an integer"), "batch_size": (_INT, "an integer"), "optimizer": ((str,), "a string"),
+    "lr": (_NUM, "a number"), "momentum": (_NUM, "a number"), "weight_decay": (_NUM, "a number"),
+    "schedule": ((str,), "a string"), "warmup_epochs": (_NUM, "a number"), "milestones": ((list, tuple), "a list"),
+    "gamma": (_NUM, "a number"), "seed": (_INT, "an integer"), "data_seed": ((int, type(None)), "an integer or None"),
+    "train_subset": ((int, type(None)), "an integer or None"), "subset_seed": (_INT, "an integer"),
+    "augment": ((bool,), "true or false"), "swa_epochs": (_INT, "an integer"),
+    "swa_lr": ((int, float, type(None)), "a number or None"), "trainer": ((str,), "a string"),
+}
 _LATER_FIELDS = {"swa_epochs": 0, "swa_lr": None, "trainer": "single"}
 
 
@@ -517,11 +537,13 @@ def checkpoint_path(config: TrainConfig, device: str | torch.device = "auto") ->
     return cache_dir() / "models" / f"{config.key}-{env_key}.pt"
 
 
-def _load(config: TrainConfig, dev: torch.device) -> Trained | None:
-    """The cached model of ``config`` in this environment, or ``None`` (absent or corrupt: warned)."""
+def _load(config: TrainConfig, dev: torch.device, quiet: bool = False) -> Trained | None:
+    """The cached model of ``config`` in this environment, or ``None`` (absent or corrupt: warned,
+    unless ``quiet``, which only asks whether a valid entry is there)."""
     path = checkpoint_path(config, dev)
     if not path.exists():
-        _log_other_environments(config, dev, path)
+        if not quiet:
+            _log_other_environments(config, dev, path)
         return None
     try:
         expected = json.loads(json.dumps(config.identity()))  # as stored: tuples become lists
@@ -533,7 +555,8 @@ def _load(config: TrainConfig, dev: torch.device) -> Trained | None:
         return Trained(model=place(model, dev).eval(), config=config, key=config.key,
                        history=meta.get("history", []), samples=samples, swa_state=extras.get("swa"))
     except (CorruptCheckpoint, RuntimeError, KeyError) as err:
-        warnings.warn(f"model cache entry {path} is corrupt ({err}); retraining it", RuntimeWarning, stacklevel=3)
+        if not quiet:
+            warnings.warn(f"model cache entry {path} is corrupt ({err}); retraining it", RuntimeWarning, stacklevel=3)
         return None
 
 
@@ -581,9 +604,46 @@ def get(config: TrainConfig, device: str | torch.device = "auto", retrain: bool 
     init_state = None
     if config.parent is not None:
         init_state = get(config.parent, device=dev, progress=progress).model.state_dict()
-    trained = train(config, device=dev, init_state=init_state, progress=progress)  # batched: train_many([config])
-    _save(trained, dev)
+    with entry_lock([checkpoint_path(config, dev)]):  # a second process waits, then reads this entry
+        if not retrain:
+            hit = _load(config, dev, quiet=True)  # trained by another process while we waited
+            if hit is not None:
+                return hit
+        note(f"training {describe(config)}")
+        trained = train(config, device=dev, init_state=init_state, progress=progress)  # batched: train_many([config])
+        _save(trained, dev)
     return trained
+
+
+def describe(config: TrainConfig) -> str:
+    """A short name of a config for progress lines: ``mlp {'width': 512, 'depth': 3} on mnist, seed 3, 5 epochs``."""
+    text = f"{config.arch} {config.model} on {config.dataset}, seed {config.seed}, {config.epochs} epochs"
+    if config.swa_epochs:
+        text += f" + {config.swa_epochs} SWA"
+    return text + (" (from a parent)" if config.parent is not None else "")
+
+
+@contextmanager
+def entry_lock(paths: list[Path]) -> Iterator[None]:
+    """Exclusive locks (``fcntl.flock`` on ``<entry>.lock``) on cache entries, taken in sorted order
+    so that two processes never deadlock; concurrent runs on one cache then train each entry once:
+    the second waits for the first and reads its checkpoint. No-op where ``fcntl`` is missing."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: concurrent runs stay safe (atomic writes), only wasteful
+        yield
+        return
+    handles = []
+    try:
+        for path in sorted({Path(p) for p in paths}):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(path.with_name(path.name + ".lock"), "a")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handles.append(handle)
+        yield
+    finally:
+        for handle in reversed(handles):
+            handle.close()
 
 
 def spawn(config: TrainConfig, parent_epochs: int, data_seeds: tuple[int, ...] = (1, 2)) -> list[TrainConfig]:
@@ -622,10 +682,23 @@ def get_many(configs: list[TrainConfig], device: str | torch.device = "auto", pr
         parent_states = iter([p.model.state_dict() for p in get_many(parents, device=dev, progress=progress)])
         init_states = [next(parent_states) if c.parent is not None else None for c in group]
         for at in range(0, len(group), MAX_GROUP):
-            for trained in train_many(group[at:at + MAX_GROUP], device=dev,
-                                      init_states=init_states[at:at + MAX_GROUP], progress=progress):
-                _save(trained, dev)
-                done[trained.key] = trained
+            chunk, inits = group[at:at + MAX_GROUP], init_states[at:at + MAX_GROUP]
+            with entry_lock([checkpoint_path(c, dev) for c in chunk]):
+                todo = []
+                for c, init in zip(chunk, inits):  # another process may have trained some meanwhile
+                    hit = _load(c, dev, quiet=True)
+                    if hit is None:
+                        todo.append((c, init))
+                    else:
+                        done[c.key] = hit
+                if not todo:
+                    continue
+                note(f"training {len(todo)} together: {describe(todo[0][0])} "
+                     f"(seeds {', '.join(str(c.seed) for c, _ in todo)})")
+                for trained in train_many([c for c, _ in todo], device=dev, init_states=[i for _, i in todo],
+                                          progress=progress):
+                    _save(trained, dev)
+                    done[trained.key] = trained
     out = []
     for c in tqdm(configs, desc="model zoo", disable=not progress or len(configs) < 2, leave=False):
         # a config listed twice gets its own copy, as from two get() calls

@@ -175,3 +175,68 @@ def test_swa_samples_and_average_are_trained_cached_and_reloaded(monkeypatch):
     again = zoo.get(cfg, device="cpu", progress=False)
     assert all(_equal(a, b) for a, b in zip(first.samples, again.samples))
     assert _equal(first.swa_state, again.swa_state)
+
+
+def _get_in_subprocess(cache: str, progress_file: str, trainer: str) -> None:
+    import os
+
+    os.environ["LMC_CACHE_DIR"] = cache
+    os.environ["LMC_PROGRESS_FILE"] = progress_file
+    from lmc_utils import zoo as z
+
+    cfg = z.TrainConfig(dataset="moons", arch="mlp", model={"width": 16, "depth": 1}, epochs=30, batch_size=50,
+                        optimizer="adam", lr=0.01, trainer=trainer)
+    z.get_many([cfg, cfg.replace(seed=1)], device="cpu", progress=False)
+
+
+@pytest.mark.parametrize("trainer", ["single", "batched"])
+def test_concurrent_runs_on_one_cache_train_each_entry_once(tmp_path, trainer):
+    """Two processes asking for the same models: the second waits on the entry's lock and then
+    reads the first one's checkpoint (it used to train everything again)."""
+    import multiprocessing as mp
+
+    log = tmp_path / "progress.log"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_get_in_subprocess, args=(str(tmp_path / "cache"), str(log), trainer))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=240)
+    assert all(p.exitcode == 0 for p in procs)
+    lines = log.read_text().splitlines()
+    trained = [line for line in lines if line.startswith("training")]
+    if trainer == "single":
+        assert len(trained) == 2 and {("seed 0" in t) for t in trained} == {True, False}
+    else:
+        assert len(trained) == 1 and "seeds 0, 1" in trained[0]
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("epochs", "ten", "epochs must be an integer, got 'ten'"),
+    ("lr", "0.1", "lr must be a number, got '0.1'"),
+    ("seed", True, "seed must be an integer, got True"),
+    ("train_subset", 0, "train_subset must be a positive integer or None"),
+    ("model", {"width": -4}, "width must be a positive integer, got -4"),
+])
+def test_bad_config_values_name_the_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        zoo.TrainConfig(dataset="moons", arch="mlp", **{field: value})
+
+
+def test_progress_lines_are_followed(tmp_path):
+    from lmc_utils import progress
+
+    seen = []
+    path = tmp_path / "p.log"
+    with progress.follow(path, emit=seen.append, interval=0.01):
+        import os
+
+        os.environ[progress.VARIABLE] = str(path)
+        try:
+            progress.note("training mlp on moons, seed 0")
+            progress.note("training mlp on moons, seed 1")
+        finally:
+            del os.environ[progress.VARIABLE]
+    assert seen == ["training mlp on moons, seed 0", "training mlp on moons, seed 1"]
+    progress.note("nowhere to go")  # without the variable: a no-op

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from .. import data as data_mod
 from .. import renorm, zoo
