@@ -81,7 +81,7 @@ def load_checkpoint(path: str | Path, expect_meta: Mapping[str, Any] | None = No
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated zip, garbage bytes, unpickling refused, ...
-        raise CorruptCheckpoint(f"{path.name}: unreadable ({type(err).__name__}: {str(err)[:120]})") from err
+        raise CorruptCheckpoint(f"{path.name}: unreadable ({type(err).__name__}: {_reason(err)})") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT or "state" not in payload:
         raise CorruptCheckpoint(f"{path.name}: not a checkpoint of format {FORMAT}")
     state = payload["state"]
@@ -97,3 +97,15 @@ def load_checkpoint(path: str | Path, expect_meta: Mapping[str, Any] | None = No
         if meta.get(k) != v:
             raise CorruptCheckpoint(f"{path.name}: metadata {k!r} is {meta.get(k)!r}, expected {v!r}")
     return state, meta, extras
+
+
+def _reason(err: Exception, limit: int = 300) -> str:
+    """The informative part of a load error on one line. torch's weights-only refusal starts with
+    paragraphs of advice and ends with the reason (``WeightsUnpickler error: Unsupported global:
+    ...``), so that line is kept rather than the first characters."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    picked = [line for line in lines if "WeightsUnpickler error" in line or "Unsupported" in line]
+    text = " ".join(picked) if picked else lines[0]
+    return text if len(text) <= limit else text[: limit - 1] + "…"
