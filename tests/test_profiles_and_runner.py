@@ -126,11 +126,11 @@ def test_resume_skips_notebooks_done_with_the_same_inputs(monkeypatch, tmp_path)
 
     assert [status(), status()] == ["ok", "skipped (done)"]
     assert status(params={"seed": 4}) == "ok"
-    assert status(threads=1) == "ok" and status(threads=1) == "skipped (done)"
+    assert status(threads=3) == "ok" and status(threads=3) == "skipped (done)"
     (figures_dir("smoke") / "00_table.csv").unlink()  # an output of the recorded run is gone
-    assert status(threads=1) == "ok" and status(threads=1) == "skipped (done)"
+    assert status(threads=3) == "ok" and status(threads=3) == "skipped (done)"
     (figures_dir("smoke") / "00_verdicts.csv").unlink()
-    assert status(threads=1) == "ok"
+    assert status(threads=3) == "ok"
     monkeypatch.setattr(run, "code_digest", lambda package=None: "edited lmc_utils")
     assert status(threads=1) == "ok" and status(threads=1) == "skipped (done)"
     assert [c["params"] for c in calls] == [{}, {"seed": 4}, {}, {}, {}, {}]
