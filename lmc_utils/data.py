@@ -232,7 +232,7 @@ def _prepared_root(name: str) -> Path | None:
     dest.mkdir(parents=True, exist_ok=True)
     for (url, md5), gz_name in zip(resources, gz_names):
         gz = src / gz_name
-        if md5 and _md5(gz) != md5:
+        if md5 and _file_digest(gz, "md5") != md5:
             raise DataNotFoundError(f"{gz} is corrupt (md5 mismatch); replace it. " + _how_to_get(name, data_dir()))
         with gzip.open(gz, "rb") as fin, atomic_path(dest / Path(gz_name).with_suffix("").name) as tmp:
             with open(tmp, "wb") as fout:
@@ -244,17 +244,9 @@ def _prepared_root(name: str) -> Path | None:
 DIGESTS_FILE = "lmc-digests.json"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _record_digests(folder: Path, names: list[str]) -> None:
     """Write the SHA-256 of each unpacked file in ``folder`` (checked by :func:`_failed_digests`)."""
-    digests = {n: _sha256(folder / n) for n in names if (folder / n).is_file()}
+    digests = {n: _file_digest(folder / n) for n in names if (folder / n).is_file()}
     write_text(folder / DIGESTS_FILE, json.dumps(digests, indent=1, sort_keys=True))
 
 
@@ -265,11 +257,12 @@ def _failed_digests(folder: Path, names: list[str]) -> list[str]:
         recorded = json.loads((folder / DIGESTS_FILE).read_text())
     except (OSError, ValueError):
         return list(names)
-    return [n for n in names if recorded.get(n) != _sha256(folder / n)]
+    return [n for n in names if recorded.get(n) != _file_digest(folder / n)]
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
+def _file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes (``md5`` for torchvision's published checksums)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)

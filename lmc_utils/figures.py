@@ -150,3 +150,13 @@ def save_verdicts(frame: pd.DataFrame, notebook: str, profile: str | None = None
         frame.to_csv(tmp, index=False)
     md = write_text(out / f"{number}_verdicts.md", to_markdown(frame[COLUMNS], floatfmt=".3g"))
     return [csv, md]
+
+
+def publish_verdicts(frame: pd.DataFrame, criteria, notebook: str, profile: str | None = None) -> str:
+    """The verdict cell of every notebook: check that ``frame`` judges exactly the declared
+    ``criteria``, save it (:func:`save_verdicts`) and return its prose (:func:`lmc_utils.verdicts.render`)."""
+    from .verdicts import check_declared, render
+
+    check_declared(frame, criteria)
+    save_verdicts(frame, notebook, profile)
+    return render(frame, criteria)

@@ -109,7 +109,4 @@ summary["00_barriers"]
 # barrier to remove.
 
 # %%
-frame = rebasin_basics.verdicts(result, criteria)
-verdicts.check_declared(frame, criteria)
-figures.save_verdicts(frame, "00_rebasin_basics")
-display(Markdown(verdicts.render(frame, criteria)))
+display(Markdown(figures.publish_verdicts(rebasin_basics.verdicts(result, criteria), criteria, "00_rebasin_basics")))

@@ -119,7 +119,4 @@ summary["01_taylor_barriers"]
 # no barrier for matching to remove and is left out of the distance-to-barrier ratio (its n shows it).
 
 # %%
-frame = distance_taylor.verdicts(result, criteria)
-verdicts.check_declared(frame, criteria)
-figures.save_verdicts(frame, "01_distance_taylor")
-display(Markdown(verdicts.render(frame, criteria)))
+display(Markdown(figures.publish_verdicts(distance_taylor.verdicts(result, criteria), criteria, "01_distance_taylor")))

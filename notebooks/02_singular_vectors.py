@@ -170,7 +170,4 @@ tables["02_sinkhorn_vs_iterative"]
 # `figures/<profile>/02_verdicts.csv`).
 
 # %%
-frame = singular_vectors.verdicts(result, criteria)
-verdicts.check_declared(frame, criteria)
-figures.save_verdicts(frame, "02_singular_vectors")
-display(Markdown(verdicts.render(frame, criteria)))
+display(Markdown(figures.publish_verdicts(singular_vectors.verdicts(result, criteria), criteria, "02_singular_vectors")))

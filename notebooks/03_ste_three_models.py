@@ -189,7 +189,4 @@ for name, g in result.planes.groupby("experiment", sort=False):
 # the gaps between STE and WM together with the regime note at the top.
 
 # %%
-frame = three_models.verdicts(result, criteria)
-verdicts.check_declared(frame, criteria)
-figures.save_verdicts(frame, "03_ste_three_models")
-display(Markdown(verdicts.render(frame, criteria)))
+display(Markdown(figures.publish_verdicts(three_models.verdicts(result, criteria), criteria, "03_ste_three_models")))

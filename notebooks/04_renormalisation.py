@@ -194,7 +194,4 @@ T["04_retraining"].groupby("start", sort=False)[["steps_to_target", "first_epoch
 # with the rule shown above.
 
 # %%
-frame = renormalisation.verdicts(result, criteria)
-verdicts.check_declared(frame, criteria)
-figures.save_verdicts(frame, "04_renormalisation")
-display(Markdown(verdicts.render(frame, criteria)))
+display(Markdown(figures.publish_verdicts(renormalisation.verdicts(result, criteria), criteria, "04_renormalisation")))

@@ -173,7 +173,4 @@ T["05_merge_tolerance"]
 # Computed from the per-model statistics (`05_unit_statistics`) by the rules declared above.
 
 # %%
-frame = pruning_study.verdicts(result, criteria)
-verdicts.check_declared(frame, criteria)
-figures.save_verdicts(frame, "05_pruning")
-display(Markdown(verdicts.render(frame, criteria)))
+display(Markdown(figures.publish_verdicts(pruning_study.verdicts(result, criteria), criteria, "05_pruning")))

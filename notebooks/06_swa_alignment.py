@@ -108,7 +108,4 @@ figures.save_figure(plots.plot_identity_share(summary["06_swa_summary"]), "06_id
 # Computed from the runs above by the declared rules, one row per claim and width.
 
 # %%
-frame = swa.verdicts(result, criteria)
-verdicts.check_declared(frame, criteria)
-figures.save_verdicts(frame, "06_swa_alignment")
-display(Markdown(verdicts.render(frame, criteria)))
+display(Markdown(figures.publish_verdicts(swa.verdicts(result, criteria), criteria, "06_swa_alignment")))
