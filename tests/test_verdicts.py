@@ -95,3 +95,13 @@ def test_render_and_save(tmp_path, monkeypatch):
         V.check_declared(frame, {"other": c})
     assert V.counts(frame) == {"held": 1, "did not hold": 0, "inconclusive": 1}
     assert math.isinf(V.interval([1.0])["ci_high"])
+
+
+def test_publish_verdicts_checks_saves_and_renders(tmp_path, monkeypatch):
+    monkeypatch.setenv("LMC_FIGURES_DIR", str(tmp_path))
+    c = _crit()
+    frame = V.table([V.verdict("03_x", c, "mlp", [0.9, 1.1, 1.0, 1.2])])
+    text = figures.publish_verdicts(frame, {"c": c}, "03_x", profile="cpu")
+    assert "**held**" in text and (tmp_path / "cpu" / "03_verdicts.csv").exists()
+    with pytest.raises(V.CriteriaError, match="never judged"):
+        figures.publish_verdicts(frame, {"c": c, "other": c}, "03_x", profile="cpu")
