@@ -20,7 +20,6 @@ Updates re-read, merge and write the file under a lock (:func:`file_lock`), atom
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -132,7 +131,9 @@ def environment(threads: int | None, device: str = "auto", root: Path | None = N
 
 def environment_key(env: Mapping[str, Any]) -> str:
     """A short stable key of an environment record."""
-    return hashlib.sha256(json.dumps(dict(env), sort_keys=True, default=str).encode()).hexdigest()[:8]
+    from .cache import config_hash  # imports torch: only when a key is needed
+
+    return config_hash(dict(env))[:8]
 
 
 def record(folder: str | os.PathLike, profile: str, env: Mapping[str, Any],

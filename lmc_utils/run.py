@@ -129,7 +129,9 @@ def check_parameters(notebook: Path, parameters: dict[str, Any], profile_values:
 
 def overrides_hash(parameters: dict[str, Any]) -> str:
     """Short stable hash of ``-p`` overrides (8 hex digits)."""
-    return hashlib.sha256(json.dumps(parameters, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    from .cache import config_hash  # imports torch: only when there are overrides
+
+    return config_hash(parameters)[:8]
 
 
 def output_label(profile: str, parameters: dict[str, Any]) -> str:
