@@ -10,7 +10,7 @@
 
 PROFILE ?= cpu
 NOTEBOOKS ?=
-THREADS ?= 1
+THREADS ?= 2
 # The README's findings table is generated from the cpu profile's verdicts only.
 README_FLAG := $(if $(filter cpu,$(PROFILE)),--readme README.md)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)

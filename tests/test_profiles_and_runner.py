@@ -422,3 +422,32 @@ def test_sync_takes_the_newer_file_of_a_pair_and_leaves_a_synced_pair_alone(tmp_
     run.sync_notebook(py)
     assert "An edit made in JupyterLab." in py.read_text()
     assert f"{nb.name} is newer than {py.name}" in capsys.readouterr().out
+
+
+def test_cpu_profile_has_the_minimum_number_of_units():
+    """Issue "verdicts that survive a rerun": at the cpu profile at least 8 independent pairs/triples
+    for every MLP setting and at least 4 for CNN settings (per-model units: 16 and 8 models)."""
+    p = profiles.load("cpu")
+
+    def per(value, name):
+        return value.get(name) if isinstance(value, dict) else value
+
+    def is_cnn(cfg):
+        return cfg["arch"] != "mlp"
+
+    nb = p["00_rebasin_basics"]
+    for name, cfg in nb["experiments"].items():
+        assert per(nb["n_pairs"], name) >= (4 if is_cnn(cfg) else 8), name
+    assert p["01_distance_taylor"]["n_pairs"] >= 8
+    assert p["02_singular_vectors"]["n_pairs"] >= 8
+    assert p["03_ste_three_models"]["n_triples"] >= 8
+    nb = p["04_renormalisation"]
+    for name, cfg in nb["experiments"].items():
+        assert (nb.get("pairs_by_experiment") or {}).get(name, nb["n_pairs"]) >= (4 if is_cnn(cfg) else 8), name
+    assert nb["bias_pairs"] >= 8 and nb["retrain_pairs"] >= 8
+    nb = p["05_pruning"]
+    for name, cfg in nb["experiments"].items():
+        assert per(nb["n_models"], name) >= (8 if is_cnn(cfg) else 16), name
+    assert nb["redundancy_models"]["moons"] >= 16
+    assert per(nb["redundancy_models"]["mnist"], nb["judge_width"]) >= 8
+    assert p["06_swa_alignment"]["n_runs"] >= 16  # runs (2p, 2p + 1): 8 independent pairs per width
