@@ -1,12 +1,14 @@
 """One plotting style and one writer for figures (PNG + PDF) and tables (CSV + Markdown).
 
 Output goes to ``figures/<profile>/`` (see :func:`lmc_utils.paths.figures_dir`); call
-:func:`setup` once with the notebook's profile. Files are written atomically and without
+:func:`setup` once with the notebook's profile, which also chooses the experiment labels of
+figure titles (:func:`experiment_label`). Files are written atomically and without
 timestamps, so re-running a notebook with the same results rewrites identical files.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import matplotlib
@@ -49,6 +51,24 @@ METHOD_STYLES = {
 def method_label(method: str) -> str:
     """The display name of a method (the key itself when it has none)."""
     return METHOD_LABELS.get(method, method)
+
+
+@lru_cache(maxsize=None)
+def _profile_labels(profile: str) -> dict[str, str]:
+    """The ``labels`` section of a profile, read once per profile (empty for a name that is not a profile)."""
+    from . import profiles
+
+    return profiles.labels(profile) if profile in profiles.PROFILES else {}
+
+
+def experiment_label(name: str) -> str:
+    """The display label of experiment ``name`` for figure titles, e.g. ``"plain MLP 6×128,
+    FashionMNIST"`` for ``mlp_plain``: from the ``labels`` section of the profile chosen by
+    :func:`setup` (``params/<profile>.yaml``, read once per profile). The name itself when that
+    profile has no label for it, or when :func:`setup` has not been called. File names of saved
+    figures keep the code names."""
+    profile = _state["profile"]
+    return _profile_labels(profile).get(name, name) if profile is not None else name
 
 
 def method_style(method: str) -> dict:

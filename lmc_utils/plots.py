@@ -7,7 +7,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .figures import method_label, method_style
+from .figures import experiment_label, method_label, method_style
 
 SPLIT_STYLES = {"train": "-", "test": "--"}
 
@@ -379,8 +379,11 @@ def _line_style(method: str) -> dict:
 
 
 def _experiment_prefix(frame: pd.DataFrame) -> str:
-    """``"mlp_mnist, "`` for a frame of one experiment (empty without an ``experiment`` column)."""
-    return ", ".join(map(str, dict.fromkeys(frame["experiment"]))) + ", " if "experiment" in frame else ""
+    """``"MLP, 3 hidden layers, MNIST, "`` for a frame of one experiment: its label
+    (:func:`lmc_utils.figures.experiment_label`; empty without an ``experiment`` column)."""
+    if "experiment" not in frame:
+        return ""
+    return ", ".join(experiment_label(str(e)) for e in dict.fromkeys(frame["experiment"])) + ", "
 
 
 def plot_spectra(spectra: pd.DataFrame, width: int):
@@ -433,8 +436,8 @@ def plot_alignment_matrices(matrices: dict, experiment: str, width: int, layer: 
                 ax.set_ylabel(f"{sides[side]}\nrank i (model A)", fontsize=8)
     bar = fig.colorbar(im, ax=axes, shrink=0.8)
     bar.set_label(r"$|\langle x_i^A, x_j^B\rangle|$ (x = u or v)")
-    fig.suptitle(f"{experiment}, width {width}, layer {layer}: singular-vector alignment, top {m['u'].shape[0]} ranks",
-                 fontsize=10)
+    fig.suptitle(f"{experiment_label(experiment)}, width {width}, layer {layer}: singular-vector alignment, "
+                 f"top {m['u'].shape[0]} ranks", fontsize=10)
     return fig
 
 
@@ -557,7 +560,7 @@ def plot_pruning(table: pd.DataFrame, judge_sparsity: float | None = None):
             ax.axvline(judge_sparsity, color="k", lw=0.8, ls=":")
         ax.set_xlabel("sparsity (share of weights removed)")
         ax.set_ylabel("test accuracy")
-        ax.set_title(f"{exp}\n(dashed: pruned, solid: re-normalised)")
+        ax.set_title(f"{experiment_label(exp)}\n(dashed: pruned, solid: re-normalised)")
         ax.set_ylim(-0.02, 1.02)
         ax.legend(fontsize=6, loc="lower left")
     fig.tight_layout()
@@ -582,7 +585,7 @@ def plot_samples(samples: pd.DataFrame):
                 style = dict(color=cmap(sized.index(lab) / max(1, len(sized) - 1)),
                              label="all examples" if lab == "all" else f"{lab} examples")
             ax.plot(t["sparsity"], t[lab], marker="o", **style)
-        ax.set_title(f"{exp}\n{method_label(method)}")
+        ax.set_title(f"{experiment_label(exp)}\n{method_label(method)}")
         ax.set_xlabel("sparsity")
         ax.set_ylim(-0.02, 1.02)
     axes[0, 0].set_ylabel("test accuracy")
@@ -610,7 +613,7 @@ def plot_scale(scale: pd.DataFrame):
                         label=f"layer {layer + 1}" if flag else None)
         ax.axhline(1.0, color="grey", lw=1)
         ax.set_yscale("log")
-        ax.set_title(f"{exp}\n(dashed: pruned, solid: re-normalised)")
+        ax.set_title(f"{experiment_label(exp)}\n(dashed: pruned, solid: re-normalised)")
         ax.set_xlabel("global magnitude sparsity")
     axes[0, 0].set_ylabel("pre-activation std / unpruned")
     axes[0, -1].legend(fontsize=6, ncol=2)
@@ -629,7 +632,7 @@ def plot_redundancy(units: pd.DataFrame, barriers: pd.DataFrame, tol: float, tal
     for ds, g in u.groupby("dataset", sort=False):
         m = g.groupby("width")["reduced_width"].agg(["mean", "std"]).reset_index()
         bars = ax1.errorbar(m["width"], m["mean"], yerr=m["std"].fillna(0), marker="o", capsize=2,
-                            label=f"{ds} (measured)")
+                            label=f"{experiment_label(ds)} (measured)")
         colors[ds] = bars.lines[0].get_color()
     if talk:
         widths = sorted(talk)
@@ -647,7 +650,7 @@ def plot_redundancy(units: pd.DataFrame, barriers: pd.DataFrame, tol: float, tal
         style = method_style(method)
         for network, extra in networks.items():
             ax2.plot(g["width"], g[network], ls=style["linestyle"], marker=style["marker"], color=colors.get(ds),
-                     label=f"{ds}, {method_label(method)}: {network}", **extra)
+                     label=f"{experiment_label(ds)}, {method_label(method)}: {network}", **extra)
     ax2.set_xscale("log", base=2)
     ax2.set_yscale("symlog", linthresh=1e-3)
     ax2.set_ylim(bottom=0)

@@ -4,6 +4,10 @@
 without extension) holding that notebook's parameters at that scale. A notebook declares
 the same parameters in its Papermill ``parameters`` cell with ``None`` meaning "take the
 profile's value", and calls :func:`resolve` in the next cell.
+
+One more top-level section is not a notebook's: ``labels`` maps every experiment name the
+profile's notebooks use to its display label at that scale (figure titles,
+:func:`lmc_utils.figures.experiment_label`; :func:`labels`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ import yaml
 from .paths import params_dir
 
 PROFILES = ("smoke", "cpu", "paper")
+LABELS = "labels"  # the top-level section of display labels
+SPECIAL_SECTIONS = (LABELS,)  # top-level sections that are not a notebook's parameters
 
 
 class ProfileError(ValueError):
@@ -34,9 +40,24 @@ def check_profile(profile: str) -> Path:
 
 
 def load(profile: str) -> dict[str, dict[str, Any]]:
-    """All sections of ``params/<profile>.yaml``."""
+    """All sections of ``params/<profile>.yaml`` (the notebooks' and :data:`SPECIAL_SECTIONS`)."""
     with open(check_profile(profile), encoding="utf-8") as f:
         return yaml.safe_load(f) or {}
+
+
+def notebook_sections(profile: str) -> dict[str, dict[str, Any]]:
+    """The sections of ``params/<profile>.yaml`` that hold a notebook's parameters (keyed by
+    notebook stem): every top-level section but :data:`SPECIAL_SECTIONS`."""
+    return {k: v for k, v in load(profile).items() if k not in SPECIAL_SECTIONS}
+
+
+def labels(profile: str) -> dict[str, str]:
+    """The ``labels`` section of ``params/<profile>.yaml``: experiment name -> display label
+    (empty when the file has none). Raises :class:`ProfileError` unless it maps strings to strings."""
+    found = load(profile).get(LABELS) or {}
+    if not isinstance(found, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in found.items()):
+        raise ProfileError(f"params/{profile}.yaml: section {LABELS!r} must map experiment names to label strings")
+    return dict(found)
 
 
 def resolve(notebook: str, profile: str, **given: Any) -> SimpleNamespace:
@@ -50,7 +71,7 @@ def resolve(notebook: str, profile: str, **given: Any) -> SimpleNamespace:
     from .device import apply_threads  # lazy: the runner imports this module without torch
 
     apply_threads()
-    sections = load(profile)
+    sections = notebook_sections(profile)
     if notebook not in sections:
         raise ProfileError(f"params/{profile}.yaml has no section {notebook!r}")
     values = dict(sections[notebook] or {})

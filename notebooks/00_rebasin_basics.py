@@ -86,7 +86,8 @@ result = rebasin_basics.run(configs, P.n_pairs, splits, match_data, n_orders=P.n
 
 # %%
 for name in configs:
-    fig = plots.plot_interpolation(result.curves[result.curves["experiment"] == name], title=name)
+    fig = plots.plot_interpolation(result.curves[result.curves["experiment"] == name],
+                                  title=figures.experiment_label(name))
     figures.save_figure(fig, f"00_{name}_interpolation")
 
 # %% [markdown]

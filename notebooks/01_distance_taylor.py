@@ -86,7 +86,8 @@ configs = {name: zoo.TrainConfig(**cfg) for name, cfg in P.experiments.items()}
 result = distance_taylor.run(configs, P.n_pairs, P.parent_epochs, P.loss_subset, P.match_samples,
                              n_orders=P.n_orders, n_points=P.n_points, seed=seed, device=dev)
 for name in configs:
-    fig = plots.plot_taylor_curves(result.curves[result.curves["experiment"] == name], title=name)
+    fig = plots.plot_taylor_curves(result.curves[result.curves["experiment"] == name],
+                                  title=figures.experiment_label(name))
     figures.save_figure(fig, f"01_{name}_taylor_curves")
 summary = distance_taylor.tables(result)
 for table_name, frame in summary.items():

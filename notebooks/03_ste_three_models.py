@@ -127,7 +127,8 @@ summary = three_models.tables(result)
 # %%
 figures.save_table(summary["barriers"], "03_barriers")
 for name, s in summary["barriers"].groupby("experiment", sort=False):
-    figures.save_figure(plots.plot_three_model_barriers(s, title=name), f"03_{name}_barriers")
+    figures.save_figure(plots.plot_three_model_barriers(s, title=figures.experiment_label(name)),
+                        f"03_{name}_barriers")
 summary["barriers"]
 
 # %% [markdown]
@@ -147,7 +148,8 @@ summary["merged"]
 # %%
 figures.save_table(summary["singular_alignment"], "03_singular_alignment")
 for name, s in summary["singular_alignment"].groupby("experiment", sort=False):
-    figures.save_figure(plots.plot_singular_alignment(s, title=name), f"03_{name}_singular_alignment")
+    figures.save_figure(plots.plot_singular_alignment(s, title=figures.experiment_label(name)),
+                        f"03_{name}_singular_alignment")
 summary["singular_alignment"]
 
 # %% [markdown]
@@ -170,7 +172,8 @@ summary["agreement"]
 # %%
 figures.save_table(summary["ste_runs"], "03_ste_runs")
 for name, h in result.ste_history.groupby("experiment", sort=False):
-    figures.save_figure(plots.plot_ste_history(h, title=f"{name}: STE held midpoint loss"), f"03_{name}_ste_history")
+    figures.save_figure(plots.plot_ste_history(h, title=f"{figures.experiment_label(name)}: STE held midpoint loss"),
+                        f"03_{name}_ste_history")
 summary["ste_runs"]
 
 # %% [markdown]
@@ -180,7 +183,8 @@ summary["ste_runs"]
 
 # %%
 for name, g in result.planes.groupby("experiment", sort=False):
-    figures.save_figure(plots.plot_planes(g, title=f"{name}: plane through the three aligned models"),
+    label = figures.experiment_label(name)
+    figures.save_figure(plots.plot_planes(g, title=f"{label}: plane through the three aligned models"),
                         f"03_{name}_planes")
 
 # %% [markdown]

@@ -149,7 +149,8 @@ s.assign(acc=[f"{100 * m:.1f} ± {100 * d:.1f}" for m, d in zip(s["accuracy_mean
 
 # %%
 for n in bases:
-    figures.save_figure(plots.plot_variant_curves(result.curves[result.curves["experiment"] == n], title=n),
+    figures.save_figure(plots.plot_variant_curves(result.curves[result.curves["experiment"] == n],
+                                                  title=figures.experiment_label(n)),
                         f"04_{n}_curves")
 T["04_curve_barriers"]
 
@@ -163,7 +164,8 @@ T["04_curve_barriers"]
 # %%
 for n in bases:
     figures.save_figure(plots.plot_activation_profiles(result.activations[result.activations["experiment"] == n],
-                                                       title=n), f"04_{n}_activation_stats")
+                                                       title=figures.experiment_label(n)),
+                        f"04_{n}_activation_stats")
 T["04_variance_collapse"].groupby(["experiment", "method"], sort=False)[["first_layer_ratio", "last_layer_ratio"]].mean()
 
 # %% [markdown]
@@ -173,7 +175,8 @@ T["04_variance_collapse"].groupby(["experiment", "method"], sort=False)[["first_
 # same configuration trained without biases (same seeds). Curves: mean over pairs and orders.
 
 # %%
-figures.save_figure(plots.plot_bias_curves(result.bias_curves, title=P.bias_experiment), "04_bias_curves")
+figures.save_figure(plots.plot_bias_curves(result.bias_curves, title=figures.experiment_label(P.bias_experiment)),
+                    "04_bias_curves")
 T["04_bias_barriers"].groupby("curve", sort=False)[["accuracy_barrier", "loss_barrier", "midpoint_accuracy"]].mean()
 
 # %% [markdown]

@@ -72,3 +72,112 @@ def test_markdown_cells_escape_pipes():
 
     md = to_markdown(pd.DataFrame({"statistic": ["|a - b| / |a|"], "x": [1.0]}))
     assert md.splitlines()[2] == "| \\|a - b\\| / \\|a\\| | 1 |"
+
+
+# --- experiment labels (params/<profile>.yaml, section `labels`) --------------------------------
+
+import re  # noqa: E402
+
+from lmc_utils import plots, profiles  # noqa: E402
+
+DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+                 "moons": "Moons"}
+NORM_MARKS = {"layernorm": ("LayerNorm", "-LN"), "batchnorm": ("-BN",)}
+
+
+def experiment_configs(sections: dict) -> dict[str, list[dict]]:
+    """Every experiment name the notebook sections of a profile use, with its training configs:
+    the keys of each ``experiments`` mapping, the value of every ``*_experiment`` parameter, and
+    ``<name>`` of every ``redundancy_<name>`` config (notebook 05's Moons and MNIST MLPs)."""
+    found: dict[str, list[dict]] = {}
+    for section in sections.values():
+        section = section or {}
+        experiments = section.get("experiments") or {}
+        for name, cfg in experiments.items():
+            found.setdefault(name, []).append(cfg)
+        for key, value in section.items():
+            if key.endswith("_experiment") and isinstance(value, str):  # bias_experiment, retrain_experiment
+                found.setdefault(value, []).extend([experiments[value]] if value in experiments else [])
+            elif key.startswith("redundancy_") and isinstance(value, dict) and "dataset" in value:
+                found.setdefault(key.removeprefix("redundancy_"), []).append(value)
+    return found
+
+
+def label_problems(sections: dict, labels: dict) -> list[str]:
+    """What is wrong with ``labels`` for these notebook sections: a used name without a label, a
+    label no section uses, or a label that contradicts one of the name's configs (dataset,
+    architecture, normalisation, MLP depth and width, channel multiplier)."""
+    used = experiment_configs(sections)
+    problems = [f"{name}: no label" for name in sorted(set(used) - set(labels))]
+    problems += [f"{name}: label of an experiment no notebook uses" for name in sorted(set(labels) - set(used))]
+    for name in sorted(set(used) & set(labels)):
+        label = labels[name]
+        for cfg in used[name]:
+            model = cfg.get("model") or {}
+            arch = cfg["arch"]
+            if not label.endswith(", " + DATASET_NAMES[cfg["dataset"]]):
+                problems.append(f"{name}: {label!r} does not end with its dataset {DATASET_NAMES[cfg['dataset']]}")
+            norm = model.get("norm", "none" if arch == "mlp" else "batchnorm")
+            for kind, marks in NORM_MARKS.items():
+                if any(m in label for m in marks) != (norm == kind):
+                    problems.append(f"{name}: {label!r} and norm {norm!r}")
+            if arch == "mlp":
+                size = re.search(r"(\d+)×(\d+)", label)
+                if size and (int(size[1]), int(size[2])) != (model.get("depth"), model.get("width")):
+                    problems.append(f"{name}: {label!r} but depth {model.get('depth')}, width {model.get('width')}")
+                if not size and not re.search(rf"\b{model.get('depth')} hidden layers?\b", label):
+                    problems.append(f"{name}: {label!r} does not say depth {model.get('depth')}")
+            else:
+                if {"vgg": str(model.get("config", "")).upper(), "resnet20": "ResNet20"}[arch] not in label:
+                    problems.append(f"{name}: {label!r} does not name its architecture")
+                multiplier = model.get("width_multiplier", 1)
+                said = {0.125: "1/8 channels", 0.0625: "1/16 channels", 4: "4× width"}.get(multiplier)
+                if (multiplier != 1 and (said is None or said not in label)) or (multiplier == 1 and "channels" in label):
+                    problems.append(f"{name}: {label!r} and width multiplier {multiplier}")
+    return list(dict.fromkeys(problems))
+
+
+@pytest.mark.parametrize("profile", profiles.PROFILES)
+def test_every_experiment_of_a_profile_has_a_fitting_label(profile):
+    assert label_problems(profiles.notebook_sections(profile), profiles.labels(profile)) == []
+
+
+def test_label_check_fails_for_a_new_or_wrong_label():
+    mlp = {"dataset": "mnist", "arch": "mlp", "model": {"width": 512, "depth": 3}}
+    sections = {"00_x": {"experiments": {"mlp_mnist": mlp, "mlp_new": mlp}},
+                "05_y": {"redundancy_moons": {"dataset": "moons", "arch": "mlp", "model": {"depth": 1}}}}
+    labels = {"mlp_mnist": "MLP 3×512, MNIST", "moons": "MLP, 1 hidden layer, Moons"}
+    assert label_problems(sections, labels) == ["mlp_new: no label"]
+    assert label_problems(sections, {**labels, "mlp_new": "MLP 3×256, MNIST", "gone": "x"}) == [
+        "gone: label of an experiment no notebook uses", "mlp_new: 'MLP 3×256, MNIST' but depth 3, width 512"]
+    # a width swept in another section (no width in its config): the label must not name one
+    sections["02_z"] = {"experiments": {"mlp_mnist": {**mlp, "model": {"depth": 3}}}, "bias_experiment": "mlp_mnist"}
+    assert label_problems(sections, {**labels, "mlp_new": "MLP 3×512, FashionMNIST"}) == [
+        "mlp_mnist: 'MLP 3×512, MNIST' but depth 3, width None",
+        "mlp_new: 'MLP 3×512, FashionMNIST' does not end with its dataset MNIST"]
+
+
+def test_experiment_label_is_the_profiles_label_or_the_name(monkeypatch):
+    monkeypatch.setitem(figures._state, "profile", None)
+    assert figures.experiment_label("mlp_plain") == "mlp_plain"  # setup not called
+    figures.setup("cpu")
+    assert figures.experiment_label("mlp_plain") == "plain MLP 6×128, FashionMNIST"
+    assert figures.experiment_label("vgg11_bn") == profiles.labels("cpu")["vgg11_bn"]
+    assert figures.experiment_label("no_such_experiment") == "no_such_experiment"
+    figures.setup("paper")
+    assert figures.experiment_label("vgg16_bn_cifar10") == "VGG16-BN, CIFAR-10"
+    assert figures.experiment_label("mlp_plain") == "mlp_plain"  # not a paper experiment
+    figures.setup("unit")  # not a profile: no labels
+    assert figures.experiment_label("mlp_plain") == "mlp_plain"
+
+
+def test_plots_title_experiments_by_their_label(monkeypatch):
+    monkeypatch.setitem(figures._state, "profile", None)
+    figures.setup("cpu")
+    table = pd.DataFrame({"experiment": ["mlp_plain"] * 2, "method": ["global_magnitude"] * 2, "sparsity": [0.5, 0.8],
+                          "pruned": [0.8, 0.3], "renormalized": [0.85, 0.7], "renorm": ["REPAIR"] * 2, "dense": [0.88] * 2})
+    fig = plots.plot_pruning(table, 0.8)
+    assert fig.axes[0].get_title().splitlines()[0] == "plain MLP 6×128, FashionMNIST"
+    plt.close(fig)
+    assert plots._experiment_prefix(table) == "plain MLP 6×128, FashionMNIST, "
+    assert plots._experiment_prefix(table.drop(columns="experiment")) == ""

@@ -8,7 +8,7 @@ from lmc_utils import matching, profiles, zoo
 from lmc_utils import permutation as P
 from lmc_utils.data import NUM_CLASSES, TensorData
 
-PAPER = profiles.load("paper")
+PAPER = profiles.notebook_sections("paper")  # not the `labels` section
 
 
 def _train_configs(section: dict) -> dict[str, dict]:

@@ -47,6 +47,22 @@ def test_profile_sections_match_the_parameters_cell(source, profile):
     assert set(section) == declared - GENERIC
 
 
+@pytest.mark.parametrize("profile", profiles.PROFILES)
+def test_profile_sections_are_notebooks_and_labels(profile):
+    assert set(profiles.load(profile)) == {s.stem for s in NOTEBOOKS} | set(profiles.SPECIAL_SECTIONS)
+    assert set(profiles.notebook_sections(profile)) == {s.stem for s in NOTEBOOKS}
+    assert profiles.labels(profile) and all(isinstance(v, str) for v in profiles.labels(profile).values())
+    with pytest.raises(profiles.ProfileError, match="no section 'labels'"):
+        profiles.resolve("labels", profile)
+
+
+def test_malformed_labels_are_an_error(monkeypatch, tmp_path):
+    (tmp_path / "smoke.yaml").write_text("00_rebasin_basics: {}\nlabels: [mlp_mnist]\n")
+    monkeypatch.setattr("lmc_utils.profiles.params_dir", lambda: tmp_path)
+    with pytest.raises(profiles.ProfileError, match="'labels' must map"):
+        profiles.labels("smoke")
+
+
 @pytest.mark.parametrize("source", NOTEBOOKS, ids=lambda p: p.stem)
 def test_paired_notebook_is_in_sync(source):
     py, ipynb = jupytext.read(source), jupytext.read(source.with_suffix(".ipynb"))
