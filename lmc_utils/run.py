@@ -17,6 +17,9 @@ non-zero if any notebook failed.
 - Threads: each kernel gets ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS`` and ``LMC_THREADS`` (which
   :func:`lmc_utils.profiles.resolve` and :func:`lmc_utils.device.get_device` apply with
   ``torch.set_num_threads``): CPU results are bit-identical only at a fixed thread count.
+- Executed notebooks: each finished notebook is also written, with its outputs and without
+  run-to-run volatile metadata, to ``figures/<profile>/notebooks/`` (:mod:`lmc_utils.executed`).
+- Kernels run over IPC rather than TCP (:func:`ipc_kernel_manager`).
 - Provenance: ``figures/<profile>/provenance.json`` records commit, versions, CPU model,
   threads, device and each notebook's seconds and status (:mod:`lmc_utils.provenance`).
 - Overrides: a run with ``-p`` writes to ``figures/<profile>+<hash of the overrides>/`` (and
@@ -33,6 +36,7 @@ non-zero if any notebook failed.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -47,7 +51,7 @@ from typing import Any, Iterator, Sequence
 
 import yaml
 
-from . import progress, provenance
+from . import executed, progress, provenance
 from .atomic import write_text
 from .paths import build_dir, figures_dir, notebooks_dir, params_dir
 from .profiles import PROFILES, ProfileError, check_profile
@@ -205,6 +209,21 @@ def kernel_environment(threads: int | None, figures_base: Path | None = None, su
                 os.environ[k] = v
 
 
+@functools.cache
+def ipc_kernel_manager() -> type:
+    """The kernel manager the runner starts kernels with: jupyter_client's ``AsyncKernelManager``
+    over IPC (local socket files, removed with the kernel) instead of TCP, so that no kernel listens
+    on a network port, and ipykernel has no reason to print its warning about unencrypted TCP."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
 def execute(source: Path, profile: str, parameters: dict[str, Any], out_dir: Path) -> float:
     """Execute one notebook (parameters already checked; environment from
     :func:`kernel_environment`); returns seconds. Raises Papermill's error on failure, leaving
@@ -218,7 +237,8 @@ def execute(source: Path, profile: str, parameters: dict[str, Any], out_dir: Pat
     t0 = time.perf_counter()
     try:
         papermill.execute_notebook(str(notebook), str(partial), parameters=params, kernel_name="python3",
-                                   cwd=str(notebooks_dir()), progress_bar=True, language="python")
+                                   cwd=str(notebooks_dir()), progress_bar=True, language="python",
+                                   kernel_manager_class=ipc_kernel_manager())
     except BaseException:
         if partial.exists():
             print(f"{notebook.stem}: stopped; its outputs up to the failing cell are in {partial}", flush=True)
@@ -296,6 +316,8 @@ def run(profile: str, names: Sequence[str] = (), parameters: dict[str, Any] | No
                         progress.follow(log, emit=lambda line: print(f"  {line}", flush=True)):
                     seconds = execute(source, profile, parameters, out_dir)
                 publish(stage_base / label, folder, source)
+                if (out_dir / source.with_suffix(".ipynb").name).exists():
+                    executed.publish(out_dir / source.with_suffix(".ipynb").name, folder)
                 row = {"notebook": source.stem, "seconds": seconds, "status": "ok", "figures": folder,
                        "warnings": notebook_warnings(out_dir / source.with_suffix(".ipynb").name)}
                 _set_status(status_path, source.stem, {"fingerprint": fp, "seconds": round(seconds, 1),

@@ -87,3 +87,12 @@ def test_readme_without_markers_is_an_error_and_left_unchanged(folder, tmp_path,
 def test_no_figures_folder_is_an_error(capsys):
     assert claims.main(["--profile", "cpu"]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_readme_links_the_executed_notebook_where_there_is_one(folder, tmp_path):
+    (folder / "notebooks").mkdir()
+    (folder / "notebooks" / "01_distance_taylor.ipynb").write_text("{}")
+    block = claims.readme_block(claims.gather(folder), "cpu", folder, readme_dir=tmp_path)
+    executed = os.path.relpath(folder / "notebooks" / "01_distance_taylor.ipynb", tmp_path)
+    assert f", [executed]({executed}))" in block
+    assert block.count("[executed]") == 1  # none for 00, which has no executed copy
