@@ -11,23 +11,34 @@ although the numbers do not is removed, so a rerun that gives the same numbers g
   saved, so they render as nothing anyway, and whose ids are random) and text progress bars
   (stream lines redrawn with carriage returns);
 * the random id Papermill gives the injected-parameters cell (it becomes ``injected-parameters``);
-* the jupytext pairing (``metadata.jupytext``): the copy is a result to read, not a source to edit.
+* the jupytext pairing (``metadata.jupytext``): the copy is a result to read, not a source to edit;
+* absolute paths in warnings (this project's and installed packages' files are named relatively).
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import re
 from pathlib import Path
 
 import nbformat
 
 from .atomic import write_text
+from .paths import project_root
 
 WIDGET = "application/vnd.jupyter.widget-view+json"
 VOLATILE_CELL_METADATA = ("papermill", "execution")
 VOLATILE_NOTEBOOK_METADATA = ("papermill", "widgets", "jupytext")
 FOLDER = "notebooks"
+
+
+def _relative_paths(text: str) -> str:
+    """Warnings name their files by absolute paths, which differ between checkouts and machines:
+    files of this project become relative to its root, installed packages relative to their
+    ``site-packages``."""
+    text = text.replace(str(project_root()) + os.sep, "")
+    return re.sub(r"(?:[A-Za-z]:)?[^\s:\"']*[/\\]site-packages[/\\]", "", text)
 
 
 def _clean_output(output: dict) -> dict | None:
@@ -40,7 +51,7 @@ def _clean_output(output: dict) -> dict | None:
         text = "".join(line for line in lines if "\r" not in line)
         if not text:
             return None
-        output["text"] = text
+        output["text"] = _relative_paths(text)
     return output
 
 

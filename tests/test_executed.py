@@ -83,3 +83,16 @@ def test_kernels_run_over_ipc_without_the_tcp_warning(tmp_path, capfd):
     assert out.strip() == "ipc"
     assert "without encryption" not in capfd.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.ipynb", "t.ipynb"]  # no socket files left
+
+
+def test_warnings_name_files_relative_to_the_checkout_and_site_packages():
+    from lmc_utils.paths import project_root
+
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [nbformat.v4.new_output("stream", name="stderr", text=(
+        f"{project_root()}/lmc_utils/studies/x.py:3: PerformanceWarning: slow\n"
+        "/home/u/.venv/lib/python3.11/site-packages/torch/jit/_script.py:1: FutureWarning: old\n"))]
+    nb.cells = [cell]
+    text = executed.clean(nb).cells[0].outputs[0].text
+    assert text == "lmc_utils/studies/x.py:3: PerformanceWarning: slow\ntorch/jit/_script.py:1: FutureWarning: old\n"

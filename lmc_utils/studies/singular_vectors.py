@@ -365,7 +365,7 @@ def unit_statistics(result: Result) -> dict[str, dict[str, np.ndarray]]:
     inv = result.invariance.groupby(["experiment", "width", "pair"], sort=False)["max_singular_value_change"].max()
     diffs = spectrum_differences(result)
     hidden = _hidden(diffs, result).groupby(["experiment", "width", "pair"], sort=False)["relative_difference"].mean()
-    output = _output(diffs, result).set_index(["experiment", "width", "pair"])["relative_difference_rescaled"]
+    output = _output(diffs, result).set_index(["experiment", "width", "pair"]).sort_index()["relative_difference_rescaled"]
     tb = _hidden(top_and_bottom(result), result)
     wm, am = _alignment_margin(tb, "weight"), _alignment_margin(tb, "activation")
     ratios = _hidden(input_ratios(result), result).groupby(["experiment", "width", "pair", "model"], sort=False)["ratio"].mean()
