@@ -6,6 +6,7 @@
 #   make test      set up, then unit/property tests and the nbval smoke run of every notebook
 #   make smoke     every notebook at the smoke profile (seconds each)
 #   make lab       JupyterLab (the .py notebooks open as notebooks through jupytext)
+#   make site      static HTML site of a profile's results in build/site/ (PROFILE=smoke|cpu; offline)
 # A virtual environment .venv is created unless one is already active.
 
 PROFILE ?= cpu
@@ -25,11 +26,11 @@ PYTHON := .venv/bin/python
 OWN_ENV := yes
 endif
 
-.PHONY: setup figures check claims smoke test unit nbval lab bench clean
+.PHONY: setup figures check claims smoke test unit nbval lab bench site clean
 
 # .venv is the Makefile's own: created, pip upgraded and the package installed whenever
 # pyproject.toml is newer than the stamp. An environment you activated is yours: the package is
-# installed there only when it (or its test/lab extras) is missing or its version differs, and
+# installed there only when it (or its test/lab/docs extras) is missing or its version differs, and
 # pip itself is never upgraded there.
 ifdef OWN_ENV
 setup: .venv/.lmc-rebasin-installed
@@ -45,7 +46,7 @@ setup:
 	  here = os.path.realpath('lmc_utils'); spec = u.find_spec('lmc_utils'); \
 	  ok = m.version('lmc-rebasin') == '$(VERSION)' and spec is not None and \
 	       os.path.dirname(os.path.realpath(spec.origin)) == here and \
-	       all(u.find_spec(x) for x in ('pytest', 'nbval', 'jupyterlab')); \
+	       all(u.find_spec(x) for x in ('pytest', 'nbval', 'jupyterlab', 'sphinx', 'myst_nb', 'sphinx_book_theme')); \
 	  sys.exit(0 if ok else 1)" 2>/dev/null; then \
 	  echo "lmc-rebasin $(VERSION) is installed in the active environment; not reinstalling"; \
 	else \
@@ -74,6 +75,15 @@ test: setup
 
 lab: setup
 	$(PYTHON) -m jupyter lab notebooks
+
+# The site never executes a notebook: it renders figures/$(PROFILE)/notebooks/ and claims.md as
+# they are (run `make figures` / `make claims` first), with -W (any warning fails the build).
+site: setup
+	rm -rf build/site build/site-doctrees
+	$(PYTHON) docs/stage.py --profile $(PROFILE) build/site-src
+	LMC_SITE_PROFILE=$(PROFILE) $(PYTHON) -m sphinx -W --keep-going -q -b html -c docs \
+	  -d build/site-doctrees build/site-src build/site
+	@echo "open build/site/index.html"
 
 bench: setup
 	$(PYTHON) bench/bench_weight_matching.py
