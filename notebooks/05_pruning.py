@@ -135,7 +135,7 @@ table[table["sparsity"] >= 0.7]
 # re-normalisation.
 
 # %%
-figures.save_figure(plots.plot_scale(result.scale[result.scale["curve"]]), "05_activation_scale")
+figures.save_figure(plots.plot_scale(result.scale[result.scale["curve"]]), "05_activation_scale");
 
 # %% [markdown]
 # ## How many examples does re-normalisation need?

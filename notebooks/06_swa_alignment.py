@@ -95,13 +95,13 @@ summary["06_swa_summary"]
 # %%
 fig = plots.plot_swa_barriers(result.samples, result.independent,
                               threshold=criteria["swa_samples_connected"].threshold)
-figures.save_figure(fig, "06_swa_barriers")
+figures.save_figure(fig, "06_swa_barriers");
 
 # %% [markdown]
 # ## Does weight matching find the identity?
 
 # %%
-figures.save_figure(plots.plot_identity_share(summary["06_swa_summary"]), "06_identity_share")
+figures.save_figure(plots.plot_identity_share(summary["06_swa_summary"]), "06_identity_share");
 
 # %% [markdown]
 # ## Verdicts
