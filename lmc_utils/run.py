@@ -287,7 +287,9 @@ def run(profile: str, names: Sequence[str] = (), parameters: dict[str, Any] | No
                                                          indent=1, sort_keys=True, default=str) + "\n")
         print(f"overrides {parameters}: outputs go to {folder}/ (recorded in overrides.json), "
               f"not to {base / profile}/", flush=True)
-    out_dir = build_dir() / "executed" / label
+    # A run into another figures folder (--check) keeps its executed notebooks and status beside it,
+    # so it never replaces the profile's own in build/executed/ (nor what --resume reads there).
+    out_dir = (build_dir() if figures_base is None else Path(figures_base)) / "executed" / label
     out_dir.mkdir(parents=True, exist_ok=True)
     status_path = out_dir / "status.json"
     env = provenance.environment(threads, str(parameters.get("device", "auto")))

@@ -467,3 +467,19 @@ def test_cpu_profile_has_the_minimum_number_of_units():
     assert nb["redundancy_models"]["moons"] >= 16
     assert per(nb["redundancy_models"]["mnist"], nb["judge_width"]) >= 8
     assert p["06_swa_alignment"]["n_runs"] >= 16  # runs (2p, 2p + 1): 8 independent pairs per width
+
+
+def test_a_run_into_another_figures_folder_keeps_its_executed_notebooks_beside_it(monkeypatch, tmp_path):
+    """--check regenerates into its own folder: its executed notebooks and status.json must not
+    replace the profile's own in build/executed/<profile>/ (nor what --resume reads)."""
+    monkeypatch.setattr(run, "build_dir", lambda: tmp_path / "build")
+    outs = []
+
+    def execute(source, profile, params, out):
+        outs.append(out)
+        return _fake_execute([])(source, profile, params, out)
+
+    monkeypatch.setattr(run, "execute", execute)
+    run.run("smoke", ["00"], {}, threads=1, figures_base=tmp_path / "check")
+    assert outs == [tmp_path / "check" / "executed" / "smoke"]
+    assert not (tmp_path / "build" / "executed").exists()
