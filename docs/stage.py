@@ -1,4 +1,4 @@
-"""Lay out the Sphinx sources of the static site in a staging folder (standard library only).
+"""Lay out the Sphinx sources of the static site in a staging folder.
 
 ``make site`` runs ``python docs/stage.py --profile P build/site-src`` and then
 ``sphinx-build -c docs build/site-src build/site``. The staging folder holds generated copies
@@ -19,17 +19,18 @@ to the profile's ``claims.md`` or to an executed notebook becomes a link to its 
 verdict table (``figures/<profile>/NN_verdicts.md``) a link to that notebook's page (which shows
 the table), and any other existing file a download of a copy (``.md`` files are copied as
 ``.md.txt`` so that Sphinx does not take them for pages). ``LMC_FIGURES_DIR`` moves ``figures/``
-as for the runner.
+as for the runner (:func:`lmc_utils.paths.figures_dir`).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import sys
 from pathlib import Path
+
+from lmc_utils.paths import figures_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -41,11 +42,6 @@ class StageError(RuntimeError):
     """Something the site needs is missing."""
 
 
-def figures_base() -> Path:
-    value = os.environ.get("LMC_FIGURES_DIR")
-    return Path(value).expanduser().resolve() if value else ROOT / "figures"
-
-
 def toctree(caption: str, entries: list[str], maxdepth: int = 1) -> str:
     return "\n".join(["```{toctree}", f":caption: {caption}", f":maxdepth: {maxdepth}", ""]
                      + entries + ["```", ""])
@@ -55,14 +51,14 @@ class Stager:
     def __init__(self, profile: str, out: Path):
         self.profile = profile
         self.out = out
-        self.figures = figures_base() / profile
+        self.figures = figures_dir() / profile
         self.notebooks = sorted((self.figures / "notebooks").glob("[0-9][0-9]_*.ipynb"))
         self.pages = {p.stem for p in self.notebooks}
 
     def _repo_path(self, target: str) -> Path | None:
         """The file a README link ``target`` names (relative to the repository root), or ``None``."""
         path = (ROOT / target).resolve()
-        for base in (ROOT, figures_base().parent):
+        for base in (ROOT, figures_dir().parent):
             try:
                 path.relative_to(base)
             except ValueError:
@@ -75,7 +71,7 @@ class Stager:
         try:
             rel = path.relative_to(ROOT)
         except ValueError:
-            rel = Path("figures") / path.relative_to(figures_base())
+            rel = Path("figures") / path.relative_to(figures_dir())
         if rel.suffix in (".md", ".ipynb"):
             rel = rel.with_name(rel.name + ".txt")
         target = self.out / "_repo" / rel

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -65,4 +64,3 @@ def follow(path: Path, emit: Callable[[str], None] = print, interval: float = 0.
         stop.set()
         thread.join()
         drain()
-        time.sleep(0)

@@ -5,7 +5,7 @@
     python -m lmc_utils.run --profile cpu -p seed 1 00    # override a declared parameter
     python -m lmc_utils.run --profile cpu --resume        # skip notebooks already done
     python -m lmc_utils.run --profile cpu --check         # regenerate elsewhere, compare with figures/cpu/
-    python -m lmc_utils.run --profile cpu --threads 2     # torch/OpenMP threads per kernel (default 2)
+    python -m lmc_utils.run --profile cpu --threads 1     # torch/OpenMP threads per kernel (default 2)
     python -m lmc_utils.run --profile smoke --prepare build/nbval   # parameterised copies for nbval
 
 For each notebook the jupytext source ``notebooks/NN_topic.py`` is converted to its paired
@@ -318,10 +318,11 @@ def run(profile: str, names: Sequence[str] = (), parameters: dict[str, Any] | No
                         progress.follow(log, emit=lambda line: print(f"  {line}", flush=True)):
                     seconds = execute(source, profile, parameters, out_dir)
                 publish(stage_base / label, folder, source)
-                if (out_dir / source.with_suffix(".ipynb").name).exists():
-                    executed.publish(out_dir / source.with_suffix(".ipynb").name, folder)
+                run_copy = out_dir / source.with_suffix(".ipynb").name
+                if run_copy.exists():
+                    executed.publish(run_copy, folder)
                 row = {"notebook": source.stem, "seconds": seconds, "status": "ok", "figures": folder,
-                       "warnings": notebook_warnings(out_dir / source.with_suffix(".ipynb").name)}
+                       "warnings": notebook_warnings(run_copy)}
                 _set_status(status_path, source.stem, {"fingerprint": fp, "seconds": round(seconds, 1),
                                                        "outputs": notebook_outputs(folder, source)})
             except KeyboardInterrupt:
