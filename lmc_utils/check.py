@@ -6,7 +6,10 @@ returns a :class:`Report`:
 
 - **changed verdicts** (a failure): a verdict row, keyed by ``notebook, claim, subject`` in the
   ``NN_verdicts.csv`` tables, whose verdict differs; a row or a whole verdict table present on
-  one side only is also a failure (it cannot be confirmed);
+  one side only is also a failure (it cannot be confirmed). Each change is diagnosed
+  (:func:`diagnose`): a *contradiction* (held <-> did not hold) or a *borderline* flip between a
+  definite verdict and ``inconclusive``, with how many standard errors the effect lies from the
+  threshold and about how many units would decide it;
 - **moved estimates** (flagged, not a failure): a verdict row whose estimate moved by more than
   the width ``ci_high - ci_low`` of its committed interval (a wider move than the interval
   allows for suggests more units are needed, even if the verdict stayed);
@@ -118,6 +121,8 @@ def _compare_verdicts(report: Report, name: str, old: pd.DataFrame, new: pd.Data
                "estimate_new": est_new, "ci_old": (_float(o["ci_low"]), _float(o["ci_high"])),
                "ci_new": (_float(n["ci_low"]), _float(n["ci_high"]))}
         if o["verdict"] != n["verdict"]:
+            row.update(diagnose(row["old"], row["new"], (est_old, est_new), (row["ci_old"], row["ci_new"]),
+                                _float(n.get("threshold")), _float(n.get("n"))))
             report.changed.append(row)
         width = row["ci_old"][1] - row["ci_old"][0]
         shift = abs(est_new - est_old)
@@ -125,6 +130,52 @@ def _compare_verdicts(report: Report, name: str, old: pd.DataFrame, new: pd.Data
             report.moved.append({**row, "width": width, "shift": shift})
         elif math.isnan(est_old) != math.isnan(est_new):
             report.moved.append({**row, "width": width, "shift": float("nan")})
+
+
+POWER = 0.8  # the share of reruns that should reach a definite verdict (units_needed)
+
+
+def diagnose(old: str, new: str, estimates: tuple[float, float], intervals: tuple[tuple[float, float], ...],
+             threshold: float, n: float) -> dict:
+    """Why a verdict changed between two runs, from their estimates and 95% intervals.
+
+    ``kind``: ``contradiction`` (held <-> did not hold: the runs disagree beyond their intervals)
+    or ``borderline`` (a definite verdict <-> inconclusive: the effect sits near the threshold).
+    ``se``: the standard error of the estimate, the mean of the two runs' ``width / (2 t)``
+    (t quantile at ``n - 1`` degrees of freedom; for a bootstrap interval an approximation);
+    ``z``: the distance of the mean estimate from ``threshold`` in those standard errors;
+    ``units_needed``: about how many units (pairs, models) would give a definite verdict in
+    ``POWER`` of reruns if the effect were the mean estimate (``n (z_0.975 + z_POWER)^2 / z^2``;
+    infinite at ``z = 0``). All are NaN when an input is missing."""
+    from scipy import stats
+
+    kind = "contradiction" if {old, new} == {"held", "did not hold"} else "borderline"
+    out = {"kind": kind, "se": float("nan"), "z": float("nan"), "units_needed": float("nan")}
+    values = [*estimates, *(x for ci in intervals for x in ci), threshold, n]
+    if not all(math.isfinite(v) for v in values) or n < 2:
+        return out
+    t = float(stats.t.ppf(0.975, n - 1))
+    se = float(np.mean([(hi - lo) / (2 * t) for lo, hi in intervals]))
+    if se <= 0:
+        return out
+    z = abs(float(np.mean(estimates)) - threshold) / se
+    need = (float(stats.norm.ppf(0.975)) + float(stats.norm.ppf(POWER))) ** 2
+    out.update(se=se, z=z, units_needed=math.inf if z == 0 else n * need / z ** 2)
+    return out
+
+
+def _diagnosis_text(r: dict) -> str:
+    if r.get("kind") == "contradiction":
+        head = "contradiction: the two runs' intervals lie on opposite sides of the threshold"
+    else:
+        head = "borderline: one run's interval straddles the threshold"
+    z, need = r.get("z", float("nan")), r.get("units_needed", float("nan"))
+    if not math.isfinite(z):
+        return head
+    if not math.isfinite(need):
+        return f"{head}; the mean estimate is on the threshold, so no number of units decides it"
+    return (f"{head}; the mean estimate is {z:.1f} standard errors from it, so about {math.ceil(need)} "
+            f"units would give a definite verdict in {POWER:.0%} of reruns")
 
 
 def _drift(name: str, old: pd.DataFrame, new: pd.DataFrame) -> TableDrift:
@@ -208,6 +259,8 @@ def render(report: Report) -> str:
             lines.append(f"  - {_key(r['key'])}: {r['old']} -> {r['new']} "
                          f"(estimate {_g(r['estimate_old'])} {_ci(r['ci_old'])} -> "
                          f"{_g(r['estimate_new'])} {_ci(r['ci_new'])})")
+            if "kind" in r:
+                lines.append(f"      {_diagnosis_text(r)}")
     if report.missing_tables:
         lines.append(f"\nFAIL  {len(report.missing_tables)} verdict table(s) missing:")
         for r in report.missing_tables:

@@ -721,9 +721,8 @@ def independent_pairs(base: TrainConfig, n_pairs: int, seed: int = 0, device="au
 
 def spawned_pairs(base: TrainConfig, n_pairs: int, parent_epochs: int, seed: int = 0,
                   device="auto") -> list[tuple[Trained, Trained]]:
-    """``n_pairs`` pairs of children spawned from their own parent (parent seeds ``seed + 1000 + i``)."""
-    pairs = []
-    for i in range(n_pairs):
-        a, b = get_many(spawn(base.replace(seed=seed + 1000 + i), parent_epochs), device=device)
-        pairs.append((a, b))
-    return pairs
+    """``n_pairs`` pairs of children spawned from their own parent (parent seeds ``seed + 1000 + i``).
+    One :func:`get_many` call, so batched parents train together, then batched children."""
+    children = [c for i in range(n_pairs) for c in spawn(base.replace(seed=seed + 1000 + i), parent_epochs)]
+    models = get_many(children, device=device)
+    return [(models[2 * i], models[2 * i + 1]) for i in range(n_pairs)]

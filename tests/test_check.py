@@ -143,3 +143,28 @@ def test_run_check_exit_codes(monkeypatch, tmp_path, capsys):
     # the committed folder was never written to
     assert pd.read_csv(figures_dir("smoke") / "00_verdicts.csv")["verdict"].tolist() == [r[-1] for r in ROWS]
     assert not (figures_dir("smoke") / "provenance.json").exists()
+
+
+def test_a_borderline_flip_is_diagnosed_with_the_units_that_would_decide_it():
+    # intervals of width 2 * t(15) * 0.01: se 0.01, mean estimate 0.015 -> z 1.5
+    half = 2.131449545559323 * 0.01
+    d = check.diagnose("inconclusive", "held", (0.005, 0.025), ((0.005 - half, 0.005 + half), (0.025 - half, 0.025 + half)),
+                       threshold=0.0, n=16)
+    assert d["kind"] == "borderline"
+    assert d["se"] == pytest.approx(0.01)
+    assert d["z"] == pytest.approx(1.5)
+    assert d["units_needed"] == pytest.approx(16 * (1.959964 + 0.841621) ** 2 / 1.5 ** 2, rel=1e-5)
+    on_threshold = check.diagnose("inconclusive", "did not hold", (-0.01, 0.01), ((-0.03, 0.01), (-0.01, 0.03)), 0.0, 8)
+    assert on_threshold["z"] == 0 and on_threshold["units_needed"] == float("inf")
+    assert check.diagnose("held", "did not hold", (0.2, -0.2), ((0.1, 0.3), (-0.3, -0.1)), 0.0, 8)["kind"] == "contradiction"
+    missing = check.diagnose("held", "inconclusive", (0.2, 0.1), ((0.1, 0.3), (float("nan"), 0.2)), 0.0, 8)
+    assert missing["kind"] == "borderline" and missing["units_needed"] != missing["units_needed"]  # NaN
+
+
+def test_a_flipped_verdict_is_explained_in_the_report(tmp_path):
+    old = _folder(tmp_path / "old")
+    new = _folder(tmp_path / "new", rows=_with(ROWS, "mlp_mnist", estimate=0.08, ci_low=0.05, ci_high=0.11,
+                                                verdict="inconclusive"))
+    text = check.render(check.compare(old, new))
+    assert "held -> inconclusive" in text
+    assert "borderline" in text and "units would give a definite verdict" in text

@@ -306,6 +306,10 @@ def _synthetic_result(n_pairs: int = 8, n_orders: int = 3, seed: int = 0):
 
 def test_study_verdicts_follow_the_synthetic_numbers():
     from lmc_utils import verdicts
+    import numpy as np
+    import pandas as pd
+
+    from lmc_utils import zoo
     from lmc_utils.studies import renormalisation
 
     criteria = verdicts.load_criteria("04_renormalisation")
@@ -334,6 +338,10 @@ def test_study_verdicts_follow_the_synthetic_numbers():
 def test_study_verdicts_flip_when_the_numbers_do():
     """The same result with RESHIFT above none and RESCALE above REPAIR by 5 points on every pair."""
     from lmc_utils import verdicts
+    import numpy as np
+    import pandas as pd
+
+    from lmc_utils import zoo
     from lmc_utils.studies import renormalisation
 
     res = _synthetic_result(seed=1)
@@ -359,3 +367,25 @@ def test_ablation_summary_averages_orders_within_a_pair_first():
     r = ablation_summary(t).iloc[0]
     assert r["n"] == 2 and r["orders"] == 3
     assert r["accuracy_mean"] == pytest.approx(0.4)  # (0.2 + 0.6) / 2, not the mean of four rows (0.3)
+
+
+def test_batched_retraining_equals_retraining_one_by_one():
+    import numpy as np
+    import pandas as pd
+
+    from lmc_utils import zoo
+    from lmc_utils.studies import renormalisation
+
+    base = zoo.TrainConfig(dataset="moons", arch="mlp", model={"width": 16, "depth": 2}, optimizer="sgd", lr=0.05,
+                           batch_size=64, epochs=2, seed=0)
+    pairs = [(zoo.train(base.replace(seed=2 * i), device="cpu", progress=False),
+              zoo.train(base.replace(seed=2 * i + 1), device="cpu", progress=False)) for i in range(2)]
+    x = torch.randn(64, 2)
+    retrain = base.replace(seed=20_000, epochs=2)
+    single = renormalisation.retraining(pairs, retrain, x, n_orders=2, device="cpu", progress=False)
+    batched = renormalisation.retraining(pairs, retrain.replace(trainer="batched"), x, n_orders=2, device="cpu",
+                                         progress=False)
+    assert list(single.columns) == list(batched.columns) and len(single) == len(batched) == 2 * 5 * 2
+    key = ["pair", "start", "order", "epoch"]
+    pd.testing.assert_frame_equal(single[key], batched[key])
+    np.testing.assert_allclose(single["train_loss"], batched["train_loss"], rtol=1e-4)

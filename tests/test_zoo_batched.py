@@ -193,3 +193,11 @@ def test_trainer_field_keeps_existing_keys():
                                          optimizer="adam", lr=0.01, batch_size=64, epochs=3).key
     assert BATCHED.key != single.key
     assert zoo.group_key(BATCHED) == zoo.group_key(BATCHED.replace(seed=4, data_seed=2)) != zoo.group_key(single)
+
+
+def test_spawned_pairs_train_their_parents_together_then_their_children(monkeypatch):
+    calls = []
+    real = zoo.train_many
+    monkeypatch.setattr(zoo, "train_many", lambda cs, **k: calls.append(len(cs)) or real(cs, **k))
+    zoo.spawned_pairs(BATCHED.replace(epochs=2, seed=40), n_pairs=3, parent_epochs=1, seed=40, device="cpu")
+    assert calls == [3, 6]  # 3 parents in one batch, then their 6 children in one batch

@@ -90,19 +90,24 @@ def with_state(template: nn.Module, state: dict) -> nn.Module:
 
 
 def apply_variant(variant: Variant, model: nn.Module, endpoints: Sequence[nn.Module], weights: Sequence[float],
-                  stats_x: torch.Tensor, reset_data: TensorData, third: nn.Module | None = None) -> nn.Module:
+                  stats_x: torch.Tensor, reset_data: TensorData, third: nn.Module | None = None,
+                  goals: dict | None = None) -> nn.Module:
     """``model`` re-normalised by ``variant``; goal statistics on ``stats_x`` from the weighted
-    ``endpoints`` (or from ``third`` alone)."""
+    ``endpoints`` (or from ``third`` alone). ``goals``: a dict kept by the caller for one set of
+    endpoints, third model and ``stats_x``, so that the variants sharing a goal measure it once."""
     if variant.mode is None:
         return model
     if variant.mode == "reset":
         return renorm.per_batch(model) if variant.per_batch else renorm.reset(model, reset_data)
-    if variant.third:
-        if third is None:
-            raise ValueError("this variant needs an independent third model")
-        goal = renorm.goal_statistics([third], [1.0], stats_x)
-    else:
-        goal = renorm.goal_statistics(list(endpoints), list(weights), stats_x)
+    if variant.third and third is None:
+        raise ValueError("this variant needs an independent third model")
+    which = "third" if variant.third else "endpoints"
+    goal = (goals or {}).get(which)
+    if goal is None:
+        goal = (renorm.goal_statistics([third], [1.0], stats_x) if variant.third
+                else renorm.goal_statistics(list(endpoints), list(weights), stats_x))
+        if goals is not None:
+            goals[which] = goal
     if variant.per_batch:
         return renorm.per_batch(model, goal, mode=variant.mode, average=variant.average)
     return renorm.correct(model, goal, stats_x, mode=variant.mode, average=variant.average,
@@ -148,8 +153,9 @@ def midpoint_ablation(pairs: Sequence[tuple[zoo.Trained, zoo.Trained]], eval_dat
             collapse.append({"pair": i, "method": method, "order": k, "layer": int(r.layer), "module": r.module,
                              "pre_std": float(r.pre_std), "endpoint_pre_std": ref,
                              "ratio": float(r.pre_std) / ref if ref > 0 else float("nan")})
+        goals: dict = {}  # the variants' shared goal statistics for this pair, method and order
         for vname, v in variants_for(a.model).items():
-            fixed = apply_variant(v, mid, [a.model, b_al], [0.5, 0.5], stats_x, reset_data, third=c_al)
+            fixed = apply_variant(v, mid, [a.model, b_al], [0.5, 0.5], stats_x, reset_data, third=c_al, goals=goals)
             loss, acc = evaluate(fixed, eval_data)
             rows.append({"pair": i, "method": method, "order": k, "variant": vname, "loss": loss, "accuracy": acc})
     return pd.DataFrame(rows), pd.DataFrame(collapse)
@@ -180,8 +186,10 @@ def variant_curves(a: zoo.Trained, b: zoo.Trained, eval_data: TensorData, stats_
     for method, lam in tqdm(jobs, desc="variant curves", disable=not progress, leave=False):
         b_al = with_state(a.model, states[method])
         model = with_state(a.model, interpolate(a.model.state_dict(), states[method], float(lam)))
+        goals: dict = {}
         for name in names:
-            fixed = apply_variant(variants[name], model, [a.model, b_al], [1 - lam, lam], stats_x, reset_data)
+            fixed = apply_variant(variants[name], model, [a.model, b_al], [1 - lam, lam], stats_x, reset_data,
+                                  goals=goals)
             loss, acc = evaluate(fixed, eval_data)
             rows.append({"method": method, "variant": name, "lam": float(lam), "loss": loss, "accuracy": acc})
     return pd.DataFrame(rows)
@@ -291,10 +299,15 @@ def retraining(pairs: Sequence[tuple[zoo.Trained, zoo.Trained]], config: zoo.Tra
             jobs.append((i, "WM midpoint", k, mid(aligned_states(a.model, b.model, ["weight"], seed=k)["weight"])))
         jobs.append((i, "AM midpoint", 0, mid(aligned_states(a.model, b.model, ["activation"], stats_x)["activation"])))
         jobs.append((i, "fresh init", 0, None))
+    configs = [config.replace(seed=config.seed + i) if state is None else config for i, _, _, state in jobs]
+    states = [state for *_, state in jobs]
+    if config.trainer == "batched":  # all starts together: each is what zoo.train would make of it
+        runs = zoo.train_many(configs, device=device, init_states=states, progress=progress)
+    else:
+        runs = [zoo.train(c, device=device, init_state=s, progress=False)
+                for c, s in tqdm(list(zip(configs, states)), desc="re-training", disable=not progress, leave=False)]
     frames = []
-    for i, start, k, state in tqdm(jobs, desc="re-training", disable=not progress, leave=False):
-        cfg = config.replace(seed=config.seed + i) if state is None else config
-        trained = zoo.train(cfg, device=device, init_state=state, progress=False)
+    for (i, start, k, _), trained in zip(jobs, runs):
         h = pd.DataFrame(trained.history)
         frames.append(h.assign(pair=i, start=start, order=k, steps=h["epoch"] * steps_per_epoch))
     return pd.concat(frames, ignore_index=True)
