@@ -306,10 +306,6 @@ def _synthetic_result(n_pairs: int = 8, n_orders: int = 3, seed: int = 0):
 
 def test_study_verdicts_follow_the_synthetic_numbers():
     from lmc_utils import verdicts
-    import numpy as np
-    import pandas as pd
-
-    from lmc_utils import zoo
     from lmc_utils.studies import renormalisation
 
     criteria = verdicts.load_criteria("04_renormalisation")
@@ -338,10 +334,6 @@ def test_study_verdicts_follow_the_synthetic_numbers():
 def test_study_verdicts_flip_when_the_numbers_do():
     """The same result with RESHIFT above none and RESCALE above REPAIR by 5 points on every pair."""
     from lmc_utils import verdicts
-    import numpy as np
-    import pandas as pd
-
-    from lmc_utils import zoo
     from lmc_utils.studies import renormalisation
 
     res = _synthetic_result(seed=1)
