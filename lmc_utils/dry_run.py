@@ -18,6 +18,9 @@ is the one place that reads it (:func:`active`) and that says what a dry run shr
 - :func:`split_examples`, applied by :func:`lmc_utils.data.load`: at most
   :data:`SPLIT_EXAMPLES` examples per split, so that every training epoch is one optimisation step
   (every paper batch size is larger) and every evaluation one small batch.
+- :func:`weight_matching_sweeps`, applied by :func:`lmc_utils.matching.weight_matching`: at most
+  :data:`WEIGHT_MATCHING_SWEEPS` sweeps (between barely trained VGG16s a sweep costs about a
+  second on one core, and the search would run for dozens).
 - :func:`fake_data_allowed`: CIFAR-10/100 absent from ``LMC_DATA_DIR`` are replaced by CIFAR-shaped
   ``torchvision.datasets.FakeData`` (:func:`lmc_utils.data.load`, with a ``RuntimeWarning`` that the
   runner's summary repeats). Outside a dry run missing data raise the usual error.
@@ -34,26 +37,32 @@ from typing import Any, Mapping
 
 VARIABLE = "LMC_DRY_RUN"  # set to "1" by the runner in the kernels' environment
 
-SPLIT_EXAMPLES = {"train": 16, "test": 16}  # examples per split (real data subsampled, or FakeData)
+SPLIT_EXAMPLES = {"train": 8, "test": 8}  # examples per split (real data subsampled, or FakeData)
 TRAINING_CAPS = {"epochs": 2, "swa_epochs": 2}  # caps on every mapping with an ``epochs`` entry
+WEIGHT_MATCHING_SWEEPS = 2
 
-# Caps on notebook parameters by name: an integer caps a number, or every number of a mapping
-# (``n_pairs: {mlp_mnist: 8, ...}``); a mapping caps the entries of a mapping parameter it names.
+# Caps on notebook parameters by name: a number caps a number, every number of a mapping
+# (``n_pairs: {mlp_mnist: 8, ...}``) and a list of numbers (its entries up to the cap are kept, or
+# its smallest); a mapping caps the entries of a mapping parameter it names.
 CAPS: dict[str, Any] = {
     # units: one pair / triple / model, or one independent pair where pairs are made of runs
     "n_pairs": 1, "pairs_by_experiment": 1, "n_triples": 1, "n_models": 1, "curve_models": 1,
     "bias_pairs": 1, "retrain_pairs": 1, "sinkhorn_pairs": 1, "n_runs": 2, "redundancy_models": 2,
-    "n_orders": 2,  # two weight-matching group orders, so the code comparing orders runs
+    "n_orders": 1,  # one weight-matching group order (the smoke profile runs the code comparing orders)
     "n_points": 3,  # lambda 0, 1/2, 1
     "parent_epochs": 1,  # spawned children then train the remaining epoch
     "sample_stride": 1,  # with 2 SWA epochs a stride of 2 would leave no pair of samples
     "plane_resolution": 3,
-    "ste_steps": 2, "ste_eval_every": 1, "ste_batch_size": 8, "ste_held_size": 8,
+    "ste_steps": 2, "ste_eval_every": 1, "ste_batch_size": 4, "ste_held_size": 4, "ste_projection_sweeps": 1,
     "fisher_batches": 2, "fisher_batch_size": 4,
     "sinkhorn": {"steps": 2, "sinkhorn_iters": 2},
 }
 NOTEBOOK_CAPS: dict[str, dict[str, Any]] = {
     "04_renormalisation": {"n_pairs": 2, "pairs_by_experiment": 2},  # the ablation needs 2 pairs
+    # Width multiplier 1 only: the SVDs of every layer (three models per pair) already take half a
+    # minute for VGG11 on one core, and 8x that at 2x width (the 4x VGG11 also costs a minute per
+    # weight-matching sweep). Wider conv nets run in notebooks 00 (ResNet20 4x) and 06 (2x, 4x).
+    "02_singular_vectors": {"widths": 1, "sinkhorn_widths": 1},
 }
 
 
@@ -89,6 +98,11 @@ def split_examples(split: str) -> int | None:
     return SPLIT_EXAMPLES[split] if active() else None
 
 
+def weight_matching_sweeps(requested: int) -> int:
+    """The sweeps weight matching may take: ``requested``, at most :data:`WEIGHT_MATCHING_SWEEPS` in a dry run."""
+    return min(requested, WEIGHT_MATCHING_SWEEPS) if active() else requested
+
+
 def fake_data_allowed() -> bool:
     """Whether a missing CIFAR-10/100 may be replaced by CIFAR-shaped ``FakeData`` (dry runs only)."""
     return active()
@@ -99,9 +113,15 @@ def _cap(value: Any, cap: Any) -> Any:
         if isinstance(cap, Mapping):
             return {k: _cap(v, cap[k]) if k in cap else v for k, v in value.items()}
         return {k: _cap(v, cap) for k, v in value.items()}
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or isinstance(cap, Mapping):
+    if isinstance(cap, Mapping):
         return value
-    return min(value, cap)
+    if isinstance(value, list) and value and all(_is_number(v) for v in value):
+        return [v for v in value if v <= cap] or [min(value)]
+    return min(value, cap) if _is_number(value) else value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _cap_training(value: Any) -> Any:

@@ -10,7 +10,8 @@ import pytest
 import torch
 import yaml
 
-from lmc_utils import data, dry_run, profiles, run, zoo
+from lmc_utils import data, dry_run, matching, profiles, run, zoo
+from lmc_utils import permutation as P
 from lmc_utils.paths import cache_dir, figures_dir, params_dir
 
 from conftest import needs_mnist
@@ -30,7 +31,7 @@ def _training_configs(value):
 def test_budget_cuts_the_paper_profile_and_keeps_its_models():
     section = PAPER["00_rebasin_basics"]
     small = dry_run.budget("00_rebasin_basics", section)
-    assert small["n_pairs"] == {name: 1 for name in section["n_pairs"]} and small["n_orders"] == 2
+    assert small["n_pairs"] == {name: 1 for name in section["n_pairs"]} and small["n_orders"] == 1
     assert small["n_points"] == 3 and small["match_samples"] == section["match_samples"]
     for name, cfg in section["experiments"].items():  # the architecture is the paper's; only the epochs change
         assert small["experiments"][name] == {**cfg, "epochs": 2}
@@ -39,6 +40,9 @@ def test_budget_cuts_the_paper_profile_and_keeps_its_models():
     assert dry_run.budget("04_renormalisation", PAPER["04_renormalisation"])["retrain"]["epochs"] == 2
     assert dry_run.budget("02_singular_vectors", PAPER["02_singular_vectors"])["sinkhorn"] == \
         {**PAPER["02_singular_vectors"]["sinkhorn"], "steps": 2, "sinkhorn_iters": 2}
+    singular = dry_run.budget("02_singular_vectors", PAPER["02_singular_vectors"])
+    assert singular["widths"] == {name: [1] for name in PAPER["02_singular_vectors"]["widths"]}  # no wide VGG11
+    assert dry_run._cap([0.5, 8, 16], 4) == [0.5] and dry_run._cap([8, 16], 4) == [8]  # a list keeps entries <= cap
     smoke = profiles.notebook_sections("smoke")["00_rebasin_basics"]
     small_smoke = dry_run.budget("00_rebasin_basics", smoke)  # values below their caps are kept
     assert small_smoke["experiments"] == smoke["experiments"] and small_smoke["n_points"] == smoke["n_points"] == 3
@@ -63,11 +67,21 @@ def test_resolve_applies_the_budget_only_in_a_dry_run(monkeypatch, capsys):
     assert profiles.resolve("06_swa_alignment", "paper").n_runs == 8
     monkeypatch.setenv(dry_run.VARIABLE, "1")
     capsys.readouterr()
-    P = profiles.resolve("06_swa_alignment", "paper")
-    assert P.n_runs == 2 and P.model["epochs"] == 2 and P.model["swa_epochs"] == 2
-    assert P.model["arch"] == "resnet20" and P.widths == [1, 2, 4]
+    resolved = profiles.resolve("06_swa_alignment", "paper")
+    assert resolved.n_runs == 2 and resolved.model["epochs"] == 2 and resolved.model["swa_epochs"] == 2
+    assert resolved.model["arch"] == "resnet20" and resolved.widths == [1, 2, 4]
     line = capsys.readouterr().out
     assert line.startswith("dry run") and "model, n_runs, n_orders, sample_stride, n_points" in line
+
+
+def test_weight_matching_stops_early_in_a_dry_run_only(monkeypatch):
+    config = zoo.TrainConfig(dataset="mnist", arch="mlp", model={"width": 64, "depth": 3})
+    a, b = (zoo.build_model(config.replace(seed=s)).state_dict() for s in (0, 1))
+    spec = P.spec_for(zoo.build_model(config))
+    monkeypatch.delenv(dry_run.VARIABLE, raising=False)
+    assert matching.weight_matching(spec, a, b).sweeps > dry_run.WEIGHT_MATCHING_SWEEPS
+    monkeypatch.setenv(dry_run.VARIABLE, "1")
+    assert matching.weight_matching(spec, a, b).sweeps == dry_run.WEIGHT_MATCHING_SWEEPS
 
 
 def test_missing_cifar_is_fake_data_in_a_dry_run_only(monkeypatch, tmp_path):
