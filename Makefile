@@ -3,7 +3,10 @@
 #   make check     regenerate into build/check/ and compare with the committed figures/<profile>/
 #                  (fails when a verdict changed)
 #   make claims    figures/<profile>/claims.md from the verdict tables (and, at cpu, README's table)
-#   make test      set up, then unit/property tests and the nbval smoke run of every notebook
+#   make test      set up, then unit/property tests, the nbval smoke run of every notebook and the
+#                  paper profile's dry run
+#   make dry-run   every notebook with the paper profile's configs at tiny budgets (PROFILE=... for
+#                  another), into build/dry-run/<profile>/ with its own model cache (minutes on a CPU)
 #   make smoke     every notebook at the smoke profile (seconds each)
 #   make lab       JupyterLab (the .py notebooks open as notebooks through jupytext)
 #   make site      static HTML site of a profile's results in build/site/ (PROFILE=smoke|cpu; offline)
@@ -12,6 +15,8 @@
 PROFILE ?= cpu
 NOTEBOOKS ?=
 THREADS ?= 2
+# `make dry-run` checks the paper profile unless PROFILE is given on the command line or in the environment.
+DRY_RUN_PROFILE := $(if $(filter command line environment,$(origin PROFILE)),$(PROFILE),paper)
 # The README's findings table is generated from the cpu profile's verdicts only.
 README_FLAG := $(if $(filter cpu,$(PROFILE)),--readme README.md)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
@@ -26,7 +31,7 @@ PYTHON := .venv/bin/python
 OWN_ENV := yes
 endif
 
-.PHONY: setup figures check claims smoke test unit nbval lab bench site clean
+.PHONY: setup figures check claims smoke dry-run test unit nbval lab bench site clean
 
 # .venv is the Makefile's own: created, pip upgraded and the package installed whenever
 # pyproject.toml is newer than the stamp. An environment you activated is yours: the package is
@@ -68,10 +73,14 @@ claims: setup
 smoke: setup
 	$(PYTHON) -m lmc_utils.run --profile smoke --threads $(THREADS) $(NOTEBOOKS)
 
+dry-run: setup
+	$(PYTHON) -m lmc_utils.run --profile $(DRY_RUN_PROFILE) --dry-run --threads $(THREADS) $(NOTEBOOKS)
+
 test: setup
 	rm -rf build/nbval
 	$(PYTHON) -m lmc_utils.run --profile smoke --prepare build/nbval
 	$(PYTHON) -m pytest tests build/nbval --nbval-lax --nbval-current-env
+	$(PYTHON) -m lmc_utils.run --profile paper --dry-run --threads $(THREADS)
 
 lab: setup
 	$(PYTHON) -m jupyter lab notebooks

@@ -11,6 +11,10 @@ unpack time; a cached file that no longer matches its digest (flipped bytes, tru
 reported by name and unpacked again. When files are missing they are downloaded if allowed
 (``download=True``, or ``LMC_OFFLINE`` unset) into the cache, never into ``LMC_DATA_DIR``;
 otherwise :class:`DataNotFoundError` says where they must go.
+
+In a dry run (:mod:`lmc_utils.dry_run`) every split is cut to a few examples, and a CIFAR-10/100
+that is not on disk is replaced, with a warning, by CIFAR-shaped ``torchvision.datasets.FakeData``
+(3 x 32 x 32 images, the dataset's number of classes, a fixed seed per split) in the same format.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ import tarfile
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterator
 
 import numpy as np
 import torch
 
+from . import dry_run
 from .atomic import atomic_path, write_text
 from .device import get_device
 from .paths import cache_dir, data_dir
@@ -120,6 +126,9 @@ def load(name: str, split: str = "train", subset: int | None = None, seed: int =
         device: where the tensors live (``auto`` picks CUDA when available).
         download: allow downloading missing files; ``None`` means "unless ``LMC_OFFLINE`` is set".
         n_samples, noise: Moons only — number of points and Gaussian noise of ``make_moons``.
+
+    In a dry run the split is first cut to :func:`lmc_utils.dry_run.split_examples` examples (seed
+    0), and a missing CIFAR is CIFAR-shaped ``FakeData`` (see the module docstring).
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
@@ -130,9 +139,9 @@ def load(name: str, split: str = "train", subset: int | None = None, seed: int =
     else:
         if download is None:
             download = not os.environ.get("LMC_OFFLINE")
-        x, y = _torchvision_tensors(name, split, bool(download))
+        x, y = _torchvision_tensors(name, split, bool(download), dry_run.fake_data_allowed())
     data = TensorData(x=x, y=y, num_classes=NUM_CLASSES[name], name=name, split=split)
-    return data.subset(subset, seed=seed).to(device)
+    return data.subset(dry_run.split_examples(split), seed=0).subset(subset, seed=seed).to(device)
 
 
 def _moons(split: str, n_samples: int, noise: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,9 +154,11 @@ def _moons(split: str, n_samples: int, noise: float, seed: int) -> tuple[torch.T
 
 
 @functools.lru_cache(maxsize=8)
-def _torchvision_tensors(name: str, split: str, download: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Full split as normalised float32 ``[N, C, H, W]`` images and int64 labels (CPU, cached)."""
-    ds = _torchvision_dataset(name, split == "train", download)
+def _torchvision_tensors(name: str, split: str, download: bool,
+                         fake_if_missing: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full split as normalised float32 ``[N, C, H, W]`` images and int64 labels (CPU, cached);
+    ``fake_if_missing``: a CIFAR not on disk is :func:`_fake_cifar` instead (dry runs)."""
+    ds = _torchvision_dataset(name, split == "train", download, fake_if_missing)
     images = torch.as_tensor(np.asarray(ds.data))
     if images.ndim == 3:  # MNIST-like: [N, H, W] uint8
         images = images.unsqueeze(1)
@@ -171,13 +182,15 @@ def _how_to_get(name: str, folder: Path) -> str:
             f"torchvision.datasets.{cls}(root, download=True) fetches it).")
 
 
-def _torchvision_dataset(name: str, train: bool, download: bool):
+def _torchvision_dataset(name: str, train: bool, download: bool, fake_if_missing: bool = False):
     import torchvision.datasets as tvd
 
     cls = getattr(tvd, _TORCHVISION[name])
     root = _prepared_root(name)
     if root is not None:
         return cls(root=str(root), train=train, download=False)
+    if fake_if_missing and name in _CIFAR_FOLDERS:
+        return _fake_cifar(name, train)
     if not download:
         raise DataNotFoundError(_how_to_get(name, data_dir()))
     dest = cache_dir() / "datasets"  # downloads go to the project's cache; LMC_DATA_DIR stays read-only
@@ -189,6 +202,23 @@ def _torchvision_dataset(name: str, train: bool, download: bool):
         raw = dest / _TORCHVISION[name] / "raw"
         _record_digests(raw, [Path(url).with_suffix("").name for url, _ in cls.resources])
     return ds
+
+
+def _fake_cifar(name: str, train: bool) -> SimpleNamespace:
+    """CIFAR-shaped ``torchvision.datasets.FakeData`` for a dry run, as the attributes the loader
+    reads from a torchvision CIFAR: ``data`` (uint8 ``[N, 32, 32, 3]``) and ``targets`` (ints in
+    ``0 .. classes - 1``). ``N`` is the dry run's split size; image ``i`` of the train (test) split
+    is drawn with seed ``i`` (``N + i``), so every process gets the same images."""
+    import torchvision.datasets as tvd
+
+    split = "train" if train else "test"
+    n = dry_run.SPLIT_EXAMPLES[split]
+    warnings.warn(f"dry run: {_TORCHVISION[name]} is not in {data_dir()}; using {n} CIFAR-shaped "
+                  f"torchvision.datasets.FakeData images (3x32x32, {NUM_CLASSES[name]} classes) as its {split} split",
+                  RuntimeWarning, stacklevel=4)
+    fake = tvd.FakeData(size=n, image_size=(3, 32, 32), num_classes=NUM_CLASSES[name], random_offset=0 if train else n)
+    images, targets = zip(*((np.asarray(image, dtype=np.uint8), int(target)) for image, target in fake))
+    return SimpleNamespace(data=np.stack(images), targets=list(targets))
 
 
 def _prepared_root(name: str) -> Path | None:

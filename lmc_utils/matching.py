@@ -23,6 +23,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import nn
 from tqdm.auto import tqdm
 
+from . import dry_run
 from .permutation import Permutation, PermutationSpec, StateDict, identity, spec_for
 
 
@@ -88,7 +89,8 @@ def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDic
     Args:
         spec: permutation spec shared by both models.
         state_a, state_b: state dicts (same architecture); B is the one permuted.
-        max_sweeps: upper bound on the number of sweeps.
+        max_sweeps: upper bound on the number of sweeps (in a dry run at most
+            :data:`lmc_utils.dry_run.WEIGHT_MATCHING_SWEEPS`).
         seed: seed of the group order.
         init_perm: starting permutation of B (default: identity).
         include_buffers: also match on buffers such as BN running statistics (default: parameters only).
@@ -129,7 +131,7 @@ def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDic
     version = {g: 0 for g in groups}
     solved_at: dict[str, tuple[int, ...]] = {}
     sweeps = 0
-    for sweep in range(max_sweeps):
+    for sweep in range(dry_run.weight_matching_sweeps(max_sweeps)):
         sweeps += 1
         improved = False
         for g in group_order(groups, sweep, seed):

@@ -11,10 +11,12 @@ variable                  default                             holds
 ``LMC_CACHE_DIR``         ``<root>/cache``                    trained models, unpacked data
 ``LMC_FIGURES_DIR``       ``<root>/figures``                  figures/<profile>/...
 ``LMC_FIGURES_SUFFIX``    (empty)                             appended to ``<profile>``
+``LMC_PARAMS_DIR``        ``<root>/params``                   ``<profile>.yaml``, criteria
 ========================  ==================================  ===========================
 
 The runner sets ``LMC_FIGURES_SUFFIX`` (``+<hash of the overrides>``) for runs with ``-p``
-overrides, so they never write over a profile's committed results.
+overrides, so they never write over a profile's committed results. ``LMC_PARAMS_DIR`` points
+the runner and its kernels at other parameter files (a test's deliberately broken copy).
 """
 
 from __future__ import annotations
@@ -57,8 +59,8 @@ def figures_dir(profile: str | None = None) -> Path:
 
 
 def params_dir() -> Path:
-    """Folder with one ``<profile>.yaml`` per profile."""
-    return project_root() / "params"
+    """Folder with one ``<profile>.yaml`` per profile and ``criteria.yaml`` (``$LMC_PARAMS_DIR``)."""
+    return _from_env("LMC_PARAMS_DIR", project_root() / "params")
 
 
 def notebooks_dir() -> Path:

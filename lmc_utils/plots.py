@@ -372,6 +372,21 @@ def plot_retraining(history: pd.DataFrame, target: float):
 
 
 
+MAX_PANEL_COLUMNS = 6  # per-layer figures wrap after this many panels (ResNet20 has 22 layers)
+
+
+def layer_panels(n: int, width: float = 3.2, height: float = 2.8, sharey: bool = False) -> tuple[plt.Figure, list]:
+    """A figure with ``n`` panels of ``width x height`` inches, at most :data:`MAX_PANEL_COLUMNS`
+    per row (unused grid cells hidden); returns the figure and the ``n`` axes in reading order."""
+    cols = max(1, min(n, MAX_PANEL_COLUMNS))
+    rows = -(-n // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, sharey=sharey)
+    axes = list(grid.flat)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
 def _line_style(method: str) -> dict:
     """Colour and line style of ``method`` without markers (for curves over hundreds of ranks)."""
     style = method_style(method)
@@ -392,8 +407,8 @@ def plot_spectra(spectra: pd.DataFrame, width: int):
     drawn rescaled by the one fitted constant (dotted)."""
     sub = spectra[spectra["width"] == width]
     layers = list(dict.fromkeys(sub["layer"]))
-    fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 2.9), squeeze=False)
-    for ax, layer in zip(axes[0], layers):
+    fig, axes = layer_panels(len(layers), height=2.9)
+    for ax, layer in zip(axes, layers):
         for (pair, model), s in sub[sub["layer"] == layer].groupby(["pair", "model"], sort=False):
             first = pair == sub["pair"].min()
             ax.plot(s["rank"], s["s"], color="C0" if model == "a" else "C1", ls="-" if model == "a" else "--",
@@ -403,9 +418,9 @@ def plot_spectra(spectra: pd.DataFrame, width: int):
                         label="B rescaled to A" if first else None)
         ax.set_xlabel("rank")
         ax.set_title(layer + (" (output)" if layer == layers[-1] else ""), fontsize=9)
-    axes[0, 0].set_ylabel("singular value")
-    axes[0, 0].legend(fontsize=7)
-    axes[0, -1].legend(fontsize=7)
+    axes[0].set_ylabel("singular value")
+    axes[0].legend(fontsize=7)
+    axes[-1].legend(fontsize=7)
     fig.suptitle(f"{_experiment_prefix(sub)}width {width}: singular values of independently trained models",
                  fontsize=10)
     fig.tight_layout()
@@ -448,15 +463,15 @@ def plot_diagonal_alignment(diagonal: pd.DataFrame, width: int, side: str = "u",
     if max_rank:
         sub = sub[sub["rank"] <= max_rank]
     layers = list(dict.fromkeys(sub["layer"]))
-    fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 2.8), squeeze=False, sharey=True)
-    for ax, layer in zip(axes[0], layers):
+    fig, axes = layer_panels(len(layers), height=2.8, sharey=True)
+    for ax, layer in zip(axes, layers):
         m = sub[sub["layer"] == layer].groupby(["method", "rank"], sort=False)[side].mean().reset_index()
         for method, c in m.groupby("method", sort=False):
             ax.plot(c["rank"], c[side], lw=1.2, label=method_label(method), **_line_style(method))
         ax.set_xlabel("singular value rank")
         ax.set_title(layer, fontsize=9)
-    axes[0, 0].set_ylabel(f"|<{side}_i^a, {side}_i^b>|")
-    axes[0, 0].legend(fontsize=7)
+    axes[0].set_ylabel(f"|<{side}_i^a, {side}_i^b>|")
+    axes[0].legend(fontsize=7)
     fig.suptitle(f"{_experiment_prefix(sub)}width {width}: alignment of the i-th "
                  f"{'left' if side == 'u' else 'right'} singular vectors (mean over pairs)", fontsize=10)
     fig.tight_layout()
@@ -469,8 +484,8 @@ def plot_top_k_contribution(contribution: pd.DataFrame, width: int):
     is the whole inner product."""
     sub = contribution[contribution["width"] == width]
     layers = list(dict.fromkeys(sub["layer"]))
-    fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 2.8), squeeze=False, sharey=True)
-    for ax, layer in zip(axes[0], layers):
+    fig, axes = layer_panels(len(layers), height=2.8, sharey=True)
+    for ax, layer in zip(axes, layers):
         m = sub[sub["layer"] == layer].groupby(["method", "k"], sort=True)["contribution"].mean().reset_index()
         for method in dict.fromkeys(sub["method"]):
             c = m[m["method"] == method]
@@ -479,8 +494,8 @@ def plot_top_k_contribution(contribution: pd.DataFrame, width: int):
         ax.axhline(0, color="k", lw=0.5)
         ax.set_xlabel("top-k singular pairs")
         ax.set_title(layer, fontsize=9)
-    axes[0, 0].set_ylabel(r"$\langle W_a, \pi(W_b)\rangle$ from top k / norms")
-    axes[0, 0].legend(fontsize=7)
+    axes[0].set_ylabel(r"$\langle W_a, \pi(W_b)\rangle$ from top k / norms")
+    axes[0].legend(fontsize=7)
     fig.suptitle(f"{_experiment_prefix(sub)}width {width}: part of the inner product from the top-k singular pairs",
                  fontsize=10)
     fig.tight_layout()
@@ -492,8 +507,8 @@ def plot_input_alignment(inputs: pd.DataFrame, layers: Sequence[str] | None = No
     ``i / r``, one line per width (colour), one panel per layer."""
     layers = list(layers or dict.fromkeys(inputs["layer"]))
     widths = sorted(inputs["width"].unique())
-    fig, axes = plt.subplots(1, len(layers), figsize=(3.2 * len(layers), 2.8), squeeze=False)
-    for ax, layer in zip(axes[0], layers):
+    fig, axes = layer_panels(len(layers), height=2.8)
+    for ax, layer in zip(axes, layers):
         sub = inputs[inputs["layer"] == layer]
         for i, width in enumerate(widths):
             c = sub[sub["width"] == width].groupby("rank", sort=True)[["rank_fraction", "input_alignment"]].mean()
@@ -502,8 +517,8 @@ def plot_input_alignment(inputs: pd.DataFrame, layers: Sequence[str] | None = No
         ax.set_xscale("log")
         ax.set_xlabel("rank / number of singular values")
         ax.set_title(layer, fontsize=9)
-    axes[0, 0].set_ylabel(r"mean $|\langle v_i, z\rangle| / \|z\|$")
-    axes[0, 0].legend(fontsize=7)
+    axes[0].set_ylabel(r"mean $|\langle v_i, z\rangle| / \|z\|$")
+    axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
 

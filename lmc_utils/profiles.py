@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from . import dry_run
 from .paths import params_dir
 
 PROFILES = ("smoke", "cpu", "paper")
@@ -67,6 +68,8 @@ def resolve(notebook: str, profile: str, **given: Any) -> SimpleNamespace:
     Raises :class:`ProfileError` for an unknown profile, a notebook without a section, or a
     given name the section does not define (a typo would otherwise be silently ignored).
     Also pins torch's thread count to ``$LMC_THREADS`` when set (:func:`lmc_utils.device.apply_threads`).
+    In a dry run (:mod:`lmc_utils.dry_run`) the values are cut to tiny budgets
+    (:func:`lmc_utils.dry_run.budget`), and a line says which.
     """
     from .device import apply_threads  # lazy: the runner imports this module without torch
 
@@ -80,4 +83,9 @@ def resolve(notebook: str, profile: str, **given: Any) -> SimpleNamespace:
         raise ProfileError(f"{notebook}: parameter(s) {unknown} not defined in params/{profile}.yaml "
                            f"(known: {sorted(values)})")
     values.update({k: v for k, v in given.items() if v is not None})
+    if dry_run.active():
+        shrunk = dry_run.budget(notebook, values)
+        print(f"dry run ({dry_run.VARIABLE}): tiny budgets for {', '.join(dry_run.changed(values, shrunk)) or 'nothing'} "
+              f"(lmc_utils.dry_run); the numbers below mean nothing", flush=True)
+        values = shrunk
     return SimpleNamespace(profile=profile, **values)

@@ -5,6 +5,7 @@
     python -m lmc_utils.run --profile cpu -p seed 1 00    # override a declared parameter
     python -m lmc_utils.run --profile cpu --resume        # skip notebooks already done
     python -m lmc_utils.run --profile cpu --check         # regenerate elsewhere, compare with figures/cpu/
+    python -m lmc_utils.run --profile paper --dry-run     # every code path of a profile, tiny budgets
     python -m lmc_utils.run --profile cpu --threads 1     # torch/OpenMP threads per kernel (default 2)
     python -m lmc_utils.run --profile smoke --prepare build/nbval   # parameterised copies for nbval
 
@@ -31,6 +32,10 @@ non-zero if any notebook failed.
 - ``--check`` regenerates into a temporary figures folder under ``build/check/`` and compares
   it with the committed ``figures/<profile>/`` (:mod:`lmc_utils.check`); exit code 1 when a
   verdict changed or a verdict table is missing.
+- ``--dry-run`` runs the notebooks at the profile's architectures, configs and code paths but tiny
+  budgets (:mod:`lmc_utils.dry_run`) into a fresh ``build/dry-run/<profile>/`` (figures, executed
+  notebooks, status, model cache), never ``figures/<profile>/`` or ``LMC_CACHE_DIR``; exit code 1
+  on any failure. ``make test`` dry-runs the paper profile, so its configs cannot break silently.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from typing import Any, Iterator, Sequence
 
 import yaml
 
+from . import dry_run as dry_run_mod
 from . import executed, progress, provenance
 from .atomic import write_text
 from .paths import build_dir, figures_dir, notebooks_dir, params_dir
@@ -183,10 +189,12 @@ def missing_outputs(entry: dict[str, Any], folder: Path, source: Path) -> list[s
 
 @contextmanager
 def kernel_environment(threads: int | None, figures_base: Path | None = None, suffix: str = "",
-                       progress_file: Path | None = None) -> Iterator[None]:
+                       progress_file: Path | None = None,
+                       variables: dict[str, str] | None = None) -> Iterator[None]:
     """Environment the notebook kernels inherit while the block runs (restored afterwards):
-    thread counts, where figures go (``LMC_FIGURES_DIR``, ``LMC_FIGURES_SUFFIX``) and the file the
-    kernel's progress lines go to (``LMC_PROGRESS_FILE``, :mod:`lmc_utils.progress`)."""
+    thread counts, where figures go (``LMC_FIGURES_DIR``, ``LMC_FIGURES_SUFFIX``), the file the
+    kernel's progress lines go to (``LMC_PROGRESS_FILE``, :mod:`lmc_utils.progress`) and any other
+    ``variables`` (a dry run's, :func:`lmc_utils.dry_run.kernel_variables`)."""
     values = {"LMC_FIGURES_SUFFIX": suffix,
               # Progress bars redraw every 5 s at most in the kernel, so an executed notebook keeps a
               # few progress lines instead of hundreds (tqdm reads TQDM_* defaults from the environment).
@@ -197,6 +205,7 @@ def kernel_environment(threads: int | None, figures_base: Path | None = None, su
         values["LMC_FIGURES_DIR"] = str(figures_base)
     if progress_file is not None:
         values[progress.VARIABLE] = str(progress_file)
+    values.update(variables or {})
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
@@ -261,12 +270,13 @@ def _set_status(status_path: Path, stem: str, entry: dict[str, Any] | None) -> N
 
 def run(profile: str, names: Sequence[str] = (), parameters: dict[str, Any] | None = None,
         resume: bool = False, threads: int | None = DEFAULT_THREADS,
-        figures_base: Path | None = None) -> list[dict[str, Any]]:
+        figures_base: Path | None = None, kernel_variables: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Run notebooks at ``profile``; returns one summary row per notebook (``notebook``,
     ``seconds``, ``status``, ``figures``: the folder its outputs went to).
 
     ``figures_base`` replaces ``figures/`` (``LMC_FIGURES_DIR``) for the kernels. Overrides
-    send outputs to ``<figures>/<profile>+<hash>/`` (:func:`output_label`).
+    send outputs to ``<figures>/<profile>+<hash>/`` (:func:`output_label`). ``kernel_variables``
+    are set in the kernels' environment too (:func:`kernel_environment`).
     """
     check_profile(profile)
     parameters = dict(parameters or {})
@@ -314,7 +324,8 @@ def run(profile: str, names: Sequence[str] = (), parameters: dict[str, Any] | No
                 # only once it has finished, so a failed or interrupted run never leaves new figures of
                 # a notebook beside old tables of it.
                 log = stage_base / f"{source.stem}.progress"
-                with kernel_environment(threads, stage_base, label[len(profile):], progress_file=log), \
+                with kernel_environment(threads, stage_base, label[len(profile):], progress_file=log,
+                                        variables=kernel_variables), \
                         progress.follow(log, emit=lambda line: print(f"  {line}", flush=True)):
                     seconds = execute(source, profile, parameters, out_dir)
                 publish(stage_base / label, folder, source)
@@ -332,7 +343,7 @@ def run(profile: str, names: Sequence[str] = (), parameters: dict[str, Any] | No
                 raise
             except Exception as err:  # report and go on with the next notebook
                 row = {"notebook": source.stem, "seconds": float("nan"), "status": f"FAILED: {_first_line(err)}",
-                       "figures": folder}
+                       "figures": folder, "executed": out_dir}
                 _set_status(status_path, source.stem, None)
             rows.append(row)
             seconds = row["seconds"]
@@ -405,6 +416,23 @@ def check(profile: str, names: Sequence[str] = (), threads: int | None = DEFAULT
     return rows, report
 
 
+def dry_run(profile: str, names: Sequence[str] = (), parameters: dict[str, Any] | None = None,
+            threads: int | None = DEFAULT_THREADS, root: Path | None = None) -> list[dict[str, Any]]:
+    """Run ``names`` (default: all) at ``profile`` with the tiny budgets of :mod:`lmc_utils.dry_run`
+    into ``root`` (default ``build/dry-run/<profile>/``, emptied first): figures, executed notebooks
+    and status under ``root/figures/``, the models in the cache ``root/cache/``. Returns the
+    summary rows of :func:`run`."""
+    root = Path(root) if root is not None else build_dir() / "dry-run" / profile
+    check_profile(profile)
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    print(f"--dry-run: profile {profile} at tiny budgets (lmc_utils.dry_run) into {root}/ "
+          f"(figures, executed notebooks, model cache); figures/{profile}/ and LMC_CACHE_DIR are not touched",
+          flush=True)
+    return run(profile, names, parameters, resume=False, threads=threads, figures_base=root / "figures",
+               kernel_variables=dry_run_mod.kernel_variables(root / "cache"))
+
+
 def prepare(profile: str, out_dir: Path, names: Sequence[str] = (), parameters: dict[str, Any] | None = None) -> list[Path]:
     """Write each notebook, with Papermill's parameters injected but not executed, into
     ``out_dir`` (for nbval, which then executes them at ``profile``)."""
@@ -443,8 +471,10 @@ def print_summary(rows: list[dict[str, Any]], threads: int | None = None) -> Non
     for r in rows:
         for w in r.get("warnings") or ():
             print(f"warning ({r['notebook']}): {w}")
-    if any(r["status"].startswith("FAILED") for r in rows):
-        print("the executed notebooks (and the partial notebook of each failure) are in build/executed/; "
+    failed = [r for r in rows if r["status"].startswith("FAILED")]
+    if failed:
+        executed_dir = failed[0].get("executed") or build_dir() / "executed"
+        print(f"the executed notebooks (and the partial notebook of each failure) are in {executed_dir}/; "
               "rerun with --resume to skip the notebooks that finished")
     if interrupted(rows):
         print("interrupted: the notebooks that finished kept their outputs, the interrupted one kept its previous "
@@ -482,6 +512,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="regenerate into a temporary folder and compare with the committed figures/<profile>/; "
                              "exit 1 if a verdict changed")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="the profile's architectures, configs and code paths at tiny budgets, into "
+                             "build/dry-run/<profile>/ with its own model cache; exit 1 on any failure")
     parser.add_argument("--list", action="store_true", help="list the notebooks and exit")
     parser.add_argument("--prepare", metavar="DIR", type=Path,
                         help="only write the parameterised notebooks into DIR (for nbval), do not execute")
@@ -496,6 +529,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for path in prepare(args.profile, args.prepare, args.notebooks, params):
                 print(path)
             return 0
+        if args.dry_run:
+            if args.check or args.resume:
+                raise RunError("--dry-run runs into a fresh folder of its own; it takes neither --check nor --resume")
+            rows = dry_run(args.profile, args.notebooks, params, threads=args.threads)
+            print_summary(rows, args.threads)
+            return 130 if interrupted(rows) else (1 if any(r["status"] != "ok" for r in rows) else 0)
         if args.check:
             if params or args.resume:
                 raise RunError("--check compares a fresh run with the committed results of the profile; "

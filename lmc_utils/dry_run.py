@@ -1,0 +1,135 @@
+"""Dry runs: every notebook with a profile's architectures, configs and code paths, at tiny budgets.
+
+``python -m lmc_utils.run --profile paper --dry-run`` (``make dry-run``) executes the notebooks
+through the normal runner, so the parameters are checked as in a real run, but into a fresh
+folder ``build/dry-run/<profile>/`` (figures, executed notebooks, status and a model cache of its
+own), never ``figures/<profile>/`` or the user's ``LMC_CACHE_DIR``. It fails on any config or code
+error the profile would hit, in minutes on one CPU core instead of days on a GPU; the numbers it
+produces mean nothing.
+
+The runner tells the kernels by setting ``LMC_DRY_RUN=1`` (:func:`kernel_variables`); this module
+is the one place that reads it (:func:`active`) and that says what a dry run shrinks:
+
+- :func:`budget`, applied by :func:`lmc_utils.profiles.resolve` to every notebook's resolved
+  parameters: every training config (any mapping with an ``epochs`` entry, also a change such as
+  notebook 04's ``retrain``) trains at most :data:`TRAINING_CAPS` epochs; the counts of units,
+  orders, points, steps and batches are capped by :data:`CAPS` (and :data:`NOTEBOOK_CAPS` where
+  a notebook needs more, e.g. notebook 04's ablation takes its third model from another pair).
+- :func:`split_examples`, applied by :func:`lmc_utils.data.load`: at most
+  :data:`SPLIT_EXAMPLES` examples per split, so that every training epoch is one optimisation step
+  (every paper batch size is larger) and every evaluation one small batch.
+- :func:`weight_matching_sweeps`, applied by :func:`lmc_utils.matching.weight_matching`: at most
+  :data:`WEIGHT_MATCHING_SWEEPS` sweeps (between barely trained VGG16s a sweep costs about a
+  second on one core, and the search would run for dozens).
+- :func:`fake_data_allowed`: CIFAR-10/100 absent from ``LMC_DATA_DIR`` are replaced by CIFAR-shaped
+  ``torchvision.datasets.FakeData`` (:func:`lmc_utils.data.load`, with a ``RuntimeWarning`` that the
+  runner's summary repeats). Outside a dry run missing data raise the usual error.
+
+Architectures, widths, depths, normalisations, datasets and methods stay as the profile has them:
+exercising their code paths is the point.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+VARIABLE = "LMC_DRY_RUN"  # set to "1" by the runner in the kernels' environment
+
+SPLIT_EXAMPLES = {"train": 8, "test": 8}  # examples per split (real data subsampled, or FakeData)
+TRAINING_CAPS = {"epochs": 2, "swa_epochs": 2}  # caps on every mapping with an ``epochs`` entry
+WEIGHT_MATCHING_SWEEPS = 2
+
+# Caps on notebook parameters by name: a number caps a number, every number of a mapping
+# (``n_pairs: {mlp_mnist: 8, ...}``) and a list of numbers (its entries up to the cap are kept, or
+# its smallest); a mapping caps the entries of a mapping parameter it names.
+CAPS: dict[str, Any] = {
+    # units: one pair / triple / model, or one independent pair where pairs are made of runs
+    "n_pairs": 1, "pairs_by_experiment": 1, "n_triples": 1, "n_models": 1, "curve_models": 1,
+    "bias_pairs": 1, "retrain_pairs": 1, "sinkhorn_pairs": 1, "n_runs": 2, "redundancy_models": 2,
+    "n_orders": 1,  # one weight-matching group order (the smoke profile runs the code comparing orders)
+    "n_points": 3,  # lambda 0, 1/2, 1
+    "parent_epochs": 1,  # spawned children then train the remaining epoch
+    "sample_stride": 1,  # with 2 SWA epochs a stride of 2 would leave no pair of samples
+    "plane_resolution": 3,
+    "ste_steps": 2, "ste_eval_every": 1, "ste_batch_size": 4, "ste_held_size": 4, "ste_projection_sweeps": 1,
+    "fisher_batches": 2, "fisher_batch_size": 4,
+    "sinkhorn": {"steps": 2, "sinkhorn_iters": 2},
+}
+NOTEBOOK_CAPS: dict[str, dict[str, Any]] = {
+    "04_renormalisation": {"n_pairs": 2, "pairs_by_experiment": 2},  # the ablation needs 2 pairs
+    # Width multiplier 1 only: the SVDs of every layer (three models per pair) already take half a
+    # minute for VGG11 on one core, and 8x that at 2x width (the 4x VGG11 also costs a minute per
+    # weight-matching sweep). Wider conv nets run in notebooks 00 (ResNet20 4x) and 06 (2x, 4x).
+    "02_singular_vectors": {"widths": 1, "sinkhorn_widths": 1},
+}
+
+
+def active() -> bool:
+    """Whether this process runs inside a dry run (``$LMC_DRY_RUN`` set to anything but ``""``/``0``)."""
+    return os.environ.get(VARIABLE, "") not in ("", "0")
+
+
+def kernel_variables(cache: Path) -> dict[str, str]:
+    """The environment the runner gives the kernels of a dry run: the flag, and ``cache`` as
+    ``LMC_CACHE_DIR`` (models trained at tiny budgets never enter the user's cache)."""
+    return {VARIABLE: "1", "LMC_CACHE_DIR": str(cache)}
+
+
+def budget(notebook: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` (a notebook's resolved parameters) at dry-run budgets: :data:`CAPS` (with the
+    notebook's :data:`NOTEBOOK_CAPS`) on the named parameters, :data:`TRAINING_CAPS` on every
+    mapping with an ``epochs`` entry, however deep. A value already below its cap, ``None`` and
+    everything else (architectures, widths, datasets, methods, ...) is kept. Pure: ``values`` is
+    not changed."""
+    caps = {**CAPS, **NOTEBOOK_CAPS.get(notebook, {})}
+    return {name: _cap(value, caps[name]) if name in caps else _cap_training(value)
+            for name, value in values.items()}
+
+
+def changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """Names of the parameters :func:`budget` changed, in order."""
+    return [name for name in before if before[name] != after.get(name)]
+
+
+def split_examples(split: str) -> int | None:
+    """At most this many examples of a dataset split in a dry run (``None``: not a dry run)."""
+    return SPLIT_EXAMPLES[split] if active() else None
+
+
+def weight_matching_sweeps(requested: int) -> int:
+    """The sweeps weight matching may take: ``requested``, at most :data:`WEIGHT_MATCHING_SWEEPS` in a dry run."""
+    return min(requested, WEIGHT_MATCHING_SWEEPS) if active() else requested
+
+
+def fake_data_allowed() -> bool:
+    """Whether a missing CIFAR-10/100 may be replaced by CIFAR-shaped ``FakeData`` (dry runs only)."""
+    return active()
+
+
+def _cap(value: Any, cap: Any) -> Any:
+    if isinstance(value, Mapping):
+        if isinstance(cap, Mapping):
+            return {k: _cap(v, cap[k]) if k in cap else v for k, v in value.items()}
+        return {k: _cap(v, cap) for k, v in value.items()}
+    if isinstance(cap, Mapping):
+        return value
+    if isinstance(value, list) and value and all(_is_number(v) for v in value):
+        return [v for v in value if v <= cap] or [min(value)]
+    return min(value, cap) if _is_number(value) else value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _cap_training(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        out = {k: _cap_training(v) for k, v in value.items()}
+        if "epochs" in out:
+            out.update({k: _cap(out[k], cap) for k, cap in TRAINING_CAPS.items() if k in out})
+        return out
+    if isinstance(value, list):
+        return [_cap_training(v) for v in value]
+    return value
