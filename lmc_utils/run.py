@@ -457,7 +457,10 @@ def _first_line(err: Exception) -> str:
     return (text[-1] if text else type(err).__name__)[:200]
 
 
-def print_summary(rows: list[dict[str, Any]], threads: int | None = None) -> None:
+def print_summary(rows: list[dict[str, Any]], threads: int | None = None, resumable: bool = True) -> None:
+    """One line per notebook (seconds, status), where the outputs went, each notebook's warnings, and
+    what to do after a failure or an interruption (``resumable``: whether to suggest ``--resume``,
+    which ``--check`` and ``--dry-run`` do not take)."""
     width = max([len(r["notebook"]) for r in rows] + [8])
     print(f"\n{'notebook':<{width}}  {'seconds':>8}  status")
     for r in rows:
@@ -474,11 +477,11 @@ def print_summary(rows: list[dict[str, Any]], threads: int | None = None) -> Non
     failed = [r for r in rows if r["status"].startswith("FAILED")]
     if failed:
         executed_dir = failed[0].get("executed") or build_dir() / "executed"
-        print(f"the executed notebooks (and the partial notebook of each failure) are in {executed_dir}/; "
-              "rerun with --resume to skip the notebooks that finished")
+        print(f"the executed notebooks (and the partial notebook of each failure) are in {executed_dir}/"
+              + ("; rerun with --resume to skip the notebooks that finished" if resumable else ""))
     if interrupted(rows):
         print("interrupted: the notebooks that finished kept their outputs, the interrupted one kept its previous "
-              "ones; rerun the same command with --resume to go on from there")
+              "ones" + ("; rerun the same command with --resume to go on from there" if resumable else ""))
 
 
 def interrupted(rows: list[dict[str, Any]]) -> bool:
@@ -533,7 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.check or args.resume:
                 raise RunError("--dry-run runs into a fresh folder of its own; it takes neither --check nor --resume")
             rows = dry_run(args.profile, args.notebooks, params, threads=args.threads)
-            print_summary(rows, args.threads)
+            print_summary(rows, args.threads, resumable=False)  # a dry run always starts afresh
             return 130 if interrupted(rows) else (1 if any(r["status"] != "ok" for r in rows) else 0)
         if args.check:
             if params or args.resume:
@@ -542,7 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .check import render
 
             rows, report = check(args.profile, args.notebooks, threads=args.threads)
-            print_summary(rows, args.threads)
+            print_summary(rows, args.threads, resumable=False)
             print()
             print(render(report))
             failed = report.failed or any(r["status"].startswith("FAILED") for r in rows)

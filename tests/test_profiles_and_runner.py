@@ -483,3 +483,14 @@ def test_a_run_into_another_figures_folder_keeps_its_executed_notebooks_beside_i
     run.run("smoke", ["00"], {}, threads=1, figures_base=tmp_path / "check")
     assert outs == [tmp_path / "check" / "executed" / "smoke"]
     assert not (tmp_path / "build" / "executed").exists()
+
+
+def test_summary_suggests_resume_only_where_the_command_takes_it(capsys, tmp_path):
+    rows = [{"notebook": "00_rebasin_basics", "seconds": 1.0, "status": "ok", "figures": tmp_path},
+            {"notebook": "01_distance_taylor", "seconds": 2.0, "status": "FAILED (ValueError)", "figures": tmp_path,
+             "executed": tmp_path}]
+    run.print_summary(rows, 2)
+    assert "--resume" in capsys.readouterr().out
+    run.print_summary(rows, 2, resumable=False)
+    out = capsys.readouterr().out
+    assert "--resume" not in out and "01_distance_taylor" in out and "FAILED" in out
