@@ -101,13 +101,12 @@ def apply_variant(variant: Variant, model: nn.Module, endpoints: Sequence[nn.Mod
         return renorm.per_batch(model) if variant.per_batch else renorm.reset(model, reset_data)
     if variant.third and third is None:
         raise ValueError("this variant needs an independent third model")
+    goals = {} if goals is None else goals
     which = "third" if variant.third else "endpoints"
-    goal = (goals or {}).get(which)
-    if goal is None:
-        goal = (renorm.goal_statistics([third], [1.0], stats_x) if variant.third
-                else renorm.goal_statistics(list(endpoints), list(weights), stats_x))
-        if goals is not None:
-            goals[which] = goal
+    if which not in goals:
+        goals[which] = (renorm.goal_statistics([third], [1.0], stats_x) if variant.third
+                        else renorm.goal_statistics(list(endpoints), list(weights), stats_x))
+    goal = goals[which]
     if variant.per_batch:
         return renorm.per_batch(model, goal, mode=variant.mode, average=variant.average)
     return renorm.correct(model, goal, stats_x, mode=variant.mode, average=variant.average,
