@@ -63,6 +63,10 @@ NOTEBOOK_CAPS: dict[str, dict[str, Any]] = {
     # minute for VGG11 on one core, and 8x that at 2x width (the 4x VGG11 also costs a minute per
     # weight-matching sweep). Wider conv nets run in notebooks 00 (ResNet20 4x) and 06 (2x, 4x).
     "02_singular_vectors": {"widths": 1, "sinkhorn_widths": 1},
+    # The width study's units are disjoint pairs of a width's networks: 4 networks give 2 pairs (the
+    # verdicts' intervals need 2); every width is kept (one-hidden-layer MLPs on 8 examples are cheap).
+    "09_width_clusters": {"n_models": 4, "cluster_models": 4, "cluster_points": 3,
+                          "robustness": {"n_models": 4}, "deep": {"n_models": 4}},
 }
 
 
