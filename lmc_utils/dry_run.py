@@ -84,11 +84,11 @@ def kernel_variables(cache: Path) -> dict[str, str]:
 def budget(notebook: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """``values`` (a notebook's resolved parameters) at dry-run budgets: :data:`CAPS` (with the
     notebook's :data:`NOTEBOOK_CAPS`) on the named parameters, :data:`TRAINING_CAPS` on every
-    mapping with an ``epochs`` entry, however deep. A value already below its cap, ``None`` and
+    mapping with an ``epochs`` entry, however deep (also inside a capped parameter). A value already below its cap, ``None`` and
     everything else (architectures, widths, datasets, methods, ...) is kept. Pure: ``values`` is
     not changed."""
     caps = {**CAPS, **NOTEBOOK_CAPS.get(notebook, {})}
-    return {name: _cap(value, caps[name]) if name in caps else _cap_training(value)
+    return {name: _cap_training(_cap(value, caps[name]) if name in caps else value)
             for name, value in values.items()}
 
 
