@@ -70,7 +70,12 @@ def test_study_runs_and_verdicts_on_moons(tmp_path, monkeypatch):
     criteria = verdicts.load_criteria("09_width_clusters")
     frame = W.verdicts(res, criteria, {"moons": [4, 16]})
     verdicts.check_declared(frame, criteria)
-    assert "naive_barrier_falls_with_width" in set(frame["claim"]) and frame["n"].min() >= 2
+    measured = frame[frame["subject"] != "not measured in this run"]
+    assert "naive_barrier_falls_with_width" in set(measured["claim"]) and measured["n"].min() >= 2
+    # claims of the robustness grid and the deep MLPs were not measured by this call: inconclusive rows
+    missing = frame[frame["subject"] == "not measured in this run"]
+    assert set(missing["claim"]) == {"robust_wm_lowers_barrier", "rmsprop_less_connected", "deep_wm_lowers_barrier"}
+    assert set(missing["verdict"]) == {"inconclusive"}
     grid = W.robustness_configs(BASE.replace(model={"depth": 1, "width": 8}), ["kaiming_normal"],
                                 {"rmsprop": {"lr": 0.001}, "adamw": {"lr": 0.01}})
     assert set(grid) == {"kaiming_normal, rmsprop", "kaiming_normal, adamw"}
