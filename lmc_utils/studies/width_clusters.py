@@ -64,8 +64,8 @@ TALK_ZOO = {
               256: (0.0, 0.0, 0.102, 0.009, 1.0, 0.0, 0.985, 0.001),
               512: (0.0, 0.0, 0.111, 0.009, 1.0, 0.0, 0.985, 0.001)},
 }
-# The talk's table "How robust are results to initialization & optimizer?" (Moons; its width is not stated there,
-# the test losses match its width-256/512 rows), numbers only:
+# The talk's table "How robust are results to initialization & optimizer?" (Moons; the table does not state
+# the width), numbers only:
 # (init, optimizer) -> (train loss, sd, test loss, sd, train accuracy, sd, test accuracy, sd).
 TALK_ROBUSTNESS = {("kaiming_normal", "adamw"): (0.0, 0.0, 0.003, 0.0, 1.0, 0.0, 0.998, 0.0),
                    ("kaiming_normal", "rmsprop"): (0.0, 0.0, 0.003, 0.001, 1.0, 0.0, 0.999, 0.001),
