@@ -29,6 +29,14 @@ def test_cluster_labels_recover_planted_groups():
     assert len(set(W.cluster_labels(eps - 0.05, cut=0.5))) == 2
 
 
+def test_triangle_violations():
+    # a metric (distances of points on a line) has none; 0 - 1 - 2 with d(0, 2) = 5 > 1 + 1 violates it
+    x = np.array([0.0, 1.0, 3.0, 4.0])
+    assert W.triangle_violations(np.abs(x[:, None] - x[None])) == 0.0
+    d = np.array([[0, 1, 5], [1, 0, 1], [5, 1, 0]], dtype=float)
+    assert W.triangle_violations(d) == pytest.approx(2 / 6)  # (0, 1, 2) and (2, 1, 0) of the 6 ordered triples
+
+
 def test_duplicate_share_counts_scaled_copies():
     net = mlp(in_features=2, num_classes=2, width=4, depth=1)
     with torch.no_grad():

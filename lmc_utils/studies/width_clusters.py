@@ -297,21 +297,38 @@ def barrier_table(result: Result) -> pd.DataFrame:
     return out.reset_index()
 
 
+def triangle_violations(eps: np.ndarray) -> float:
+    """Share of ordered triples ``(i, j, k)`` of distinct networks with ``d(i, k) > d(i, j) + d(j, k)``
+    for the clipped, symmetrised epsilon-loss ``d`` (0 for a metric)."""
+    d = np.clip((eps + eps.T) / 2, 0, None)
+    n = len(d)
+    if n < 3:
+        return 0.0
+    worse = d[:, None, :] > d[:, :, None] + d[None, :, :]  # [i, j, k]: d(i,k) > d(i,j) + d(j,k)
+    distinct = ~(np.eye(n, dtype=bool)[:, :, None] | np.eye(n, dtype=bool)[:, None, :] | np.eye(n, dtype=bool)[None])
+    return float(worse[distinct].mean())
+
+
 def cluster_table(result: Result) -> pd.DataFrame:
     """Per experiment, width and reference: networks, clusters at the cut, the cut, the largest
-    cluster's share, and the adjusted Rand index between the naive and the matched clustering."""
+    cluster's share, the adjusted Rand index between the naive and the matched clustering, and the
+    share of triples violating the triangle inequality (:func:`triangle_violations`)."""
     from sklearn.metrics import adjusted_rand_score
 
     rows = []
-    c = result.clusters
+    c, e = result.clusters, result.epsilon
     for (name, width), g in c.groupby(["experiment", "width"], sort=False):
         naive = g[g["reference"] == "none"].sort_values("model")["cluster"].to_numpy()
         for reference, h in g.groupby("reference", sort=False):
             labels = h.sort_values("model")["cluster"].to_numpy()
+            sub = e[(e["experiment"] == name) & (e["width"] == width) & (e["reference"] == reference)]
+            m = np.zeros((len(labels), len(labels)))
+            m[sub["i"].to_numpy(), sub["j"].to_numpy()] = sub["epsilon_loss"].to_numpy()
             rows.append({"experiment": name, "width": width, "reference": reference, "networks": len(labels),
                          "clusters": len(set(labels)), "cut": float(h["cut"].iloc[0]),
                          "largest_cluster_share": float(np.bincount(labels).max() / len(labels)),
-                         "rand_vs_naive": float(adjusted_rand_score(naive, labels))})
+                         "rand_vs_naive": float(adjusted_rand_score(naive, labels)),
+                         "triangle_violations": triangle_violations(m)})
     return pd.DataFrame(rows)
 
 
