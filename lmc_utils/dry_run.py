@@ -32,6 +32,7 @@ exercising their code paths is the point.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -57,8 +58,34 @@ CAPS: dict[str, Any] = {
     "fisher_batches": 2, "fisher_batch_size": 4,
     "sinkhorn": {"steps": 2, "sinkhorn_iters": 2},
 }
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A cap on a sweep (a list of values, or a mapping of such lists): keep its smallest number,
+    ``None`` where it has one (often a code path of its own, e.g. "all examples"), and the entries
+    equal to the values of the parameters named in ``judged`` (the points a notebook's verdicts read,
+    e.g. ``judge_sparsity``). Every code path a sweep runs is run once; the points between are not."""
+
+    judged: tuple[str, ...] = ()
+
+    def apply(self, value: Any, values: Mapping[str, Any]) -> Any:
+        if isinstance(value, Mapping):
+            return {k: self.apply(v, values) for k, v in value.items()}
+        if not isinstance(value, list) or not value:
+            return value
+        numbers = [v for v in value if _is_number(v)]
+        keep = {values.get(name) for name in self.judged} | ({min(numbers)} if numbers else set())
+        return [v for v in value if v is None or v in keep]
+
+
 NOTEBOOK_CAPS: dict[str, dict[str, Any]] = {
     "04_renormalisation": {"n_pairs": 2, "pairs_by_experiment": 2},  # the ablation needs 2 pairs
+    # Notebook 05's sweeps: 11 sparsities x 3 methods x every model is most of its dry run (a VGG16
+    # pruned, re-normalised and evaluated 33 times); the smallest and the judged one remain.
+    "05_pruning": {"sparsities": Sweep(("judge_sparsity",)), "sample_sparsities": Sweep(("judge_sparsity",)),
+                   "sample_sizes": Sweep(), "merge_tols": Sweep(("merge_tol",)),
+                   "redundancy_widths": Sweep(("judge_width",))},
     # Width multiplier 1 only: the SVDs of every layer (three models per pair) already take half a
     # minute for VGG11 on one core, and 8x that at 2x width (the 4x VGG11 also costs a minute per
     # weight-matching sweep). Wider conv nets run in notebooks 00 (ResNet20 4x) and 06 (2x, 4x).
@@ -88,8 +115,14 @@ def budget(notebook: str, values: Mapping[str, Any]) -> dict[str, Any]:
     everything else (architectures, widths, datasets, methods, ...) is kept. Pure: ``values`` is
     not changed."""
     caps = {**CAPS, **NOTEBOOK_CAPS.get(notebook, {})}
-    return {name: _cap_training(_cap(value, caps[name]) if name in caps else value)
-            for name, value in values.items()}
+
+    def capped(name: str, value: Any) -> Any:
+        if name not in caps:
+            return value
+        cap = caps[name]
+        return cap.apply(value, values) if isinstance(cap, Sweep) else _cap(value, cap)
+
+    return {name: _cap_training(capped(name, value)) for name, value in values.items()}
 
 
 def changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:

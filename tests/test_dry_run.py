@@ -150,3 +150,16 @@ def test_a_dry_run_of_a_paper_notebook_passes_and_keeps_out_of_figures_and_cache
     assert (root / "figures" / "paper" / "06_verdicts.csv").exists()
     assert list((root / "cache" / "models").glob("*.pt"))
     assert (_snapshot(repo_figures), _snapshot(user_cache), _snapshot(user_figures)) == before
+
+
+def test_a_sweep_cap_keeps_the_smallest_point_none_and_the_judged_ones():
+    from lmc_utils.dry_run import Sweep
+
+    values = {"sparsities": [0.1, 0.5, 0.8, 0.9], "judge_sparsity": 0.8, "sizes": [256, 64, None],
+              "widths": {"moons": [2, 128, 512], "mnist": [4, 8]}, "judge_width": 128}
+    assert Sweep(("judge_sparsity",)).apply(values["sparsities"], values) == [0.1, 0.8]
+    assert Sweep().apply(values["sizes"], values) == [64, None]  # order kept
+    assert Sweep(("judge_width",)).apply(values["widths"], values) == {"moons": [2, 128], "mnist": [4]}
+    assert Sweep(("judge_sparsity",)).apply([0.8], values) == [0.8] and Sweep().apply([], values) == []
+    capped = dry_run.budget("05_pruning", {"sparsities": [0.1, 0.5, 0.8, 0.9], "judge_sparsity": 0.8})
+    assert capped["sparsities"] == [0.1, 0.8]
