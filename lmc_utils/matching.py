@@ -101,6 +101,7 @@ def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDic
     """
     spec.check_state(state_a, "state_a")
     spec.check_state(state_b, "state_b")
+    state_a, state_b = spec.viewed(state_a), spec.viewed(state_b)
     keys = _matched_keys(spec, state_a, include_buffers)
     dev = torch.device(device) if device is not None else (state_a[keys[0]].device if keys else torch.device("cpu"))
     perm = {g: p.clone().cpu() for g, p in (init_perm or identity(spec)).items()}
@@ -142,6 +143,9 @@ def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDic
             cost = torch.zeros(n, n, dtype=torch.float32, device=dev)
             for k, dim in slots[g]:
                 a, b = la[k], lb[k]
+                if a.shape[2] == 1:  # one permuted axis: a single [n, rest] @ [rest, n] product
+                    cost.addmm_(a[:, :, 0].T, b[:, :, 0])
+                    continue
                 for r in range(a.shape[0]):
                     if dim == 1:
                         cost.addmm_(a[r], b[r].T)
@@ -171,6 +175,7 @@ def weight_matching_reference(spec: PermutationSpec, state_a: StateDict, state_b
     """The same algorithm as :func:`weight_matching`, written the direct way (NumPy/SciPy): for
     every group and weight, gather B permuted on its other axes, move the axis first, reshape,
     multiply. Slow; kept as the reference that tests and ``bench/`` compare against."""
+    state_a, state_b = spec.viewed(state_a), spec.viewed(state_b)
     keys = _matched_keys(spec, state_a, include_buffers)
     a = {k: state_a[k].detach().cpu().numpy().astype(np.float32) for k in keys}
     b = {k: state_b[k].detach().cpu().numpy().astype(np.float32) for k in keys}
@@ -276,6 +281,7 @@ def sinkhorn_weight_matching(spec: PermutationSpec, state_a: StateDict, state_b:
         raise ValueError("sinkhorn_weight_matching needs steps >= 1, sinkhorn_iters >= 1 and positive temperatures")
     spec.check_state(state_a, "state_a")
     spec.check_state(state_b, "state_b")
+    state_a, state_b = spec.viewed(state_a), spec.viewed(state_b)
     keys = _matched_keys(spec, state_a, include_buffers)
     dev = torch.device(device) if device is not None else (state_a[keys[0]].device if keys else torch.device("cpu"))
     la = {k: _layout(state_a[k].detach().to(dev, torch.float32), spec.axes[k]) for k in keys}
@@ -446,6 +452,7 @@ def _project(spec: PermutationSpec, target: StateDict, source: StateDict, perm: 
     product per (entry, axis) of a group: ``target[axis-first] @ pi_other(source)[axis-first]^T``,
     cheaper than :func:`weight_matching`'s per-slice products when an entry has one permuted axis
     and many others; used for the per-step projection of :func:`ste_matching`."""
+    target, source = spec.viewed(target), spec.viewed(source)
     entries = {g: [(k, ax) for k, ax in e if k in target] for g, e in spec.groups.items()}
     groups = sorted(g for g in spec.sizes if entries[g])
     perm = {g: p.clone() for g, p in perm.items()}
