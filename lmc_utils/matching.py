@@ -65,6 +65,12 @@ def _layout(t: torch.Tensor, axes: tuple[str | None, ...]) -> torch.Tensor:
     return t.permute(*other, *permuted).reshape(-1, n0, n1).contiguous()
 
 
+def _flat(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """A ``[rest, n0, n1]`` layout as a ``[n_dim, rest * n_other]`` matrix whose rows are the units of
+    axis ``dim`` (1 or 2): one cost-matrix term is then one large product ``flat(A) @ flat(B)^T``."""
+    return (t.transpose(0, 1) if dim == 1 else t.permute(2, 0, 1)).reshape(t.shape[dim], -1)
+
+
 def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDict, max_sweeps: int = 100,
                     seed: int = 0, init_perm: Permutation | None = None, include_buffers: bool = False,
                     device: str | torch.device | None = None) -> MatchingResult:
@@ -79,8 +85,10 @@ def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDic
 
     * every weight is held once, for A and for B, as a ``[rest, n0, n1]`` tensor whose last two
       axes are its permuted axes; B is kept permuted by the current permutation. A cost matrix
-      is then a sum of plain matrix products on views (``A[r] @ B[r]^T`` or ``A[r]^T @ B[r]``),
-      which is the flop floor, ``2 * n_group * numel`` per weight and group;
+      is then a sum of one matrix product per weight, ``flat(A) @ flat(B)^T`` with the group's
+      axis as rows and everything else as one long inner dimension (:func:`_flat`; A's matrices
+      are made once, B's is one copy), which is the flop floor, ``2 * n_group * numel`` per weight
+      and group, in products large enough to run near the machine's matmul rate;
     * when a group's assignment changes, only the weights touching it are re-indexed (one copy);
     * a group none of whose neighbours changed since it was last solved is not solved again:
       its assignment is already optimal, so the step would not improve (skipping it changes
@@ -124,6 +132,8 @@ def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDic
             # a group on two axes of one tensor depends on itself (a quadratic term)
             neighbours[g].update(h for h in groups_k if h != g or groups_k.count(g) > 1)
 
+    fa: dict[tuple[str, int], torch.Tensor] = {}  # A's entries as [n_group, rest] matrices, made on first use
+
     def total() -> float:
         return float(sum(torch.dot(la[k].flatten(), lb[k].flatten()) for k in keys))
 
@@ -142,15 +152,9 @@ def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDic
             n = spec.sizes[g]
             cost = torch.zeros(n, n, dtype=torch.float32, device=dev)
             for k, dim in slots[g]:
-                a, b = la[k], lb[k]
-                if a.shape[2] == 1:  # one permuted axis: a single [n, rest] @ [rest, n] product
-                    cost.addmm_(a[:, :, 0].T, b[:, :, 0])
-                    continue
-                for r in range(a.shape[0]):
-                    if dim == 1:
-                        cost.addmm_(a[r], b[r].T)
-                    else:
-                        cost.addmm_(a[r].T, b[r])
+                if (k, dim) not in fa:
+                    fa[(k, dim)] = _flat(la[k], dim)
+                cost.addmm_(fa[(k, dim)], _flat(lb[k], dim).T)
             cost64 = cost.double().cpu().numpy()
             _, q = linear_sum_assignment(cost64, maximize=True)
             old = float(np.trace(cost64))

@@ -476,6 +476,9 @@ def _build(model: nn.Module, walk: _Walk, layers: dict[str, _Layer], calls: dict
             raise UnsupportedModel(f"state entry {key!r} belongs to no layer the traced forward pass uses "
                                    f"(an unused or unsupported module)")
         out_g = group(layer.out)
+        if layer.kind != "norm" and param not in ("weight", "bias"):
+            raise UnsupportedModel(f"state entry {key!r}: a {layer.kind} layer with an entry other than weight "
+                                   f"and bias (weight norm or another parametrisation?)")
         if layer.kind == "norm":
             axes[key] = () if tensor.ndim == 0 else (out_g,)
             continue
