@@ -136,7 +136,8 @@ def write_table(path: Path, rows: list[dict], device: str, load_before: str, loa
         port = "" if r["port_s_per_sweep"] is None else \
             f"{r['port_s_per_sweep']:.2f}{'' if r['same'] else ' (different permutation!)'}"
         lines.append(f"| {r['model']} | {r['params_m']:.1f}M | {r['groups']} ({r['largest']}) | {r['sweeps']} | "
-                     f"{r['s_per_sweep']:.2f} | {r['lsa_s_per_sweep']:.2f} | {r['s_per_sweep'] - r['lsa_s_per_sweep']:.2f} | "
+                     f"{r['s_per_sweep']:.2f} | {r['lsa_s_per_sweep']:.2f} | "
+                     f"{r['s_per_sweep'] - r['lsa_s_per_sweep']:.2f} | "
                      f"{r['floor_s']:.2f} | {r['rate'] / 1e9:.0f} GFLOP/s | {port} |")
     lines += ["", "Two independently initialised models per row (no training), one weight-matching run with seed 0 "
               "(at most the sweeps shown for torchvision models); seconds per sweep. *Matmul floor*: 2 x group size x "
@@ -153,7 +154,8 @@ def main() -> None:
     parser.add_argument("--skip-port-above", type=float, default=1e9, help="skip the slow port for wider models")
     parser.add_argument("--torchvision", nargs="*", default=["resnet50"],
                         help="torchvision model names (random init, traced spec)")
-    parser.add_argument("--torchvision-sweeps", type=int, default=5, help="at most this many sweeps per torchvision model")
+    parser.add_argument("--torchvision-sweeps", type=int, default=5,
+                        help="at most this many sweeps per torchvision model")
     parser.add_argument("--device", default="cpu", help="where the cost matrices are built (cpu, cuda)")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("weight_matching.md"))
     args = parser.parse_args()
