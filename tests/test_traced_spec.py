@@ -266,6 +266,7 @@ def test_unsupported_constructs_raise_one_clear_error(model, pattern):
         P.spec_for(model, torch.randn(2, 4) if not isinstance(model, nn.Linear) else None)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated:FutureWarning")
 def test_weight_norm_parametrisation_is_refused():
     model = nn.Sequential(nn.utils.weight_norm(nn.Linear(4, 8)), nn.ReLU(), nn.Linear(8, 2))
     with pytest.raises(UnsupportedModel, match=r"state entry '0.weight_[gv]'"):
