@@ -12,7 +12,9 @@ group, the modules whose outputs carry that group's features (used by activation
 matching), and which entries are buffers rather than trained parameters.
 
 Specs are built by :func:`spec_for` from a model; the per-architecture builders only map
-each layer's module name to ``(output group, input group)``, the rest is generic.
+each layer's module name to ``(output group, input group)``, the rest is generic. Any other model
+(a torchvision CNN, your own) gets a spec derived from its ``torch.fx`` graph
+(:mod:`lmc_utils.traced_spec`), or one error naming what it cannot handle.
 """
 
 from __future__ import annotations
@@ -40,12 +42,31 @@ class PermutationSpec:
         activations: group name -> module names whose outputs (channel axis 1, or the
             last axis for 2-D outputs) carry that group's features.
         buffers: keys that are buffers (e.g. BN running statistics), not parameters.
+        views: key -> the shape an entry is viewed as before its ``axes`` apply (empty for this
+            package's models). A classifier reading ``C`` channels flattened from ``h x w`` maps,
+            ``[out, C*h*w]``, is viewed as ``[out, C, h*w]`` so that a group of ``C`` units permutes
+            blocks of ``h*w`` inputs. Every function taking a spec applies it (:meth:`view`).
     """
 
     axes: dict[str, tuple[str | None, ...]]
     sizes: dict[str, int]
     activations: dict[str, tuple[str, ...]] = field(default_factory=dict)
     buffers: frozenset[str] = frozenset()
+    views: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def view(self, key: str, t: torch.Tensor) -> torch.Tensor:
+        """``t`` (the entry ``key``) in the shape its ``axes`` refer to (``t`` itself unless viewed)."""
+        shape = self.views.get(key)
+        if shape is None:
+            return t
+        if t.numel() != int(torch.Size(shape).numel()):
+            raise ValueError(f"entry {key!r} of shape {tuple(t.shape)} cannot be viewed as {shape} "
+                             f"(different architecture?)")
+        return t.reshape(shape)
+
+    def viewed(self, state: StateDict) -> dict[str, torch.Tensor]:
+        """``state`` with every entry in the shape its ``axes`` refer to."""
+        return {k: self.view(k, t) for k, t in state.items()}
 
     @property
     def groups(self) -> dict[str, list[tuple[str, int]]]:
@@ -59,14 +80,15 @@ class PermutationSpec:
 
     def to_json(self) -> str:
         return json.dumps({"axes": self.axes, "sizes": self.sizes, "activations": self.activations,
-                           "buffers": sorted(self.buffers)}, indent=1)
+                           "buffers": sorted(self.buffers), "views": self.views}, indent=1)
 
     @classmethod
     def from_json(cls, text: str) -> "PermutationSpec":
         d = json.loads(text)
         return cls(axes={k: tuple(v) for k, v in d["axes"].items()}, sizes=d["sizes"],
                    activations={k: tuple(v) for k, v in d["activations"].items()},
-                   buffers=frozenset(d["buffers"]))
+                   buffers=frozenset(d["buffers"]),
+                   views={k: tuple(v) for k, v in d.get("views", {}).items()})
 
     def check_state(self, state: StateDict, name: str = "state dict") -> None:
         """Raise ``ValueError`` unless ``state`` has exactly this spec's keys with matching group sizes."""
@@ -77,7 +99,7 @@ class PermutationSpec:
                              f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
                              f"unexpected {extra[:5]}{'...' if len(extra) > 5 else ''}")
         for key, axes in self.axes.items():
-            t = state[key]
+            t = self.view(key, state[key])
             if t.ndim != len(axes):
                 raise ValueError(f"{name}[{key!r}] has {t.ndim} axes, the spec expects {len(axes)}")
             for axis, g in enumerate(axes):
@@ -183,13 +205,23 @@ def _resnet_spec(model: ResNet) -> PermutationSpec:
 _BUILDERS = {MLP: _mlp_spec, VGG: _vgg_spec, ResNet: _resnet_spec}
 
 
-def spec_for(model: nn.Module) -> PermutationSpec:
-    """The permutation spec of a model built by :mod:`lmc_utils.models`."""
+def spec_for(model: nn.Module, example_input: torch.Tensor | None = None) -> PermutationSpec:
+    """The permutation spec of ``model``: the hand-written one for a model built by
+    :mod:`lmc_utils.models`, otherwise one derived from its ``torch.fx`` graph by
+    :func:`lmc_utils.traced_spec.traced_spec` (``example_input``: a batch the model accepts,
+    default a small random one; only its shapes matter).
+
+    Raises:
+        lmc_utils.traced_spec.UnsupportedModel (a ``TypeError``): the model has something no spec
+            can be derived for (grouped convolution, attention, concatenation of channels, ...),
+            named with its graph node.
+    """
     for cls, builder in _BUILDERS.items():
-        if isinstance(model, cls):
+        if type(model) is cls:
             return builder(model)
-    raise TypeError(f"no permutation spec for {type(model).__name__}; supported: "
-                    f"{', '.join(c.__name__ for c in _BUILDERS)}")
+    from .traced_spec import traced_spec  # imports this module
+
+    return traced_spec(model, example_input)
 
 
 def identity(spec: PermutationSpec) -> Permutation:
@@ -229,11 +261,11 @@ def apply_permutation(spec: PermutationSpec, perm: Permutation, state: StateDict
     _check_perm(spec, perm)
     out = {}
     for key, tensor in state.items():
-        t = tensor
+        t = spec.view(key, tensor)
         for axis, g in enumerate(spec.axes[key]):
             if g is not None:
                 t = t.index_select(axis, perm[g].to(t.device))
-        out[key] = t if t is not tensor else tensor.clone()
+        out[key] = t.reshape(tensor.shape) if t is not tensor else tensor.clone()
     return out
 
 
