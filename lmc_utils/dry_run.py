@@ -38,7 +38,8 @@ from typing import Any, Mapping
 
 VARIABLE = "LMC_DRY_RUN"  # set to "1" by the runner in the kernels' environment
 
-SPLIT_EXAMPLES = {"train": 8, "test": 8}  # examples per split (real data subsampled, or FakeData)
+SPLIT_EXAMPLES = {"train": 8, "test": 4}  # examples per split (real data subsampled, or FakeData); most
+# of a dry run is forward passes of the paper's CNNs over the test split (every variant, sparsity, lambda)
 TRAINING_CAPS = {"epochs": 2, "swa_epochs": 2}  # caps on every mapping with an ``epochs`` entry
 WEIGHT_MATCHING_SWEEPS = 2
 
