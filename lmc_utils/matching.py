@@ -237,6 +237,26 @@ def _sinkhorn(logits: torch.Tensor, iters: int) -> torch.Tensor:
     return logits.exp()
 
 
+def _sinkhorn_batched(logits: torch.Tensor, iters: int, row: torch.Tensor | None = None,
+                      col: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`_sinkhorn` on a stack ``[G, n, n]`` of logits at once, optionally warm-started from
+    log scalings ``row [G, n, 1]`` and ``col [G, 1, n]`` (subtracted first; detached). Returns the
+    doubly stochastic stack and the total log scalings (detached), so that the next call, on
+    logits that moved a little, needs only a few rounds."""
+    x = logits
+    r = torch.zeros_like(logits[..., :1]) if row is None else row
+    c = torch.zeros_like(logits[..., :1, :]) if col is None else col
+    x = x - r - c
+    for _ in range(iters):
+        lr_ = x.logsumexp(-1, keepdim=True)
+        x = x - lr_
+        r = r + lr_.detach()
+        lc = x.logsumexp(-2, keepdim=True)
+        x = x - lc
+        c = c + lc.detach()
+    return x.exp(), r, c
+
+
 def _soft_inner_product(la: dict[str, torch.Tensor], lb: dict[str, torch.Tensor], groups_of: dict[str, list[str]],
                         soft: dict[str, torch.Tensor]) -> torch.Tensor:
     """``sum_k <A_k, P(B_k)>`` with every permuted axis of B contracted with its group's
@@ -257,32 +277,59 @@ def _soft_inner_product(la: dict[str, torch.Tensor], lb: dict[str, torch.Tensor]
 def sinkhorn_weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDict, steps: int = 300,
                              lr: float = 0.1, sinkhorn_iters: int = 20, tau: tuple[float, float] = (1.0, 0.01),
                              seed: int = 0, include_buffers: bool = False, device: str | torch.device | None = None,
-                             progress: bool = False) -> MatchingResult:
+                             progress: bool = False, init: str = "uniform", init_perm: Permutation | None = None,
+                             init_margin: float = 2.0, carry_scalings: bool = False, precompute: bool = False,
+                             tol: float | None = None, patience: int = 10) -> MatchingResult:
     """Weight matching through the Sinkhorn relaxation (Peña et al. 2023, as used by Ito et al. 2025).
 
     Every group's permutation is relaxed to a doubly stochastic matrix ``P_g = sinkhorn(L_g / tau)``
-    of free logits ``L_g`` (all zero at the start: every ``P_g`` uniform). All groups are optimised
-    at once by Adam on the relaxed weight-matching objective ``sum <W_a, P(W_b)>`` (normalised by
-    ``sum ||W_a|| ||W_b||``), while the temperature ``tau`` falls geometrically from ``tau[0]`` to
-    ``tau[1]`` over ``steps`` steps so the soft permutations harden. (For hard permutations this
-    objective is ``(||a||^2 + ||b||^2 - ||a - pi(b)||^2) / 2``, i.e. the L2 objective; for soft ones
-    the inner product is used because ``||P(W_b)||`` shrinks as ``P`` blurs, which would reward blur.)
+    of free logits ``L_g``. All groups are optimised at once by Adam on the relaxed
+    weight-matching objective ``sum <W_a, P(W_b)>`` (normalised by ``sum ||W_a|| ||W_b||``), while
+    the temperature ``tau`` falls geometrically from ``tau[0]`` to ``tau[1]`` over ``steps`` steps so
+    the soft permutations harden. (For hard permutations this objective is
+    ``(||a||^2 + ||b||^2 - ||a - pi(b)||^2) / 2``, i.e. the L2 objective; for soft ones the inner
+    product is used because ``||P(W_b)||`` shrinks as ``P`` blurs, which would reward blur.) Groups
+    of the same size are held as one ``[G, n, n]`` stack and normalised together.
 
     Hardening: groups are turned into permutations one at a time (order: :func:`group_order` with
     ``seed``), each by one linear assignment on the gradient of the relaxed objective with respect
     to that group, with the groups already hardened fixed and the others still soft. (Rounding
     every soft matrix on its own loses about 3% of the L2 objective on trained MLPs.)
 
+    **Default** (``init="uniform"``, ``carry_scalings=False``, ``tol=None``): all logits zero at the
+    start (every ``P_g`` uniform), ``sinkhorn_iters`` full rounds per step from scratch, all ``steps``
+    steps: the result notebook 02 reports. **Fast options** (``bench/bench_sinkhorn.md``):
+
+    * ``init="wm"``: warm start from a hard permutation (``init_perm``, else :func:`weight_matching`
+      with ``seed``): ``L_g = tau[0] * (log n + init_margin)`` on its entries, 0 elsewhere, so the
+      first soft matrices put most of each row's mass on it. The returned permutation is the better
+      (by the hard objective) of the relaxation's and the warm start's: never worse than the start;
+    * ``carry_scalings=True``: each step's Sinkhorn rounds start from the previous step's row and
+      column log scalings (the logits move little between steps), so a few rounds
+      (``sinkhorn_iters`` 2–5) keep the matrices near doubly stochastic;
+    * ``precompute=True``: every term of a tensor with one permuted axis (first and last layers,
+      biases) is summed once into an ``[n, n]`` matrix ``C_g`` with ``<A, P_g(B)> = <C_g, P_g>``, so a
+      step multiplies only the tensors with two permuted axes (the same objective up to rounding);
+    * ``tol``: stop early once the normalised relaxed objective has not risen by more than ``tol``
+      for ``patience`` steps in a row (:class:`Patience`); ``steps`` stays the length of the
+      temperature schedule and the cap.
+
     Args:
         spec, state_a, state_b, include_buffers, device: as for :func:`weight_matching`.
-        steps: Adam steps; lr: Adam learning rate on the logits; sinkhorn_iters: normalisation
-            rounds per evaluation; tau: (start, end) temperature.
+        steps: Adam steps (the cap when ``tol`` is set); lr: Adam learning rate on the logits;
+            sinkhorn_iters: normalisation rounds per evaluation; tau: (start, end) temperature.
     Returns:
         :class:`MatchingResult` with ``perm``, ``objective = [<W_a, W_b>, <W_a, pi(W_b)>]`` (the
-        hard objective before and after) and ``sweeps = steps``.
+        hard objective before and after) and ``sweeps`` = the Adam steps taken.
     """
     if steps < 1 or sinkhorn_iters < 1 or not (tau[0] > 0 and tau[1] > 0):
         raise ValueError("sinkhorn_weight_matching needs steps >= 1, sinkhorn_iters >= 1 and positive temperatures")
+    if init not in ("uniform", "wm"):
+        raise ValueError(f"init must be 'uniform' or 'wm', got {init!r}")
+    if init_perm is not None and init != "wm":
+        raise ValueError("init_perm is only used with init='wm'")
+    if tol is not None and tol < 0:
+        raise ValueError(f"tol must be None or >= 0, got {tol}")
     spec.check_state(state_a, "state_a")
     spec.check_state(state_b, "state_b")
     state_a, state_b = spec.viewed(state_a), spec.viewed(state_b)
@@ -295,37 +342,97 @@ def sinkhorn_weight_matching(spec: PermutationSpec, state_a: StateDict, state_b:
     scale = float(sum(la[k].norm() * lb[k].norm() for k in keys)) or 1.0
     hard_identity = {g: torch.eye(spec.sizes[g], device=dev) for g in groups}
     before = float(_soft_inner_product(la, lb, groups_of, hard_identity))
+    # the relaxed objective: optionally with every single-group term summed once into [n, n]
+    linear: dict[str, torch.Tensor] = {}
+    la_q, lb_q, groups_q = la, lb, groups_of
+    if precompute:
+        single = [k for k in keys if len(groups_of[k]) == 1]
+        for k in single:
+            g = groups_of[k][0]
+            term = la[k][..., 0].T @ lb[k][..., 0]  # [n, n]: <A, P(B)> = <term, P>
+            linear[g] = linear[g] + term if g in linear else term
+        la_q = {k: v for k, v in la.items() if k not in single}
+        lb_q = {k: v for k, v in lb.items() if k not in single}
+        groups_q = {k: v for k, v in groups_of.items() if k not in single}
 
-    logits = {g: torch.zeros(spec.sizes[g], spec.sizes[g], device=dev, requires_grad=True) for g in groups}
-    opt = torch.optim.Adam(list(logits.values()), lr=lr)
+    def objective(soft: dict[str, torch.Tensor]) -> torch.Tensor:
+        if not precompute:
+            return _soft_inner_product(la, lb, groups_of, soft)
+        total = sum((linear[g] * soft[g]).sum() for g in linear)
+        return total + _soft_inner_product(la_q, lb_q, groups_q, soft) if la_q else total
+
+    def hard_matrix(p: torch.Tensor) -> torch.Tensor:
+        m = torch.zeros(len(p), len(p), device=dev)
+        m[torch.arange(len(p), device=dev), p.to(dev)] = 1.0
+        return m
+
+    start_perm = None
+    if init == "wm":
+        start_perm = init_perm if init_perm is not None else weight_matching(spec, state_a, state_b, seed=seed,
+                                                                             device=dev).perm
+        start_perm = {g: start_perm[g].clone().cpu() for g in groups}
+    # groups of one size form one stack: by_size[n] = [groups], logits[n]: [G, n, n]
+    by_size: dict[int, list[str]] = {}
+    for g in groups:
+        by_size.setdefault(spec.sizes[g], []).append(g)
     t0, t1 = tau
+    logits = {}
+    for n, gs in by_size.items():
+        if start_perm is None:
+            init_logits = torch.zeros(len(gs), n, n, device=dev)
+        else:
+            margin = t0 * (float(np.log(n)) + init_margin)
+            init_logits = torch.stack([margin * hard_matrix(start_perm[g]) for g in gs])
+        logits[n] = init_logits.requires_grad_(True)
+    scalings: dict[int, tuple[torch.Tensor | None, torch.Tensor | None]] = {n: (None, None) for n in by_size}
+    opt = torch.optim.Adam(list(logits.values()), lr=lr)
+    stopper = Patience(patience if tol is not None else None, tol or 0.0)
+
+    def soft_of(t: float, carry: bool) -> dict[str, torch.Tensor]:
+        out = {}
+        for n, gs in by_size.items():
+            row, col = scalings[n] if carry else (None, None)
+            stack, r, c = _sinkhorn_batched(logits[n] / t, sinkhorn_iters, row, col)
+            if carry:
+                scalings[n] = (r, c)
+            out.update({g: stack[i] for i, g in enumerate(gs)})
+        return out
+
     # At low temperature most entries underflow; denormal floats would make CPU arithmetic ~100x slower.
     flush = torch.set_flush_denormal(True)
+    taken = 0
     try:
         for step in tqdm(range(steps), desc="Sinkhorn weight matching", disable=not progress, leave=False):
             t = t0 * (t1 / t0) ** (step / max(steps - 1, 1))
-            soft = {g: _sinkhorn(logits[g] / t, sinkhorn_iters) for g in groups}
-            loss = -_soft_inner_product(la, lb, groups_of, soft) / scale
+            soft = soft_of(t, carry_scalings)
+            loss = -objective(soft) / scale
             opt.zero_grad()
             loss.backward()
             opt.step()
+            taken = step + 1
+            if stopper.update(float(loss.detach())):
+                break
+        with torch.no_grad():
+            t_end = t0 * (t1 / t0) ** ((taken - 1) / max(steps - 1, 1)) if tol is not None else t1
+            current = soft_of(t_end, carry_scalings)
     finally:
         if flush:
             torch.set_flush_denormal(False)
 
-    with torch.no_grad():
-        current = {g: _sinkhorn(logits[g] / t1, sinkhorn_iters) for g in groups}
     perm = identity(spec)
     for g in group_order(groups, 0, seed):
         p_g = current[g].clone().requires_grad_(True)
-        grad, = torch.autograd.grad(_soft_inner_product(la, lb, groups_of, {**current, g: p_g}), p_g)
+        grad, = torch.autograd.grad(objective({**current, g: p_g}), p_g)
         _, q = linear_sum_assignment(grad.double().cpu().numpy(), maximize=True)
         perm[g] = torch.as_tensor(q, dtype=torch.long)
-        hard = torch.zeros_like(current[g])
-        hard[torch.arange(len(q), device=dev), perm[g].to(dev)] = 1.0
-        current[g] = hard
-    after = float(_soft_inner_product(la, lb, groups_of, current))
-    return MatchingResult(perm=perm, objective=[before, after], sweeps=steps)
+        current[g] = hard_matrix(perm[g])
+    after = float(_soft_inner_product(la, lb, groups_of, current))  # the hard objective, always directly
+    if start_perm is not None:
+        start_value = float(_soft_inner_product(la, lb, groups_of, {g: hard_matrix(start_perm[g]) for g in groups}))
+        if start_value > after:
+            perm.update(start_perm)
+            after = start_value
+    return MatchingResult(perm=perm, objective=[before, after], sweeps=taken)
 
 
 def _features(output: torch.Tensor) -> torch.Tensor:
@@ -484,34 +591,115 @@ def _project(spec: PermutationSpec, target: StateDict, source: StateDict, perm: 
     return perm
 
 
+STE_INITS = ("wm", "wm_projected", "a_identity", "identity", "random")
+_STE_INIT_ALIASES = {"a": "wm", "projected": "wm_projected"}
+
+
+@dataclass
+class Patience:
+    """Early stopping on a loss that should fall: :meth:`update` with each new evaluation returns
+    ``True`` once ``patience`` evaluations in a row have not improved on the best so far by more
+    than ``min_delta`` (an improvement: ``value < best - min_delta``). ``patience=None`` never stops.
+    """
+
+    patience: int | None
+    min_delta: float = 0.0
+    best: float = float("inf")
+    since_best: int = 0
+
+    def __post_init__(self):
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"patience must be None or at least 1, got {self.patience}")
+        if self.min_delta < 0:
+            raise ValueError(f"min_delta must be >= 0, got {self.min_delta}")
+
+    def update(self, value: float) -> bool:
+        """Record one evaluation; ``True``: stop now."""
+        if value < self.best - self.min_delta:
+            self.best, self.since_best = value, 0
+        else:
+            self.since_best += 1
+        return self.patience is not None and self.since_best >= self.patience
+
+
 @dataclass
 class STEResult(MatchingResult):
     """A :class:`MatchingResult` of :func:`ste_matching`, plus how the search went.
 
     ``history``: one dict per evaluation of the held batch (``step``, ``held_loss``: midpoint
     loss with the hard permutation, nats; ``batch_loss``: the last training batch's midpoint
-    loss); ``best_step``: the step whose permutation is returned (0: the starting permutation).
+    loss); ``best_step``: the step whose permutation is returned (0: the starting permutation);
+    ``stopped_step``: the last step taken; ``hit_cap``: the run took all ``steps`` steps of its
+    budget, i.e. a patience rule (if any) did not stop it earlier (always ``True`` without one);
+    ``init``: the starting point used (see :func:`ste_matching`).
     """
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_step: int = 0
+    stopped_step: int = 0
+    hit_cap: bool = True
+    init: str = "wm"
+
+
+def ste_start(spec: PermutationSpec, state_a: StateDict, state_b: StateDict, init: str = "wm",
+              init_perm: Permutation | None = None, seed: int = 0) -> tuple[Permutation, StateDict]:
+    """The starting point of :func:`ste_matching`: ``(pi_0, theta~_0)``, the permutation the
+    projection is warm-started from (and the one evaluated at step 0) and the initial learned copy.
+
+    * ``"wm"`` — ``theta~ = theta_a``, ``pi_0 =`` ``init_perm`` or the weight-matching
+      permutation. As both reference implementations run it (Ainsworth et al.'s ``mnist_mlp_ste2``
+      and Ito et al.'s group's ``main_ste``: the copy starts at ``theta_a`` and the first
+      projection, of ``theta_a`` from the identity to convergence, *is* weight matching);
+    * ``"wm_projected"`` — ``theta~ = pi_0(theta_b)``, ``pi_0`` as for ``"wm"`` (a WM start with a
+      large margin: the copy must travel far before the projection changes);
+    * ``"a_identity"`` — ``theta~ = theta_a``, ``pi_0 =`` identity: the copy starts where the papers'
+      does, but the projection is warm-started from B as it is, so with a partial projection
+      (``wm_sweeps`` small) the search starts at no permutation instead of at WM's;
+    * ``"identity"`` — ``theta~ = theta_b``, ``pi_0 =`` identity: no weight matching at all;
+    * ``"random"`` — ``theta~ = rho(theta_b)``, ``pi_0 = rho``, a uniformly random permutation
+      drawn from ``seed`` (:func:`lmc_utils.permutation.random_permutation`).
+
+    ``"a"`` and ``"projected"`` are accepted as the former names of ``"wm"`` and ``"wm_projected"``.
+    ``init_perm`` is only meaningful for the two WM starts; it is an error with the others.
+    """
+    from .permutation import apply_permutation, random_permutation
+
+    init = _STE_INIT_ALIASES.get(init, init)
+    if init not in STE_INITS:
+        raise ValueError(f"init must be one of {', '.join(STE_INITS)}, got {init!r}")
+    if init_perm is not None and init not in ("wm", "wm_projected"):
+        raise ValueError(f"init_perm is only used with init='wm' or 'wm_projected', not {init!r}")
+    if init in ("wm", "wm_projected"):
+        perm = init_perm if init_perm is not None else weight_matching(spec, state_a, state_b, seed=seed).perm
+    elif init == "random":
+        perm = random_permutation(spec, seed)
+    else:
+        perm = identity(spec)
+    perm = {g: p.clone().cpu() for g, p in perm.items()}
+    if init in ("wm", "a_identity"):
+        start = state_a
+    elif init == "identity":
+        start = state_b
+    else:
+        start = apply_permutation(spec, perm, state_b)
+    return perm, start
 
 
 def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data, steps: int = 200,
                  lr: float = 1e-3, batch_size: int = 500, held_size: int = 1000, eval_every: int = 10,
-                 init: str = "a", init_perm: Permutation | None = None, wm_sweeps: int = 100, seed: int = 0,
+                 init: str = "wm", init_perm: Permutation | None = None, wm_sweeps: int = 100, seed: int = 0,
+                 patience: int | None = None, min_delta: float = 0.0, optimizer: str = "adam",
+                 momentum: float = 0.9, weight_decay: float = 0.0,
                  spec: PermutationSpec | None = None, progress: bool = True) -> STEResult:
     """Straight-through estimator (Ainsworth et al. 2023, "Git Re-Basin", §3.3): learn a
     permutation of B that minimises the loss at the midpoint ``(theta_a + pi(theta_b)) / 2``.
 
-    A continuous copy ``theta~`` of B's permuted parameters is learned. ``init="a"`` (default, as
-    in Ainsworth et al.'s reference code) starts it at ``theta_a``, whose projection is the
-    weight-matching permutation; ``init="projected"`` starts it at ``pi_0(theta_b)``, where ``pi_0``
-    is ``init_perm`` or else the weight-matching permutation (there ``<theta~, pi_0(theta_b)>``
-    starts at ``|theta_b|^2``, a large margin: on MNIST MLPs 100 steps at ``lr=1e-3`` changed no
-    unit). Each of
-    ``steps`` Adam steps (learning rate ``lr``, one shuffled mini-batch of ``batch_size`` training
-    examples):
+    A continuous copy ``theta~`` of B's permuted parameters is learned, starting from
+    :func:`ste_start` with ``init`` (default ``"wm"``: ``theta~ = theta_a``, the projection
+    warm-started from the weight-matching permutation ``init_perm`` or, if None, computed here;
+    there ``<theta~, pi_0(theta_b)>`` of ``"wm_projected"`` starts at ``|theta_b|^2``, a large
+    margin: on MNIST MLPs 100 steps at ``lr=1e-3`` changed no unit). Each of at most ``steps``
+    optimiser steps (one shuffled mini-batch of ``batch_size`` training examples):
 
     1. project ``theta~`` onto the nearest permutation of B: ``pi = argmax <theta~, pi(theta_b)>``
        by weight matching's coordinate ascent (:func:`_project`), warm-started from the previous
@@ -519,7 +707,10 @@ def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data,
        projection that keeps improving across steps);
     2. forward the midpoint of ``theta_a`` and ``pi(theta_b) + theta~ - stopgrad(theta~)`` (the hard
        permutation's weights in the forward pass, gradients straight through to ``theta~``) with
-       ``torch.func.functional_call``, and take a step on its cross-entropy.
+       ``torch.func.functional_call``, and take a step on its cross-entropy: ``optimizer="adam"``
+       (default; ``lr``, ``weight_decay``) or ``"sgd"`` (``lr``, ``momentum``, ``weight_decay``; the
+       reference implementations use SGD: Ainsworth et al. lr 0.01 with momentum 0.9, Ito et al.'s
+       group lr 0.5 with weight decay 1e-4).
 
     Buffers are not learned: the midpoint uses the mean of A's and ``pi(theta_b)``'s buffers;
     BatchNorm models run in train mode (batch statistics) for the midpoint loss.
@@ -527,14 +718,21 @@ def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data,
     **Returned permutation:** the best one seen by the midpoint loss on a held batch (the first
     ``held_size`` examples of ``data``, which are excluded from the training batches), measured for
     the starting permutation and then every ``eval_every`` steps and after the last one. The
-    starting (WM) permutation is returned when no step improves on it.
+    starting permutation is returned when no step improves on it. (The reference implementations
+    keep the permutation of the lowest *training-batch* loss instead.)
+
+    **Stopping:** with ``patience=None`` (default) all ``steps`` steps are run. Otherwise ``steps``
+    is a cap and the run stops after ``patience`` held evaluations in a row without a held loss
+    below the best so far minus ``min_delta`` nats (:class:`Patience`; the step-0 evaluation
+    counts as the first best).
 
     Args:
         model: a model of the architecture (used as a functional template; not modified).
         state_a, state_b: state dicts; B is the one permuted.
         data: a :class:`~lmc_utils.data.TensorData` of training examples (on the models' device).
     Returns:
-        :class:`STEResult` (``perm`` to apply to B, ``history``, ``best_step``).
+        :class:`STEResult` (``perm`` to apply to B, ``history``, ``best_step``, ``stopped_step``,
+        ``hit_cap``, ``init``).
     """
     import torch.nn.functional as F
     from torch.func import functional_call
@@ -545,6 +743,9 @@ def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data,
     if steps < 0 or batch_size < 1 or lr <= 0 or eval_every < 1:
         raise ValueError(f"need steps >= 0, batch_size >= 1, lr > 0, eval_every >= 1 "
                          f"(got {steps}, {batch_size}, {lr}, {eval_every})")
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    stopper = Patience(patience, min_delta)
     n = len(data)
     if not 0 < held_size < n:
         raise ValueError(f"held_size must be between 1 and len(data) - 1 = {n - 1}, got {held_size}")
@@ -555,13 +756,13 @@ def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data,
     dev = state_a[params[0]].device
     a = {k: v.detach().to(dev) for k, v in state_a.items()}
     b = {k: v.detach().to(dev) for k, v in state_b.items()}
-    perm = init_perm if init_perm is not None else weight_matching(spec, a, b, seed=seed).perm
-    perm = {g: p.clone().cpu() for g, p in perm.items()}
-    if init not in ("a", "projected"):
-        raise ValueError(f"init must be 'a' or 'projected', got {init!r}")
-    start = a if init == "a" else apply_permutation(spec, perm, b)
+    init = _STE_INIT_ALIASES.get(init, init)
+    perm, start = ste_start(spec, a, b, init, init_perm, seed)
     tilde = {k: start[k].clone().float().requires_grad_(True) for k in params}
-    opt = torch.optim.Adam(list(tilde.values()), lr=lr)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(list(tilde.values()), lr=lr, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.SGD(list(tilde.values()), lr=lr, momentum=momentum, weight_decay=weight_decay)
     bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
     def midpoint(proj: dict[str, torch.Tensor], straight: bool) -> dict[str, torch.Tensor]:
@@ -590,10 +791,12 @@ def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data,
             return float(loss_of(midpoint(apply_permutation(spec, p, b), straight=False), held_x, held_y))
 
     best_loss = held_loss(perm)
+    stopper.update(best_loss)
     best_perm, best_step = perm, 0
     history = [{"step": 0, "held_loss": best_loss, "batch_loss": float("nan")}]
     order = torch.randperm(len(train_y), generator=gen)
     pos = 0
+    stopped_step, hit_cap = 0, True
     bar = tqdm(range(1, steps + 1), desc="STE", disable=not progress, leave=False)
     try:
         for step in bar:
@@ -607,6 +810,7 @@ def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data,
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            stopped_step = step
             if step % eval_every == 0 or step == steps:
                 # the permutation the step was taken with; the next step re-projects theta~
                 h = held_loss(perm)
@@ -614,6 +818,11 @@ def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data,
                 if h < best_loss:
                     best_loss, best_perm, best_step = h, perm, step
                 bar.set_postfix(held=f"{h:.4f}", best=f"{best_loss:.4f}")
+                if stopper.update(h) and step < steps:
+                    hit_cap = False
+                    break
     finally:
         model.train(was_training)
-    return STEResult(perm=best_perm, history=history, best_step=best_step, sweeps=steps)
+        bar.close()
+    return STEResult(perm=best_perm, history=history, best_step=best_step, sweeps=stopped_step,
+                     stopped_step=stopped_step, hit_cap=hit_cap, init=init)

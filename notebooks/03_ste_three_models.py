@@ -71,6 +71,12 @@ ste_batch_size: Optional[int] = None  # STE: training examples per step
 ste_held_size: Optional[int] = None  # STE: held training examples that pick the returned permutation
 ste_eval_every: Optional[int] = None  # STE: steps between evaluations on the held examples
 ste_projection_sweeps: Optional[int] = None  # STE: weight-matching sweeps per projection
+ste_init: Optional[str] = None  # STE start: wm | wm_projected | a_identity | identity | random (matching.ste_start)
+ste_patience: Optional[int] = None  # STE: stop after this many held evaluations without improvement (null: fixed steps)
+ste_min_delta: Optional[float] = None  # STE: least held-loss fall (nats) that counts as an improvement
+ste_optimizer: Optional[str] = None  # STE: adam | sgd (the reference code uses SGD)
+ste_momentum: Optional[float] = None  # STE: SGD momentum
+ste_weight_decay: Optional[float] = None  # STE: weight decay on the learned copy
 ste_samples: Optional[int] = None  # STE: training examples used (null: all)
 match_samples: Optional[int] = None  # training examples for activation matching and RESET
 eval_subset: Optional[int] = None  # test examples for barriers, merged models and planes (null: all)
@@ -83,14 +89,18 @@ top_k: Optional[int] = None  # singular-vector ranks averaged in the alignment t
 P = profiles.resolve("03_ste_three_models", profile, experiments=experiments, n_triples=n_triples,
                      n_orders=n_orders, ste_steps=ste_steps, ste_lr=ste_lr, ste_batch_size=ste_batch_size,
                      ste_held_size=ste_held_size, ste_eval_every=ste_eval_every,
-                     ste_projection_sweeps=ste_projection_sweeps, ste_samples=ste_samples,
+                     ste_projection_sweeps=ste_projection_sweeps, ste_init=ste_init, ste_patience=ste_patience,
+                     ste_min_delta=ste_min_delta, ste_optimizer=ste_optimizer, ste_momentum=ste_momentum,
+                     ste_weight_decay=ste_weight_decay, ste_samples=ste_samples,
                      match_samples=match_samples, eval_subset=eval_subset, n_points=n_points,
                      plane_resolution=plane_resolution, plane_margin=plane_margin, top_k=top_k)
 figures.setup(P.profile)
 dev = get_device(device)
 criteria = verdicts.load_criteria("03_ste_three_models")
 ste = dict(steps=P.ste_steps, lr=P.ste_lr, batch_size=P.ste_batch_size, held_size=P.ste_held_size,
-           eval_every=P.ste_eval_every, wm_sweeps=P.ste_projection_sweeps)
+           eval_every=P.ste_eval_every, wm_sweeps=P.ste_projection_sweeps, init=P.ste_init, patience=P.ste_patience,
+           min_delta=P.ste_min_delta, optimizer=P.ste_optimizer, momentum=P.ste_momentum,
+           weight_decay=P.ste_weight_decay)
 print(f"profile {P.profile} on {dev}: experiments {list(P.experiments)}, {P.n_triples} triples, "
       f"{P.n_orders} WM group orders, STE {ste}")
 
@@ -165,11 +175,13 @@ summary["agreement"]
 
 # %% [markdown]
 # ## How far did STE get?
-# The held midpoint loss along each STE run, relative to the WM permutation it starts from
-# (step 0); a dot marks the permutation returned. A run whose returned permutation is its last
-# evaluation (`best_at_last_evaluation`) may have been cut short by the step budget.
+# The held midpoint loss along each STE run, relative to the permutation it starts from
+# (step 0; WM's for the WM starts); a dot marks the permutation returned. A run whose returned
+# permutation is its last evaluation (`best_at_last_evaluation`) may have been cut short by the
+# step budget; `stopped_step` and `hit_cap` say where each run stopped and whether it ran to its cap.
 
 # %%
+display(Markdown(three_models.describe_ste(ste)))
 figures.save_table(summary["ste_runs"], "03_ste_runs")
 for name, h in result.ste_history.groupby("experiment", sort=False):
     figures.save_figure(plots.plot_ste_history(h, title=f"{figures.experiment_label(name)}: STE held midpoint loss"),

@@ -367,7 +367,7 @@ def test_ste_runs_flag_runs_the_step_budget_may_have_cut_short():
     runs = three_models.ste_runs(_history([10, 20, 0]))
     assert runs["best_at_last_evaluation"].tolist() == [False, True, False]
     assert runs["steps"].tolist() == [20, 20, 20] and runs["best_step"].tolist() == [10, 20, 0]
-    assert runs["held_loss_wm"].iloc[0] == pytest.approx(0.02)
+    assert runs["held_loss_start"].iloc[0] == pytest.approx(0.02)
     assert runs["held_loss_best"].iloc[1] == pytest.approx(0.02 - 0.005 - 0.002)
 
 

@@ -38,6 +38,7 @@ SHORT = {"naive": "none", "weight": "WM", "activation": "AM", "ste": "STE"}
 PAIRS = ("a–π_b(b)", "a–π_c(c)", "π_b(b)–π_c(c)")
 COMPARISONS = (("weight", "activation"), ("weight", "ste"), ("activation", "ste"))
 WM_ORDERS = "WM vs WM (another group order)"
+WM_STARTS = ("wm", "wm_projected", "a", "projected")  # STE starts that continue from WM's permutation
 
 # Published numbers (Ito et al. 2025; answers to the reviews, ResNet20 on CIFAR-10): share of
 # identical rows of the permutation matrices per layer, mean over five runs, range over layers.
@@ -76,8 +77,9 @@ def _methods_and_orders(n_orders: int) -> list[tuple[str, int]]:
 def align(model_a: torch.nn.Module, model_b: torch.nn.Module, train: TensorData, match_inputs: torch.Tensor,
           ste: Mapping, n_orders: int = 1, seed: int = 0) -> tuple[dict[tuple[str, int], P.Permutation], pd.DataFrame]:
     """B's permutations onto A: ``{(method, order): perm}`` for no permutation, WM with group-order
-    seeds ``seed .. seed + n_orders - 1``, AM and STE (started from WM's first order), and the STE
-    history (``step, held_loss, batch_loss, best_step``)."""
+    seeds ``seed .. seed + n_orders - 1``, AM and STE (``ste``: keyword arguments of
+    :func:`~lmc_utils.matching.ste_matching`; its WM starts continue from WM's first order), and the
+    STE history (``step, held_loss, batch_loss, best_step, stopped_step, hit_cap, step_cap, init``)."""
     if n_orders < 1:
         raise ValueError(f"n_orders must be at least 1, got {n_orders}")
     spec = P.spec_for(model_a)
@@ -86,10 +88,14 @@ def align(model_a: torch.nn.Module, model_b: torch.nn.Module, train: TensorData,
     for k in range(n_orders):
         perms[("weight", k)] = weight_matching(spec, sa, sb, seed=seed + k).perm
     perms[("activation", 0)] = activation_matching(model_a, model_b, match_inputs, spec).perm
-    res = ste_matching(model_a, sa, sb, train, seed=seed, spec=spec, init_perm=perms[("weight", 0)],
-                       progress=False, **dict(ste))
+    ste = dict(ste)
+    # the WM starts continue from WM's first order; the other starts do not use WM
+    start = {"init_perm": perms[("weight", 0)]} if ste.get("init", "wm") in WM_STARTS else {}
+    res = ste_matching(model_a, sa, sb, train, seed=seed, spec=spec, progress=False, **start, **ste)
     perms[("ste", 0)] = res.perm
-    return perms, pd.DataFrame(res.history).assign(best_step=res.best_step)
+    return perms, pd.DataFrame(res.history).assign(best_step=res.best_step, stopped_step=res.stopped_step,
+                                                   hit_cap=res.hit_cap, step_cap=int(ste.get("steps", 200)),
+                                                   init=res.init)
 
 
 def _weight_keys(state: Mapping[str, torch.Tensor]) -> dict[str, str]:
@@ -285,17 +291,42 @@ def alignment_summary(alignment: pd.DataFrame) -> pd.DataFrame:
 
 
 def ste_runs(history: pd.DataFrame) -> pd.DataFrame:
-    """One row per STE run: its step budget, the step whose permutation it returned, whether that
-    was the last evaluation (the budget may have cut the search short), and the held midpoint loss
-    at the WM start and at the returned permutation."""
+    """One row per STE run: its start (``init``), its step cap, the step it stopped at and whether it
+    ran to the cap (``hit_cap``; a run without a patience rule always does), the step whose
+    permutation it returned, whether that was the last evaluation (the budget may have cut the
+    search short), and the held midpoint loss at the start (step 0: the WM permutation for the WM
+    starts) and at the returned permutation."""
     rows = []
     for (exp, t, pair), h in history.groupby(["experiment", "triple", "pair"], sort=False):
         best = int(h["best_step"].iloc[0])
-        rows.append({"experiment": exp, "triple": t, "pair": pair, "steps": int(h["step"].max()), "best_step": best,
-                     "best_at_last_evaluation": best == int(h["step"].max()) and best > 0,
-                     "held_loss_wm": float(h.loc[h["step"] == 0, "held_loss"].iloc[0]),
+        last = int(h["step"].max())
+        first = h.iloc[0]
+        rows.append({"experiment": exp, "triple": t, "pair": pair, "init": first.get("init", "wm"),
+                     "steps": int(first.get("step_cap", last)), "stopped_step": int(first.get("stopped_step", last)),
+                     "hit_cap": bool(first.get("hit_cap", True)), "best_step": best,
+                     "best_at_last_evaluation": best == last and best > 0,
+                     "held_loss_start": float(h.loc[h["step"] == 0, "held_loss"].iloc[0]),
                      "held_loss_best": float(h["held_loss"].min())})
     return pd.DataFrame(rows)
+
+
+def describe_ste(ste: Mapping) -> str:
+    """One sentence naming the STE setting a run used (for the notebook's prose)."""
+    init = ste.get("init", "wm")
+    starts = {"wm": "from θ_a, projection warm-started at the WM permutation (as in the reference code)",
+              "a": "from θ_a, projection warm-started at the WM permutation (as in the reference code)",
+              "wm_projected": "from π_WM(θ_b)", "projected": "from π_WM(θ_b)",
+              "a_identity": "from θ_a, projection warm-started at the identity (no WM start)",
+              "identity": "from θ_b unpermuted (no WM)", "random": "from a random permutation of θ_b (seeded)"}
+    opt = ste.get("optimizer", "adam")
+    opt_text = f"{opt} (lr {ste.get('lr', 1e-3):g}" + (f", momentum {ste.get('momentum', 0.9):g}" if opt == "sgd" else "")
+    opt_text += f", weight decay {ste.get('weight_decay', 0.0):g})"
+    patience = ste.get("patience")
+    stop = (f"a fixed {ste.get('steps', 200)} steps" if patience is None else
+            f"patience {patience} held evaluations (every {ste.get('eval_every', 10)} steps, min. improvement "
+            f"{ste.get('min_delta', 0.0):g} nats), capped at {ste.get('steps', 200)} steps")
+    return (f"STE setting: start {starts.get(init, init)}; {opt_text}; {stop}; "
+            f"{ste.get('wm_sweeps', 100)} WM sweep(s) per projection.")
 
 
 def tables(result: Result) -> dict[str, pd.DataFrame]:
