@@ -5,8 +5,8 @@
     python -m lmc_utils.zoo train --profile paper --executor slurm --slurm-partition gpu
     python -m lmc_utils.zoo train --profile smoke --executor local --parallel 4
 
-(``python -m lmc_utils.zoo_cli`` is the same command.) ``plan`` is :mod:`lmc_utils.zoo_plan`;
-``train`` is :mod:`lmc_utils.cluster`.
+(``python -m lmc_utils.zoo_cli`` is the same command; ``lmc_utils/zoo.py`` hands ``-m`` over to it.)
+``plan`` is :mod:`lmc_utils.zoo_plan`; ``train`` is :mod:`lmc_utils.cluster`.
 """
 
 from __future__ import annotations

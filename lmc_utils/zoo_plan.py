@@ -43,12 +43,13 @@ from typing import Any, Iterable, Sequence
 from . import dry_run
 
 # Effective training throughput (FLOP/s, forward + backward counted as 3x forward) by device type.
-# cpu: measured with bench/bench_epoch.py (ResNet20 x1, batch 128, one contended core of a 2-core
-# machine, float32). cuda: an assumption (~15% of an H100's dense bf16 peak, typical for
-# small conv nets at batch 128), not a measurement: replace it with bench/bench_epoch.py's figure.
-THROUGHPUT = {"cpu": 2.0e10, "cuda": 1.5e14}
-THROUGHPUT_SOURCE = {"cpu": "measured (bench/bench_epoch.py, 1 contended core)",
-                     "cuda": "assumed, not measured (run bench/bench_epoch.py on the GPU)"}
+# cpu: measured with bench/bench_epoch.py (ResNet20 x1, batch 128, float32, 1 thread on a busy
+# 2-core machine: 1.1e10; an idle core does several times better). cuda: an assumption (about 15% of
+# an H100's dense bf16 peak, plausible for small conv nets at batch 128), not a measurement: replace
+# it with bench/bench_epoch.py's figure on your GPU (or pass --throughput).
+THROUGHPUT = {"cpu": 1.1e10, "cuda": 1.5e14}
+THROUGHPUT_SOURCE = {"cpu": "measured with bench/bench_epoch.py on 1 busy CPU core",
+                     "cuda": "assumed, not measured: run bench/bench_epoch.py on the GPU, pass --throughput"}
 DEFAULT_THREADS = 2  # lmc_utils.run.DEFAULT_THREADS: the thread count the notebooks run with by default
 TRAIN_EXAMPLES = {"moons": 1000, "mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000, "cifar100": 50_000}
 
