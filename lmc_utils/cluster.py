@@ -235,6 +235,12 @@ def render(report: Report) -> str:
     """The report as text: counts, then every failed job with its error and log files."""
     done = [j for j in report.jobs if j.state == "done"]
     trained = sum(len(j.trained) for j in report.jobs)
+    submitted = [j for j in report.jobs if j.state == "submitted"]
+    if submitted:
+        return "\n".join([f"zoo train: {len(submitted)} job(s) submitted ({report.already_cached} entries already "
+                          f"cached); logs in {report.folder}/; run the same command again later to see what is "
+                          f"still missing"] + [f"  job {j.job_id}: {', '.join(k[:12] for k in j.keys[:4])}"
+                                               for j in submitted])
     lines = [f"zoo train: {len(report.jobs)} job(s), {len(done)} done, {len(report.failed)} not done; "
              f"{trained} model group(s) trained, {report.already_cached} entr{'y' if report.already_cached == 1 else 'ies'} "
              f"already cached; job logs in {report.folder}/"]

@@ -60,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     train_p.add_argument("--cpus-per-job", type=int, default=None, help="CPU cores per job (slurm)")
     train_p.add_argument("--mem-gb", type=float, default=None, help="memory per job (slurm)")
     train_p.add_argument("--slurm-partition", default=None, help="SLURM partition")
+    train_p.add_argument("--no-wait", action="store_true",
+                         help="submit and exit (SLURM); run train again later to see what is still missing")
     train_p.add_argument("--slurm-arg", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                          help="any other submitit parameter, e.g. --slurm-arg slurm_account myacct")
     args = parser.parse_args(argv)
@@ -87,9 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     parallel=args.parallel, timeout_min=args.timeout_min,
                                     gpus_per_job=args.gpus_per_job, cpus_per_job=args.cpus_per_job,
                                     mem_gb=args.mem_gb, partition=args.slurm_partition, threads=args.threads,
-                                    extra=extra)
+                                    extra=extra, wait=not args.no_wait)
         print(cluster.render(report))
-        return 0 if not report.failed else 1
+        return 0 if all(j.state in ("done", "submitted") for j in report.jobs) else 1
     except (ProfileError, RunError, zoo_plan.PlanError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
