@@ -108,3 +108,17 @@ def test_cli_renders_a_plan_file(tmp_path, capsys):
     assert MOONS.key[:16] in out and "00, 01" in out and "1 cache entries (1 missing)" in out
     assert json.loads(path.read_text())["entries"][0]["requests"] == 2
     assert zoo_cli.main(["plan", "--profile", "nope"]) == 2
+
+
+def test_resolve_in_a_plan_run_keeps_the_configs_and_installs_the_recorder(monkeypatch, tmp_path, capsys):
+    for name in ("get", "get_many", "train", "train_many", "_plan_recorder"):
+        monkeypatch.setattr(zoo, name, getattr(zoo, name, None), raising=False)
+    monkeypatch.setenv(dry_run.PLAN_VARIABLE, str(tmp_path / "requests.jsonl"))
+    real = profiles.notebook_sections("paper")["00_rebasin_basics"]
+    p = profiles.resolve("00_rebasin_basics", "paper")
+    assert p.experiments == real["experiments"] and p.n_pairs == real["n_pairs"] and p.n_orders == real["n_orders"]
+    assert p.n_points == min(real["n_points"], dry_run.CAPS["n_points"]) and dry_run.active()
+    assert "plan run" in capsys.readouterr().out
+    zoo.get(MOONS, device="cpu")
+    assert [r["key"] for r in zoo_plan.read_requests(tmp_path / "requests.jsonl")] == [MOONS.key]
+    assert not (cache_dir() / "models").exists()
