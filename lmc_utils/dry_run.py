@@ -37,6 +37,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 VARIABLE = "LMC_DRY_RUN"  # set to "1" by the runner in the kernels' environment
+# A plan run (lmc_utils.zoo_plan): the request file the zoo's recorder appends to. A plan run is a dry
+# run (few examples, capped sweeps, FakeData) whose parameters are *not* cut: its configs are the real ones.
+PLAN_VARIABLE = "LMC_ZOO_PLAN"
 
 SPLIT_EXAMPLES = {"train": 8, "test": 4}  # examples per split (real data subsampled, or FakeData); most
 # of a dry run is forward passes of the paper's CNNs over the test split (every variant, sparsity, lambda)
@@ -98,9 +101,32 @@ NOTEBOOK_CAPS: dict[str, dict[str, Any]] = {
 }
 
 
+# The caps a plan run keeps: parameters of the algorithms run on trained models (evaluation points,
+# STE and Fisher budgets, Sinkhorn steps), which no study uses to build a training config; with a
+# plan run's few examples (split_examples) some would not fit otherwise (STE's held examples).
+PLAN_CAPS = ("n_points", "sample_stride", "plane_resolution", "ste_steps", "ste_eval_every", "ste_batch_size",
+             "ste_held_size", "ste_projection_sweeps", "fisher_batches", "fisher_batch_size", "sinkhorn")
+
+
 def active() -> bool:
-    """Whether this process runs inside a dry run (``$LMC_DRY_RUN`` set to anything but ``""``/``0``)."""
-    return os.environ.get(VARIABLE, "") not in ("", "0")
+    """Whether this process runs inside a dry run (``$LMC_DRY_RUN`` set to anything but ``""``/``0``)
+    or a plan run (:func:`planning`)."""
+    return os.environ.get(VARIABLE, "") not in ("", "0") or planning() is not None
+
+
+def planning() -> Path | None:
+    """The request file of a plan run (``$LMC_ZOO_PLAN``, :mod:`lmc_utils.zoo_plan`), or ``None``.
+    A plan run keeps the parameters that make training configs (:func:`lmc_utils.profiles.resolve`
+    applies :func:`plan_budget`, not :func:`budget`), so the configs the zoo records are the real
+    ones; the zoo trains nothing."""
+    value = os.environ.get(PLAN_VARIABLE, "")
+    return Path(value) if value else None
+
+
+def plan_variables(requests: Path, cache: Path) -> dict[str, str]:
+    """The environment the runner gives the kernels of a plan run: the request file and a scratch
+    ``LMC_CACHE_DIR`` (unpacked data only: nothing is trained)."""
+    return {PLAN_VARIABLE: str(requests), "LMC_CACHE_DIR": str(cache)}
 
 
 def kernel_variables(cache: Path) -> dict[str, str]:
@@ -124,6 +150,14 @@ def budget(notebook: str, values: Mapping[str, Any]) -> dict[str, Any]:
         return cap.apply(value, values) if isinstance(cap, Sweep) else _cap(value, cap)
 
     return {name: _cap_training(capped(name, value)) for name, value in values.items()}
+
+
+def plan_budget(notebook: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with the caps of :data:`PLAN_CAPS` only (a plan run's parameters: every training
+    config, count of models and width stays as given). Pure."""
+    caps = {**CAPS, **NOTEBOOK_CAPS.get(notebook, {})}
+    return {name: _cap(value, caps[name]) if name in PLAN_CAPS and name in caps else value
+            for name, value in values.items()}
 
 
 def changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:

@@ -69,7 +69,10 @@ def resolve(notebook: str, profile: str, **given: Any) -> SimpleNamespace:
     given name the section does not define (a typo would otherwise be silently ignored).
     Also pins torch's thread count to ``$LMC_THREADS`` when set (:func:`lmc_utils.device.apply_threads`).
     In a dry run (:mod:`lmc_utils.dry_run`) the values are cut to tiny budgets
-    (:func:`lmc_utils.dry_run.budget`), and a line says which.
+    (:func:`lmc_utils.dry_run.budget`), and a line says which. In a plan run
+    (:func:`lmc_utils.dry_run.planning`) only the algorithms' budgets are cut
+    (:func:`lmc_utils.dry_run.plan_budget`) and the zoo records instead of training
+    (:func:`lmc_utils.zoo_plan.install_recorder`).
     """
     from .device import apply_threads  # lazy: the runner imports this module without torch
 
@@ -83,7 +86,17 @@ def resolve(notebook: str, profile: str, **given: Any) -> SimpleNamespace:
         raise ProfileError(f"{notebook}: parameter(s) {unknown} not defined in params/{profile}.yaml "
                            f"(known: {sorted(values)})")
     values.update({k: v for k, v in given.items() if v is not None})
-    if dry_run.active():
+    requests = dry_run.planning()
+    if requests is not None:  # a plan run: real parameters, the zoo records instead of training
+        from .zoo_plan import install_recorder
+
+        install_recorder(notebook, requests)
+        shrunk = dry_run.plan_budget(notebook, values)
+        print(f"plan run ({dry_run.PLAN_VARIABLE}): the zoo records the configs asked for and trains nothing; "
+              f"tiny budgets for {', '.join(dry_run.changed(values, shrunk)) or 'nothing'} (lmc_utils.zoo_plan); "
+              f"the numbers below mean nothing", flush=True)
+        values = shrunk
+    elif dry_run.active():
         shrunk = dry_run.budget(notebook, values)
         print(f"dry run ({dry_run.VARIABLE}): tiny budgets for {', '.join(dry_run.changed(values, shrunk)) or 'nothing'} "
               f"(lmc_utils.dry_run); the numbers below mean nothing", flush=True)

@@ -726,3 +726,9 @@ def spawned_pairs(base: TrainConfig, n_pairs: int, parent_epochs: int, seed: int
     children = [c for i in range(n_pairs) for c in spawn(base.replace(seed=seed + 1000 + i), parent_epochs)]
     models = get_many(children, device=device)
     return [(models[2 * i], models[2 * i + 1]) for i in range(n_pairs)]
+
+
+if __name__ == "__main__":  # python -m lmc_utils.zoo plan|train ...: the command line is lmc_utils.zoo_cli
+    from lmc_utils.zoo_cli import main as _main
+
+    raise SystemExit(_main())
