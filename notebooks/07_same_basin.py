@@ -52,7 +52,7 @@ profile: str = "cpu"  # smoke | cpu | paper
 device: str = "auto"  # auto | cpu | cuda
 seed: int = 0  # independent pair i uses seeds seed + 2i, seed + 2i + 1
 experiments: Optional[dict] = None  # name -> zoo.TrainConfig fields (None: from params/<profile>.yaml)
-n_pairs: Optional[int] = None  # pairs of each kind per experiment
+n_pairs: Optional[dict] = None  # experiment -> pairs of each kind (independent, spawned, retrained copy)
 parent_epochs: Optional[int] = None  # epochs of the spawned pairs' parent
 retrain_phases: Optional[dict] = None  # experiment -> [[large lr, epochs], [small lr, epochs]] of the retrained copy
 n_planted: Optional[int] = None  # random permutations planted per pair
@@ -70,7 +70,7 @@ P = profiles.resolve("07_same_basin", profile, experiments=experiments, n_pairs=
 figures.setup(P.profile)
 dev = get_device(device)
 criteria = verdicts.load_criteria("07_same_basin")
-print(f"profile {P.profile} on {dev}: {', '.join(P.experiments)}; {P.n_pairs} pairs of each kind")
+print(f"profile {P.profile} on {dev}: pairs of each kind per experiment {P.n_pairs}")
 
 # %% [markdown]
 # ## Declared criteria
@@ -139,6 +139,16 @@ for name, r in results.items():
         lr_table = summary["07_lr"][summary["07_lr"]["experiment"] == name]
         fig = plots.plot_lr_barriers(lr_table, reset=r.has_bn, title=figures.experiment_label(name))
         figures.save_figure(fig, f"07_lr_{name}");
+
+# %% [markdown]
+# ## Beside the paper
+# The paper's values for VGG16-BN on CIFAR-10 (as text) and ours, per experiment, at this profile's
+# much smaller scale.
+
+# %%
+comparison = same_basin.paper_comparison(summary)
+figures.save_table(comparison, "07_vs_paper")
+comparison
 
 # %% [markdown]
 # ## Verdicts

@@ -166,12 +166,12 @@ def lr_study(base: zoo.TrainConfig, lrs: Sequence[float], n_pairs: int, eval_dat
     return pd.DataFrame(rows)
 
 
-def run_experiments(experiments: Mapping[str, Mapping], n_pairs: int, parent_epochs: int,
+def run_experiments(experiments: Mapping[str, Mapping], n_pairs: int | Mapping[str, int], parent_epochs: int,
                     retrain_phases: Mapping[str, Sequence], lrs: Mapping[str, Sequence[float]] | None = None,
                     eval_subset: int | None = None, match_samples: int = 2000, seed: int = 0, device="auto",
                     progress: bool = True, **kwargs) -> dict[str, Result]:
     """:func:`run` for each experiment (name -> :class:`lmc_utils.zoo.TrainConfig` fields) on its
-    dataset: barriers on ``eval_subset`` test examples, RESET statistics and activation matching on
+    dataset (``n_pairs``: one count, or one per experiment): barriers on ``eval_subset`` test examples, RESET statistics and activation matching on
     ``match_samples`` training examples; ``retrain_phases`` and ``lrs`` per experiment (an
     experiment missing from ``lrs`` skips the learning-rate study). ``kwargs`` go to :func:`run`."""
     from ..data import load
@@ -184,7 +184,8 @@ def run_experiments(experiments: Mapping[str, Mapping], n_pairs: int, parent_epo
         cfg = fields if isinstance(fields, zoo.TrainConfig) else zoo.TrainConfig(**fields)
         test = load(cfg.dataset, "test", subset=eval_subset, device=device)
         train = load(cfg.dataset, "train", subset=match_samples, device=device)
-        out[name] = run(cfg, n_pairs, parent_epochs, retrain_phases[name], test, train, train.x,
+        pairs = n_pairs[name] if isinstance(n_pairs, Mapping) else n_pairs
+        out[name] = run(cfg, pairs, parent_epochs, retrain_phases[name], test, train, train.x,
                         lrs=(lrs or {}).get(name, ()), seed=seed, device=device, progress=progress, **kwargs)
     return out
 
@@ -291,3 +292,38 @@ def experiment_verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> 
             add("larger_lr_lower_barrier_degraded", f"lr {lo:g} - lr {hi:g} degraded, {m}",
                 acc(lo, "trained") - acc(hi, "degraded"))
     return V.table(rows)
+
+
+# What Qu & Horvath (2024) report for VGG16-BN on CIFAR-10 (Sec. 3.2, Fig. 2 C/D; App. E.2), as text
+# beside the measured values: (quantity, their value, (kind, method, reset) of 07_barriers or a
+# (kind, method) of 07_recovery).
+PAPER_REFERENCE = [
+    ("test accuracy barrier: spawned, naive, no RESET", "about 0.15", ("spawned", "naive", False)),
+    ("test accuracy barrier: spawned, naive, RESET", "below 0.01", ("spawned", "naive", True)),
+    ("test accuracy barrier: retrained copy, naive, no RESET", "about 0 (LMC)", ("retrained", "naive", False)),
+    ("test accuracy barrier: independent + WM, no RESET", "over 0.75", ("independent", "weight", False)),
+    ("exact recovery rate of a planted permutation: retrained copy, WM", "1 (\"almost surely\")", ("retrained", "weight")),
+    ("exact recovery rate of a planted permutation: retrained copy, AM", "1 (\"almost surely\")",
+     ("retrained", "activation")),
+]
+
+
+def paper_comparison(summary: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The measured counterparts of :data:`PAPER_REFERENCE`, one column per experiment (``summary``
+    from :func:`tables`); a quantity an experiment did not measure (no RESET without BatchNorm) is
+    left empty."""
+    bar, rec = summary["07_barriers"], summary["07_recovery"]
+    rows = []
+    for quantity, theirs, key in PAPER_REFERENCE:
+        row = {"quantity": quantity, "paper (VGG16-BN, CIFAR-10)": theirs}
+        for name in dict.fromkeys(bar["experiment"]):
+            if len(key) == 3:
+                sub = bar[(bar["experiment"] == name) & (bar["kind"] == key[0]) & (bar["method"] == key[1])
+                          & (bar["reset"] == key[2])]
+                value = sub["accuracy_barrier"]
+            else:
+                sub = rec[(rec["experiment"] == name) & (rec["kind"] == key[0]) & (rec["method"] == key[1])]
+                value = sub["exact_rate"]
+            row[name] = float(value.iloc[0]) if len(value) else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
