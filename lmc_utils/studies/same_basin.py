@@ -147,10 +147,14 @@ def lr_study(base: zoo.TrainConfig, lrs: Sequence[float], n_pairs: int, eval_dat
              n_points: int = 11, seed: int = 0, device="auto", progress: bool = True) -> pd.DataFrame:
     """Barriers of independent pairs (seeds ``seed + 2i, + 1``) of ``base`` trained at each learning
     rate in ``lrs``; the pairs at the largest rate also after ``degrade_epochs`` more epochs at that
-    constant rate (both models; App. F.5). Rows: ``lr, variant, pair, method, reset, split,
+    constant rate (both models; App. F.5). Only the matching methods of ``methods`` and the judged
+    RESET setting (on with BatchNorm, off without) are measured. Rows: ``lr, variant, pair, method, reset, split,
     loss_barrier, accuracy_barrier, accuracy_a, accuracy_b``."""
     rows = []
     top = max(lrs)
+    matchers = [m for m in methods if m != "naive"] or list(methods)
+    probe = zoo.build_model(base)
+    judged = [has_batchnorm(probe)]  # only the setting the claims are judged with: RESET for BatchNorm
     for lr in tqdm(sorted(lrs), desc="learning rates", disable=not progress, leave=False):
         pairs = zoo.independent_pairs(base.replace(lr=float(lr)), n_pairs, seed=seed, device=device)
         variants = {"trained": pairs}
@@ -160,8 +164,8 @@ def lr_study(base: zoo.TrainConfig, lrs: Sequence[float], n_pairs: int, eval_dat
             variants["degraded"] = [(flat[2 * i], flat[2 * i + 1]) for i in range(n_pairs)]
         for variant, ps in variants.items():
             for i, (a, b) in enumerate(ps):
-                c = compare_methods(a.model, b.model, {"test": eval_data}, methods, match_inputs=match_inputs,
-                                    reset_data=reset_data, n_points=n_points, progress=False)
+                c = compare_methods(a.model, b.model, {"test": eval_data}, matchers, match_inputs=match_inputs,
+                                    reset_bn=judged, reset_data=reset_data, n_points=n_points, progress=False)
                 rows += [{"lr": float(lr), "variant": variant, "pair": i, **r} for r in barrier_table(c).to_dict("records")]
     return pd.DataFrame(rows)
 
