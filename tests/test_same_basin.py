@@ -62,6 +62,11 @@ def test_planted_permutation_recovered_in_a_basin_not_across(arch, model):
     methods = ["weight", "activation"] if arch == "mlp" else ["weight"]
     rec = same_basin.planted_recovery(a, near, methods, inputs, planted_seeds=[3, 4])
     assert len(rec) == 2 * len(methods) and rec["exact"].all() and (rec["share_recovered"] == 1.0).all()
+    assert (rec["live_share"] > 0.5).all() and (rec["share_recovered_live"] == 1.0).all()
+    if arch == "vgg":  # dead units: activation matching recovers every live unit, not every unit
+        am = same_basin.planted_recovery(a, near, ["activation"], inputs, planted_seeds=[3])
+        assert am["live_share"].iloc[0] < 1 and am["share_recovered_live"].iloc[0] == 1.0
+        assert am["share_recovered"].iloc[0] < 1
     far = zoo.build_model(cfg.replace(seed=1)).eval()  # an independent model
     rec = same_basin.planted_recovery(a, far, ["weight"], inputs, planted_seeds=[3, 4])
     assert not rec["exact"].any() and rec["share_recovered"].max() < 0.5
@@ -99,7 +104,7 @@ def _synthetic(same_barrier: float, indep_barrier: float, share_same: float) -> 
             for s in range(2):
                 share = share_same if kind != "independent" else 0.1
                 rec.append({"kind": kind, "pair": i, "method": "weight", "planted": s, "share_recovered": share + noise,
-                            "exact": share == 1.0})
+                            "exact": share == 1.0, "share_recovered_live": share, "live_share": 1.0})
             for alignment, l2 in (("naive", 2.0 if kind != "independent" else 30.0), ("weight", 20.0)):
                 dist.append({"kind": kind, "pair": i, "alignment": alignment, "l2": l2 + noise, "l2_weights_only": l2})
     return same_basin.Result(pd.DataFrame(bar), pd.DataFrame(), pd.DataFrame(rec), pd.DataFrame(dist),

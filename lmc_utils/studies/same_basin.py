@@ -28,7 +28,7 @@ from .. import zoo
 from ..data import TensorData
 from ..distance import l2_distance
 from ..interpolation import has_batchnorm
-from ..matching import unit_agreement
+from ..matching import activation_correlations, unit_agreement
 from ..rebasin import align, barrier_table, compare_methods
 
 NOTEBOOK = "07_same_basin"
@@ -40,7 +40,7 @@ SAME_BASIN = ("spawned", "retrained")
 class Result:
     barriers: pd.DataFrame  # kind, pair, method, reset, loss_barrier, accuracy_barrier, accuracy_a, accuracy_b
     curves: pd.DataFrame  # kind, method, reset, lam, split, loss, accuracy (pair 0 of each kind)
-    recovery: pd.DataFrame  # kind, pair, method, planted, share_recovered, exact
+    recovery: pd.DataFrame  # kind, pair, method, planted, share_recovered, exact, share_recovered_live, live_share
     distances: pd.DataFrame  # kind, pair, alignment (naive | weight), l2, l2_weights_only
     retraining: pd.DataFrame  # pair, epoch, lr, train_loss, train_accuracy, l2_from_start (retrained copies)
     lr_barriers: pd.DataFrame  # lr, variant (trained | degraded), pair, method, reset, barriers, endpoint accuracies
@@ -62,10 +62,17 @@ def planted_recovery(model_a: nn.Module, model_b: nn.Module, methods: Sequence[s
     returned permutation with ``pi^-1`` (Qu & Horvath 2024, §3.2).
 
     Returns one row per method and seed: ``method, planted, share_recovered`` (share of all hidden
-    units on which the two agree, :func:`lmc_utils.matching.unit_agreement`) and ``exact``
-    (``share_recovered == 1``). For a same-basin pair matching should undo ``pi`` exactly.
+    units on which the two agree, :func:`lmc_utils.matching.unit_agreement`), ``exact``
+    (``share_recovered == 1``) and ``share_recovered_live``: the same share over the units of B that
+    vary on ``inputs`` (``live_share`` of all units). A unit constant on every input (a dead ReLU)
+    has no activation statistics, so activation matching cannot place it; this is a diagnostic, the
+    declared statistic is ``share_recovered``. For a same-basin pair matching should undo ``pi``.
     """
     spec = P.spec_for(model_a)
+    self_corr = activation_correlations(model_b, model_b, inputs, spec)  # diagonal 0 where a unit is constant
+    live = {g: c.diagonal() > 0 for g, c in self_corr.items()}
+    n_live = sum(int(m.sum()) for m in live.values())
+    n_units = sum(m.numel() for m in live.values())
     rows = []
     for s in planted_seeds:
         pi = P.random_permutation(spec, s)
@@ -74,7 +81,10 @@ def planted_recovery(model_a: nn.Module, model_b: nn.Module, methods: Sequence[s
         for method in methods:
             found = align(method, model_b, shuffled, inputs)  # applied to pi(A) to match B
             share = unit_agreement(found, target)
-            rows.append({"method": method, "planted": int(s), "share_recovered": share, "exact": share == 1.0})
+            agree_live = sum(int((found[g].cpu() == target[g].cpu())[live[g]].sum()) for g in live)
+            rows.append({"method": method, "planted": int(s), "share_recovered": share, "exact": share == 1.0,
+                         "share_recovered_live": agree_live / n_live if n_live else float("nan"),
+                         "live_share": n_live / n_units})
     return pd.DataFrame(rows)
 
 
@@ -217,6 +227,7 @@ def experiment_tables(result: Result) -> dict[str, pd.DataFrame]:
         ["loss_barrier", "accuracy_barrier", "accuracy_a", "accuracy_b"]].mean().reset_index()
     rec = result.recovery.groupby(["kind", "method"], sort=False).agg(
         share_recovered=("share_recovered", "mean"), exact_rate=("exact", "mean"),
+        share_recovered_live=("share_recovered_live", "mean"), live_share=("live_share", "mean"),
         n=("exact", "size")).reset_index()
     dist = result.distances.groupby(["kind", "alignment"], sort=False)[["l2", "l2_weights_only"]].mean().reset_index()
     out = {"07_barriers": b, "07_recovery": rec, "07_distances": dist, "07_retraining": result.retraining}
