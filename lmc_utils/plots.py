@@ -749,8 +749,11 @@ def plot_lr_barriers(table: pd.DataFrame, reset: bool, title: str = ""):
         e = ends[ends["variant"] == variant]
         axes[1].plot(e["lr"], (e["accuracy_a"] + e["accuracy_b"]) / 2, marker, color="black",
                      mfc="none" if variant == "degraded" else "black", label=f"endpoints ({variant})")
+    rates = sorted(set(sub["lr"]))
     for ax in axes:
         ax.set_xscale("log")
+        ax.set_xticks(rates, [f"{v:g}" for v in rates])
+        ax.minorticks_off()
         ax.set_xlabel("learning rate")
     axes[0].set_ylabel("test accuracy barrier" + (" (RESET)" if reset else ""))
     axes[1].set_ylabel("endpoint test accuracy")
