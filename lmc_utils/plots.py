@@ -710,12 +710,12 @@ def plot_same_basin_curves(curves: pd.DataFrame, title: str = "", metric: str = 
 
 def plot_retraining_distance(history: pd.DataFrame, reference: float | None = None, title: str = ""):
     """The retrained copies' L2 distance to the original (weights and BatchNorm statistics) after
-    each retraining epoch (one line per copy; the learning rate on the right axis), with the mean
+    each retraining epoch, from 0 at the start (one line per copy; the learning rate on the right axis), with the mean
     distance between independent pairs after weight matching as a reference line (Qu & Horvath
     2024, Fig. 13)."""
     fig, ax = plt.subplots(figsize=(4.6, 3.0))
     for pair, h in history.groupby("pair"):
-        ax.plot(h["epoch"], h["l2_from_start"], "o-", color="#0072B2", alpha=0.7,
+        ax.plot([0, *h["epoch"]], [0.0, *h["l2_from_start"]], "o-", color="#0072B2", alpha=0.7,
                 label="retrained copy to original" if pair == history["pair"].min() else None)
     if reference is not None:
         ax.axhline(reference, color="#D55E00", linestyle="--", label="independent pair after WM")
@@ -726,6 +726,8 @@ def plot_retraining_distance(history: pd.DataFrame, reference: float | None = No
     first = history[history["pair"] == history["pair"].min()]
     lr.step(first["epoch"], first["lr"], where="mid", color="grey", alpha=0.5)
     lr.set_ylabel("learning rate", color="grey")
+    lr.grid(False)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
