@@ -64,6 +64,10 @@ NOTEBOOK_CAPS: dict[str, dict[str, Any]] = {
     # minute for VGG11 on one core, and 8x that at 2x width (the 4x VGG11 also costs a minute per
     # weight-matching sweep). Wider conv nets run in notebooks 00 (ResNet20 4x) and 06 (2x, 4x).
     "02_singular_vectors": {"widths": 1, "sinkhorn_widths": 1},
+    # The width study's units are disjoint pairs of a width's networks: 4 networks give 2 pairs (the
+    # verdicts' intervals need 2); every width is kept (one-hidden-layer MLPs on 8 examples are cheap).
+    "09_width_clusters": {"n_models": 4, "cluster_models": 4, "cluster_points": 3,
+                          "robustness": {"n_models": 4}, "deep": {"n_models": 4}},
 }
 
 
@@ -81,11 +85,11 @@ def kernel_variables(cache: Path) -> dict[str, str]:
 def budget(notebook: str, values: Mapping[str, Any]) -> dict[str, Any]:
     """``values`` (a notebook's resolved parameters) at dry-run budgets: :data:`CAPS` (with the
     notebook's :data:`NOTEBOOK_CAPS`) on the named parameters, :data:`TRAINING_CAPS` on every
-    mapping with an ``epochs`` entry, however deep. A value already below its cap, ``None`` and
+    mapping with an ``epochs`` entry, however deep (also inside a capped parameter). A value already below its cap, ``None`` and
     everything else (architectures, widths, datasets, methods, ...) is kept. Pure: ``values`` is
     not changed."""
     caps = {**CAPS, **NOTEBOOK_CAPS.get(notebook, {})}
-    return {name: _cap(value, caps[name]) if name in caps else _cap_training(value)
+    return {name: _cap_training(_cap(value, caps[name]) if name in caps else value)
             for name, value in values.items()}
 
 

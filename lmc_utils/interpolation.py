@@ -238,3 +238,81 @@ def plane_grid(model: nn.Module, state_a: StateDict, state_b: StateDict, state_c
                 loss, acc = evaluate(model, ds, batch_size)
                 rows.append({"point": name, "x": x, "y": y, "split": split, "loss": loss, "accuracy": acc})
     return pd.DataFrame(rows)
+
+
+def curve_barriers(values: np.ndarray, lams: np.ndarray) -> dict[str, np.ndarray]:
+    """Barriers of many loss curves at once: ``values`` is ``[curves, lambdas]`` on the grid ``lams``
+    (ascending, from 0 to 1). Returns ``{"barrier": max(L - chord), "epsilon": max(L) - max(L(0), L(1))}``
+    per curve (``[curves]``). The first is :func:`barrier`'s loss barrier; the second is the
+    epsilon-loss, the smallest epsilon for which the pair is epsilon-mode connected (the loss along the
+    line never exceeds the worse endpoint by more than epsilon). Both are 0 for a constant curve; the
+    epsilon-loss is not a metric between models (no triangle inequality)."""
+    values, lams = np.asarray(values, dtype=float), np.asarray(lams, dtype=float)
+    if values.ndim != 2 or values.shape[1] != lams.shape[0] or lams[0] != 0.0 or lams[-1] != 1.0:
+        raise ValueError("curve_barriers needs values [curves, lambdas] on a grid from lam=0 to lam=1")
+    chord = (1 - lams)[None] * values[:, :1] + lams[None] * values[:, -1:]
+    return {"barrier": (values - chord).max(1),
+            "epsilon": values.max(1) - np.maximum(values[:, 0], values[:, -1])}
+
+
+@torch.no_grad()
+def batched_curves(model: nn.Module, states_a: list[StateDict], states_b: list[StateDict], data: TensorData,
+                   n_points: int = 11, max_models: int = 128, batch_size: int = 1000) -> dict[str, np.ndarray]:
+    """Loss and accuracy curves of many pairs at once: pair ``p`` interpolates ``states_a[p]`` to
+    ``states_b[p]``; the ``pairs x n_points`` interpolated models are evaluated together, at most
+    ``max_models`` per ``torch.func.vmap`` call over the stacked weights (a few batched forward passes
+    instead of one per pair and lambda). Equal to :func:`interpolation_curve` per pair up to float
+    rounding. Only for models without BatchNorm (the interpolated statistics would need RESET).
+
+    Returns ``{"lam": [n_points], "loss": [pairs, n_points], "accuracy": [pairs, n_points]}`` (mean
+    cross-entropy in nats and accuracy on ``data``).
+    """
+    from torch.func import functional_call, vmap
+
+    if n_points < 2:
+        raise ValueError("n_points must be at least 2 (the two endpoints)")
+    if len(states_a) != len(states_b):
+        raise ValueError(f"batched_curves needs as many states_a as states_b, got {len(states_a)} and {len(states_b)}")
+    if has_batchnorm(model):
+        raise ValueError("batched_curves does not handle BatchNorm models; use interpolation_curve with reset_bn")
+    lams = np.linspace(0.0, 1.0, n_points)
+    n_pairs = len(states_a)
+    loss = np.zeros((n_pairs, n_points))
+    acc = np.zeros((n_pairs, n_points))
+    if n_pairs == 0:
+        return {"lam": lams, "loss": loss, "accuracy": acc}
+    device = next(model.parameters()).device
+    keys = [k for k, v in states_a[0].items() if v.is_floating_point()]
+    fixed = {k: v.to(device) for k, v in states_a[0].items() if not v.is_floating_point()}
+    was_training = model.training
+    model.eval()
+
+    def logits_of(params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, {**params, **fixed}, (x,))
+
+    run = vmap(logits_of, in_dims=(0, None))
+    per_chunk = max(1, max_models // n_points)
+    lam_t = torch.as_tensor(lams, dtype=torch.float32, device=device)
+    try:
+        for start in range(0, n_pairs, per_chunk):
+            stop = min(n_pairs, start + per_chunk)
+            c = stop - start
+            params = {}
+            for k in keys:
+                a = torch.stack([s[k].detach().to(device) for s in states_a[start:stop]])  # [c, ...]
+                b = torch.stack([s[k].detach().to(device, a.dtype) for s in states_b[start:stop]])
+                w = lam_t.to(a.dtype).view(1, n_points, *([1] * (a.dim() - 1)))
+                params[k] = (a[:, None] + w * (b - a)[:, None]).reshape(c * n_points, *a.shape[1:])
+            total = torch.zeros(c * n_points, dtype=torch.float64, device=device)
+            correct = torch.zeros(c * n_points, dtype=torch.long, device=device)
+            for x, y in data.batches(batch_size):
+                x, y = x.to(device), y.to(device)
+                out = run(params, x)  # [models, batch, classes]
+                ce = torch.nn.functional.cross_entropy(out.flatten(0, 1), y.repeat(out.shape[0]), reduction="none")
+                total += ce.view(out.shape[0], -1).sum(1).double()
+                correct += (out.argmax(-1) == y[None]).sum(1)
+            loss[start:stop] = (total / len(data)).view(c, n_points).cpu().numpy()
+            acc[start:stop] = (correct.double() / len(data)).view(c, n_points).cpu().numpy()
+    finally:
+        model.train(was_training)
+    return {"lam": lams, "loss": loss, "accuracy": acc}

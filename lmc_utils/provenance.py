@@ -14,7 +14,10 @@ batches (a subset at a time) says which environment made which files::
       "profile": "cpu"
     }
 
-No timestamps: re-running with the same code on the same machine changes only the seconds.
+No timestamps. A notebook rerun in the same environment whose outputs come out byte-identical
+(every ``NN_*`` file and its executed notebook) keeps its entry, seconds included: the entry
+describes the run that made those files, and a rerun that reproduces them leaves the folder, and so
+``git status``, unchanged. Any changed output, status or environment records the new run.
 Updates re-read, merge and write the file under a lock (:func:`file_lock`), atomically.
 """
 
@@ -26,7 +29,7 @@ import platform
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Collection, Iterator, Mapping
 
 from .atomic import write_text
 from .paths import project_root
@@ -137,10 +140,13 @@ def environment_key(env: Mapping[str, Any]) -> str:
 
 
 def record(folder: str | os.PathLike, profile: str, env: Mapping[str, Any],
-           notebooks: Mapping[str, Mapping[str, Any]], overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+           notebooks: Mapping[str, Mapping[str, Any]], overrides: Mapping[str, Any] | None = None,
+           reproduced: Collection[str] = ()) -> dict[str, Any]:
     """Merge ``notebooks`` (stem -> ``{"seconds", "status"}``) run in ``env`` into
     ``<folder>/provenance.json``; entries of other notebooks are kept, environments no notebook
-    refers to any more are dropped. Returns the merged object."""
+    refers to any more are dropped. A notebook in ``reproduced`` (its run left every output
+    byte-identical) keeps its previous entry when that one has the same status and environment.
+    Returns the merged object."""
     key = environment_key(env)
 
     def change(obj: dict[str, Any]) -> None:
@@ -149,6 +155,9 @@ def record(folder: str | os.PathLike, profile: str, env: Mapping[str, Any],
             obj["overrides"] = dict(overrides)
         entries = obj.setdefault("notebooks", {})
         for stem, entry in notebooks.items():
+            old = entries.get(stem) or {}
+            if stem in reproduced and old.get("environment") == key and old.get("status") == entry.get("status"):
+                continue
             entries[stem] = {**dict(entry), "environment": key}
         envs = obj.setdefault("environments", {})
         envs[key] = dict(env)

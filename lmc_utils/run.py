@@ -180,6 +180,14 @@ def notebook_outputs(folder: Path, source: Path) -> list[str]:
     return sorted(p.name for p in folder.glob(f"{number}_*") if p.is_file()) if folder.is_dir() else []
 
 
+def output_digests(folder: Path, source: Path) -> dict[str, str]:
+    """SHA-256 of every output of a notebook in ``folder``: its ``NN_*`` files and its executed
+    copy under ``notebooks/`` (what decides whether a rerun reproduced them)."""
+    files = [folder / name for name in notebook_outputs(folder, source)]
+    files.append(folder / executed.FOLDER / source.with_suffix(".ipynb").name)
+    return {str(f.relative_to(folder)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files if f.is_file()}
+
+
 def missing_outputs(entry: dict[str, Any], folder: Path, source: Path) -> list[str]:
     """Outputs a finished notebook should have left in ``folder`` but did not: its verdict table
     ``NN_verdicts.csv`` and every file its recorded run wrote."""
@@ -223,12 +231,16 @@ def kernel_environment(threads: int | None, figures_base: Path | None = None, su
 def ipc_kernel_manager() -> type:
     """The kernel manager the runner starts kernels with: jupyter_client's ``AsyncKernelManager``
     over IPC (local socket files, removed with the kernel) instead of TCP, so that no kernel listens
-    on a network port, and ipykernel has no reason to print its warning about unencrypted TCP."""
+    on a network port, and ipykernel has no reason to print its warning about unencrypted TCP.
+    The socket files live in the temporary folder under a name unique to the kernel (jupyter's
+    default, ``kernel-ipc-N`` in the working directory, would put them among the notebooks, and
+    leave them there when a run is killed)."""
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs: Any) -> None:
             kwargs.setdefault("transport", "ipc")
+            kwargs.setdefault("ip", os.path.join(tempfile.gettempdir(), f"lmc-kernel-{uuid.uuid4().hex[:12]}"))
             super().__init__(**kwargs)
 
     return IPCKernelManager
@@ -329,12 +341,14 @@ def run(profile: str, names: Sequence[str] = (), parameters: dict[str, Any] | No
                                         variables=kernel_variables), \
                         progress.follow(log, emit=lambda line: print(f"  {line}", flush=True)):
                     seconds = execute(source, profile, parameters, out_dir)
+                before = output_digests(folder, source)
                 publish(stage_base / label, folder, source)
                 run_copy = out_dir / source.with_suffix(".ipynb").name
                 if run_copy.exists():
                     executed.publish(run_copy, folder)
                 row = {"notebook": source.stem, "seconds": seconds, "status": "ok", "figures": folder,
-                       "warnings": notebook_warnings(run_copy)}
+                       "warnings": notebook_warnings(run_copy),
+                       "reproduced": bool(before) and output_digests(folder, source) == before}
                 _set_status(status_path, source.stem, {"fingerprint": fp, "seconds": round(seconds, 1),
                                                        "outputs": notebook_outputs(folder, source)})
             except KeyboardInterrupt:
@@ -350,7 +364,8 @@ def run(profile: str, names: Sequence[str] = (), parameters: dict[str, Any] | No
             seconds = row["seconds"]
             provenance.record(folder, profile, env, {source.stem: {
                 "seconds": round(seconds, 1) if seconds == seconds else None,
-                "status": "ok" if row["status"] == "ok" else "failed"}}, overrides=parameters or None)
+                "status": "ok" if row["status"] == "ok" else "failed"}}, overrides=parameters or None,
+                reproduced=[source.stem] if row.get("reproduced") else [])
     except KeyboardInterrupt:
         done = {r["notebook"] for r in rows}
         rows.extend({"notebook": s.stem, "seconds": float("nan"), "status": "not run (interrupted)", "figures": folder}
@@ -465,7 +480,8 @@ def print_summary(rows: list[dict[str, Any]], threads: int | None = None, resuma
     width = max([len(r["notebook"]) for r in rows] + [8])
     print(f"\n{'notebook':<{width}}  {'seconds':>8}  status")
     for r in rows:
-        print(f"{r['notebook']:<{width}}  {r['seconds']:8.1f}  {r['status']}")
+        same = " (outputs unchanged)" if r.get("reproduced") else ""
+        print(f"{r['notebook']:<{width}}  {r['seconds']:8.1f}  {r['status']}{same}")
     total = sum(r["seconds"] for r in rows if r["seconds"] == r["seconds"])
     print(f"{'total':<{width}}  {total:8.1f}")
     folders = sorted({str(r["figures"]) for r in rows if r.get("figures") is not None})

@@ -158,8 +158,9 @@ tables["02_width_summary"]
 # ## Weight matching by Sinkhorn relaxation vs iterative assignment
 # The same pairs matched by both solvers (first group order for the iterative one): squared L2
 # distance after matching and its gap relative to the iterative solution (positive: Sinkhorn ends
-# farther from A), midpoint test loss, seconds, and the share of units on which they agree. This
-# comparison is descriptive (few pairs; no claim is judged on it).
+# farther from A), midpoint test loss, and the share of units on which they agree. This
+# comparison is descriptive (few pairs; no claim is judged on it). Wall-clock times are left out:
+# they differ on every rerun and machine (`result.sinkhorn["seconds"]` has them for this run).
 
 # %%
 tables["02_sinkhorn_vs_iterative"]

@@ -1,5 +1,8 @@
 """Executed notebooks for readers (lmc_utils.executed) and kernels over IPC (lmc_utils.run)."""
 
+import tempfile
+from pathlib import Path
+
 import nbformat
 import papermill
 
@@ -82,7 +85,21 @@ def test_kernels_run_over_ipc_without_the_tcp_warning(tmp_path, capfd):
     out = nbformat.read(tmp_path / "o.ipynb", as_version=4).cells[0].outputs[0].text
     assert out.strip() == "ipc"
     assert "without encryption" not in capfd.readouterr().err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.ipynb", "t.ipynb"]  # no socket files left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.ipynb", "t.ipynb"]  # no socket files in the cwd
+
+
+def test_kernel_sockets_live_in_the_temporary_folder_and_are_removed(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    manager = run.ipc_kernel_manager()()
+    assert manager.transport == "ipc" and Path(manager.ip).parent == tmp_path
+    assert run.ipc_kernel_manager()().ip != manager.ip  # unique per kernel: concurrent runs never share a socket
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("1 + 1")]
+    nbformat.write(nb, tmp_path / "t.ipynb")
+    papermill.execute_notebook(str(tmp_path / "t.ipynb"), str(tmp_path / "o.ipynb"), kernel_name="python3",
+                               kernel_manager_class=run.ipc_kernel_manager(), progress_bar=False,
+                               cwd=str(tmp_path / "."))
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("lmc-kernel-")]  # removed with the kernel
 
 
 def test_warnings_name_files_relative_to_the_checkout_and_site_packages():

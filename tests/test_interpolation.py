@@ -121,3 +121,37 @@ def test_restored_puts_the_model_back_when_the_block_raises():
             model.train()
             raise RuntimeError("boom")
     assert not model.training and all(torch.equal(before[k], model.state_dict()[k]) for k in before)
+
+
+def test_batched_curves_equal_one_pair_curves():
+    from lmc_utils.interpolation import batched_curves, curve_barriers
+
+    torch.manual_seed(0)
+    nets = [models.mlp(in_features=6, num_classes=3, width=8, depth=2) for _ in range(3)]
+    states = [n.state_dict() for n in nets]
+    x = torch.randn(70, 6)
+    ds = TensorData(x, torch.randint(0, 3, (70,)), 3, "random", "test")
+    pairs = [(0, 1), (0, 2), (1, 2), (2, 2)]
+    # max_models=4 with 5 lambdas: one pair per vmap call, so chunking is exercised too
+    got = batched_curves(nets[0], [states[i] for i, _ in pairs], [states[j] for _, j in pairs], ds, n_points=5,
+                         max_models=4, batch_size=32)
+    for p, (i, j) in enumerate(pairs):
+        ref = I.interpolation_curve(nets[0], states[i], states[j], ds, n_points=5)
+        np.testing.assert_allclose(got["loss"][p], ref["loss"].to_numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got["accuracy"][p], ref["accuracy"].to_numpy(), atol=1e-12)
+        b = curve_barriers(got["loss"][p:p + 1], got["lam"])
+        assert b["barrier"][0] == pytest.approx(I.barrier(ref).loc["data", "loss"], abs=1e-5)
+    # a model with itself: both barriers are exactly zero
+    same = curve_barriers(got["loss"][3:], got["lam"])
+    assert same["barrier"][0] == pytest.approx(0, abs=1e-6) and same["epsilon"][0] == pytest.approx(0, abs=1e-6)
+
+
+def test_curve_barriers_epsilon_against_chord():
+    from lmc_utils.interpolation import curve_barriers
+
+    lams = np.linspace(0, 1, 5)
+    # endpoints 0 and 1, peak 1.5 at the middle: barrier 1.5 - 0.5 = 1.0, epsilon 1.5 - 1 = 0.5
+    out = curve_barriers(np.array([[0.0, 0.5, 1.5, 0.9, 1.0]]), lams)
+    assert out["barrier"][0] == pytest.approx(1.0) and out["epsilon"][0] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="grid"):
+        curve_barriers(np.zeros((2, 3)), lams)

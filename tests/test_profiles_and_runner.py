@@ -373,6 +373,7 @@ def _writing_execute(interrupt_at=None, warn=None):
         (folder / f"{number}_verdicts.csv").write_text("new")
         nb = nbformat.v4.new_notebook()
         cell = nbformat.v4.new_code_cell("x")
+        cell.id = "x"  # papermill keeps the source notebook's (stable) cell ids; nbformat's are random
         if warn:
             cell.outputs = [nbformat.v4.new_output("stream", name="stderr",
                                                    text=f"/tmp/ipykernel_1/2.py:3: RuntimeWarning: {warn}\n  x\n")]
@@ -497,3 +498,40 @@ def test_summary_suggests_resume_only_where_the_command_takes_it(capsys, tmp_pat
     run.print_summary(rows, 2, resumable=False)
     out = capsys.readouterr().out
     assert "--resume" not in out and "01_distance_taylor" in out and "FAILED" in out
+
+
+def test_a_rerun_that_reproduces_every_output_leaves_the_folder_byte_identical(monkeypatch, tmp_path, capsys):
+    """What makes a second ``make figures`` leave ``git status`` clean: same outputs, same
+    environment -> provenance.json keeps the first run's entry (its seconds too); a changed
+    output records the new run."""
+    monkeypatch.setattr(run, "build_dir", lambda: tmp_path / "build")
+    seconds = iter([7.0, 9.0, 11.0])
+    writer = _writing_execute()
+
+    def execute(source, profile, params, out):
+        writer(source, profile, params, out)
+        return next(seconds)
+
+    monkeypatch.setattr(run, "execute", execute)
+    figs = figures_dir("smoke")
+
+    def snapshot():
+        return {str(p.relative_to(figs)): p.read_bytes() for p in sorted(figs.rglob("*")) if p.is_file()}
+
+    assert run.main(["--profile", "smoke", "00"]) == 0
+    first = snapshot()
+    assert json.loads(first["provenance.json"])["notebooks"]["00_rebasin_basics"]["seconds"] == 7.0
+    assert "notebooks/00_rebasin_basics.ipynb" in first
+    capsys.readouterr()
+    assert run.main(["--profile", "smoke", "00"]) == 0
+    assert snapshot() == first  # the 9 s of the rerun are not recorded: nothing it made differs
+    assert "ok (outputs unchanged)" in capsys.readouterr().out
+
+    def changed(source, profile, params, out):
+        writer(source, profile, params, out)
+        (Path(os.environ["LMC_FIGURES_DIR"]) / profile / "00_figure.png").write_text("different")
+        return next(seconds)
+
+    monkeypatch.setattr(run, "execute", changed)
+    assert run.main(["--profile", "smoke", "00"]) == 0
+    assert json.loads((figs / "provenance.json").read_text())["notebooks"]["00_rebasin_basics"]["seconds"] == 11.0

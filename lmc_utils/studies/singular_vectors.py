@@ -306,7 +306,9 @@ def tables(result: Result) -> dict[str, pd.DataFrame]:
     - ``02_alignment_summary``: per width, method and layer, top-k and bottom-half diagonal alignment;
     - ``02_width_summary``: per width, share of large singular values (hidden layers), input
       alignment ratio of the top-k right singular vectors, endpoint and midpoint test losses;
-    - ``02_sinkhorn_vs_iterative``: both weight-matching solvers on the same pairs.
+    - ``02_sinkhorn_vs_iterative``: both weight-matching solvers on the same pairs, without their
+      wall-clock seconds (``result.sinkhorn`` keeps them): a time differs on every rerun, and a
+      committed table that changes when nothing else did hides the changes that matter.
     """
     k = result.top
     inv = result.invariance.groupby(["experiment", "width", "layer"], sort=False).agg(
@@ -322,7 +324,7 @@ def tables(result: Result) -> dict[str, pd.DataFrame]:
     losses = m.groupby(["experiment", "width"], sort=False)[["loss_endpoints", "loss_naive_mid", "loss_wm_mid"]].mean()
     width = pd.concat([large, ratio.rename(f"input_alignment_top{k}_vs_mean"), losses], axis=1).reset_index()
     return {"02_permutation_invariance": inv, "02_spectra_differences": spec, "02_alignment_summary": tb,
-            "02_width_summary": width, "02_sinkhorn_vs_iterative": result.sinkhorn}
+            "02_width_summary": width, "02_sinkhorn_vs_iterative": result.sinkhorn.drop(columns="seconds")}
 
 
 # --- verdicts ------------------------------------------------------------------------------

@@ -1,0 +1,451 @@
+"""Notebook 09's protocol (the talk *LMC up to permutation of hidden neurons*): width, feature
+redundancy and clusters of connected networks.
+
+* Model zoo: many one-hidden-layer ReLU MLPs per width (trained together, ``trainer: batched``),
+  their train/test loss and accuracy next to the talk's tables (:data:`TALK_ZOO`, numbers only).
+* Barriers: per width, disjoint pairs (models ``2p``, ``2p + 1``) interpolated naively, after
+  weight matching (WM) and after activation matching (AM); all pairs x lambdas of a width are
+  evaluated in a few batched forward passes (:func:`lmc_utils.interpolation.batched_curves`).
+* epsilon-loss clusters: all pairs of the first ``cluster_models`` networks of a width, without
+  and with weight matching of every network to a reference (network 0); hierarchical clustering
+  (``scipy.cluster.hierarchy``, average linkage) of the epsilon-loss, which is not a metric.
+* Robustness: initialisation x optimiser grid at one width on Moons.
+* Decision boundaries (Moons): class-1 probability on a grid for two endpoints, their naive and
+  their weight-matched midpoint; near-duplicate hidden units per network.
+* Data complexity: deeper LayerNorm MLPs (the talk: 4 layers on CIFAR-10).
+
+:func:`run` returns a :class:`Result` of tidy DataFrames, :func:`tables` the summary tables and
+:func:`verdicts` the verdict rows. No plots, no prose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.spatial.distance import squareform
+from tqdm.auto import tqdm
+
+from .. import data as data_mod
+from .. import permutation as P
+from .. import verdicts as V
+from .. import zoo
+from ..data import TensorData
+from ..evaluation import evaluate
+from ..interpolation import batched_curves, curve_barriers
+from ..matching import activation_matching, weight_matching
+from ..tables import mean_sd_text
+
+NOTEBOOK = "09_width_clusters"
+METHODS = ("naive", "weight", "activation")  # no permutation, weight matching (WM), activation matching (AM)
+# The talk's tables "Model zoo: Moons (left) and MNIST (right)" (one hidden layer; mean ± std over its
+# networks), numbers only: width -> (train loss, sd, test loss, sd, train accuracy, sd, test accuracy, sd).
+TALK_ZOO = {
+    "moons": {2: (0.264, 0.088, 0.284, 0.084, 0.879, 0.074, 0.859, 0.077),
+              4: (0.186, 0.087, 0.206, 0.092, 0.920, 0.041, 0.903, 0.049),
+              8: (0.105, 0.095, 0.124, 0.105, 0.957, 0.045, 0.941, 0.057),
+              16: (0.019, 0.038, 0.028, 0.043, 0.996, 0.017, 0.991, 0.024),
+              32: (0.005, 0.001, 0.012, 0.002, 1.0, 0.0, 0.996, 0.001),
+              64: (0.003, 0.001, 0.009, 0.002, 1.0, 0.0, 0.997, 0.001),
+              128: (0.002, 0.0, 0.006, 0.001, 1.0, 0.0, 0.998, 0.001),
+              256: (0.002, 0.0, 0.005, 0.001, 1.0, 0.0, 0.999, 0.001),
+              512: (0.001, 0.0, 0.004, 0.0, 1.0, 0.0, 0.998, 0.001)},
+    "mnist": {2: (2.301, 0.0, 2.301, 0.0, 0.112, 0.0, 0.113, 0.002),
+              4: (0.660, 0.047, 0.690, 0.056, 0.803, 0.017, 0.798, 0.018),
+              8: (0.172, 0.007, 0.225, 0.010, 0.950, 0.002, 0.938, 0.003),
+              16: (0.040, 0.002, 0.134, 0.008, 0.989, 0.001, 0.966, 0.002),
+              32: (0.003, 0.0, 0.120, 0.010, 0.999, 0.0, 0.978, 0.002),
+              64: (0.001, 0.0, 0.108, 0.008, 1.0, 0.0, 0.983, 0.001),
+              128: (0.0, 0.0, 0.102, 0.009, 1.0, 0.0, 0.985, 0.001),
+              256: (0.0, 0.0, 0.102, 0.009, 1.0, 0.0, 0.985, 0.001),
+              512: (0.0, 0.0, 0.111, 0.009, 1.0, 0.0, 0.985, 0.001)},
+}
+# The talk's table "How robust are results to initialization & optimizer?" (Moons; the table does not state
+# the width), numbers only:
+# (init, optimizer) -> (train loss, sd, test loss, sd, train accuracy, sd, test accuracy, sd).
+TALK_ROBUSTNESS = {("kaiming_normal", "adamw"): (0.0, 0.0, 0.003, 0.0, 1.0, 0.0, 0.998, 0.0),
+                   ("kaiming_normal", "rmsprop"): (0.0, 0.0, 0.003, 0.001, 1.0, 0.0, 0.999, 0.001),
+                   ("kaiming_uniform", "adamw"): (0.001, 0.0, 0.003, 0.0, 1.0, 0.0, 0.998, 0.001),
+                   ("kaiming_uniform", "rmsprop"): (0.0, 0.0, 0.003, 0.0, 1.0, 0.0, 0.999, 0.001)}
+_STATS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
+
+
+@dataclass
+class Result:
+    models: pd.DataFrame  # experiment, width, model, train_loss, train_accuracy, test_loss, test_accuracy
+    pairs: pd.DataFrame  # experiment, width, pair, method, loss_barrier, epsilon_loss, accuracy_barrier,
+    #                      endpoint_loss, midpoint_loss, endpoint_accuracy, midpoint_accuracy
+    epsilon: pd.DataFrame  # experiment, width, reference, i, j, epsilon_loss (all pairs, both orders)
+    clusters: pd.DataFrame  # experiment, width, reference, model, cluster, cut
+    boundaries: pd.DataFrame  # width, panel, x, y, p1 (class-1 probability on a grid, Moons)
+    duplicates: pd.DataFrame  # experiment, width, model, duplicate_share
+
+
+def train_zoo(base: zoo.TrainConfig, widths: list[int], n_models: int, seed: int = 0, device="auto",
+              progress: bool = True) -> dict[int, list[zoo.Trained]]:
+    """``n_models`` networks per width (seeds ``seed .. seed + n_models - 1``), through
+    :func:`lmc_utils.zoo.get_many` (batched configs train together and are cached)."""
+    if n_models < 2:
+        raise ValueError(f"the width study needs at least 2 networks per width, got {n_models}")
+    out = {}
+    for width in tqdm(widths, desc=f"zoo {base.dataset}", leave=False, disable=not progress):
+        cfg = zoo.with_width(base, width)
+        out[width] = zoo.get_many([cfg.replace(seed=seed + r) for r in range(n_models)], device=device,
+                                  progress=progress)
+    return out
+
+
+def model_rows(experiment: str, width: int, nets: list[zoo.Trained], train_eval: TensorData,
+               test: TensorData) -> list[dict]:
+    """Train and test loss/accuracy of every network (train: ``train_eval``, a subset of its training data)."""
+    rows = []
+    for r, t in enumerate(nets):
+        tr_loss, tr_acc = evaluate(t.model, train_eval, 1000)
+        te_loss, te_acc = evaluate(t.model, test, 1000)
+        rows.append({"experiment": experiment, "width": width, "model": r, "train_loss": tr_loss,
+                     "train_accuracy": tr_acc, "test_loss": te_loss, "test_accuracy": te_acc})
+    return rows
+
+
+def _matched(method: str, a: zoo.Trained, b: zoo.Trained, inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``b``'s state after matching it to ``a`` (``naive``: unchanged)."""
+    if method == "naive":
+        return b.state
+    spec = P.spec_for(a.model)
+    if method == "weight":
+        perm = weight_matching(spec, a.state, b.state, seed=0).perm
+    elif method == "activation":
+        perm = activation_matching(a.model, b.model, inputs, spec).perm
+    else:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    return P.apply_permutation(spec, perm, b.state)
+
+
+def pair_rows(experiment: str, width: int, nets: list[zoo.Trained], test: TensorData, inputs: torch.Tensor,
+              methods: tuple[str, ...] = METHODS, n_points: int = 11) -> list[dict]:
+    """Disjoint pairs ``(2p, 2p + 1)`` of ``nets`` under each method: loss barrier, epsilon-loss and
+    accuracy barrier on ``test``, and the midpoint (lambda 1/2, or the grid point nearest) against
+    the endpoints' mean. All pairs x methods x lambdas in one :func:`batched_curves` call."""
+    keys, a_states, b_states = [], [], []
+    for p in range(len(nets) // 2):
+        a, b = nets[2 * p], nets[2 * p + 1]
+        for method in methods:
+            keys.append((p, method))
+            a_states.append(a.state)
+            b_states.append(_matched(method, a, b, inputs))
+    curves = batched_curves(nets[0].model, a_states, b_states, test, n_points=n_points)
+    loss, acc, lam = curves["loss"], curves["accuracy"], curves["lam"]
+    lb, ab = curve_barriers(loss, lam), curve_barriers(-acc, lam)
+    mid = int(np.argmin(np.abs(lam - 0.5)))
+    rows = []
+    for k, (p, method) in enumerate(keys):
+        rows.append({"experiment": experiment, "width": width, "pair": p, "method": method,
+                     "loss_barrier": lb["barrier"][k], "epsilon_loss": lb["epsilon"][k],
+                     "accuracy_barrier": ab["barrier"][k], "endpoint_loss": 0.5 * (loss[k, 0] + loss[k, -1]),
+                     "midpoint_loss": loss[k, mid], "endpoint_accuracy": 0.5 * (acc[k, 0] + acc[k, -1]),
+                     "midpoint_accuracy": acc[k, mid]})
+    return rows
+
+
+def epsilon_matrix(nets: list[zoo.Trained], test: TensorData, n_points: int = 5,
+                   reference: int | None = None) -> np.ndarray:
+    """``[n, n]`` symmetric matrix of epsilon-losses on ``test`` between all pairs of ``nets``
+    (zero diagonal); with ``reference``, every other network is first weight-matched to
+    ``nets[reference]`` (the talk's "reference" clustering)."""
+    states = [t.state for t in nets]
+    if reference is not None:
+        spec = P.spec_for(nets[0].model)
+        ref = states[reference]
+        states = [s if i == reference else P.apply_permutation(spec, weight_matching(spec, ref, s, seed=0).perm, s)
+                  for i, s in enumerate(states)]
+    n = len(states)
+    pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+    curves = batched_curves(nets[0].model, [states[i] for i, _ in pairs], [states[j] for _, j in pairs], test,
+                            n_points=n_points)
+    eps = curve_barriers(curves["loss"], curves["lam"])["epsilon"]
+    out = np.zeros((n, n))
+    for (i, j), e in zip(pairs, eps):
+        out[i, j] = out[j, i] = e
+    return out
+
+
+def cluster_labels(eps: np.ndarray, cut: float) -> np.ndarray:
+    """Average-linkage clusters of an epsilon-loss matrix (negative values, a midpoint better than the
+    worse endpoint, count as 0), cut at dissimilarity ``cut``: labels ``1..k`` per network. The
+    epsilon-loss has no triangle inequality; average linkage only needs a symmetric dissimilarity."""
+    d = np.clip((eps + eps.T) / 2, 0, None)
+    np.fill_diagonal(d, 0.0)
+    if len(d) < 2:
+        return np.ones(len(d), dtype=int)
+    return fcluster(linkage(squareform(d, checks=False), method="average"), t=cut, criterion="distance")
+
+
+@torch.no_grad()
+def duplicate_share(model: torch.nn.Module, tol: float = 0.01) -> float:
+    """Share of the first hidden layer's units whose incoming vector ``(w, b)`` has cosine similarity
+    ``>= 1 - tol`` with another unit's (a near-duplicate: ReLU makes them compute the same feature up
+    to scale, what :func:`lmc_utils.pruning.remove_redundant_units` merges)."""
+    lin = model.hidden[0]
+    v = torch.cat([lin.weight.double(), lin.bias.double()[:, None]], 1) if lin.bias is not None \
+        else lin.weight.double()
+    u = v / v.norm(dim=1, keepdim=True).clamp_min(1e-300)
+    cos = u @ u.T
+    cos.fill_diagonal_(-2.0)
+    return float((cos.max(1).values >= 1 - tol).double().mean()) if len(v) > 1 else 0.0
+
+
+@torch.no_grad()
+def boundary_rows(width: int, a: zoo.Trained, b: zoo.Trained, resolution: int = 60,
+                  box: tuple[float, float, float, float] = (-1.5, 2.5, -1.0, 1.5)) -> list[dict]:
+    """Class-1 probability on a ``resolution x resolution`` grid over ``box`` (Moons inputs) for the
+    endpoints, their naive midpoint and their weight-matched midpoint."""
+    xs, ys = np.linspace(box[0], box[1], resolution), np.linspace(box[2], box[3], resolution)
+    gx, gy = np.meshgrid(xs, ys)
+    dev = next(a.model.parameters()).device
+    grid = torch.as_tensor(np.stack([gx.ravel(), gy.ravel()], 1), dtype=torch.float32, device=dev)
+    spec = P.spec_for(a.model)
+    sb_wm = P.apply_permutation(spec, weight_matching(spec, a.state, b.state, seed=0).perm, b.state)
+    panels = {"endpoint A": a.state, "endpoint B": b.state,
+              "naive midpoint": {k: (a.state[k] + b.state[k]) / 2 for k in a.state},
+              "WM midpoint": {k: (a.state[k] + sb_wm[k]) / 2 for k in a.state}}
+    from torch.func import functional_call
+
+    rows = []
+    for panel, state in panels.items():
+        p1 = torch.softmax(functional_call(a.model, state, (grid,)), 1)[:, 1].cpu().numpy()
+        rows += [{"width": width, "panel": panel, "x": float(x), "y": float(y), "p1": float(p)}
+                 for x, y, p in zip(gx.ravel(), gy.ravel(), p1)]
+    return rows
+
+
+def run(experiments: Mapping[str, zoo.TrainConfig], widths: Mapping[str, list[int]], n_models: int,
+        cluster_widths: Mapping[str, list[int]], cluster_models: int, boundary_widths: list[int],
+        eval_subset: int | None = 2000, match_samples: int = 1000, n_points: int = 11, cluster_points: int = 5,
+        duplicate_tol: float = 0.01, methods: tuple[str, ...] = METHODS, seed: int = 0, device="auto",
+        progress: bool = True) -> Result:
+    """For every experiment (name -> base config, width filled in) and each of its widths: train
+    ``n_models`` networks; their train/test loss and accuracy; the disjoint pairs' barriers under each
+    method; the epsilon-loss matrices of the first ``cluster_models`` networks (naive and weight-matched
+    to network 0) at ``cluster_widths`` with their clusters cut at the mean test loss of those networks
+    (the talk scales its colours to it); near-duplicate unit shares (plain MLPs); and, for Moons
+    experiments at ``boundary_widths``, the decision boundaries of pair 0."""
+    rows_m, rows_p, rows_e, rows_c, rows_b, rows_d = [], [], [], [], [], []
+    for name, base in experiments.items():
+        test = data_mod.load(base.dataset, "test", subset=eval_subset, device=device)
+        n_train = eval_subset if base.train_subset is None or eval_subset is None else min(eval_subset,
+                                                                                           base.train_subset)
+        train_eval = data_mod.load(base.dataset, "train", subset=n_train, seed=base.subset_seed, device=device)
+        inputs = train_eval.x[:match_samples]
+        nets_by_width = train_zoo(base, widths[name], n_models, seed=seed, device=device, progress=progress)
+        for width, nets in tqdm(nets_by_width.items(), desc=f"measure {name}", leave=False, disable=not progress):
+            rows_m += model_rows(name, width, nets, train_eval, test)
+            rows_p += pair_rows(name, width, nets, test, inputs, methods, n_points)
+            if base.model.get("norm", "none") == "none":
+                rows_d += [{"experiment": name, "width": width, "model": r,
+                            "duplicate_share": duplicate_share(t.model, duplicate_tol)} for r, t in enumerate(nets)]
+            if width in cluster_widths.get(name, []):
+                chosen = nets[:cluster_models]
+                cut = float(np.mean([evaluate(t.model, test, 1000)[0] for t in chosen]))
+                for reference, ref in (("none", None), ("WM to network 0", 0)):
+                    eps = epsilon_matrix(chosen, test, cluster_points, reference=ref)
+                    labels = cluster_labels(eps, cut)
+                    rows_e += [{"experiment": name, "width": width, "reference": reference, "i": i, "j": j,
+                                "epsilon_loss": eps[i, j]} for i in range(len(eps)) for j in range(len(eps))]
+                    rows_c += [{"experiment": name, "width": width, "reference": reference, "model": i,
+                                "cluster": int(c), "cut": cut} for i, c in enumerate(labels)]
+            if base.dataset == "moons" and width in boundary_widths:
+                rows_b += boundary_rows(width, nets[0], nets[1])
+    return Result(pd.DataFrame(rows_m), pd.DataFrame(rows_p), pd.DataFrame(rows_e), pd.DataFrame(rows_c),
+                  pd.DataFrame(rows_b), pd.DataFrame(rows_d, columns=["experiment", "width", "model", "duplicate_share"]))
+
+
+def robustness_configs(base: zoo.TrainConfig, inits: list[str], optimizers: Mapping[str, Mapping]) -> dict[str, zoo.TrainConfig]:
+    """The grid ``init x optimizer`` as named experiments (``"<init>, <optimizer>"``): ``base`` with
+    ``model.init`` and the optimiser's fields (``optimizers``: name -> TrainConfig fields, e.g. ``lr``)."""
+    return {f"{init}, {opt}": base.replace(model={**base.model, "init": init}, optimizer=opt, **dict(fields))
+            for init in inits for opt, fields in optimizers.items()}
+
+
+def zoo_table(result: Result, talk: Mapping[str, Mapping[int, tuple]] | None = None) -> pd.DataFrame:
+    """Per experiment and width: mean ± std over networks of the four statistics, beside the talk's
+    (``talk``: experiment -> width -> 8 numbers, as :data:`TALK_ZOO`; missing: blank)."""
+    talk = TALK_ZOO if talk is None else talk
+    rows = []
+    for (name, width), g in result.models.groupby(["experiment", "width"], sort=False):
+        row = {"experiment": name, "width": width, "n": len(g)}
+        ref = talk.get(name, {}).get(width)
+        for k, stat in enumerate(_STATS):
+            row[stat] = mean_sd_text(g[stat].mean(), g[stat].std(ddof=1))
+            row[f"talk_{stat}"] = mean_sd_text(ref[2 * k], ref[2 * k + 1]) if ref else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def barrier_table(result: Result) -> pd.DataFrame:
+    """Per experiment, width and method: mean and sd over pairs of the loss barrier, epsilon-loss,
+    accuracy barrier, and the midpoint's test loss/accuracy against the endpoints' mean."""
+    cols = ["loss_barrier", "epsilon_loss", "accuracy_barrier", "endpoint_loss", "midpoint_loss",
+            "endpoint_accuracy", "midpoint_accuracy"]
+    g = result.pairs.groupby(["experiment", "width", "method"], sort=False)
+    out = g[cols].mean()
+    out["loss_barrier_sd"] = g["loss_barrier"].std(ddof=1)
+    out["n_pairs"] = g.size()
+    return out.reset_index()
+
+
+def triangle_violations(eps: np.ndarray) -> float:
+    """Share of ordered triples ``(i, j, k)`` of distinct networks with ``d(i, k) > d(i, j) + d(j, k)``
+    for the clipped, symmetrised epsilon-loss ``d`` (0 for a metric)."""
+    d = np.clip((eps + eps.T) / 2, 0, None)
+    n = len(d)
+    if n < 3:
+        return 0.0
+    worse = d[:, None, :] > d[:, :, None] + d[None, :, :]  # [i, j, k]: d(i,k) > d(i,j) + d(j,k)
+    distinct = ~(np.eye(n, dtype=bool)[:, :, None] | np.eye(n, dtype=bool)[:, None, :] | np.eye(n, dtype=bool)[None])
+    return float(worse[distinct].mean())
+
+
+def cluster_table(result: Result) -> pd.DataFrame:
+    """Per experiment, width and reference: networks, clusters at the cut, the cut, the largest
+    cluster's share, the adjusted Rand index between the naive and the matched clustering, and the
+    share of triples violating the triangle inequality (:func:`triangle_violations`)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    rows = []
+    c, e = result.clusters, result.epsilon
+    for (name, width), g in c.groupby(["experiment", "width"], sort=False):
+        naive = g[g["reference"] == "none"].sort_values("model")["cluster"].to_numpy()
+        for reference, h in g.groupby("reference", sort=False):
+            labels = h.sort_values("model")["cluster"].to_numpy()
+            sub = e[(e["experiment"] == name) & (e["width"] == width) & (e["reference"] == reference)]
+            m = np.zeros((len(labels), len(labels)))
+            m[sub["i"].to_numpy(), sub["j"].to_numpy()] = sub["epsilon_loss"].to_numpy()
+            rows.append({"experiment": name, "width": width, "reference": reference, "networks": len(labels),
+                         "clusters": len(set(labels)), "cut": float(h["cut"].iloc[0]),
+                         "largest_cluster_share": float(np.bincount(labels).max() / len(labels)),
+                         "rand_vs_naive": float(adjusted_rand_score(naive, labels)),
+                         "triangle_violations": triangle_violations(m)})
+    return pd.DataFrame(rows)
+
+
+def tables(result: Result, prefix: str = "09") -> dict[str, pd.DataFrame]:
+    """``<prefix>_zoo`` (with the talk's numbers), ``<prefix>_barriers`` and, where measured,
+    ``<prefix>_clusters`` and ``<prefix>_duplicates``."""
+    out = {f"{prefix}_zoo": zoo_table(result), f"{prefix}_barriers": barrier_table(result)}
+    if not result.clusters.empty:
+        out[f"{prefix}_clusters"] = cluster_table(result)
+    if not result.duplicates.empty:
+        out[f"{prefix}_duplicates"] = (result.duplicates.groupby(["experiment", "width"], sort=False)["duplicate_share"]
+                                       .agg(["mean", "std", "count"]).reset_index())
+    return out
+
+
+def robustness_table(result: Result) -> pd.DataFrame:
+    """The grid: per configuration, mean ± std of the four statistics beside the talk's (where it has
+    one), and the mean naive and WM loss barriers."""
+    talk = {f"{i}, {o}": v for (i, o), v in TALK_ROBUSTNESS.items()}
+    table = zoo_table(result, talk={name: {w: talk[name] for w in result.models["width"].unique()}
+                                    for name in talk})
+    b = barrier_table(result).pivot_table(index="experiment", columns="method", values="loss_barrier")
+    for method in b.columns:
+        table[f"{method}_loss_barrier"] = table["experiment"].map(b[method])
+    return table
+
+
+def _values(pairs: pd.DataFrame, name: str, width, method: str, column: str) -> pd.Series:
+    sub = pairs[(pairs["experiment"] == name) & (pairs["width"] == width) & (pairs["method"] == method)]
+    return sub.set_index("pair")[column]
+
+
+def verdicts(result: Result, criteria: Mapping[str, V.Criterion], compare_widths: Mapping[str, list[int]],
+             robustness: Result | None = None, deep: Result | None = None) -> pd.DataFrame:
+    """Verdict rows (``params/criteria.yaml``, section ``09_width_clusters``); units are disjoint pairs
+    of networks (across widths: pair ``p`` of one width against pair ``p`` of another, independent
+    networks). ``compare_widths``: experiment -> ``[narrow, wide]`` for the width trends. A declared
+    claim this run did not measure gets one row with no units (*inconclusive*)."""
+    pairs, rows = result.pairs, []
+
+    def add(claim: str, subject: str, values) -> None:
+        if claim in criteria:
+            rows.append(V.verdict(NOTEBOOK, criteria[claim], subject, np.asarray(values, dtype=float)))
+
+    for name in pairs["experiment"].unique():
+        widths = sorted(pairs.loc[pairs["experiment"] == name, "width"].unique())
+        narrow, wide = compare_widths.get(name, [widths[0], widths[-1]])
+        a, b = _values(pairs, name, narrow, "naive", "loss_barrier"), _values(pairs, name, wide, "naive", "loss_barrier")
+        add("naive_barrier_falls_with_width", f"{name} / width {narrow} vs {wide}", (a - b).dropna())
+        for width in widths:
+            naive = _values(pairs, name, width, "naive", "loss_barrier")
+            for method, claim in (("weight", "wm_lowers_barrier"), ("activation", "am_lowers_barrier")):
+                matched = _values(pairs, name, width, method, "loss_barrier")
+                if matched.empty:
+                    continue
+                add(claim, f"{name} / width {width}", (naive - matched).dropna())
+        mid = pairs[(pairs["experiment"] == name) & (pairs["width"] == wide) & (pairs["method"] == "naive")]
+        drop = mid["endpoint_accuracy"] - mid["midpoint_accuracy"]
+        add("wide_midpoint_worse", f"{name} / width {wide}", mid["midpoint_loss"] - mid["endpoint_loss"])
+        add("wide_midpoint_not_much_worse", f"{name} / width {wide}", drop)
+    for name in result.clusters["experiment"].unique() if not result.clusters.empty else []:
+        cw = sorted(result.clusters.loc[result.clusters["experiment"] == name, "width"].unique())
+        for claim, width in (("narrow_not_epsilon_connected", cw[0]), ("wide_epsilon_connected", cw[-1])):
+            p = pairs[(pairs["experiment"] == name) & (pairs["width"] == width) & (pairs["method"] == "naive")]
+            cut = result.clusters.loc[(result.clusters["experiment"] == name) & (result.clusters["width"] == width),
+                                      "cut"].iloc[0]
+            add(claim, f"{name} / width {width}", p["epsilon_loss"] / cut)
+    if not result.duplicates.empty:
+        d = result.duplicates
+        for name in d["experiment"].unique():
+            dn = d[d["experiment"] == name]
+            narrow, wide = compare_widths.get(name, [dn["width"].min(), dn["width"].max()])
+            a = dn[dn["width"] == wide].set_index("model")["duplicate_share"]
+            b = dn[dn["width"] == narrow].set_index("model")["duplicate_share"]
+            add("duplicates_grow_with_width", f"{name} / width {narrow} vs {wide}", (a - b).dropna())
+    if robustness is not None:
+        rp = robustness.pairs
+        for name in rp["experiment"].unique():
+            width = rp.loc[rp["experiment"] == name, "width"].iloc[0]
+            add("robust_wm_lowers_barrier", name, (_values(rp, name, width, "naive", "loss_barrier")
+                                                   - _values(rp, name, width, "weight", "loss_barrier")).dropna())
+        for name in rp["experiment"].unique():
+            init, opt = name.split(", ")
+            other = f"{init}, adamw"
+            if opt != "rmsprop" or other not in set(rp["experiment"]):
+                continue
+            width = rp.loc[rp["experiment"] == name, "width"].iloc[0]
+            add("rmsprop_less_connected", f"{init}: rmsprop vs adamw",
+                (_values(rp, name, width, "naive", "loss_barrier") - _values(rp, other, width, "naive", "loss_barrier")).dropna())
+    if deep is not None:
+        dp = deep.pairs
+        for name in dp["experiment"].unique():
+            for width in sorted(dp.loc[dp["experiment"] == name, "width"].unique()):
+                add("deep_wm_lowers_barrier", f"{name} / width {width}",
+                    (_values(dp, name, width, "naive", "loss_barrier") - _values(dp, name, width, "weight", "loss_barrier")).dropna())
+    judged = {r["claim"] for r in rows}
+    rows += [V.verdict(NOTEBOOK, c, "not measured in this run", []) for name, c in criteria.items() if name not in judged]
+    return V.table(rows)
+
+
+def closing_table(result: Result) -> pd.DataFrame:
+    """Per experiment, at its narrowest and widest width: mean test accuracy and loss beside the
+    talk's (:data:`TALK_ZOO`), mean naive and weight-matched loss barriers, and the naive midpoint's
+    accuracy drop (the talk shows barriers as figures only: no talk numbers for them)."""
+    rows = []
+    models, pairs = result.models, result.pairs
+    for name in models["experiment"].unique():
+        ws = sorted(models.loc[models["experiment"] == name, "width"].unique())
+        for width in dict.fromkeys([ws[0], ws[-1]]):
+            m = models[(models["experiment"] == name) & (models["width"] == width)]
+            p = pairs[(pairs["experiment"] == name) & (pairs["width"] == width)]
+            talk = TALK_ZOO.get(name, {}).get(width)
+            naive, wm = p[p["method"] == "naive"], p[p["method"] == "weight"]
+            rows.append({"experiment": name, "width": width, "test_accuracy": m["test_accuracy"].mean(),
+                         "talk_test_accuracy": talk[6] if talk else np.nan, "test_loss": m["test_loss"].mean(),
+                         "talk_test_loss": talk[2] if talk else np.nan,
+                         "naive_loss_barrier": naive["loss_barrier"].mean(),
+                         "wm_loss_barrier": wm["loss_barrier"].mean() if not wm.empty else np.nan,
+                         "naive_midpoint_accuracy_drop": (naive["endpoint_accuracy"] - naive["midpoint_accuracy"]).mean()})
+    return pd.DataFrame(rows)
