@@ -53,6 +53,7 @@ CAPS: dict[str, Any] = {
     # units: one pair / triple / model, or one independent pair where pairs are made of runs
     "n_pairs": 1, "pairs_by_experiment": 1, "n_triples": 1, "n_models": 1, "curve_models": 1,
     "bias_pairs": 1, "retrain_pairs": 1, "sinkhorn_pairs": 1, "n_runs": 2, "redundancy_models": 2,
+    "n_planted": 1,  # one planted permutation per pair (notebook 07)
     "n_orders": 1,  # one weight-matching group order (the smoke profile runs the code comparing orders)
     "n_points": 3,  # lambda 0, 1/2, 1
     "parent_epochs": 1,  # spawned children then train the remaining epoch

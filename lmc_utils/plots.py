@@ -677,6 +677,92 @@ def plot_redundancy(units: pd.DataFrame, barriers: pd.DataFrame, tol: float, tal
     return fig
 
 
+# --- notebook 07: same basin vs re-basin ----------------------------------------------------
+
+KIND_LABELS = {"independent": "independent pair", "spawned": "spawned children", "retrained": "retrained copy"}
+
+
+def plot_same_basin_curves(curves: pd.DataFrame, title: str = "", metric: str = "accuracy"):
+    """Test ``metric`` along lambda for each kind of pair (rows: independent, spawned, retrained
+    copy) and RESET setting (columns), one line per alignment method (``curves`` from
+    :func:`lmc_utils.studies.same_basin.run`, its first pair of each kind)."""
+    kinds = list(dict.fromkeys(curves["kind"]))
+    resets = list(dict.fromkeys(curves["reset"]))
+    fig, axes = plt.subplots(len(kinds), len(resets), figsize=(3.6 * len(resets), 2.5 * len(kinds)),
+                             squeeze=False, sharex=True, sharey=True)
+    for r, kind in enumerate(kinds):
+        for c, reset in enumerate(resets):
+            ax = axes[r, c]
+            sub = curves[(curves["kind"] == kind) & (curves["reset"] == reset)]
+            for method, m in sub.groupby("method", sort=False):
+                ax.plot(m["lam"], m[metric], label=method_label(method), **method_style(method))
+            ax.set_title(f"{KIND_LABELS.get(kind, kind)}" + ((", RESET" if reset else ", no RESET")
+                                                           if len(resets) > 1 else ""), fontsize=9)
+            if r == len(kinds) - 1:
+                ax.set_xlabel(r"$\lambda$")
+        axes[r, 0].set_ylabel(f"test {metric}")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
+
+
+def plot_retraining_distance(history: pd.DataFrame, reference: float | None = None, title: str = ""):
+    """The retrained copies' L2 distance to the original (weights and BatchNorm statistics) after
+    each retraining epoch, from 0 at the start (one line per copy; the learning rate on the right axis), with the mean
+    distance between independent pairs after weight matching as a reference line (Qu & Horvath
+    2024, Fig. 13)."""
+    fig, ax = plt.subplots(figsize=(4.6, 3.0))
+    for pair, h in history.groupby("pair"):
+        ax.plot([0, *h["epoch"]], [0.0, *h["l2_from_start"]], "o-", color="#0072B2", alpha=0.7,
+                label="retrained copy to original" if pair == history["pair"].min() else None)
+    if reference is not None:
+        ax.axhline(reference, color="#D55E00", linestyle="--", label="independent pair after WM")
+    ax.set_xlabel("retraining epoch")
+    ax.set_ylabel("L2 distance (incl. BN statistics)")
+    ax.set_ylim(bottom=0)
+    lr = ax.twinx()
+    first = history[history["pair"] == history["pair"].min()]
+    lr.step(first["epoch"], first["lr"], where="mid", color="grey", alpha=0.5)
+    lr.set_ylabel("learning rate", color="grey")
+    lr.grid(False)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lr_barriers(table: pd.DataFrame, reset: bool, title: str = ""):
+    """Mean test accuracy barrier after matching against the training learning rate, one line per
+    method (``table``: ``07_lr`` of :func:`lmc_utils.studies.same_basin.tables`, one experiment),
+    with the degraded largest-rate pairs as open markers; the endpoints' mean accuracy beside."""
+    sub = table[(table["reset"] == reset) & (table["method"] != "naive")]
+    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.0))
+    for method, m in sub.groupby("method", sort=False):
+        style = method_style(method)
+        t, d = m[m["variant"] == "trained"], m[m["variant"] == "degraded"]
+        axes[0].plot(t["lr"], t["accuracy_barrier"], "o-", color=style["color"], label=method_label(method))
+        axes[0].plot(d["lr"], d["accuracy_barrier"], "o", mfc="none", color=style["color"], markersize=9,
+                     label=f"{method_label(method)}, degraded")
+    ends = sub[sub["method"] == sub["method"].iloc[0]]
+    for variant, marker in (("trained", "o-"), ("degraded", "o")):
+        e = ends[ends["variant"] == variant]
+        axes[1].plot(e["lr"], (e["accuracy_a"] + e["accuracy_b"]) / 2, marker, color="black",
+                     mfc="none" if variant == "degraded" else "black", label=f"endpoints ({variant})")
+    rates = sorted(set(sub["lr"]))
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xticks(rates, [f"{v:g}" for v in rates])
+        ax.minorticks_off()
+        ax.set_xlabel("learning rate")
+    axes[0].set_ylabel("test accuracy barrier" + (" (RESET)" if reset else ""))
+    axes[1].set_ylabel("endpoint test accuracy")
+    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
 # --- notebook 09: width, epsilon-loss clusters, decision boundaries ---------------------------
 
 

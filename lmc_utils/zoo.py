@@ -286,6 +286,7 @@ def train(config: TrainConfig, device: str | torch.device = "auto", init_state: 
     if init_state is not None:
         model.load_state_dict(init_state)
     place(model, dev)
+    start = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
     data_seed = config.seed if config.data_seed is None else config.data_seed
     train_data = data_mod.load(config.dataset, "train", subset=config.train_subset,
                                seed=config.subset_seed, device=dev)
@@ -315,7 +316,8 @@ def train(config: TrainConfig, device: str | torch.device = "auto", init_state: 
             correct += (logits.detach().argmax(1) == y).sum()
         n = len(train_data)
         row = {"epoch": epoch + 1, "train_loss": float(loss_sum) / n, "train_accuracy": float(correct) / n,
-               "lr": lr, "seconds": time.perf_counter() - t0}
+               "lr": lr, "seconds": time.perf_counter() - t0,
+               "l2_from_start": _l2(model.state_dict(), start)}
         if not math.isfinite(row["train_loss"]):
             raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {row['train_loss']}); "
                                      f"lower the learning rate of {config.arch} on {config.dataset}")
@@ -343,6 +345,12 @@ def train(config: TrainConfig, device: str | torch.device = "auto", init_state: 
         swa_state = {k: v.detach().clone() for k, v in swa_model.module.state_dict().items()}
     model.eval()
     return Trained(model=model, config=config, key=config.key, history=history, samples=samples, swa_state=swa_state)
+
+
+def _l2(state: dict[str, torch.Tensor], start: dict[str, torch.Tensor]) -> float:
+    """L2 distance of ``state`` from ``start`` over the floating-point entries of ``start``
+    (weights and BatchNorm running statistics)."""
+    return math.sqrt(sum(float((state[k].detach().double() - v.double()).pow(2).sum()) for k, v in start.items()))
 
 
 def _batching_problem(config: TrainConfig) -> str | None:
@@ -655,6 +663,24 @@ def spawn(config: TrainConfig, parent_epochs: int, data_seeds: tuple[int, ...] =
         raise ValueError(f"parent_epochs must be between 1 and epochs - 1 = {config.epochs - 1}, got {parent_epochs}")
     parent = config.replace(epochs=parent_epochs)
     return [config.replace(parent=parent, epochs=config.epochs - parent_epochs, data_seed=s) for s in data_seeds]
+
+
+def retrain_config(config: TrainConfig, phases: Sequence[tuple[float, int]], data_seed: int = 1) -> TrainConfig:
+    """The config of a copy of ``config``'s trained model retrained with a piecewise-constant
+    learning rate: ``phases`` is ``[(lr, epochs)]`` (one phase, constant) or ``[(large_lr, epochs),
+    (small_lr, epochs)]`` (Qu & Horvath 2024, App. E.2: out of the basin at a large rate, back at a
+    small one). The copy starts from the cached model of ``config`` (its ``parent``) with a fresh
+    optimiser and its own data order (``data_seed``); everything else is ``config``'s. It is trained
+    one by one (``trainer="single"``), so that its history records ``l2_from_start`` per epoch: the
+    L2 distance (BatchNorm statistics included) to the original."""
+    phases = [(float(lr), int(e)) for lr, e in phases]
+    if not 1 <= len(phases) <= 2 or any(lr <= 0 or e < 1 for lr, e in phases):
+        raise ValueError(f"phases must be one or two (lr > 0, epochs >= 1) pairs, got {phases}")
+    (lr, first), *rest = phases
+    schedule = dict(schedule="constant", milestones=(), gamma=0.1) if not rest else \
+        dict(schedule="step", milestones=(first,), gamma=rest[0][0] / lr)
+    return config.replace(parent=config, lr=lr, epochs=first + sum(e for _, e in rest), warmup_epochs=0.0,
+                          swa_epochs=0, swa_lr=None, trainer="single", data_seed=data_seed, **schedule)
 
 
 def get_many(configs: list[TrainConfig], device: str | torch.device = "auto", progress: bool = True) -> list[Trained]:

@@ -468,6 +468,9 @@ def test_cpu_profile_has_the_minimum_number_of_units():
     assert nb["redundancy_models"]["moons"] >= 16
     assert per(nb["redundancy_models"]["mnist"], nb["judge_width"]) >= 8
     assert p["06_swa_alignment"]["n_runs"] >= 16  # runs (2p, 2p + 1): 8 independent pairs per width
+    nb = p["07_same_basin"]
+    for name, cfg in nb["experiments"].items():
+        assert per(nb["n_pairs"], name) >= (4 if is_cnn(cfg) else 8), name
 
 
 def test_a_run_into_another_figures_folder_keeps_its_executed_notebooks_beside_it(monkeypatch, tmp_path):

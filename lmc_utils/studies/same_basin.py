@@ -1,0 +1,344 @@
+"""Notebook 07's protocol (Qu & Horvath 2024, §3.2, §4.3, App. E.2, F.5): same basin vs re-basin,
+and the implicit bias of the learning rate.
+
+Three kinds of pairs, ``n_pairs`` of each (the units): ``independent`` (seeds ``2i, 2i + 1``),
+``spawned`` (two children of one parent trained ``parent_epochs``; :func:`lmc_utils.zoo.spawned_pairs`)
+and ``retrained`` (model ``2i`` and a copy of it retrained at a large then a small learning rate;
+:func:`lmc_utils.zoo.retrain_config`). For every pair: test barriers after naive / weight / activation
+alignment, with and without RESET for BatchNorm; a planted random permutation of one model and
+whether matching returns exactly its inverse; L2 distances (BatchNorm statistics included) before
+and after weight matching. Learning-rate study: independent pairs at each learning rate, and the
+largest one's pairs degraded by one more epoch at that rate (App. F.5's control). Data only: no
+plots, no prose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .. import permutation as P
+from .. import verdicts as V
+from .. import zoo
+from ..data import TensorData
+from ..distance import l2_distance
+from ..interpolation import has_batchnorm
+from ..matching import activation_correlations, unit_agreement
+from ..rebasin import align, barrier_table, compare_methods
+
+NOTEBOOK = "07_same_basin"
+KINDS = ("independent", "spawned", "retrained")
+SAME_BASIN = ("spawned", "retrained")
+
+
+@dataclass
+class Result:
+    barriers: pd.DataFrame  # kind, pair, method, reset, loss_barrier, accuracy_barrier, accuracy_a, accuracy_b
+    curves: pd.DataFrame  # kind, method, reset, lam, split, loss, accuracy (pair 0 of each kind)
+    recovery: pd.DataFrame  # kind, pair, method, planted, share_recovered, exact, share_recovered_live, live_share
+    distances: pd.DataFrame  # kind, pair, alignment (naive | weight), l2, l2_weights_only
+    retraining: pd.DataFrame  # pair, epoch, lr, train_loss, train_accuracy, l2_from_start (retrained copies)
+    lr_barriers: pd.DataFrame  # lr, variant (trained | degraded), pair, method, reset, barriers, endpoint accuracies
+    has_bn: bool
+
+
+def _copy_with(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
+    """A fresh model of ``model``'s architecture holding ``state`` (``model`` is left alone)."""
+    import copy
+
+    other = copy.deepcopy(model)
+    other.load_state_dict(state)
+    return other.eval()
+
+
+def planted_recovery(model_a: nn.Module, model_b: nn.Module, methods: Sequence[str], inputs: torch.Tensor,
+                     planted_seeds: Sequence[int]) -> pd.DataFrame:
+    """Plant a random permutation ``pi`` (one per seed) in A, match ``pi(A)`` to B, and compare the
+    returned permutation with ``pi^-1`` (Qu & Horvath 2024, §3.2).
+
+    Returns one row per method and seed: ``method, planted, share_recovered`` (share of all hidden
+    units on which the two agree, :func:`lmc_utils.matching.unit_agreement`), ``exact``
+    (``share_recovered == 1``) and ``share_recovered_live``: the same share over the units of B that
+    vary on ``inputs`` (``live_share`` of all units). A unit constant on every input (a dead ReLU)
+    has no activation statistics, so activation matching cannot place it; this is a diagnostic, the
+    declared statistic is ``share_recovered``. For a same-basin pair matching should undo ``pi``.
+    """
+    spec = P.spec_for(model_a)
+    self_corr = activation_correlations(model_b, model_b, inputs, spec)  # diagonal 0 where a unit is constant
+    live = {g: c.diagonal() > 0 for g, c in self_corr.items()}
+    n_live = sum(int(m.sum()) for m in live.values())
+    n_units = sum(m.numel() for m in live.values())
+    rows = []
+    for s in planted_seeds:
+        pi = P.random_permutation(spec, s)
+        shuffled = _copy_with(model_a, P.apply_permutation(spec, pi, model_a.state_dict()))
+        target = P.inverse(pi)
+        for method in methods:
+            found = align(method, model_b, shuffled, inputs)  # applied to pi(A) to match B
+            share = unit_agreement(found, target)
+            agree_live = sum(int((found[g].cpu() == target[g].cpu())[live[g]].sum()) for g in live)
+            rows.append({"method": method, "planted": int(s), "share_recovered": share, "exact": share == 1.0,
+                         "share_recovered_live": agree_live / n_live if n_live else float("nan"),
+                         "live_share": n_live / n_units})
+    return pd.DataFrame(rows)
+
+
+def pair_distances(model_a: nn.Module, model_b: nn.Module) -> list[dict]:
+    """L2 distance between A and B before (``naive``) and after weight matching B to A (``weight``):
+    ``l2`` over weights and BatchNorm running statistics, ``l2_weights_only`` over the weights."""
+    spec = P.spec_for(model_a)
+    buffers = [k for k, _ in model_a.named_buffers()]
+    state_a = model_a.state_dict()
+    rows = []
+    for method in ("naive", "weight"):
+        state_b = P.apply_permutation(spec, align(method, model_a, model_b), model_b.state_dict())
+        rows.append({"alignment": method, "l2": l2_distance(state_a, state_b, include_buffers=True),
+                     "l2_weights_only": l2_distance(state_a, state_b, buffers=buffers)})
+    return rows
+
+
+def _pairs(base: zoo.TrainConfig, n_pairs: int, parent_epochs: int, retrain_phases, seed: int,
+           device, progress: bool) -> dict[str, list[tuple[zoo.Trained, zoo.Trained]]]:
+    """The three kinds of pairs; model A of retrained pair i is model A of independent pair i."""
+    independent = zoo.independent_pairs(base, n_pairs, seed=seed, device=device)
+    spawned = zoo.spawned_pairs(base, n_pairs, parent_epochs, seed=seed, device=device)
+    copies = zoo.get_many([zoo.retrain_config(a.config, retrain_phases, data_seed=a.config.seed + 500)
+                           for a, _ in independent], device=device, progress=progress)
+    return {"independent": independent, "spawned": spawned,
+            "retrained": [(a, c) for (a, _), c in zip(independent, copies)]}
+
+
+def run(base: zoo.TrainConfig, n_pairs: int, parent_epochs: int, retrain_phases: Sequence[tuple[float, int]],
+        eval_data: TensorData, reset_data: TensorData, match_inputs: torch.Tensor,
+        methods: Sequence[str] = ("naive", "weight", "activation"), n_planted: int = 3, n_points: int = 11,
+        lrs: Sequence[float] = (), degrade_epochs: int = 1, seed: int = 0, device="auto",
+        progress: bool = True) -> Result:
+    """The whole protocol (see the module docstring). ``retrain_phases``: ``[(large_lr, epochs),
+    (small_lr, epochs)]`` of the retrained copies; ``lrs``: learning rates of the learning-rate study
+    (empty: skipped), each with ``n_pairs`` independent pairs of ``base`` at that rate; the pairs at
+    the largest rate are also retrained ``degrade_epochs`` more at it (the ``degraded`` variant).
+    Barriers are on ``eval_data``; RESET statistics from ``reset_data``; activation matching on
+    ``match_inputs``."""
+    if n_pairs < 1 or n_planted < 1:
+        raise ValueError(f"n_pairs and n_planted must be at least 1, got {n_pairs} and {n_planted}")
+    methods = list(methods)
+    pairs = _pairs(base, n_pairs, parent_epochs, retrain_phases, seed, device, progress)
+    has_bn = has_batchnorm(pairs["independent"][0][0].model)
+    b_rows, curves, r_rows, d_rows, h_rows = [], [], [], [], []
+    jobs = [(kind, i) for kind in KINDS for i in range(n_pairs)]
+    for kind, i in tqdm(jobs, desc="pairs", disable=not progress, leave=False):
+        a, b = (t.model for t in pairs[kind][i])
+        c = compare_methods(a, b, {"test": eval_data}, methods, match_inputs=match_inputs, reset_data=reset_data,
+                            n_points=n_points, progress=False)
+        if i == 0:
+            curves.append(c.assign(kind=kind))
+        for r in barrier_table(c).to_dict("records"):
+            b_rows.append({"kind": kind, "pair": i, **r})
+        planted = planted_recovery(a, b, [m for m in methods if m != "naive"], match_inputs,
+                                   [seed + 100 * i + k for k in range(n_planted)])
+        r_rows += [{"kind": kind, "pair": i, **r} for r in planted.to_dict("records")]
+        d_rows += [{"kind": kind, "pair": i, **r} for r in pair_distances(a, b)]
+    for i, (_, copy) in enumerate(pairs["retrained"]):
+        h_rows += [{"pair": i, **{k: h[k] for k in ("epoch", "lr", "train_loss", "train_accuracy", "l2_from_start")}}
+                   for h in copy.history]
+    lr_rows = lr_study(base, lrs, n_pairs, eval_data, reset_data, match_inputs, methods, degrade_epochs, n_points,
+                       seed, device, progress) if lrs else pd.DataFrame()
+    return Result(pd.DataFrame(b_rows), pd.concat(curves, ignore_index=True), pd.DataFrame(r_rows),
+                  pd.DataFrame(d_rows), pd.DataFrame(h_rows), lr_rows, has_bn)
+
+
+def lr_study(base: zoo.TrainConfig, lrs: Sequence[float], n_pairs: int, eval_data: TensorData,
+             reset_data: TensorData, match_inputs: torch.Tensor, methods: Sequence[str], degrade_epochs: int = 1,
+             n_points: int = 11, seed: int = 0, device="auto", progress: bool = True) -> pd.DataFrame:
+    """Barriers of independent pairs (seeds ``seed + 2i, + 1``) of ``base`` trained at each learning
+    rate in ``lrs``; the pairs at the largest rate also after ``degrade_epochs`` more epochs at that
+    constant rate (both models; App. F.5). Only the matching methods of ``methods`` and the judged
+    RESET setting (on with BatchNorm, off without) are measured. Rows: ``lr, variant, pair, method, reset, split,
+    loss_barrier, accuracy_barrier, accuracy_a, accuracy_b``."""
+    rows = []
+    top = max(lrs)
+    matchers = [m for m in methods if m != "naive"] or list(methods)
+    probe = zoo.build_model(base)
+    judged = [has_batchnorm(probe)]  # only the setting the claims are judged with: RESET for BatchNorm
+    for lr in tqdm(sorted(lrs), desc="learning rates", disable=not progress, leave=False):
+        pairs = zoo.independent_pairs(base.replace(lr=float(lr)), n_pairs, seed=seed, device=device)
+        variants = {"trained": pairs}
+        if lr == top:
+            flat = zoo.get_many([zoo.retrain_config(t.config, [(float(lr), degrade_epochs)], data_seed=t.config.seed + 700)
+                                 for p in pairs for t in p], device=device, progress=progress)
+            variants["degraded"] = [(flat[2 * i], flat[2 * i + 1]) for i in range(n_pairs)]
+        for variant, ps in variants.items():
+            for i, (a, b) in enumerate(ps):
+                c = compare_methods(a.model, b.model, {"test": eval_data}, matchers, match_inputs=match_inputs,
+                                    reset_bn=judged, reset_data=reset_data, n_points=n_points, progress=False)
+                rows += [{"lr": float(lr), "variant": variant, "pair": i, **r} for r in barrier_table(c).to_dict("records")]
+    return pd.DataFrame(rows)
+
+
+def run_experiments(experiments: Mapping[str, Mapping], n_pairs: int | Mapping[str, int], parent_epochs: int,
+                    retrain_phases: Mapping[str, Sequence], lrs: Mapping[str, Sequence[float]] | None = None,
+                    eval_subset: int | None = None, match_samples: int = 2000, seed: int = 0, device="auto",
+                    progress: bool = True, **kwargs) -> dict[str, Result]:
+    """:func:`run` for each experiment (name -> :class:`lmc_utils.zoo.TrainConfig` fields) on its
+    dataset (``n_pairs``: one count, or one per experiment): barriers on ``eval_subset`` test examples, RESET statistics and activation matching on
+    ``match_samples`` training examples; ``retrain_phases`` and ``lrs`` per experiment (an
+    experiment missing from ``lrs`` skips the learning-rate study). ``kwargs`` go to :func:`run`."""
+    from ..data import load
+
+    missing = sorted(set(experiments) - set(retrain_phases))
+    if missing:
+        raise ValueError(f"retrain_phases has no entry for experiment(s) {missing}")
+    out = {}
+    for name, fields in experiments.items():
+        cfg = fields if isinstance(fields, zoo.TrainConfig) else zoo.TrainConfig(**fields)
+        test = load(cfg.dataset, "test", subset=eval_subset, device=device)
+        train = load(cfg.dataset, "train", subset=match_samples, device=device)
+        pairs = n_pairs[name] if isinstance(n_pairs, Mapping) else n_pairs
+        out[name] = run(cfg, pairs, parent_epochs, retrain_phases[name], test, train, train.x,
+                        lrs=(lrs or {}).get(name, ()), seed=seed, device=device, progress=progress, **kwargs)
+    return out
+
+
+def _judged_reset(result: Result) -> bool:
+    """The RESET setting the learning-rate claims are judged with: on for BatchNorm models."""
+    return result.has_bn
+
+
+def tables(results: Mapping[str, Result]) -> dict[str, pd.DataFrame]:
+    """:func:`experiment_tables` of every experiment, stacked with an ``experiment`` column."""
+    per = {name: experiment_tables(r) for name, r in results.items()}
+    names = list(dict.fromkeys(k for t in per.values() for k in t))
+    return {k: pd.concat([t[k].assign(experiment=n)[["experiment", *t[k].columns]] for n, t in per.items() if k in t],
+                         ignore_index=True) for k in names}
+
+
+def experiment_tables(result: Result) -> dict[str, pd.DataFrame]:
+    """``07_barriers``: mean test barriers and endpoint accuracies per kind, method and RESET;
+    ``07_recovery``: per kind and method the share of planted units recovered and the rate of exact
+    recoveries; ``07_distances``: mean L2 distances per kind and alignment; ``07_retraining``: the
+    retrained copies' distance to the original per epoch; ``07_lr``: barriers per learning rate and
+    variant (when run)."""
+    b = result.barriers.groupby(["kind", "method", "reset"], sort=False)[
+        ["loss_barrier", "accuracy_barrier", "accuracy_a", "accuracy_b"]].mean().reset_index()
+    rec = result.recovery.groupby(["kind", "method"], sort=False).agg(
+        share_recovered=("share_recovered", "mean"), exact_rate=("exact", "mean"),
+        share_recovered_live=("share_recovered_live", "mean"), live_share=("live_share", "mean"),
+        n=("exact", "size")).reset_index()
+    dist = result.distances.groupby(["kind", "alignment"], sort=False)[["l2", "l2_weights_only"]].mean().reset_index()
+    out = {"07_barriers": b, "07_recovery": rec, "07_distances": dist, "07_retraining": result.retraining}
+    if not result.lr_barriers.empty:
+        out["07_lr"] = result.lr_barriers.groupby(["lr", "variant", "method", "reset"], sort=False)[
+            ["loss_barrier", "accuracy_barrier", "accuracy_a", "accuracy_b"]].mean().reset_index()
+    return out
+
+
+def _acc(frame: pd.DataFrame, kind: str, method: str, reset: bool) -> pd.Series:
+    """Test accuracy barrier per pair of one kind, method and RESET setting (indexed by pair)."""
+    sub = frame[(frame["kind"] == kind) & (frame["method"] == method) & (frame["reset"] == reset)]
+    return sub.set_index("pair")["accuracy_barrier"].sort_index()
+
+
+def verdicts(results: Mapping[str, Result], criteria: Mapping[str, V.Criterion]) -> pd.DataFrame:
+    """:func:`experiment_verdicts` of every experiment, subjects prefixed by the experiment's name."""
+    rows = []
+    for name, r in results.items():
+        frame = experiment_verdicts(r, criteria)
+        rows += [{**row, "subject": f"{name}: {row['subject']}"} for row in frame.to_dict("records")]
+    judged = {row["claim"] for row in rows}
+    for claim, why in NOT_JUDGED.items():  # a claim no experiment can test here: inconclusive by regime
+        if claim in criteria and claim not in judged:
+            rows.append(V.verdict(NOTEBOOK, criteria[claim], f"not judged: {why}", []))
+    return V.table(rows)
+
+
+NOT_JUDGED = {  # claim -> the regime it needs, for profiles without one
+    "reset_needed_by_rebasin": "no BatchNorm model in this profile",
+    "larger_lr_lower_barrier": "no learning-rate study in this profile (lrs)",
+    "larger_lr_lower_barrier_degraded": "no learning-rate study in this profile (lrs)",
+}
+
+
+def experiment_verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFrame:
+    """One row per claim and subject (``params/criteria.yaml``, section ``07_same_basin``); the
+    units are pairs (kinds paired by index ``i``: the retrained copy of pair ``i`` is a copy of
+    independent pair ``i``'s model A)."""
+    rows = []
+    bar, rec, dist = result.barriers, result.recovery, result.distances
+    matchers = [m for m in dict.fromkeys(bar["method"]) if m != "naive"]
+
+    def add(claim: str, subject: str, values) -> None:
+        if claim in criteria:
+            rows.append(V.verdict(NOTEBOOK, criteria[claim], subject, values))
+
+    for kind in SAME_BASIN:
+        add("same_basin_connected_without_reset", f"{kind}, naive, no RESET", _acc(bar, kind, "naive", False))
+        for m in matchers:
+            diff = _acc(bar, "independent", m, False) - _acc(bar, kind, "naive", False)
+            add("same_basin_below_rebasin_without_reset", f"{kind} vs independent + {m}", diff)
+    for m in matchers:
+        add("rebasin_barrier_without_reset", f"independent + {m}, no RESET", _acc(bar, "independent", m, False))
+        if result.has_bn:
+            gain = _acc(bar, "independent", m, False) - _acc(bar, "independent", m, True)
+            add("reset_needed_by_rebasin", f"independent + {m}", gain)
+    for kind in KINDS:
+        for m in matchers:
+            sub = rec[(rec["kind"] == kind) & (rec["method"] == m)]
+            values = sub.pivot_table(index="pair", columns="planted", values="share_recovered").to_numpy(dtype=float)
+            claim = "planted_recovered_same_basin" if kind in SAME_BASIN else "planted_not_recovered_independent"
+            add(claim, f"{kind}, {m}", values)
+    d = dist.pivot_table(index=["kind", "pair"], columns="alignment", values="l2")
+    for kind in SAME_BASIN:
+        ratio = d.loc[kind, "naive"] / d.loc["independent", "weight"]
+        add("same_basin_closer", f"{kind} (naive) / independent (WM)", ratio)
+    lrb = result.lr_barriers
+    if not lrb.empty:
+        reset = _judged_reset(result)
+        lo, hi = min(lrb["lr"]), max(lrb["lr"])
+        for m in matchers:
+            def acc(lr, variant):
+                s = lrb[(lrb["lr"] == lr) & (lrb["variant"] == variant) & (lrb["method"] == m) & (lrb["reset"] == reset)]
+                return s.set_index("pair")["accuracy_barrier"].sort_index()
+            add("larger_lr_lower_barrier", f"lr {lo:g} - lr {hi:g}, {m}", acc(lo, "trained") - acc(hi, "trained"))
+            add("larger_lr_lower_barrier_degraded", f"lr {lo:g} - lr {hi:g} degraded, {m}",
+                acc(lo, "trained") - acc(hi, "degraded"))
+    return V.table(rows)
+
+
+# What Qu & Horvath (2024) report for VGG16-BN on CIFAR-10 (Sec. 3.2, Fig. 2 C/D; App. E.2), as text
+# beside the measured values: (quantity, their value, (kind, method, reset) of 07_barriers or a
+# (kind, method) of 07_recovery).
+PAPER_REFERENCE = [
+    ("test accuracy barrier: spawned, naive, no RESET", "about 0.15", ("spawned", "naive", False)),
+    ("test accuracy barrier: spawned, naive, RESET", "below 0.01", ("spawned", "naive", True)),
+    ("test accuracy barrier: retrained copy, naive, no RESET", "about 0 (LMC)", ("retrained", "naive", False)),
+    ("test accuracy barrier: independent + WM, no RESET", "over 0.75", ("independent", "weight", False)),
+    ("exact recovery rate of a planted permutation: retrained copy, WM", "1 (\"almost surely\")", ("retrained", "weight")),
+    ("exact recovery rate of a planted permutation: retrained copy, AM", "1 (\"almost surely\")",
+     ("retrained", "activation")),
+]
+
+
+def paper_comparison(summary: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The measured counterparts of :data:`PAPER_REFERENCE`, one column per experiment (``summary``
+    from :func:`tables`); a quantity an experiment did not measure (no RESET without BatchNorm) is
+    left empty."""
+    bar, rec = summary["07_barriers"], summary["07_recovery"]
+    rows = []
+    for quantity, theirs, key in PAPER_REFERENCE:
+        row = {"quantity": quantity, "paper (VGG16-BN, CIFAR-10)": theirs}
+        for name in dict.fromkeys(bar["experiment"]):
+            if len(key) == 3:
+                sub = bar[(bar["experiment"] == name) & (bar["kind"] == key[0]) & (bar["method"] == key[1])
+                          & (bar["reset"] == key[2])]
+                value = sub["accuracy_barrier"]
+            else:
+                sub = rec[(rec["experiment"] == name) & (rec["kind"] == key[0]) & (rec["method"] == key[1])]
+                value = sub["exact_rate"]
+            row[name] = float(value.iloc[0]) if len(value) else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
