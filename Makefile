@@ -4,7 +4,8 @@
 #                  (fails when a verdict changed)
 #   make claims    figures/<profile>/claims.md from the verdict tables (and, at cpu, README's table)
 #   make test      set up, then unit/property tests, the nbval smoke run of every notebook and the
-#                  paper profile's dry run of notebooks $(DRY_RUN_IN_TEST) (`make dry-run`: all of them)
+#                  paper profile's dry run of every notebook (tests/test_paper_dry_run.py), on
+#                  $(TEST_WORKERS) pytest-xdist workers of 1 thread each
 #   make dry-run   every notebook with the paper profile's configs at tiny budgets (PROFILE=... for
 #                  another), into build/dry-run/<profile>/ with its own model cache (minutes on a CPU)
 #   make smoke     every notebook at the smoke profile (seconds each)
@@ -17,9 +18,9 @@ NOTEBOOKS ?=
 THREADS ?= 2
 # `make dry-run` checks the paper profile unless PROFILE is given on the command line or in the environment.
 DRY_RUN_PROFILE := $(if $(filter command line environment,$(origin PROFILE)),$(PROFILE),paper)
-# Notebooks whose paper-profile dry run `make test` includes: 02, 04 and 05 take 3-8 min each on one
-# core even at the dry run's budgets, which would push `make test` past its 15 minutes.
-DRY_RUN_IN_TEST := 00 01 03 06
+# pytest-xdist workers for `make test` (one thread each); each notebook (nbval) and each notebook's
+# dry run is one scope, so they spread over the workers.
+TEST_WORKERS ?= 2
 # The README's findings table is generated from the cpu profile's verdicts only.
 README_FLAG := $(if $(filter cpu,$(PROFILE)),--readme README.md)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
@@ -54,7 +55,7 @@ setup:
 	  here = os.path.realpath('lmc_utils'); spec = u.find_spec('lmc_utils'); \
 	  ok = m.version('lmc-rebasin') == '$(VERSION)' and spec is not None and \
 	       os.path.dirname(os.path.realpath(spec.origin)) == here and \
-	       all(u.find_spec(x) for x in ('pytest', 'nbval', 'jupyterlab', 'sphinx', 'myst_nb', 'sphinx_book_theme')); \
+	       all(u.find_spec(x) for x in ('pytest', 'xdist', 'nbval', 'jupyterlab', 'sphinx', 'myst_nb', 'sphinx_book_theme')); \
 	  sys.exit(0 if ok else 1)" 2>/dev/null; then \
 	  echo "lmc-rebasin $(VERSION) is installed in the active environment; not reinstalling"; \
 	else \
@@ -82,8 +83,8 @@ dry-run: setup
 test: setup
 	rm -rf build/nbval
 	$(PYTHON) -m lmc_utils.run --profile smoke --prepare build/nbval
-	$(PYTHON) -m pytest tests build/nbval --nbval-lax --nbval-current-env
-	$(PYTHON) -m lmc_utils.run --profile paper --dry-run --threads $(THREADS) $(DRY_RUN_IN_TEST)
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadscope \
+	  tests build/nbval --nbval-lax --nbval-current-env
 
 lab: setup
 	$(PYTHON) -m jupyter lab notebooks

@@ -1,0 +1,37 @@
+"""The paper profile's dry run (:mod:`lmc_utils.dry_run`) of every notebook, one test per notebook,
+so a paper config or a paper-only code path can never break silently: ``make test`` runs them.
+
+Each notebook's test is a class of its own, so that pytest-xdist (``--dist loadscope``, as
+``make test`` runs it) can run them beside the rest of the suite. ``make dry-run`` runs the same
+dry runs from the command line."""
+
+import pytest
+
+from lmc_utils import run
+
+from conftest import needs_mnist
+
+NOTEBOOKS = [p.stem for p in run.discover()]
+
+
+def _dry_run(stem: str, tmp_path) -> None:
+    rows = run.dry_run("paper", [stem], threads=1, root=tmp_path / "dry-run")
+    assert [(r["notebook"], r["status"]) for r in rows] == [(stem, "ok")], rows
+
+
+def _case(stem: str) -> type:
+    @needs_mnist
+    def test_paper_profile_dry_run(self, tmp_path):
+        _dry_run(stem, tmp_path)
+
+    return type(f"TestPaperDryRun_{stem}", (), {"test_paper_profile_dry_run": test_paper_profile_dry_run,
+                                                 "__doc__": f"The paper profile's dry run of {stem}."})
+
+
+for _stem in NOTEBOOKS:
+    globals()[f"TestPaperDryRun_{_stem}"] = _case(_stem)
+
+
+def test_every_notebook_has_a_dry_run_test():
+    assert sorted(n for n in globals() if n.startswith("TestPaperDryRun_")) == \
+        sorted(f"TestPaperDryRun_{s}" for s in NOTEBOOKS) and len(NOTEBOOKS) >= 10
