@@ -37,8 +37,8 @@
 # **Units.** The independent unit of every claim is a *group*: a disjoint set of independently
 # trained models (group g holds seeds g·size … (g + 1)·size − 1), merged for every n as its first n
 # models; or, for the same-basin control, a group of children spawned from one parent. Groups are
-# few (three per setting here), so the 95% intervals are wide and a small effect comes out
-# inconclusive — which the verdicts then say.
+# few (four per setting at the `cpu` profile: a unit costs up to 8 models), so the 95% intervals
+# are wide and a small effect comes out inconclusive — which the verdicts then say.
 
 # %%
 from typing import Optional

@@ -468,6 +468,9 @@ def test_cpu_profile_has_the_minimum_number_of_units():
     assert nb["redundancy_models"]["moons"] >= 16
     assert per(nb["redundancy_models"]["mnist"], nb["judge_width"]) >= 8
     assert p["06_swa_alignment"]["n_runs"] >= 16  # runs (2p, 2p + 1): 8 independent pairs per width
+    nb = p["08_merge_many"]  # a unit is a group of up to 8 models: 4 groups (32 MLPs) for MLPs too
+    for name in nb["experiments"]:
+        assert nb["n_groups"][name] >= 4 and nb["spawned_groups"][name] >= 4, name
 
 
 def test_a_run_into_another_figures_folder_keeps_its_executed_notebooks_beside_it(monkeypatch, tmp_path):
