@@ -682,6 +682,14 @@ def pairwise_objective(spec: PermutationSpec, states: Sequence[StateDict]) -> fl
     return total
 
 
+def pairwise_scale(spec: PermutationSpec, states: Sequence[StateDict]) -> float:
+    """``sum_{i < j} ||theta_i|| ||theta_j||`` over the entries :func:`pairwise_objective` uses: the
+    permutation-invariant scale that bounds it (their ratio is a weighted mean cosine similarity)."""
+    keys = _matched_keys(spec, states[0], include_buffers=False)
+    norms = torch.tensor([float(sum(s[k].detach().double().square().sum() for k in keys)) for s in states]).sqrt()
+    return 0.5 * float(norms.sum() ** 2 - norms.square().sum())
+
+
 @dataclass
 class MergeManyResult:
     """How ``n`` models were merged.
@@ -691,7 +699,8 @@ class MergeManyResult:
     ``objective``: :func:`pairwise_objective` of the aligned models — for ``iterative`` before the
     first iteration and after each one, otherwise once, at the end; ``iterations``: full passes
     over the models (iterative; 0 otherwise); ``converged``: whether a pass changed no permutation
-    before the cap (iterative; ``None`` otherwise)."""
+    before the cap (iterative; ``None`` otherwise); ``scale``: :func:`pairwise_scale` of the models
+    (``objective / scale``: their weighted mean pairwise cosine similarity, at most 1)."""
 
     perms: list[Permutation]
     aligned: list[dict[str, torch.Tensor]]
@@ -699,6 +708,7 @@ class MergeManyResult:
     objective: list[float] = field(default_factory=list)
     iterations: int = 0
     converged: bool | None = None
+    scale: float = float("nan")
 
 
 def _same(p: Permutation, q: Permutation) -> bool:
@@ -747,7 +757,7 @@ def merge_many(states: Sequence[StateDict], spec: PermutationSpec, regime: str =
             perms[i] = match(target, states[i], None)
             aligned[i] = apply_permutation(spec, perms[i], states[i])
         return MergeManyResult(perms=perms, aligned=aligned, merged=average_states(aligned),
-                               objective=[pairwise_objective(spec, aligned)])
+                               objective=[pairwise_objective(spec, aligned)], scale=pairwise_scale(spec, states))
     history = [pairwise_objective(spec, aligned)]
     converged, iterations = n == 1, 0
     floats = [k for k, v in states[0].items() if v.is_floating_point()]
@@ -775,4 +785,4 @@ def merge_many(states: Sequence[StateDict], spec: PermutationSpec, regime: str =
             converged = True
             break
     return MergeManyResult(perms=perms, aligned=aligned, merged=average_states(aligned), objective=history,
-                           iterations=iterations, converged=converged)
+                           iterations=iterations, converged=converged, scale=pairwise_scale(spec, states))

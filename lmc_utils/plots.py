@@ -841,7 +841,8 @@ def plot_merge_many(summary: pd.DataFrame, experiment: str):
     RESET or REPAIR): one line per matcher (colour, :func:`lmc_utils.figures.method_style`) and
     regime (line style and marker), mean ± sd over groups, next to the plain average without
     matching, the spawned children's plain average (same basin, green) and the mean accuracy of
-    the n endpoints (black). ``summary``: :func:`lmc_utils.studies.merge_many.merged_summary`."""
+    the n endpoints (black; dotted green: of the n children). ``summary``:
+    :func:`lmc_utils.studies.merge_many.merged_summary`."""
     s = summary[summary["experiment"] == experiment]
     renorms = list(dict.fromkeys(s["renorm"]))
     fig, axes = plt.subplots(1, len(renorms), figsize=(4.6 * len(renorms), 3.5), squeeze=False, sharey=True)
@@ -858,9 +859,12 @@ def plot_merge_many(summary: pd.DataFrame, experiment: str):
         if not sp.empty:
             ax.errorbar(sp["n"], sp["accuracy_mean"], yerr=sp["accuracy_std"].fillna(0), lw=1.4, capsize=2,
                         label="spawned children, no matching", **SPAWNED_STYLE)
+            ax.plot(sp["n"], sp["endpoints_accuracy_mean"], color=SPAWNED_STYLE["color"], lw=0.9, ls=(0, (1, 1)),
+                    label="mean of the n children")
         ends = ind[ind["matcher"] == "naive"]
         ax.plot(ends["n"], ends["endpoints_accuracy_mean"], color="black", lw=1.0, marker="_", ms=8,
                 label="mean of the n endpoints")
+        ax.set_xticks(sorted(s["n"].unique()))
         ax.set_xlabel("models merged (n)")
         ax.set_title("plain average" if rn == "none" else f"+ {rn}")
     axes[0, 0].set_ylabel("test accuracy of the merge")
@@ -872,8 +876,8 @@ def plot_merge_many(summary: pd.DataFrame, experiment: str):
 
 
 def plot_merge_convergence(trace: pd.DataFrame):
-    """Iterative matching's objective (the sum of inner products between every two aligned
-    models, relative to the unpermuted models) against its passes, one panel per experiment and
+    """Iterative matching's objective as the weighted mean cosine similarity of every two aligned
+    models (``cosine`` of :attr:`lmc_utils.studies.merge_many.Result.trace`) against its passes, one panel per experiment and
     matcher, one line per group and n (colour: n); a hollow marker at the last pass of a run
     stopped by the cap, a filled one where a pass changed no permutation."""
     import numpy as np
@@ -886,14 +890,14 @@ def plot_merge_convergence(trace: pd.DataFrame):
         t = trace[(trace["experiment"] == exp) & (trace["matcher"] == matcher)]
         for (g, n), h in t.groupby(["group", "n"], sort=False):
             h = h.sort_values("iteration")
-            ax.plot(h["iteration"], h["relative_objective"], color=colours[n], lw=1.0, alpha=0.8,
+            ax.plot(h["iteration"], h["cosine"], color=colours[n], lw=1.0, alpha=0.8,
                     label=f"n = {n}" if g == t["group"].min() else None)
             last = h.iloc[-1]
-            ax.plot(last["iteration"], last["relative_objective"], "o", color=colours[n], ms=5,
+            ax.plot(last["iteration"], last["cosine"], "o", color=colours[n], ms=5,
                     mfc=colours[n] if bool(last["converged"]) else "white")
         ax.set_xlabel("pass over the models")
         ax.set_title(f"{experiment_label(exp)}, {method_label(matcher)}", fontsize="small")
         ax.legend(fontsize="x-small")
-    axes[0, 0].set_ylabel("objective / unpermuted")
+    axes[0, 0].set_ylabel("mean pairwise cosine similarity")
     fig.tight_layout()
     return fig

@@ -122,8 +122,8 @@ for name in P.experiments:
 
 # %% [markdown]
 # ## Does iterative matching converge?
-# Its objective (the summed inner product of every two aligned models, relative to no matching)
-# per pass; filled markers: runs that stopped because a pass changed no permutation, hollow ones:
+# Its objective (the summed inner product of every two aligned models), divided by the summed
+# products of their norms — a weighted mean cosine similarity, at most 1 — per pass (pass 0: no matching); filled markers: runs that stopped because a pass changed no permutation, hollow ones:
 # runs stopped by the cap.
 
 # %%

@@ -57,6 +57,7 @@ def test_iterative_merges_permuted_copies_back_into_the_model(name):
     # the merge is the model up to that permutation: its objective is the largest possible
     best = matching.pairwise_objective(spec, [state] * 4)
     assert res.objective[-1] == pytest.approx(best, rel=1e-9)
+    assert res.objective[-1] / res.scale == pytest.approx(1.0)  # identical models: cosine 1
     assert all(torch.allclose(res.merged[k].float(), first[k].float(), atol=1e-6) for k in state)
     # relative to copy 0 the permutations found undo the planted ones
     for i in range(1, 4):

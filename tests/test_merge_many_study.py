@@ -108,8 +108,8 @@ def _result(drop: float, iterative_gain: float, spawned_gap: float, ste_gap: flo
                          "accuracy": 0.9 - spawned_gap + eps, "endpoints_accuracy": 0.9, "iterations": 0,
                          "converged": None})
     return merge_many.Result(pd.DataFrame(rows), pd.DataFrame(columns=["experiment", "group", "n", "matcher",
-                                                                       "iteration", "objective",
-                                                                       "relative_objective", "converged"]),
+                                                                       "iteration", "objective", "cosine",
+                                                                       "converged"]),
                              pd.DataFrame())
 
 

@@ -57,7 +57,8 @@ class Result:
 
     merged: pd.DataFrame  # experiment, kind, group, arch, n, matcher, regime, renorm, default, loss, accuracy,
     #                       endpoints_loss, endpoints_accuracy, iterations, converged
-    trace: pd.DataFrame  # experiment, group, n, matcher, iteration, objective, relative_objective, converged
+    trace: pd.DataFrame  # experiment, group, n, matcher, iteration, objective, cosine, converged
+    #                      (cosine: objective / pairwise_scale, the weighted mean pairwise cosine similarity)
     endpoints: pd.DataFrame  # experiment, kind, group, model, loss, accuracy
 
 
@@ -172,10 +173,9 @@ def measure_group(models: Sequence[torch.nn.Module], ns: Sequence[int], jobs: Ma
                 res = merge_many(states[:n], spec, regime="iterative", matcher=match, max_iterations=max_iterations,
                                  seed=seed)
                 add(n, name, regime, res.aligned, res.iterations, res.converged)
-                base = res.objective[0]
                 for it, obj in enumerate(res.objective):
                     trace.append({"n": n, "matcher": name, "iteration": it, "objective": obj,
-                                  "relative_objective": obj / base if base else float("nan"),
+                                  "cosine": obj / res.scale if res.scale > 0 else float("nan"),
                                   "converged": res.converged})
     return rows, trace, end_rows
 
@@ -225,8 +225,7 @@ def run(experiments: Mapping[str, Mapping], n_groups: Mapping[str, int], group_s
                 parts["merged"] += [{**tag, "arch": base.arch, **r} for r in rows]
                 parts["trace"] += [{"experiment": name, "group": g, **r} for r in trace]
                 parts["endpoints"] += [{**tag, **r} for r in ends]
-    cols = {"trace": ["experiment", "group", "n", "matcher", "iteration", "objective", "relative_objective",
-                      "converged"]}
+    cols = {"trace": ["experiment", "group", "n", "matcher", "iteration", "objective", "cosine", "converged"]}
     return Result(**{k: pd.DataFrame(v, columns=cols.get(k)) for k, v in parts.items()})
 
 
@@ -242,19 +241,21 @@ def merged_summary(merged: pd.DataFrame) -> pd.DataFrame:
 
 def convergence_summary(merged: pd.DataFrame, trace: pd.DataFrame) -> pd.DataFrame:
     """Iterative matching per experiment, matcher and n: groups, mean passes, the share of runs
-    that converged before the cap, and the objective's final gain over the unpermuted models
-    (``relative_objective``: final / initial pairwise inner product)."""
+    that converged before the cap, and the models' weighted mean pairwise cosine similarity
+    before matching and after the last pass (``cosine_start``, ``cosine_end``)."""
     it = merged[(merged["regime"] == "iterative") & (merged["renorm"] == "none")]
     if it.empty:
         return pd.DataFrame(columns=["experiment", "matcher", "n", "groups", "iterations_mean", "converged_share",
-                                     "relative_objective_mean"])
-    last = trace.sort_values("iteration").groupby(["experiment", "group", "n", "matcher"]).tail(1)
-    gain = last.groupby(["experiment", "matcher", "n"])["relative_objective"].mean()
+                                     "cosine_start", "cosine_end"])
+    ordered = trace.sort_values("iteration").groupby(["experiment", "group", "n", "matcher"])
+    start = ordered.head(1).groupby(["experiment", "matcher", "n"])["cosine"].mean()
+    end = ordered.tail(1).groupby(["experiment", "matcher", "n"])["cosine"].mean()
     rows = []
     for (exp, m, n), s in it.groupby(["experiment", "matcher", "n"], sort=False):
         rows.append({"experiment": exp, "matcher": m, "n": n, "groups": len(s), "iterations_mean": s["iterations"].mean(),
                      "converged_share": s["converged"].astype(float).mean(),
-                     "relative_objective_mean": float(gain.get((exp, m, n), np.nan))})
+                     "cosine_start": float(start.get((exp, m, n), np.nan)),
+                     "cosine_end": float(end.get((exp, m, n), np.nan))})
     return pd.DataFrame(rows)
 
 
