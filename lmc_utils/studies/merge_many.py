@@ -108,11 +108,15 @@ def evaluate_merge(template: torch.nn.Module, aligned: Sequence[Mapping[str, tor
     return out
 
 
-def _matcher(name: str, template, spec, stats: TensorData, ste_data: TensorData, ste: Mapping, seed: int):
+def _matcher(name: str, regime: str, template, spec, stats: TensorData, ste_data: TensorData, ste: Mapping,
+             seed: int):
+    """The :data:`~lmc_utils.matching.Matcher` of ``name``. Under the iterative regime the targets
+    are averages, whose BatchNorm statistics activation matching first recomputes on ``stats``."""
     if name == "weight":
         return weight_matcher(spec, seed=seed)
     if name == "activation":
-        return activation_matcher(template, stats.x, spec)
+        reset = stats if regime == "iterative" and has_batchnorm(template) else None
+        return activation_matcher(template, stats.x, spec, reset_data=reset)
     if name == "ste":
         return ste_matcher(template, ste_data, spec, seed=seed, **dict(ste))
     raise ValueError(f"unknown matcher {name!r}; choose one of {', '.join(MATCHERS)}")
@@ -162,8 +166,8 @@ def measure_group(models: Sequence[torch.nn.Module], ns: Sequence[int], jobs: Ma
     if not matched:
         return rows, trace, end_rows
     for name, regimes in check_jobs(jobs).items():
-        match = _matcher(name, template, spec, stats_data, ste_data, ste or {}, seed)
         for regime in regimes:
+            match = _matcher(name, regime, template, spec, stats_data, ste_data, ste or {}, seed)
             if regime != "iterative":
                 res = merge_many(states[:max(ns)], spec, regime=regime, matcher=match, seed=seed)
                 for n in ns:
