@@ -62,6 +62,8 @@ CAPS: dict[str, Any] = {
     "ste_steps": 2, "ste_eval_every": 1, "ste_batch_size": 4, "ste_held_size": 4, "ste_projection_sweeps": 1,
     "fisher_batches": 2, "fisher_batch_size": 4,
     "sinkhorn": {"steps": 2, "sinkhorn_iters": 2},
+    # notebook 08: one group of three models and one spawned group, merged at n = 2, 3; two iterative passes
+    "n_groups": 1, "spawned_groups": 1, "group_size": 3, "ns": 3, "max_iterations": 2,
 }
 
 

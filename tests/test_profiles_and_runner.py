@@ -471,6 +471,9 @@ def test_cpu_profile_has_the_minimum_number_of_units():
     nb = p["07_same_basin"]
     for name, cfg in nb["experiments"].items():
         assert per(nb["n_pairs"], name) >= (4 if is_cnn(cfg) else 8), name
+    nb = p["08_merge_many"]  # a unit is a group of up to 8 models: 4 groups (32 MLPs) for MLPs too
+    for name in nb["experiments"]:
+        assert nb["n_groups"][name] >= 4 and nb["spawned_groups"][name] >= 4, name
 
 
 def test_a_run_into_another_figures_folder_keeps_its_executed_notebooks_beside_it(monkeypatch, tmp_path):
