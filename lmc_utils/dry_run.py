@@ -75,6 +75,7 @@ class Sweep:
     e.g. ``judge_sparsity``). Every code path a sweep runs is run once; the points between are not."""
 
     judged: tuple[str, ...] = ()
+    largest: bool = False  # keep the largest number too (a sweep whose claim compares its ends)
 
     def apply(self, value: Any, values: Mapping[str, Any]) -> Any:
         if isinstance(value, Mapping):
@@ -83,6 +84,8 @@ class Sweep:
             return value
         numbers = [v for v in value if _is_number(v)]
         keep = {values.get(name) for name in self.judged} | ({min(numbers)} if numbers else set())
+        if self.largest and numbers:
+            keep.add(max(numbers))
         return [v for v in value if v is None or v in keep]
 
 
@@ -93,6 +96,8 @@ NOTEBOOK_CAPS: dict[str, dict[str, Any]] = {
     "05_pruning": {"sparsities": Sweep(("judge_sparsity",)), "sample_sparsities": Sweep(("judge_sparsity",)),
                    "sample_sizes": Sweep(), "merge_tols": Sweep(("merge_tol",)),
                    "redundancy_widths": Sweep(("judge_width",))},
+    # Notebook 07's learning-rate study trains pairs of VGG16-BN at every rate: its two ends remain.
+    "07_same_basin": {"lrs": Sweep(largest=True)},
     # Width multiplier 1 only: the SVDs of every layer (three models per pair) already take half a
     # minute for VGG11 on one core, and 8x that at 2x width (the 4x VGG11 also costs a minute per
     # weight-matching sweep). Wider conv nets run in notebooks 00 (ResNet20 4x) and 06 (2x, 4x).

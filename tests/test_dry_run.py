@@ -163,3 +163,4 @@ def test_a_sweep_cap_keeps_the_smallest_point_none_and_the_judged_ones():
     assert Sweep(("judge_sparsity",)).apply([0.8], values) == [0.8] and Sweep().apply([], values) == []
     capped = dry_run.budget("05_pruning", {"sparsities": [0.1, 0.5, 0.8, 0.9], "judge_sparsity": 0.8})
     assert capped["sparsities"] == [0.1, 0.8]
+    assert Sweep(largest=True).apply({"vgg": [0.01, 0.03, 0.1]}, {}) == {"vgg": [0.01, 0.1]}
