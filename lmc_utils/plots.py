@@ -763,6 +763,9 @@ def plot_lr_barriers(table: pd.DataFrame, reset: bool, title: str = ""):
     axes[1].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
 # --- notebook 09: width, epsilon-loss clusters, decision boundaries ---------------------------
 
 

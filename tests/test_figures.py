@@ -181,3 +181,31 @@ def test_plots_title_experiments_by_their_label(monkeypatch):
     plt.close(fig)
     assert plots._experiment_prefix(table) == "plain MLP 6×128, FashionMNIST, "
     assert plots._experiment_prefix(table.drop(columns="experiment")) == ""
+
+
+def test_every_plot_function_returns_its_figure():
+    """A plot function that forgets ``return fig`` breaks its notebook only at the cell that saves
+    the figure, after minutes of work (a lost line in a merge once did exactly that)."""
+    import ast
+    import inspect
+
+    from lmc_utils import plots
+
+    tree = ast.parse(inspect.getsource(plots))
+    missing = [f.name for f in tree.body if isinstance(f, ast.FunctionDef) and f.name.startswith("plot_")
+               and not any(isinstance(n, ast.Return) and n.value is not None for n in ast.walk(f))]
+    assert missing == []
+
+
+def test_learning_rate_barrier_plot_draws_both_variants():
+    import matplotlib.figure
+    import pandas as pd
+
+    from lmc_utils import plots
+
+    rows = [{"lr": lr, "variant": v, "method": m, "reset": True, "accuracy_barrier": 0.1 * lr, "accuracy_a": 0.8,
+             "accuracy_b": 0.82} for lr in (0.01, 0.1) for m in ("weight", "activation") for v in ("trained",)]
+    rows += [{"lr": 0.1, "variant": "degraded", "method": m, "reset": True, "accuracy_barrier": 0.02,
+              "accuracy_a": 0.7, "accuracy_b": 0.71} for m in ("weight", "activation")]
+    fig = plots.plot_lr_barriers(pd.DataFrame(rows), reset=True, title="t")
+    assert isinstance(fig, matplotlib.figure.Figure) and len(fig.axes[0].lines) == 4
