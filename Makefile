@@ -4,7 +4,8 @@
 #                  (fails when a verdict changed)
 #   make claims    figures/<profile>/claims.md from the verdict tables (and, at cpu, README's table)
 #   make test      set up, then unit/property tests, the nbval smoke run of every notebook and the
-#                  paper profile's dry run of every notebook (tests/test_paper_dry_run.py), on
+#                  paper profile's dry run of every notebook but 02, 04, 07 (tests/test_paper_dry_run.py;
+#                  `make dry-run` runs all of them), on
 #                  $(TEST_WORKERS) pytest-xdist workers of 1 thread each
 #   make dry-run   every notebook with the paper profile's configs at tiny budgets (PROFILE=... for
 #                  another), into build/dry-run/<profile>/ with its own model cache (minutes on a CPU)
@@ -84,7 +85,7 @@ test: setup
 	rm -rf build/nbval
 	$(PYTHON) -m lmc_utils.run --profile smoke --prepare build/nbval
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadscope \
-	  tests build/nbval --nbval-lax --nbval-current-env
+	  -m "not heavy_dry_run" tests build/nbval --nbval-lax --nbval-current-env
 
 lab: setup
 	$(PYTHON) -m jupyter lab notebooks

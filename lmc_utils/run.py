@@ -35,8 +35,8 @@ non-zero if any notebook failed.
 - ``--dry-run`` runs the notebooks at the profile's architectures, configs and code paths but tiny
   budgets (:mod:`lmc_utils.dry_run`) into a fresh ``build/dry-run/<profile>/`` (figures, executed
   notebooks, status, model cache), never ``figures/<profile>/`` or ``LMC_CACHE_DIR``; exit code 1
-  on any failure. ``make test`` dry-runs every notebook at the paper profile
-  (``tests/test_paper_dry_run.py``, one test per notebook).
+  on any failure. ``make test`` dry-runs every notebook at the paper profile but 02, 04 and 07
+  (``tests/test_paper_dry_run.py``, one test per notebook; minutes each), which ``make dry-run`` runs.
 """
 
 from __future__ import annotations

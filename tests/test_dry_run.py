@@ -109,7 +109,8 @@ def test_missing_cifar_is_fake_data_in_a_dry_run_only(monkeypatch, tmp_path):
 def test_a_dry_run_cuts_every_split(monkeypatch):
     monkeypatch.setenv(dry_run.VARIABLE, "1")
     assert len(data.load("mnist", "train")) == dry_run.SPLIT_EXAMPLES["train"]
-    assert len(data.load("moons", "test", subset=5)) == 5
+    assert len(data.load("moons", "test", subset=3)) == 3  # a smaller subset than the cut stays as asked
+    assert len(data.load("moons", "test", subset=5)) == dry_run.SPLIT_EXAMPLES["test"] == 4
     monkeypatch.delenv(dry_run.VARIABLE)
     assert len(data.load("mnist", "test")) == 10_000
 

@@ -100,6 +100,9 @@ def experiment_configs(sections: dict) -> dict[str, list[dict]]:
                 found.setdefault(value, []).extend([experiments[value]] if value in experiments else [])
             elif key.startswith("redundancy_") and isinstance(value, dict) and "dataset" in value:
                 found.setdefault(key.removeprefix("redundancy_"), []).append(value)
+            elif isinstance(value, dict) and isinstance(value.get("experiments"), dict):  # a sub-study (09's deep)
+                for name, cfg in experiment_configs({key: value}).items():
+                    found.setdefault(name, []).extend(cfg)
     return found
 
 

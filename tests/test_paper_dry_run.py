@@ -1,5 +1,6 @@
 """The paper profile's dry run (:mod:`lmc_utils.dry_run`) of every notebook, one test per notebook,
-so a paper config or a paper-only code path can never break silently: ``make test`` runs them.
+so a paper config or a paper-only code path can never break silently: ``make test`` runs them,
+except the three marked ``heavy_dry_run`` (``make dry-run`` runs every notebook's).
 
 Each notebook's test is a class of its own, so that pytest-xdist (``--dist loadscope``, as
 ``make test`` runs it) can run them beside the rest of the suite. ``make dry-run`` runs the same
@@ -12,6 +13,9 @@ from lmc_utils import run
 from conftest import needs_mnist
 
 NOTEBOOKS = [p.stem for p in run.discover()]
+# Dry runs of minutes each on one core (VGG16s at every variant, width and learning rate): marked
+# ``heavy_dry_run``, which ``make test`` leaves to ``make dry-run`` to keep within its 15 minutes.
+HEAVY = {"02_singular_vectors", "04_renormalisation", "07_same_basin"}
 
 
 def _dry_run(stem: str, tmp_path) -> None:
@@ -23,6 +27,9 @@ def _case(stem: str) -> type:
     @needs_mnist
     def test_paper_profile_dry_run(self, tmp_path):
         _dry_run(stem, tmp_path)
+
+    if stem in HEAVY:
+        test_paper_profile_dry_run = pytest.mark.heavy_dry_run(test_paper_profile_dry_run)
 
     return type(f"TestPaperDryRun_{stem}", (), {"test_paper_profile_dry_run": test_paper_profile_dry_run,
                                                  "__doc__": f"The paper profile's dry run of {stem}."})

@@ -42,7 +42,9 @@ def test_recorder_lists_what_the_real_zoo_caches(recorder, monkeypatch):
     assert len(spawned[0][0].history) == 2 and b.config.seed == 1
     plan = zoo_plan.collect("smoke", ["nb"], zoo_plan.read_requests(recorder))
     assert [e.kind for e in plan.entries].count("uncached") == 1
-    monkeypatch.undo()  # the real zoo
+    cache = str(cache_dir())
+    monkeypatch.undo()  # the real zoo (undo also reverts conftest's LMC_CACHE_DIR: set it again)
+    monkeypatch.setenv("LMC_CACHE_DIR", cache)
     zoo.spawned_pairs(MOONS.replace(epochs=4), 2, parent_epochs=2, seed=0, device="cpu")
     zoo.independent_pairs(MOONS, 2, seed=0, device="cpu")
     assert plan.keys() == _cached_keys() and len(plan.keys()) == 2 + 4 + 4  # 2 parents, 4 children, 4 seeds
