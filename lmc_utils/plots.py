@@ -317,9 +317,14 @@ def plot_bias_curves(curves: pd.DataFrame, title: str = ""):
     return fig
 
 
+STE_START_LABELS = {"wm": "weight-matching permutation", "wm_projected": "weight-matching permutation",
+                    "a_identity": "θ_a, identity permutation", "identity": "identity permutation",
+                    "random": "a random permutation"}
+
+
 def plot_ste_history(history: pd.DataFrame, title: str = ""):
     """Held midpoint loss of the straight-through estimator against its steps, relative to its
-    weight-matching start (step 0), one thin line per matched pair and a dot at the permutation
+    start (step 0: the weight-matching permutation for the WM starts; the axis says which), one thin line per matched pair and a dot at the permutation
     each run returned (``history``: :attr:`lmc_utils.studies.three_models.Result.ste_history`,
     one experiment). A line still falling at its last step means the budget stopped the search."""
     import numpy as np
@@ -334,7 +339,9 @@ def plot_ste_history(history: pd.DataFrame, title: str = ""):
         ax.plot(h["step"], rel, color=colour, lw=1.0, alpha=0.8, label=f"triple {triple}, {pair}")
         ax.plot(h.loc[best, "step"], rel[best], "o", color=colour, ms=4)
     ax.axhline(0, color="0.5", lw=0.8)
-    ax.set_xlabel("STE step (0: weight-matching permutation)")
+    inits = history["init"].unique() if "init" in history else ["wm"]
+    start = STE_START_LABELS.get(inits[0], f"the {inits[0]!r} start") if len(inits) == 1 else "each run's start"
+    ax.set_xlabel(f"STE step (0: {start})")
     ax.set_ylabel("held midpoint loss vs start (%)")
     if len(runs) <= 6:
         ax.legend(fontsize="x-small", ncol=2)

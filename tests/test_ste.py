@@ -383,6 +383,10 @@ def test_plot_ste_history_marks_the_returned_permutation():
     assert [tuple(d.get_xdata()) for d in dots] == [(10,), (20,)]
     # relative to the WM start: run 0's returned permutation is 0.006 nats (30%) below its 0.02 start
     assert dots[0].get_ydata()[0] == pytest.approx(-30.0)
+    assert "weight-matching" in ax.get_xlabel()  # no init column: the default WM start
+    matplotlib.pyplot.close(fig)
+    fig = plots.plot_ste_history(_history([10, 20]).assign(init="random"))
+    assert "random permutation" in fig.axes[0].get_xlabel() and "weight-matching" not in fig.axes[0].get_xlabel()
     matplotlib.pyplot.close(fig)
 
 
