@@ -490,7 +490,7 @@ def activation_correlations(model_a: nn.Module, model_b: nn.Module, inputs: torc
     moments are accumulated:
 
     * ``float64_mean`` (default; Jordan et al. 2023's implementation): in float64, as the average of
-      per-batch averages;
+      per-batch averages (a short last batch weighs as much as a full one);
     * ``float32_sums`` (Ainsworth et al. 2023's): in float32, as sums over all samples divided by
       their count at the end; the correlation is computed in float32 too.
 
