@@ -102,6 +102,7 @@ site: setup
 bench: setup
 	$(PYTHON) bench/bench_weight_matching.py
 	$(PYTHON) bench/bench_training.py
+	$(PYTHON) bench/bench_activation_matching.py
 
 clean:
 	rm -rf build .pytest_cache

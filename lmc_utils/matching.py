@@ -7,7 +7,10 @@
   (Peña et al. 2023; the solver Ito et al. 2025 use): all groups at once as soft permutations
   optimised by gradient ascent, then hardened by assignments.
 * :func:`activation_matching` — match hidden units by the Pearson correlation of their
-  activations on data, one assignment per group (Li et al. 2015; Ainsworth et al. 2023).
+  activations on data, one assignment per group (Li et al. 2015; Ainsworth et al. 2023). Its
+  ``statistics`` and ``refeed`` options select the implementations Qu & Horvath (2024, App. D.2,
+  Table 2) compare: float32 sums over the data (Ainsworth et al.'s "A"), float64 averages of
+  per-batch averages (Jordan et al.'s, the default), and layer-by-layer re-feeding ("B").
 
 Each returns the permutation to apply to B (see :mod:`lmc_utils.permutation`).
 
@@ -18,7 +21,8 @@ Each returns the permutation to apply to B (see :mod:`lmc_utils.permutation`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import copy
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
@@ -28,7 +32,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import dry_run
-from .permutation import Permutation, PermutationSpec, StateDict, identity, spec_for
+from .permutation import Permutation, PermutationSpec, StateDict, identity, permute_model, spec_for
 
 
 @dataclass
@@ -473,20 +477,34 @@ class _Recorder:
             h.remove()
 
 
+STATISTICS = ("float64_mean", "float32_sums")
+
+
 def activation_correlations(model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor | Iterable[torch.Tensor],
-                            spec: PermutationSpec | None = None, batch_size: int = 500) -> dict[str, torch.Tensor]:
+                            spec: PermutationSpec | None = None, batch_size: int = 500,
+                            statistics: str = "float64_mean") -> dict[str, torch.Tensor]:
     """Pearson correlation between every unit of A and every unit of B, per group.
 
     One pass over ``inputs`` (a tensor, split into ``batch_size`` batches, or an iterable of
-    batches), models in eval mode. Means, second moments and cross moments are accumulated in
-    float64 as averages of per-batch averages. Units with zero variance get correlation 0.
-    Returns ``group -> [n_a, n_b]`` float64 CPU tensors.
+    batches), models in eval mode. ``statistics`` says how the means, second moments and cross
+    moments are accumulated:
+
+    * ``float64_mean`` (default; Jordan et al. 2023's implementation): in float64, as the average of
+      per-batch averages (a short last batch weighs as much as a full one);
+    * ``float32_sums`` (Ainsworth et al. 2023's): in float32, as sums over all samples divided by
+      their count at the end; the correlation is computed in float32 too.
+
+    Units with zero variance get correlation 0. Returns ``group -> [n_a, n_b]`` float64 CPU tensors.
     """
+    if statistics not in STATISTICS:
+        raise ValueError(f"unknown statistics {statistics!r}; choose one of {', '.join(STATISTICS)}")
     spec = spec or spec_for(model_a)
     batches = inputs.split(batch_size) if isinstance(inputs, torch.Tensor) else inputs
     rec_a, rec_b = _Recorder(model_a, spec.activations), _Recorder(model_b, spec.activations)
     stats: dict[str, list[torch.Tensor]] = {}
+    rows: dict[str, int] = {}  # samples (positions of conv maps) per group, for float32_sums
     n_batches = 0
+    sums = statistics == "float32_sums"
     was_training = (model_a.training, model_b.training)
     model_a.eval()
     model_b.eval()
@@ -497,14 +515,19 @@ def activation_correlations(model_a: nn.Module, model_b: nn.Module, inputs: torc
                 model_b(x)
                 fa, fb = rec_a.pop(), rec_b.pop()
                 for g in spec.activations:
-                    a, b = fa[g].double(), fb[g].double()
-                    m = a.shape[0]
-                    batch = [a.mean(0), b.mean(0), (a * a).mean(0), (b * b).mean(0), a.T @ b / m]
+                    if sums:
+                        a, b = fa[g].float(), fb[g].float()
+                        batch = [a.sum(0), b.sum(0), (a * a).sum(0), (b * b).sum(0), a.T @ b]
+                    else:
+                        a, b = fa[g].double(), fb[g].double()
+                        m = a.shape[0]
+                        batch = [a.mean(0), b.mean(0), (a * a).mean(0), (b * b).mean(0), a.T @ b / m]
                     if g in stats:
                         for acc, v in zip(stats[g], batch):
                             acc += v
                     else:
                         stats[g] = batch
+                    rows[g] = rows.get(g, 0) + a.shape[0]
                 n_batches += 1
     finally:
         rec_a.close()
@@ -515,19 +538,29 @@ def activation_correlations(model_a: nn.Module, model_b: nn.Module, inputs: torc
         raise ValueError("activation matching needs at least one batch of inputs")
     corrs = {}
     for g, (ma, mb, saa, sbb, sab) in stats.items():
-        ma, mb, saa, sbb, sab = (t / n_batches for t in (ma, mb, saa, sbb, sab))
+        n = rows[g] if sums else n_batches
+        ma, mb, saa, sbb, sab = (t / n for t in (ma, mb, saa, sbb, sab))
         std_a = (saa - ma ** 2).clamp_min(0).sqrt()
         std_b = (sbb - mb ** 2).clamp_min(0).sqrt()
         cov = sab - torch.outer(ma, mb)
         denom = torch.outer(std_a, std_b)
-        corrs[g] = torch.where(denom > 0, cov / denom.clamp_min(1e-30), torch.zeros_like(cov)).cpu()
+        corrs[g] = torch.where(denom > 0, cov / denom.clamp_min(1e-30), torch.zeros_like(cov)).double().cpu()
     return corrs
 
 
 def activation_matching(model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor | Iterable[torch.Tensor],
-                        spec: PermutationSpec | None = None, batch_size: int = 500) -> MatchingResult:
+                        spec: PermutationSpec | None = None, batch_size: int = 500,
+                        statistics: str = "float64_mean", refeed: bool = False) -> MatchingResult:
     """Activation matching: for each group, the assignment maximising the summed Pearson
-    correlation between A's units and B's re-ordered units (see :func:`activation_correlations`).
+    correlation between A's units and B's re-ordered units (see :func:`activation_correlations`
+    for ``statistics``).
+
+    ``refeed=False``: one pass over ``inputs`` measures every group at once. ``refeed=True``
+    (Jordan et al. 2023's implementation, "B" of Qu & Horvath 2024, App. D.2): groups are matched
+    one at a time in forward order (of their first activation module), and after each, B is
+    permuted by it and ``inputs`` are fed again to measure the next group through the partially
+    permuted B. A permutation leaves B's function unchanged, so both see the same activations up
+    to float rounding; re-feeding costs one pass per group.
 
     The two models must share an architecture; inputs are data samples (e.g. training images).
     """
@@ -535,12 +568,29 @@ def activation_matching(model_a: nn.Module, model_b: nn.Module, inputs: torch.Te
     spec_b = spec_for(model_b) if type(model_b) is type(model_a) else None
     if spec_b is None or spec_b.sizes != spec.sizes or set(spec_b.axes) != set(spec.axes):
         raise ValueError("activation matching needs two models of the same architecture and width")
-    corrs = activation_correlations(model_a, model_b, inputs, spec, batch_size)
-    perm = {}
-    for g, c in corrs.items():
+    if statistics not in STATISTICS:
+        raise ValueError(f"unknown statistics {statistics!r}; choose one of {', '.join(STATISTICS)}")
+
+    def assign(c: torch.Tensor) -> torch.Tensor:
         _, q = linear_sum_assignment(c.numpy(), maximize=True)
-        perm[g] = torch.as_tensor(q, dtype=torch.long)
-    return MatchingResult(perm=perm)
+        return torch.as_tensor(q, dtype=torch.long)
+
+    if not refeed:
+        corrs = activation_correlations(model_a, model_b, inputs, spec, batch_size, statistics)
+        return MatchingResult(perm={g: assign(c) for g, c in corrs.items()})
+    if not isinstance(inputs, torch.Tensor):
+        inputs = list(inputs)  # fed once per group
+    position = {n: i for i, (n, _) in enumerate(model_a.named_modules())}
+    order = sorted(spec.activations, key=lambda g: min(position[n] for n in spec.activations[g]))
+    b = copy.deepcopy(model_b)
+    perm = identity(spec)
+    for g in order:
+        one = replace(spec, activations={g: spec.activations[g]})
+        perm[g] = assign(activation_correlations(model_a, b, inputs, one, batch_size, statistics)[g])
+        step = identity(spec)
+        step[g] = perm[g]
+        permute_model(b, step, spec)  # each group is permuted once, so ``perm`` is the composition
+    return MatchingResult(perm=perm, sweeps=len(order))
 
 
 def unit_agreement(p: Permutation, q: Permutation) -> float:
@@ -851,10 +901,12 @@ def weight_matcher(spec: PermutationSpec, seed: int = 0, max_sweeps: int = 100,
 
 
 def activation_matcher(template: nn.Module, inputs: torch.Tensor, spec: PermutationSpec | None = None,
-                       reset_data=None, batch_size: int = 500) -> Matcher:
+                       reset_data=None, batch_size: int = 500, statistics: str = "float64_mean",
+                       refeed: bool = False) -> Matcher:
     """Activation matching as a :data:`Matcher`: ``target`` and ``source`` are loaded into copies of
-    ``template`` and matched on ``inputs`` (``init_perm`` is ignored). With ``reset_data`` the
-    target's BatchNorm statistics are recomputed on it first (for targets that are averages)."""
+    ``template`` and matched on ``inputs`` (``init_perm`` is ignored; ``statistics``, ``refeed``: see
+    :func:`activation_matching`). With ``reset_data`` the target's BatchNorm statistics are
+    recomputed on it first (for targets that are averages)."""
     import copy
 
     from .interpolation import reset_batchnorm
@@ -867,7 +919,7 @@ def activation_matcher(template: nn.Module, inputs: torch.Tensor, spec: Permutat
         b.load_state_dict(source)
         if reset_data is not None:
             reset_batchnorm(a, reset_data)
-        return activation_matching(a, b, inputs, spec, batch_size).perm
+        return activation_matching(a, b, inputs, spec, batch_size, statistics=statistics, refeed=refeed).perm
     return match
 
 

@@ -1,4 +1,4 @@
-"""Model families used across the papers: MLP, VGG11/VGG16 and ResNet20.
+"""Model families used across the papers: MLP, VGG11/VGG16 and ResNet20 (also with Fixup).
 
 Every ReLU is its own module (never reused), so forward hooks on it see exactly one
 layer's activations; :mod:`lmc_utils.permutation` names those modules as the places where
@@ -7,7 +7,8 @@ each permutation group's features can be observed (activation matching, statisti
 Normalisation variants: ``none`` (plain), ``batchnorm`` and ``layernorm``. For conv nets
 LayerNorm normalises over the channels at each spatial position (:class:`ChannelLayerNorm`,
 as a Flax ``LayerNorm`` on NHWC tensors does in Git Re-Basin), which commutes with
-permutations of the channels.
+permutations of the channels. ``resnet20(norm="fixup")`` is a ResNet20 without normalisation
+trained from Fixup's initialisation (Zhang et al. 2019, :class:`FixupResNet`).
 """
 
 from __future__ import annotations
@@ -227,13 +228,122 @@ class ResNet(nn.Module):
         return self.linear(x)
 
 
+class FixupBasicBlock(nn.Module):
+    """Fixup basic block (Zhang et al. 2019, Fig. 1): no normalisation; scalar biases before each
+    conv and each activation of the branch, a scalar multiplier after the last conv:
+    ``out = ReLU(conv2(ReLU(conv1(x + bias1a) + bias1b) + bias2a) * scale + bias2b + shortcut)``.
+
+    The shortcut is the identity, or for downsampling blocks a bias-free 1x1 conv of ``x + bias1a``
+    (the 1x1-conv shortcut of this package's :class:`BasicBlock`, as in Fixup's ImageNet ResNets;
+    Fixup's CIFAR code pads channels with zeros instead). ``norm1``, ``norm2`` and ``shortcut.1`` are
+    identity slots at the convs' outputs (the places :mod:`lmc_utils.renorm` corrects, as in a
+    plain :class:`BasicBlock`). State: ``bias1a, conv1, bias1b, bias2a, conv2, scale, bias2b``,
+    ``shortcut.0``; the scalars have shape ``[1]``.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int):
+        super().__init__()
+        self.bias1a = nn.Parameter(torch.zeros(1))
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
+        self.norm1 = nn.Identity()
+        self.bias1b = nn.Parameter(torch.zeros(1))
+        self.act1 = nn.ReLU()
+        self.bias2a = nn.Parameter(torch.zeros(1))
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1, bias=False)
+        self.norm2 = nn.Identity()
+        self.scale = nn.Parameter(torch.ones(1))
+        self.bias2b = nn.Parameter(torch.zeros(1))
+        self.shortcut = nn.Sequential()
+        if stride != 1 or in_ch != out_ch:
+            self.shortcut = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), nn.Identity())
+        self.act2 = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act1(self.norm1(self.conv1(x + self.bias1a)) + self.bias1b)
+        out = self.norm2(self.conv2(out + self.bias2a)) * self.scale + self.bias2b
+        identity = self.shortcut(x + self.bias1a) if len(self.shortcut) > 0 else x
+        return self.act2(out + identity)
+
+
+class FixupResNet(nn.Module):
+    """CIFAR-style ResNet without normalisation, initialised by Fixup (Zhang et al. 2019): stem conv,
+    ``+ bias1``, ReLU; three stages of :class:`FixupBasicBlock` with ``16w, 32w, 64w`` channels;
+    global average pool; ``+ bias2``; Linear head.
+
+    Initialisation (:meth:`reset_fixup`): the last conv of every residual branch and the classifier
+    (weight and bias) are zero; the other branch conv is He-normal (fan-out) scaled by
+    ``L ** (-1 / (2m - 2))`` with ``L`` residual branches and ``m = 2`` layers per branch; 1x1
+    shortcut convs are He-normal (fan-out); the stem conv keeps PyTorch's default; scalar biases
+    start at 0 and multipliers at 1. At initialisation every block is therefore ``ReLU(shortcut(x))``.
+
+    State-dict keys: ``conv1, bias1``, ``stages.{s}.{b}.{bias1a,conv1,bias1b,bias2a,conv2,scale,bias2b,
+    shortcut.0}``, ``bias2, linear``.
+    """
+
+    layers_per_branch = 2
+
+    def __init__(self, blocks_per_stage: int, in_channels: int, num_classes: int, width_multiplier: float):
+        super().__init__()
+        widths = [max(1, int(round(c * width_multiplier))) for c in (16, 32, 64)]
+        self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
+        self.norm1 = nn.Identity()
+        self.bias1 = nn.Parameter(torch.zeros(1))
+        self.act1 = nn.ReLU()
+        stages, channels = [], widths[0]
+        for s, w in enumerate(widths):
+            blocks = []
+            for b in range(blocks_per_stage):
+                stride = 2 if (s > 0 and b == 0) else 1
+                blocks.append(FixupBasicBlock(channels, w, stride))
+                channels = w
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.ModuleList(stages)
+        self.bias2 = nn.Parameter(torch.zeros(1))
+        self.linear = nn.Linear(channels, num_classes)
+        self.norm = "fixup"
+        self.reset_fixup()
+
+    @property
+    def num_branches(self) -> int:
+        """``L``: the number of residual branches (blocks)."""
+        return sum(len(stage) for stage in self.stages)
+
+    @torch.no_grad()
+    def reset_fixup(self) -> None:
+        """Fixup's initialisation (see the class docstring), drawn from the global RNG."""
+        m = self.layers_per_branch
+        branch_scale = self.num_branches ** (-1.0 / (2 * m - 2))
+        for block in (b for stage in self.stages for b in stage):
+            nn.init.kaiming_normal_(block.conv1.weight, mode="fan_out", nonlinearity="relu")
+            block.conv1.weight.mul_(branch_scale)
+            nn.init.zeros_(block.conv2.weight)
+            if len(block.shortcut) > 0:
+                nn.init.kaiming_normal_(block.shortcut[0].weight, mode="fan_out", nonlinearity="relu")
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act1(self.norm1(self.conv1(x)) + self.bias1)
+        for stage in self.stages:
+            x = stage(x)
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.linear(x + self.bias2)
+
+
 def resnet20(in_channels: int = 3, num_classes: int = 10, norm: str = "batchnorm", bias: bool | None = None,
-             width_multiplier: float = 1.0, init: str = "kaiming_uniform") -> ResNet:
+             width_multiplier: float = 1.0, init: str = "kaiming_uniform") -> ResNet | FixupResNet:
     """ResNet20 (3 stages x 3 basic blocks); ``width_multiplier=4`` gives the paper's "4x width".
 
     Downsampling blocks use a 1x1 conv + norm shortcut. ``bias=None``: no conv bias with
     BatchNorm, bias otherwise, and a biased head; ``True``/``False`` sets every layer.
+    ``norm="fixup"``: a :class:`FixupResNet` (scalar biases instead of per-channel ones, its own
+    initialisation; ``bias`` and ``init`` must be left at their defaults).
     """
+    if norm == "fixup":
+        if bias is not None or init != "kaiming_uniform":
+            raise ValueError("resnet20 with norm='fixup' has scalar biases and Fixup's own initialisation; "
+                             f"leave bias and init unset (got bias={bias!r}, init={init!r})")
+        return FixupResNet(3, in_channels, num_classes, width_multiplier)
     _check(norm, init)
     conv_bias, head_bias = _biases(norm, bias)
     return _init(ResNet(3, in_channels, num_classes, norm, conv_bias, head_bias, width_multiplier), init)

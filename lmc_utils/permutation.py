@@ -26,7 +26,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from .models import MLP, VGG, ResNet
+from .models import MLP, VGG, FixupResNet, ResNet
 
 Permutation = dict[str, torch.Tensor]
 StateDict = Mapping[str, torch.Tensor]
@@ -202,7 +202,32 @@ def _resnet_spec(model: ResNet) -> PermutationSpec:
     return spec_from_layers(model, layers, {g: tuple(v) for g, v in acts.items()})
 
 
-_BUILDERS = {MLP: _mlp_spec, VGG: _vgg_spec, ResNet: _resnet_spec}
+def _fixup_resnet_spec(model: FixupResNet) -> PermutationSpec:
+    """The groups of :func:`_resnet_spec` (the module names are the same); Fixup's scalar biases and
+    multipliers (the model's ``bias1, bias2`` and each block's) act on every channel alike and are
+    not permuted."""
+    layers: dict[str, tuple[str | None, str | None]] = {"conv1": ("stream.0", None), "": (None, None)}
+    acts: dict[str, list[str]] = {"stream.0": ["act1"]}
+    stream_in = "stream.0"
+    for s, stage in enumerate(model.stages):
+        stream = f"stream.{s}"
+        acts.setdefault(stream, [])
+        for b, block in enumerate(stage):
+            p = f"stages.{s}.{b}"
+            inner = f"{p}.inner"
+            layers[p] = (None, None)  # bias1a, bias1b, bias2a, scale, bias2b
+            layers[f"{p}.conv1"] = (inner, stream_in)
+            layers[f"{p}.conv2"] = (stream, inner)
+            if len(block.shortcut) > 0:
+                layers[f"{p}.shortcut.0"] = (stream, stream_in)
+            acts[inner] = [f"{p}.act1"]
+            acts[stream].append(f"{p}.act2")
+            stream_in = stream
+    layers["linear"] = (None, stream_in)
+    return spec_from_layers(model, layers, {g: tuple(v) for g, v in acts.items()})
+
+
+_BUILDERS = {MLP: _mlp_spec, VGG: _vgg_spec, ResNet: _resnet_spec, FixupResNet: _fixup_resnet_spec}
 
 
 def spec_for(model: nn.Module, example_input: torch.Tensor | None = None) -> PermutationSpec:

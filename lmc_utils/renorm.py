@@ -18,7 +18,8 @@ norm, by adjusting the norm's affine weight and bias, as Jordan et al. do for La
 network is an ordinary model of the same class with no wrappers; scaling a row keeps zeros zero, so
 a pruned model stays exactly as sparse. For ResNets the points are every conv's output: the stem,
 both convs of each block and each 1x1 shortcut (an identity shortcut carries an already corrected
-stream).
+stream). A Fixup ResNet has the same points, at each conv's output before its scalar bias or
+multiplier; its convs have no bias, so REPAIR and RESHIFT create per-channel ones (below).
 
 **Bias-free models**: RESCALE never needs a bias. REPAIR and RESHIFT need a shift; when the layer
 (or a bias-free LayerNorm) has no bias, one is created, so the returned model has extra
@@ -62,7 +63,7 @@ from torch import nn
 from .activations import output_moments
 from .data import TensorData
 from .interpolation import reset_batchnorm
-from .models import MLP, VGG, ChannelLayerNorm, ResNet
+from .models import MLP, VGG, ChannelLayerNorm, FixupResNet, ResNet
 
 MODES = ("repair", "rescale", "reshift")
 Goal = dict[str, tuple[torch.Tensor, torch.Tensor]]
@@ -83,7 +84,7 @@ def correction_points(model: nn.Module) -> list[CorrectionPoint]:
         return [CorrectionPoint(f"norms.{i}", f"hidden.{i}") for i in range(len(model.hidden))]
     if isinstance(model, VGG):
         return [CorrectionPoint(f"features.{i}.norm", f"features.{i}.conv") for i in range(len(model.features))]
-    if isinstance(model, ResNet):
+    if isinstance(model, (ResNet, FixupResNet)):
         points = [CorrectionPoint("norm1", "conv1")]
         for s, stage in enumerate(model.stages):
             for b, block in enumerate(stage):
@@ -92,7 +93,7 @@ def correction_points(model: nn.Module) -> list[CorrectionPoint]:
                 if len(block.shortcut) > 0:
                     points.append(CorrectionPoint(f"{p}.shortcut.1", f"{p}.shortcut.0"))
         return points
-    raise TypeError(f"no correction points for {type(model).__name__}; supported: MLP, VGG, ResNet")
+    raise TypeError(f"no correction points for {type(model).__name__}; supported: MLP, VGG, ResNet, FixupResNet")
 
 
 def _names(model: nn.Module) -> list[str]:

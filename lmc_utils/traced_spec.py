@@ -10,12 +10,14 @@ which permutation group acts on its channel axis (axis 1; the feature axis of a 
   elementwise activations, dropout and pooling keep their input's group (their parameters and
   running statistics are permuted with it);
 * an elementwise sum or product of two tensors (a residual connection) merges their groups;
+* a scalar parameter (one element, e.g. Fixup's scalar biases and multipliers) added to or
+  multiplying permuted features acts on every channel alike: it keeps their group and is not permuted;
 * flattening ``[N, C, h, w]`` into ``[N, C*h*w]`` (after a pool larger than 1x1, as in
   torchvision's VGG) keeps the group on ``C``: the next Linear's weight is *viewed* as
   ``[out, C, h*w]`` (the spec's ``views``), so a permutation moves whole blocks of ``h*w`` inputs.
 
 Anything else -- grouped or depthwise convolution, concatenation along the channel axis, attention,
-a parameter used outside a layer (class token, position embedding), a reshape that moves the channel
+a parameter of more than one element used outside a layer (class token, position embedding), a reshape that moves the channel
 axis, an unknown layer or function -- raises one :class:`UnsupportedModel` error naming the graph node,
 never a wrong spec. Groups are named after the first layer that produces them.
 """
@@ -270,7 +272,8 @@ def _spec_from_graph(model: nn.Module, gm: fx.GraphModule) -> PermutationSpec:
                 and any(t != _RAW for t in in_tags):
             tags[node] = _Tag(FIXED)
             continue
-        if _RAW in in_tags:
+        if _RAW in in_tags and not (_is_binary(node) and all(
+                math.prod(_meta(a).shape) == 1 for a, t in zip(in_tensors, in_tags) if t == _RAW)):
             raw = [a.target for a, t in zip(in_tensors, in_tags) if t == _RAW]
             raise UnsupportedModel(f"{where}: parameter {raw[0]!r} is used outside a layer on permuted "
                                    f"features (e.g. a class token or position embedding)")
@@ -390,6 +393,13 @@ def _reshape(node, x, t, walk, where, meta) -> Any:
     if len(src) >= 3 and len(dst) == 2 and dst[0] == src[0] and dst[1] == math.prod(src[1:]):
         return _Tag(t.group, t.spatial * math.prod(src[2:]))
     raise UnsupportedModel(f"{where}: reshape {list(src)} -> {list(dst)} moves the channel axis")
+
+
+def _is_binary(node: fx.Node) -> bool:
+    """An elementwise sum, difference, product or quotient (function or method)."""
+    if node.op == "call_function":
+        return node.target in _BINARY_FUNCTIONS
+    return node.op == "call_method" and node.target in _BINARY_METHODS
 
 
 def _function(node, walk, first, plain, tag_of, in_tensors, where, meta) -> Any:

@@ -37,7 +37,8 @@
 #
 # At the `cpu` profile: six-layer plain and LayerNorm MLPs (width 128) on FashionMNIST — deep enough
 # for the collapse to show, small enough to train in seconds — and a small BatchNorm VGG11 for
-# RESET. The `paper` profile runs the paper's VGG16 / ResNet20 / VGG11 on CIFAR.
+# RESET. The `paper` profile runs the paper's VGG16 / ResNet20 / VGG11 on CIFAR, among them a
+# ResNet20 without normalisation trained from Fixup's initialisation (their Table 7).
 #
 # Each claim is judged by a rule declared in `params/criteria.yaml` before any result (shown
 # below): one statistic per independent pair — a paired difference of midpoint accuracies, a

@@ -82,7 +82,7 @@ from lmc_utils import plots, profiles  # noqa: E402
 
 DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
                  "moons": "Moons"}
-NORM_MARKS = {"layernorm": ("LayerNorm", "-LN"), "batchnorm": ("-BN",)}
+NORM_MARKS = {"layernorm": ("LayerNorm", "-LN"), "batchnorm": ("-BN",), "fixup": ("Fixup",)}
 
 
 def experiment_configs(sections: dict) -> dict[str, list[dict]]:

@@ -127,3 +127,71 @@ def test_unit_agreement_pools_groups_by_size():
     q = {"a": torch.tensor([1, 0]), "b": torch.tensor([0, 1, 3, 2])}
     assert matching.unit_agreement(p, q) == pytest.approx(2 / 6)
     assert matching.unit_agreement(p, p) == 1.0
+
+
+# --- implementations of activation matching (Qu & Horvath 2024, App. D.2, Table 2) ---------------
+
+def _mlp_pair():
+    model_a, spec, perm, _, b = _pair("mlp")
+    model_b = ARCHS["mlp"][0]().eval()
+    model_b.load_state_dict(b)
+    return model_a.eval(), model_b, spec, perm
+
+
+@pytest.mark.parametrize("statistics", matching.STATISTICS)
+@pytest.mark.parametrize("refeed", [False, True])
+def test_every_activation_matching_implementation_recovers_a_planted_permutation(statistics, refeed):
+    model_a, model_b, spec, perm = _mlp_pair()
+    x = torch.randn(512, 20, generator=torch.Generator().manual_seed(4))
+    res = matching.activation_matching(model_a, model_b, x, batch_size=128, statistics=statistics, refeed=refeed)
+    _assert_recovers(spec, perm, res.perm)
+    assert res.sweeps == (len(spec.sizes) if refeed else 0)
+
+
+def test_refeeding_recovers_residual_streams_in_forward_order():
+    torch.manual_seed(0)
+    make = lambda: models.resnet20(in_channels=1, norm="layernorm", width_multiplier=0.25).eval()  # noqa: E731
+    model_a, model_b = make(), make()
+    spec = P.spec_for(model_a)
+    perm = P.random_permutation(spec, seed=10)
+    b = P.apply_permutation(spec, perm, model_a.state_dict())
+    model_b.load_state_dict(b)
+    x = torch.randn(64, 1, 8, 8, generator=torch.Generator().manual_seed(4))
+    res = matching.activation_matching(model_a, model_b, x, batch_size=32, refeed=True)
+    alive = {g: c.diagonal() > 0.999 for g, c in matching.activation_correlations(model_a, model_a, x).items()}
+    assert sum(int(m.sum()) for m in alive.values()) > 0.75 * sum(spec.sizes.values())
+    _assert_recovers(spec, perm, res.perm, alive)
+    assert torch.equal(model_b.state_dict()["conv1.weight"], b["conv1.weight"])  # B itself is not modified
+
+
+def test_float32_sums_and_float64_means_agree_when_well_conditioned():
+    model_a, model_b, spec, _ = _mlp_pair()
+    x = torch.randn(512, 20, generator=torch.Generator().manual_seed(5))
+    c64 = matching.activation_correlations(model_a, model_b, x, batch_size=128)  # equal batches: same averages
+    c32 = matching.activation_correlations(model_a, model_b, x, batch_size=128, statistics="float32_sums")
+    for g in spec.sizes:
+        assert c32[g].dtype == torch.float64
+        assert float((c32[g] - c64[g]).abs().max()) < 1e-5
+
+
+def test_float32_sums_lose_the_correlations_of_activations_far_from_zero():
+    """Units with a large common offset: E[a^2] - E[a]^2 cancels catastrophically in float32
+    (Ainsworth et al.'s implementation), not in float64 (Jordan et al.'s)."""
+    model_a, model_b, spec, perm = _mlp_pair()
+    with torch.no_grad():
+        for m in (model_a, model_b):
+            m.hidden[0].bias += 3e4  # every first-layer unit active, mean ~3e4, std ~1
+    x = torch.randn(512, 20, generator=torch.Generator().manual_seed(6))
+    c64 = matching.activation_correlations(model_a, model_b, x, batch_size=128)["hidden.0"]
+    c32 = matching.activation_correlations(model_a, model_b, x, batch_size=128,
+                                           statistics="float32_sums")["hidden.0"]
+    expected = P.inverse(perm)["hidden.0"]
+    self64 = c64[torch.arange(len(expected)), expected]
+    assert float(self64.min()) > 0.999  # float64: each unit still correlates 1 with its copy
+    assert float((c32 - c64).abs().max()) > 0.1
+
+
+def test_unknown_statistics_is_one_clear_error():
+    model_a, model_b, _, _ = _mlp_pair()
+    with pytest.raises(ValueError, match="unknown statistics 'float16'"):
+        matching.activation_matching(model_a, model_b, torch.randn(8, 20), statistics="float16")

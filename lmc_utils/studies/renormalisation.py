@@ -341,7 +341,7 @@ class Result:
     per variant of the first pair; ``activations``: per-layer statistics of the first pair's
     endpoints, midpoints and corrected midpoints; ``bias_curves``: the bias study's curves;
     ``retraining``: per-epoch re-training histories; ``target_accuracy``: the re-training target;
-    ``experiments``: name -> ``"plain" | "layernorm" | "batchnorm"``.
+    ``experiments``: name -> ``"plain" | "layernorm" | "batchnorm" | "fixup"``.
     """
 
     ablation: pd.DataFrame
@@ -357,7 +357,8 @@ class Result:
 
 
 def norm_kind(config: zoo.TrainConfig) -> str:
-    """``plain``, ``layernorm`` or ``batchnorm``: the normalisation of a config's model."""
+    """``plain``, ``layernorm``, ``batchnorm`` or ``fixup`` (a ResNet20 without norm layers from Fixup's
+    initialisation; judged like a plain model): the normalisation of a config's model."""
     return {"none": "plain", None: "plain"}.get(config.model.get("norm"), config.model.get("norm"))
 
 
