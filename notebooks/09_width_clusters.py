@@ -27,7 +27,9 @@
 #    matching every network to a reference changes the clustering. The ε-loss is not a metric (no
 #    triangle inequality): average linkage needs only a symmetric dissimilarity.
 # 4. Initialisation (normal vs uniform) × optimiser (AdamW, RMSprop, SGD) change details, not the
-#    picture; "RMSprop networks on Moons appear to be less connected".
+#    picture; "RMSprop networks on Moons appear to be less connected". The choice of the reference
+#    network every network is matched to (an SGD or an RMSprop network) "impacts the results, but
+#    qualitatively similar".
 # 5. In wide networks several hidden units compute the same feature (near-duplicates, what notebook
 #    05 merges); the decision boundaries of the endpoints and of the naive and matched midpoints.
 # 6. Deeper LayerNorm MLPs on harder data (the talk: 4 layers on CIFAR-10; the `cpu` profile uses
@@ -60,7 +62,7 @@ cluster_widths: Optional[dict] = None  # experiment -> widths of the epsilon-los
 cluster_models: Optional[int] = None  # networks per epsilon-loss matrix
 boundary_widths: Optional[list] = None  # Moons widths of the decision-boundary panels
 duplicate_tol: Optional[float] = None  # near-duplicate units: cosine of at least 1 - duplicate_tol
-robustness: Optional[dict] = None  # init x optimizer grid: width, n_models, inits, optimizers
+robustness: Optional[dict] = None  # init x optimizer grid: width, n_models, inits, optimizers, references
 deep: Optional[dict] = None  # deeper LayerNorm MLPs: experiments, widths, n_models
 eval_subset: Optional[int] = None  # test (and train) examples per evaluation
 match_samples: Optional[int] = None  # training examples for activation matching
@@ -141,14 +143,17 @@ if not result.duplicates.empty:
     figures.save_figure(plots.plot_duplicates(result.duplicates), "09_duplicates")
 
 # %% [markdown]
-# ## Robustness: initialisation × optimiser (Moons)
-# The talk's table has AdamW and RMSprop only; SGD has no talk numbers.
+# ## Robustness: initialisation × optimiser (Moons), and the reference choice
+# The talk's table has AdamW and RMSprop only; SGD has no talk numbers. Columns `ref_*`: the mean
+# barrier of a pair after weight-matching both of its networks to one reference network (the last
+# network of the configuration `robustness.references` names; pairs holding it are left out), the
+# talk's "Ref: SGD" and "Ref: RMSprop"; `weight_loss_barrier` matches the pair directly.
 
 # %%
 R = P.robustness
 grid = W.robustness_configs(bases["moons"], R["inits"], R["optimizers"])
 robust = W.run(grid, {name: [R["width"]] for name in grid}, R["n_models"], cluster_widths={}, cluster_models=0,
-               boundary_widths=[], **common)
+               boundary_widths=[], references=R.get("references"), **common)
 robust_table = W.robustness_table(robust)
 figures.save_table(robust_table, "09_robustness")
 figures.save_figure(plots.plot_robustness(robust.pairs), "09_robustness");

@@ -24,3 +24,14 @@ def has_mnist() -> bool:
 
 
 needs_mnist = pytest.mark.skipif(not has_mnist(), reason="MNIST not in LMC_DATA_DIR")
+
+
+def fit_briefly(model: torch.nn.Module, data, steps: int = 30, lr: float = 0.01) -> torch.nn.Module:
+    """A few full-batch Adam steps on ``data`` (a TensorData) so ``model`` is not at its random
+    initialisation; returns it in eval mode."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(data.x), data.y).backward()
+        opt.step()
+    return model.eval()

@@ -10,6 +10,7 @@ from lmc_utils import permutation as P
 from lmc_utils.data import TensorData
 from lmc_utils.evaluation import evaluate
 from lmc_utils.studies import merge_many
+from conftest import fit_briefly
 
 CRITERIA = verdicts.load_criteria("08_merge_many")
 
@@ -18,15 +19,6 @@ def _data(n=400, shape=(20,), seed=0) -> TensorData:
     g = torch.Generator().manual_seed(seed)
     return TensorData(torch.randn(n, *shape, generator=g), torch.randint(0, 10, (n,), generator=g), 10, "synthetic",
                       "train")
-
-
-def _fit(model, data, steps=40):
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(data.x), data.y).backward()
-        opt.step()
-    return model.eval()
 
 
 BUILDERS = {
@@ -41,7 +33,7 @@ def test_permuted_copies_merge_back_into_the_model_under_every_matcher_and_regim
     build, shape = BUILDERS[arch]
     data = _data(200, shape)
     torch.manual_seed(0)
-    base = _fit(build(), data, steps=15)
+    base = fit_briefly(build(), data, steps=15)
     spec = P.spec_for(base)
     copies = []
     for i in range(4):

@@ -12,6 +12,7 @@ from lmc_utils import permutation as P
 from lmc_utils.data import NUM_CLASSES, TensorData
 from lmc_utils.evaluation import evaluate
 from lmc_utils.interpolation import barrier, interpolation_curve, plane_basis, plane_grid
+from conftest import fit_briefly
 
 
 def _data(n=600, shape=(1, 6, 6), classes=10, seed=0) -> TensorData:
@@ -25,19 +26,9 @@ def _mlp(seed, width=16, depth=2):
     return models.mlp(in_features=36, width=width, depth=depth).eval()
 
 
-def _fit(model, data, steps=30):
-    """A few full-batch Adam steps so the model is not at its random initialisation."""
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(data.x), data.y).backward()
-        opt.step()
-    return model.eval()
-
-
 def test_ste_on_a_permuted_copy_returns_the_inverse_with_zero_barrier():
     data = _data()
-    a = _fit(_mlp(0), data)
+    a = fit_briefly(_mlp(0), data)
     spec = P.spec_for(a)
     pi = P.random_permutation(spec, seed=3)
     sa = a.state_dict()
@@ -54,7 +45,7 @@ def test_ste_on_a_permuted_copy_returns_the_inverse_with_zero_barrier():
 
 def test_ste_returns_the_permutation_with_the_lowest_held_midpoint_loss():
     data = _data(seed=1)
-    a, b = _fit(_mlp(0), data), _fit(_mlp(1), data)
+    a, b = fit_briefly(_mlp(0), data), fit_briefly(_mlp(1), data)
     spec = P.spec_for(a)
     sa, sb = a.state_dict(), b.state_dict()
     res = matching.ste_matching(a, sa, sb, data, steps=20, lr=0.05, batch_size=100, held_size=200, eval_every=2,
@@ -78,7 +69,7 @@ def test_ste_moves_away_from_the_weight_matching_start():
     """With a large learning rate the learned copy leaves theta_a and the projection changes:
     gradients do flow straight through the hard permutation."""
     data = _data(seed=2)
-    a, b = _fit(_mlp(0, width=24), data), _fit(_mlp(1, width=24), data)
+    a, b = fit_briefly(_mlp(0, width=24), data), fit_briefly(_mlp(1, width=24), data)
     spec = P.spec_for(a)
     wm = matching.weight_matching(spec, a.state_dict(), b.state_dict()).perm
     seen = []
@@ -101,7 +92,7 @@ def test_ste_moves_away_from_the_weight_matching_start():
 
 def test_projection_recovers_a_permutation_and_is_a_fixed_point():
     data = _data()
-    a = _fit(_mlp(0, width=20, depth=3), data)
+    a = fit_briefly(_mlp(0, width=20, depth=3), data)
     spec = P.spec_for(a)
     sa = a.state_dict()
     pi = P.random_permutation(spec, seed=7)
@@ -183,7 +174,7 @@ def test_plane_basis_is_orthonormal_and_reproduces_the_models():
 
 def test_plane_grid_evaluates_the_models_at_their_coordinates():
     data = _data(n=100)
-    ms = [_fit(_mlp(i), data, steps=10) for i in range(3)]
+    ms = [fit_briefly(_mlp(i), data, steps=10) for i in range(3)]
     states = [m.state_dict() for m in ms]
     grid = plane_grid(ms[0], *states, data, resolution=3, margin=0.1, progress=False)
     assert (grid["point"] == "grid").sum() == 9 and set(grid["point"]) == {"grid", "a", "b", "c"}
@@ -289,7 +280,7 @@ def test_triples_of_permuted_copies_measure_zero_barriers_and_full_agreement():
     parts = {k: [] for k in ("barriers", "merged", "agreement", "alignment", "ste_history")}
     accuracy = {}
     for t in range(2):
-        a = _fit(_mlp(t, width=12), data, steps=20)
+        a = fit_briefly(_mlp(t, width=12), data, steps=20)
         accuracy[t] = evaluate(a, data)[1]
         spec = P.spec_for(a)
         copies = []
@@ -417,7 +408,7 @@ def test_plane_labels_are_dark_on_a_light_box():
     from lmc_utils import plots
 
     data = _data(n=60)
-    ms = [_fit(_mlp(i), data, steps=5) for i in range(3)]
+    ms = [fit_briefly(_mlp(i), data, steps=5) for i in range(3)]
     grid = plane_grid(ms[0], *(m.state_dict() for m in ms), data, resolution=3, margin=0.1, progress=False)
     fig = plots.plot_planes(grid.assign(method="weight"))
     texts = [t for ax in fig.axes for t in ax.texts]

@@ -8,6 +8,7 @@ import torch
 from lmc_utils import matching, models
 from lmc_utils import permutation as P
 from lmc_utils.data import TensorData
+from conftest import fit_briefly
 
 
 def _data(n=600, seed=0) -> TensorData:
@@ -19,15 +20,6 @@ def _data(n=600, seed=0) -> TensorData:
 def _mlp(seed, width=16, depth=2, in_features=36, num_classes=10):
     torch.manual_seed(seed)
     return models.mlp(in_features=in_features, num_classes=num_classes, width=width, depth=depth).eval()
-
-
-def _fit(model, data, steps=30):
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    for _ in range(steps):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(data.x), data.y).backward()
-        opt.step()
-    return model.eval()
 
 
 # --- the patience rule ------------------------------------------------------------------------
@@ -66,7 +58,7 @@ def test_ste_stops_on_patience_when_the_held_loss_never_falls():
     """With a vanishing learning rate the permutation never changes, so the held loss is constant:
     the run must stop exactly ``patience * eval_every`` steps in, before its cap."""
     data = _data()
-    a, b = _fit(_mlp(0), data), _fit(_mlp(1), data)
+    a, b = fit_briefly(_mlp(0), data), fit_briefly(_mlp(1), data)
     res = matching.ste_matching(a, a.state_dict(), b.state_dict(), data, steps=50, lr=1e-12, batch_size=100,
                                 held_size=100, eval_every=2, patience=3, progress=False)
     assert res.stopped_step == 6 and not res.hit_cap
@@ -76,7 +68,7 @@ def test_ste_stops_on_patience_when_the_held_loss_never_falls():
 
 def test_ste_respects_the_step_cap():
     data = _data(seed=1)
-    a, b = _fit(_mlp(0), data), _fit(_mlp(1), data)
+    a, b = fit_briefly(_mlp(0), data), fit_briefly(_mlp(1), data)
     res = matching.ste_matching(a, a.state_dict(), b.state_dict(), data, steps=7, lr=0.05, batch_size=100,
                                 held_size=100, eval_every=3, patience=100, progress=False)
     assert res.stopped_step == 7 and res.hit_cap
@@ -94,7 +86,7 @@ def test_ste_respects_the_step_cap():
 def test_default_start_is_the_former_one():
     """``init="wm"`` (default) is what ``init="a"`` was: theta~ = theta_a, projection from WM."""
     data = _data(seed=2)
-    a, b = _fit(_mlp(0), data), _fit(_mlp(1), data)
+    a, b = fit_briefly(_mlp(0), data), fit_briefly(_mlp(1), data)
     kw = dict(steps=6, lr=0.05, batch_size=100, held_size=100, eval_every=2, progress=False)
     new = matching.ste_matching(a, a.state_dict(), b.state_dict(), data, **kw)
     old = matching.ste_matching(a, a.state_dict(), b.state_dict(), data, init="a", **kw)
@@ -109,7 +101,7 @@ def test_default_start_is_the_former_one():
 
 def test_identity_start_on_a_model_against_itself_returns_the_identity():
     data = _data(seed=3)
-    a = _fit(_mlp(0), data)
+    a = fit_briefly(_mlp(0), data)
     spec = P.spec_for(a)
     s = a.state_dict()
     perm, start = matching.ste_start(spec, s, s, "identity")
@@ -122,7 +114,7 @@ def test_identity_start_on_a_model_against_itself_returns_the_identity():
 
 def test_random_start_is_reproducible_from_the_seed_and_is_that_permutation():
     data = _data(seed=4)
-    a, b = _fit(_mlp(0, width=24), data), _fit(_mlp(1, width=24), data)
+    a, b = fit_briefly(_mlp(0, width=24), data), fit_briefly(_mlp(1, width=24), data)
     spec = P.spec_for(a)
     sa, sb = a.state_dict(), b.state_dict()
     p1, s1 = matching.ste_start(spec, sa, sb, "random", seed=5)
@@ -144,7 +136,7 @@ def test_random_start_is_reproducible_from_the_seed_and_is_that_permutation():
 
 def test_a_identity_start_begins_at_no_permutation_from_theta_a():
     data = _data(seed=5)
-    a, b = _fit(_mlp(0), data), _fit(_mlp(1), data)
+    a, b = fit_briefly(_mlp(0), data), fit_briefly(_mlp(1), data)
     spec = P.spec_for(a)
     perm, start = matching.ste_start(spec, a.state_dict(), b.state_dict(), "a_identity")
     assert all(torch.equal(perm[g], torch.arange(n)) for g, n in spec.sizes.items())
@@ -167,7 +159,7 @@ def test_ste_start_rejects_bad_combinations():
 
 def test_sgd_optimizer_moves_the_learned_copy():
     data = _data(seed=6)
-    a, b = _fit(_mlp(0, width=24), data), _fit(_mlp(1, width=24), data)
+    a, b = fit_briefly(_mlp(0, width=24), data), fit_briefly(_mlp(1, width=24), data)
     res = matching.ste_matching(a, a.state_dict(), b.state_dict(), data, steps=10, lr=5.0, batch_size=100,
                                 held_size=100, eval_every=1, optimizer="sgd", weight_decay=1e-4, progress=False)
     held = [h["held_loss"] for h in res.history]

@@ -82,7 +82,9 @@ def test_study_runs_and_verdicts_on_moons(tmp_path, monkeypatch):
     assert "naive_barrier_falls_with_width" in set(measured["claim"]) and measured["n"].min() >= 2
     # claims of the robustness grid and the deep MLPs were not measured by this call: inconclusive rows
     missing = frame[frame["subject"] == "not measured in this run"]
-    assert set(missing["claim"]) == {"robust_wm_lowers_barrier", "rmsprop_less_connected", "deep_wm_lowers_barrier"}
+    assert set(missing["claim"]) == {"robust_wm_lowers_barrier", "rmsprop_less_connected", "deep_wm_lowers_barrier",
+                                     "reference_changes_barrier", "reference_agrees_qualitatively"}
+    assert {"zoo_as_accurate_as_talk", "reference_matching_changes_clusters"} <= set(measured["claim"])
     assert set(missing["verdict"]) == {"inconclusive"}
     grid = W.robustness_configs(BASE.replace(model={"depth": 1, "width": 8}), ["kaiming_normal"],
                                 {"rmsprop": {"lr": 0.001}, "adamw": {"lr": 0.01}})
@@ -106,3 +108,60 @@ def test_width_verdict_on_synthetic_pairs():
     assert frame.loc[("naive_barrier_falls_with_width", "moons / width 8 vs 512"), "verdict"] == "held"
     assert frame.loc[("wm_lowers_barrier", "moons / width 8"), "verdict"] == "held"
     assert frame.loc[("wide_midpoint_not_much_worse", "moons / width 512"), "verdict"] == "held"
+
+
+def test_talk_tables_read_and_reject_a_short_row(tmp_path):
+    assert W.TALK_ZOO["moons"][2] == (0.264, 0.088, 0.284, 0.084, 0.879, 0.074, 0.859, 0.077)
+    assert W.TALK_ZOO["mnist"][512][6] == 0.985 and len(W.TALK_ZOO["mnist"]) == 9
+    assert W.TALK_ROBUSTNESS[("kaiming_uniform", "adamw")][0] == 0.001
+    bad = tmp_path / "t.csv"
+    bad.write_text(W.TALK_TABLES.read_text().rstrip("\n").rsplit(",", 1)[0] + ",\n")  # last row loses a number
+    with pytest.raises(ValueError, match="8 numbers"):
+        W.talk_tables(bad)
+
+
+def test_cluster_changes_counts_pairs_that_change_sides():
+    # 4 networks: naive clusters {0, 1}, {2}, {3}; matched: one cluster. Pair (0, 1) stays together, (2, 3) joins
+    rows = [{"experiment": "e", "width": 8, "reference": ref, "model": m, "cluster": c, "cut": 0.1}
+            for ref, labels in (("none", [1, 1, 2, 3]), ("WM to network 0", [1, 1, 1, 1])) for m, c in enumerate(labels)]
+    assert list(W.cluster_changes(pd.DataFrame(rows), "e", 8)) == [0.0, 1.0]
+
+
+def test_reference_rows_through_a_permuted_copy_equal_direct_matching(tmp_path, monkeypatch):
+    # the reference is network 0 permuted: matching both networks to it aligns network 1 to network 0, as
+    # matching the pair directly does (one hidden layer: one assignment problem, equivariant), same barrier
+    monkeypatch.setenv("LMC_CACHE_DIR", str(tmp_path))
+    nets = W.train_zoo(BASE, [8], 2, device="cpu", progress=False)[8]
+    test = data.load("moons", "test", subset=200, device="cpu")
+    spec = P.spec_for(nets[0].model)
+    twin = zoo.Trained(model=mlp(in_features=2, num_classes=2, width=8, depth=1), config=nets[0].config,
+                       key="twin", history=[])
+    twin.model.load_state_dict(P.apply_permutation(spec, P.random_permutation(spec, 3), nets[0].state))
+    rows = W.reference_rows("moons", 8, nets, {"twin": twin}, test, n_points=5)
+    direct = W.pair_rows("moons", 8, nets, test, test.x, ("weight",), n_points=5)
+    assert len(rows) == 1 and rows[0]["loss_barrier"] == pytest.approx(direct[0]["loss_barrier"], abs=1e-6)
+    assert W.reference_rows("moons", 8, nets, {"self": nets[1]}, test) == []  # a pair holding the reference: left out
+
+
+def test_reference_verdicts_on_synthetic_barriers():
+    # 8 pairs: naive 0.2; config "u, same": both references give 0.01 (no change); "u, moved": 0.01 vs 0.03
+    rows_p = [{"experiment": e, "width": 128, "pair": p, "method": m, "loss_barrier": 0.2 if m == "naive" else 0.01,
+               "epsilon_loss": 0.0, "accuracy_barrier": 0.0, "endpoint_loss": 0.1, "midpoint_loss": 0.2,
+               "endpoint_accuracy": 0.99,
+               "midpoint_accuracy": 0.9}
+              for e in ("u, same", "u, moved") for p in range(8) for m in ("naive", "weight")]
+    rows_r = [{"experiment": e, "width": 128, "pair": p, "reference": ref, "epsilon_loss": 0.0,
+               "loss_barrier": 0.01 if (e == "u, same" or ref == "SGD") else 0.03 + 0.001 * p}
+              for e in ("u, same", "u, moved") for p in range(8) for ref in ("SGD", "RMSprop")]
+    empty = pd.DataFrame()
+    robust = W.Result(empty, pd.DataFrame(rows_p), empty, empty, empty, empty, pd.DataFrame(rows_r))
+    base = W.Result(pd.DataFrame(), pd.DataFrame(rows_p), empty, empty, empty, empty)
+    frame = W.verdicts(base, verdicts.load_criteria("09_width_clusters"), {}, robustness=robust).set_index(["claim", "subject"])
+    assert frame.loc[("reference_changes_barrier", "u, same: Ref SGD vs RMSprop"), "verdict"] == "did not hold"
+    assert frame.loc[("reference_changes_barrier", "u, moved: Ref SGD vs RMSprop"), "verdict"] == "held"
+    assert frame.loc[("reference_agrees_qualitatively", "u, moved: Ref SGD vs RMSprop"), "verdict"] == "held"
+    table = W.robustness_table(W.Result(pd.DataFrame([{"experiment": e, "width": 128, "model": 0, "train_loss": 0.0,
+                                                        "train_accuracy": 1.0, "test_loss": 0.0, "test_accuracy": 1.0}
+                                                       for e in ("u, same", "u, moved")]), robust.pairs, empty, empty, empty,
+                                        empty, robust.references))
+    assert table.set_index("experiment").loc["u, moved", "ref_RMSprop_loss_barrier"] == pytest.approx(0.0335)

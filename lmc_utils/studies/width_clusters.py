@@ -2,14 +2,15 @@
 redundancy and clusters of connected networks.
 
 * Model zoo: many one-hidden-layer ReLU MLPs per width (trained together, ``trainer: batched``),
-  their train/test loss and accuracy next to the talk's tables (:data:`TALK_ZOO`, numbers only).
+  their train/test loss and accuracy next to the talk's tables (:data:`TALK_ZOO`, numbers only, from ``talk_09.csv``).
 * Barriers: per width, disjoint pairs (models ``2p``, ``2p + 1``) interpolated naively, after
   weight matching (WM) and after activation matching (AM); all pairs x lambdas of a width are
   evaluated in a few batched forward passes (:func:`lmc_utils.interpolation.batched_curves`).
 * epsilon-loss clusters: all pairs of the first ``cluster_models`` networks of a width, without
   and with weight matching of every network to a reference (network 0); hierarchical clustering
   (``scipy.cluster.hierarchy``, average linkage) of the epsilon-loss, which is not a metric.
-* Robustness: initialisation x optimiser grid at one width on Moons.
+* Robustness: initialisation x optimiser grid at one width on Moons; every pair also matched through
+  each of two reference networks (the talk's "Ref: SGD", "Ref: RMSprop"; :func:`reference_rows`).
 * Decision boundaries (Moons): class-1 probability on a grid for two endpoints, their naive and
   their weight-matched midpoint; near-duplicate hidden units per network.
 * Data complexity: deeper LayerNorm MLPs (the talk: 4 layers on CIFAR-10).
@@ -20,7 +21,8 @@ redundancy and clusters of connected networks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -42,35 +44,29 @@ from ..tables import mean_sd_text
 
 NOTEBOOK = "09_width_clusters"
 METHODS = ("naive", "weight", "activation")  # no permutation, weight matching (WM), activation matching (AM)
-# The talk's tables "Model zoo: Moons (left) and MNIST (right)" (one hidden layer; mean ± std over its
-# networks), numbers only: width -> (train loss, sd, test loss, sd, train accuracy, sd, test accuracy, sd).
-TALK_ZOO = {
-    "moons": {2: (0.264, 0.088, 0.284, 0.084, 0.879, 0.074, 0.859, 0.077),
-              4: (0.186, 0.087, 0.206, 0.092, 0.920, 0.041, 0.903, 0.049),
-              8: (0.105, 0.095, 0.124, 0.105, 0.957, 0.045, 0.941, 0.057),
-              16: (0.019, 0.038, 0.028, 0.043, 0.996, 0.017, 0.991, 0.024),
-              32: (0.005, 0.001, 0.012, 0.002, 1.0, 0.0, 0.996, 0.001),
-              64: (0.003, 0.001, 0.009, 0.002, 1.0, 0.0, 0.997, 0.001),
-              128: (0.002, 0.0, 0.006, 0.001, 1.0, 0.0, 0.998, 0.001),
-              256: (0.002, 0.0, 0.005, 0.001, 1.0, 0.0, 0.999, 0.001),
-              512: (0.001, 0.0, 0.004, 0.0, 1.0, 0.0, 0.998, 0.001)},
-    "mnist": {2: (2.301, 0.0, 2.301, 0.0, 0.112, 0.0, 0.113, 0.002),
-              4: (0.660, 0.047, 0.690, 0.056, 0.803, 0.017, 0.798, 0.018),
-              8: (0.172, 0.007, 0.225, 0.010, 0.950, 0.002, 0.938, 0.003),
-              16: (0.040, 0.002, 0.134, 0.008, 0.989, 0.001, 0.966, 0.002),
-              32: (0.003, 0.0, 0.120, 0.010, 0.999, 0.0, 0.978, 0.002),
-              64: (0.001, 0.0, 0.108, 0.008, 1.0, 0.0, 0.983, 0.001),
-              128: (0.0, 0.0, 0.102, 0.009, 1.0, 0.0, 0.985, 0.001),
-              256: (0.0, 0.0, 0.102, 0.009, 1.0, 0.0, 0.985, 0.001),
-              512: (0.0, 0.0, 0.111, 0.009, 1.0, 0.0, 0.985, 0.001)},
-}
-# The talk's table "How robust are results to initialization & optimizer?" (Moons; the table does not state
-# the width), numbers only:
-# (init, optimizer) -> (train loss, sd, test loss, sd, train accuracy, sd, test accuracy, sd).
-TALK_ROBUSTNESS = {("kaiming_normal", "adamw"): (0.0, 0.0, 0.003, 0.0, 1.0, 0.0, 0.998, 0.0),
-                   ("kaiming_normal", "rmsprop"): (0.0, 0.0, 0.003, 0.001, 1.0, 0.0, 0.999, 0.001),
-                   ("kaiming_uniform", "adamw"): (0.001, 0.0, 0.003, 0.0, 1.0, 0.0, 0.998, 0.001),
-                   ("kaiming_uniform", "rmsprop"): (0.0, 0.0, 0.003, 0.0, 1.0, 0.0, 0.999, 0.001)}
+TALK_TABLES = Path(__file__).with_name("talk_09.csv")  # the talk's tables, numbers only (see its header)
+
+
+def talk_tables(path: Path = TALK_TABLES) -> dict[str, dict]:
+    """The talk's tables from ``path`` (CSV: ``table, key`` and the mean and sd of train loss, test loss,
+    train accuracy and test accuracy): ``table -> key -> (train loss, sd, test loss, sd, train accuracy, sd,
+    test accuracy, sd)``. Keys of ``zoo_*`` tables are widths (int), of ``robustness`` ``(init, optimizer)``."""
+    frame = pd.read_csv(path, comment="#", dtype={"key": str})
+    values = [c for c in frame.columns if c not in ("table", "key")]
+    if len(values) != 8 or frame[values].isna().any().any():
+        raise ValueError(f"{path}: every row needs a table, a key and 8 numbers")
+    out: dict[str, dict] = {}
+    for row in frame.itertuples(index=False):
+        key = tuple(row.key.split("; ")) if row.table == "robustness" else int(row.key)
+        out.setdefault(row.table, {})[key] = tuple(float(getattr(row, c)) for c in values)
+    return out
+
+
+_TALK = talk_tables()
+# "Model zoo: Moons (left) and MNIST (right)" (one hidden layer): dataset -> width -> 8 numbers.
+TALK_ZOO = {name[len("zoo_"):]: table for name, table in _TALK.items() if name.startswith("zoo_")}
+# "How robust are results to initialization & optimizer?" (Moons; no width stated): (init, optimizer) -> 8 numbers.
+TALK_ROBUSTNESS = _TALK["robustness"]
 _STATS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy")
 
 
@@ -83,6 +79,8 @@ class Result:
     clusters: pd.DataFrame  # experiment, width, reference, model, cluster, cut
     boundaries: pd.DataFrame  # width, panel, x, y, p1 (class-1 probability on a grid, Moons)
     duplicates: pd.DataFrame  # experiment, width, model, duplicate_share
+    references: pd.DataFrame = field(default_factory=pd.DataFrame)  # experiment, width, pair, reference,
+    #                      loss_barrier, epsilon_loss (both networks weight-matched to a reference network)
 
 
 def train_zoo(base: zoo.TrainConfig, widths: list[int], n_models: int, seed: int = 0, device="auto",
@@ -222,18 +220,49 @@ def boundary_rows(width: int, a: zoo.Trained, b: zoo.Trained, resolution: int = 
     return rows
 
 
+def reference_rows(experiment: str, width: int, nets: list[zoo.Trained], references: Mapping[str, zoo.Trained],
+                   test: TensorData, n_points: int = 11) -> list[dict]:
+    """Disjoint pairs ``(2p, 2p + 1)`` of ``nets`` with both networks weight-matched to each reference
+    network (label -> network; the talk's "Ref: SGD", "Ref: RMSprop"): the test loss barrier and
+    epsilon-loss between the two matched networks. A pair holding a reference network is left out (it
+    would be matched to itself). All pairs x references in one :func:`batched_curves` call."""
+    spec = P.spec_for(nets[0].model)
+    keys, a_states, b_states = [], [], []
+    for label, ref in references.items():
+        for p in range(len(nets) // 2):
+            a, b = nets[2 * p], nets[2 * p + 1]
+            if ref is a or ref is b or ref.key in (a.key, b.key):
+                continue
+            keys.append((p, label))
+            a_states.append(P.apply_permutation(spec, weight_matching(spec, ref.state, a.state, seed=0).perm, a.state))
+            b_states.append(P.apply_permutation(spec, weight_matching(spec, ref.state, b.state, seed=0).perm, b.state))
+    if not keys:
+        return []
+    curves = batched_curves(nets[0].model, a_states, b_states, test, n_points=n_points)
+    lb = curve_barriers(curves["loss"], curves["lam"])
+    return [{"experiment": experiment, "width": width, "pair": p, "reference": label,
+             "loss_barrier": lb["barrier"][k], "epsilon_loss": lb["epsilon"][k]} for k, (p, label) in enumerate(keys)]
+
+
 def run(experiments: Mapping[str, zoo.TrainConfig], widths: Mapping[str, list[int]], n_models: int,
         cluster_widths: Mapping[str, list[int]], cluster_models: int, boundary_widths: list[int],
         eval_subset: int | None = 2000, match_samples: int = 1000, n_points: int = 11, cluster_points: int = 5,
         duplicate_tol: float = 0.01, methods: tuple[str, ...] = METHODS, seed: int = 0, device="auto",
-        progress: bool = True) -> Result:
+        progress: bool = True, references: Mapping[str, str] | None = None) -> Result:
     """For every experiment (name -> base config, width filled in) and each of its widths: train
     ``n_models`` networks; their train/test loss and accuracy; the disjoint pairs' barriers under each
     method; the epsilon-loss matrices of the first ``cluster_models`` networks (naive and weight-matched
     to network 0) at ``cluster_widths`` with their clusters cut at the mean test loss of those networks
     (the talk scales its colours to it); near-duplicate unit shares (plain MLPs); and, for Moons
-    experiments at ``boundary_widths``, the decision boundaries of pair 0."""
-    rows_m, rows_p, rows_e, rows_c, rows_b, rows_d = [], [], [], [], [], []
+    experiments at ``boundary_widths``, the decision boundaries of pair 0. ``references`` (label ->
+    experiment name): the last network of that experiment at a width is a reference every experiment's
+    pairs of that width are also weight-matched to (:func:`reference_rows`)."""
+    references = dict(references or {})
+    unknown = sorted(set(references.values()) - set(experiments))
+    if unknown:
+        raise ValueError(f"references name experiments not in this run: {unknown}; choose from {sorted(experiments)}")
+    rows_m, rows_p, rows_e, rows_c, rows_b, rows_d, rows_r = [], [], [], [], [], [], []
+    kept: dict[str, tuple[dict[int, list[zoo.Trained]], TensorData]] = {}
     for name, base in experiments.items():
         test = data_mod.load(base.dataset, "test", subset=eval_subset, device=device)
         n_train = eval_subset if base.train_subset is None or eval_subset is None else min(eval_subset,
@@ -241,6 +270,8 @@ def run(experiments: Mapping[str, zoo.TrainConfig], widths: Mapping[str, list[in
         train_eval = data_mod.load(base.dataset, "train", subset=n_train, seed=base.subset_seed, device=device)
         inputs = train_eval.x[:match_samples]
         nets_by_width = train_zoo(base, widths[name], n_models, seed=seed, device=device, progress=progress)
+        if references:
+            kept[name] = (nets_by_width, test)
         for width, nets in tqdm(nets_by_width.items(), desc=f"measure {name}", leave=False, disable=not progress):
             rows_m += model_rows(name, width, nets, train_eval, test)
             rows_p += pair_rows(name, width, nets, test, inputs, methods, n_points)
@@ -259,8 +290,15 @@ def run(experiments: Mapping[str, zoo.TrainConfig], widths: Mapping[str, list[in
                                 "cluster": int(c), "cut": cut} for i, c in enumerate(labels)]
             if base.dataset == "moons" and width in boundary_widths:
                 rows_b += boundary_rows(width, nets[0], nets[1])
+    for name, (nets_by_width, test) in tqdm(kept.items(), desc="references", leave=False, disable=not progress):
+        for width, nets in nets_by_width.items():
+            refs = {label: kept[ref_name][0][width][-1] for label, ref_name in references.items()
+                    if width in kept[ref_name][0]}
+            rows_r += reference_rows(name, width, nets, refs, test, n_points)
     return Result(pd.DataFrame(rows_m), pd.DataFrame(rows_p), pd.DataFrame(rows_e), pd.DataFrame(rows_c),
-                  pd.DataFrame(rows_b), pd.DataFrame(rows_d, columns=["experiment", "width", "model", "duplicate_share"]))
+                  pd.DataFrame(rows_b), pd.DataFrame(rows_d, columns=["experiment", "width", "model", "duplicate_share"]),
+                  pd.DataFrame(rows_r, columns=["experiment", "width", "pair", "reference", "loss_barrier",
+                                                "epsilon_loss"]))
 
 
 def robustness_configs(base: zoo.TrainConfig, inits: list[str], optimizers: Mapping[str, Mapping]) -> dict[str, zoo.TrainConfig]:
@@ -346,19 +384,56 @@ def tables(result: Result, prefix: str = "09") -> dict[str, pd.DataFrame]:
 
 def robustness_table(result: Result) -> pd.DataFrame:
     """The grid: per configuration, mean ± std of the four statistics beside the talk's (where it has
-    one), and the mean naive and WM loss barriers."""
+    one), the mean naive and WM loss barriers and, where ``result.references`` has them, the mean barrier
+    after weight-matching both networks of a pair to each reference (``ref_<label>_loss_barrier``)."""
     talk = {f"{i}, {o}": v for (i, o), v in TALK_ROBUSTNESS.items()}
     table = zoo_table(result, talk={name: {w: talk[name] for w in result.models["width"].unique()}
                                     for name in talk})
     b = barrier_table(result).pivot_table(index="experiment", columns="method", values="loss_barrier")
     for method in b.columns:
         table[f"{method}_loss_barrier"] = table["experiment"].map(b[method])
+    if not result.references.empty:
+        refs = result.references.pivot_table(index="experiment", columns="reference", values="loss_barrier")
+        for label in dict.fromkeys(result.references["reference"]):
+            table[f"ref_{label}_loss_barrier"] = table["experiment"].map(refs[label])
     return table
 
 
 def _values(pairs: pd.DataFrame, name: str, width, method: str, column: str) -> pd.Series:
     sub = pairs[(pairs["experiment"] == name) & (pairs["width"] == width) & (pairs["method"] == method)]
     return sub.set_index("pair")[column]
+
+
+def cluster_changes(clusters: pd.DataFrame, experiment: str, width: int, reference: str = "WM to network 0") -> np.ndarray:
+    """Per disjoint pair ``(2p, 2p + 1)`` of the clustered networks: 1 if the two share a cluster in the
+    naive clustering and not in the one after matching to ``reference``, or the other way round; else 0."""
+    c = clusters[(clusters["experiment"] == experiment) & (clusters["width"] == width)]
+    naive = c[c["reference"] == "none"].set_index("model")["cluster"]
+    matched = c[c["reference"] == reference].set_index("model")["cluster"]
+    models = sorted(set(naive.index) & set(matched.index))
+    return np.array([float((naive[i] == naive[j]) != (matched[i] == matched[j]))
+                     for i, j in zip(models[0::2], models[1::2])])
+
+
+def reference_statistics(result: Result) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+    """Per (experiment, width) with two references in ``result.references``: ``(experiment, subject,
+    change, agree)``, per disjoint pair: ``change = |b1 - b2| / ((b1 + b2) / 2)`` (0 where both are 0) of
+    the barriers after matching both networks to reference 1 and to reference 2, and ``agree`` = the naive
+    barrier minus the larger of the two. Fewer or more than two references: no rows."""
+    r, out = result.references, []
+    if r.empty:
+        return out
+    for (name, width), g in r.groupby(["experiment", "width"], sort=False):
+        labels = list(dict.fromkeys(g["reference"]))
+        if len(labels) != 2:
+            continue
+        b = g.pivot_table(index="pair", columns="reference", values="loss_barrier")[labels].dropna()
+        b1, b2 = b[labels[0]].to_numpy(), b[labels[1]].to_numpy()
+        mean = (b1 + b2) / 2
+        change = np.divide(np.abs(b1 - b2), mean, out=np.zeros_like(mean), where=mean > 0)
+        naive = _values(result.pairs, name, width, "naive", "loss_barrier").reindex(b.index).to_numpy()
+        out.append((name, f"{name}: Ref {labels[0]} vs {labels[1]}", change, naive - np.maximum(b1, b2)))
+    return out
 
 
 def verdicts(result: Result, criteria: Mapping[str, V.Criterion], compare_widths: Mapping[str, list[int]],
@@ -376,6 +451,11 @@ def verdicts(result: Result, criteria: Mapping[str, V.Criterion], compare_widths
     for name in pairs["experiment"].unique():
         widths = sorted(pairs.loc[pairs["experiment"] == name, "width"].unique())
         narrow, wide = compare_widths.get(name, [widths[0], widths[-1]])
+        for width in dict.fromkeys([narrow, wide]):
+            talk = TALK_ZOO.get(name, {}).get(width)
+            if talk is not None and not result.models.empty:
+                m = result.models[(result.models["experiment"] == name) & (result.models["width"] == width)]
+                add("zoo_as_accurate_as_talk", f"{name} / width {width}", talk[6] - m["test_accuracy"])
         a, b = _values(pairs, name, narrow, "naive", "loss_barrier"), _values(pairs, name, wide, "naive", "loss_barrier")
         add("naive_barrier_falls_with_width", f"{name} / width {narrow} vs {wide}", (a - b).dropna())
         for width in widths:
@@ -396,6 +476,9 @@ def verdicts(result: Result, criteria: Mapping[str, V.Criterion], compare_widths
             cut = result.clusters.loc[(result.clusters["experiment"] == name) & (result.clusters["width"] == width),
                                       "cut"].iloc[0]
             add(claim, f"{name} / width {width}", p["epsilon_loss"] / cut)
+        for width in cw:
+            add("reference_matching_changes_clusters", f"{name} / width {width}",
+                cluster_changes(result.clusters, name, width))
     if not result.duplicates.empty:
         d = result.duplicates
         for name in d["experiment"].unique():
@@ -418,6 +501,9 @@ def verdicts(result: Result, criteria: Mapping[str, V.Criterion], compare_widths
             width = rp.loc[rp["experiment"] == name, "width"].iloc[0]
             add("rmsprop_less_connected", f"{init}: rmsprop vs adamw",
                 (_values(rp, name, width, "naive", "loss_barrier") - _values(rp, other, width, "naive", "loss_barrier")).dropna())
+        for name, subject, change, agree in reference_statistics(robustness):
+            add("reference_changes_barrier", subject, change)
+            add("reference_agrees_qualitatively", subject, agree)
     if deep is not None:
         dp = deep.pairs
         for name in dp["experiment"].unique():
