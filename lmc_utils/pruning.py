@@ -143,8 +143,9 @@ def _prune_by_threshold(params: list[tuple[nn.Module, str]], sparsity: float, me
             continue
         v = torch.kthvalue(scores, k).values
         keep = scores > v
-        tied = (scores == v).nonzero().flatten()
-        keep[tied[k - int((scores < v).sum()):]] = True  # the first tied weights are pruned
+        extra = scores.numel() - int(torch.count_nonzero(keep)) - k  # weights tied at v beyond the k-th: kept
+        if extra > 0:  # the first tied weights are pruned, the last `extra` kept
+            keep[(scores == v).nonzero().flatten()[-extra:]] = True
         for w, mask in zip(weights, keep.split([w.numel() for w in weights])):
             w.mul_(mask.reshape(w.shape).to(w.dtype))
 

@@ -177,7 +177,9 @@ tables["02_sinkhorn_vs_iterative"]
 # fc counts as hidden). The table gives the validation accuracy of the two models and of the
 # naive and weight-matched midpoints, without and with RESET, next to Ito et al.'s endpoint accuracy;
 # the next two give the alignment per layer and how the top right singular vectors meet the inputs.
-# Its claims (`02_imagenet` in `params/criteria.yaml`, shown first) join the verdicts below.
+# Its claims (`02_imagenet` in `params/criteria.yaml`, shown first) join the verdicts below; their
+# unit is a pair (a model for the input claim), so with one pair of files every interval is
+# unbounded and those verdicts are inconclusive whatever the numbers: more pairs decide them.
 
 # %%
 imagenet_result = None

@@ -178,7 +178,8 @@ T["05_merge_tolerance"]
 # magnitude up to 90% sparsity with its first conv left dense (the `excluded_sparsity` column
 # shows it), and evaluated on the validation images as pruned and after RESET on training images;
 # `paper_gain` is the gain Qu & Horvath report. Its claims (`05_imagenet` in `params/criteria.yaml`,
-# shown first) join the verdicts below.
+# shown first) join the verdicts below; their unit is a model, so with one weights file every
+# interval is unbounded and those verdicts are inconclusive whatever the numbers.
 
 # %%
 imagenet_result = None
