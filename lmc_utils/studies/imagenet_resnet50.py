@@ -113,7 +113,7 @@ def run_merge(weights: Sequence[str], n_orders: int = 3, max_sweeps: int = 100, 
     for p in tqdm(range(n_pairs), desc="ImageNet pairs", leave=False, disable=not progress):
         a, b = (imagenet.torchvision_model(weights[2 * p + k], arch, seed=seed + 2 * p + k, device=dev) for k in (0, 1))
         spec = P.spec_for(a)
-        sa, sb = a.state_dict(), b.state_dict()
+        sa, sb = ({k: v.detach().clone() for k, v in m.state_dict().items()} for m in (a, b))  # not views of the models
         mats_a, mats_b = spectral.layer_matrices(sa), spectral.layer_matrices(sb)
         unknown = sorted(set(layers or ()) - set(mats_a))
         if unknown:
