@@ -23,7 +23,9 @@ is the one place that reads it (:func:`active`) and that says what a dry run shr
   second on one core, and the search would run for dozens).
 - :func:`fake_data_allowed`: CIFAR-10/100 absent from ``LMC_DATA_DIR`` are replaced by CIFAR-shaped
   ``torchvision.datasets.FakeData`` (:func:`lmc_utils.data.load`, with a ``RuntimeWarning`` that the
-  runner's summary repeats). Outside a dry run missing data raise the usual error.
+  runner's summary repeats), an absent ImageNet by ImageNet-shaped FakeData and absent ResNet50
+  weight files by randomly initialised ResNet50s (:mod:`lmc_utils.imagenet`, also with a warning;
+  :data:`IMAGENET_CAPS` makes those images small). Outside a dry run missing data raise the usual error.
 
 Architectures, widths, depths, normalisations, datasets and methods stay as the profile has them:
 exercising their code paths is the point.
@@ -76,6 +78,7 @@ class Sweep:
 
     judged: tuple[str, ...] = ()
     largest: bool = False  # keep the largest number too (a sweep whose claim compares its ends)
+    smallest: bool = True  # keep the smallest number (False: only the judged points, and None)
 
     def apply(self, value: Any, values: Mapping[str, Any]) -> Any:
         if isinstance(value, Mapping):
@@ -83,11 +86,18 @@ class Sweep:
         if not isinstance(value, list) or not value:
             return value
         numbers = [v for v in value if _is_number(v)]
-        keep = {values.get(name) for name in self.judged} | ({min(numbers)} if numbers else set())
+        keep = {values.get(name) for name in self.judged} | ({min(numbers)} if numbers and self.smallest else set())
         if self.largest and numbers:
             keep.add(max(numbers))
         return [v for v in value if v is None or v in keep]
 
+
+# The ImageNet sections of notebooks 02 and 05 (their ``imagenet`` mapping; lmc_utils.imagenet gives
+# FakeData and randomly initialised ResNet50s where ImageNet and the weight files are absent): images
+# of 64 pixels, small batches, no DataLoader workers. A ResNet50's SVDs (two models: about a minute
+# on one core) and weight matching (about 6 s a sweep, at most WEIGHT_MATCHING_SWEEPS) stay as they are.
+IMAGENET_CAPS: dict[str, Any] = {"resolution": 64, "batch_size": 8, "workers": 0, "input_rows": 256,
+                                 "input_examples": 8}
 
 NOTEBOOK_CAPS: dict[str, dict[str, Any]] = {
     "04_renormalisation": {"n_pairs": 2, "pairs_by_experiment": 2},  # the ablation needs 2 pairs
@@ -95,13 +105,14 @@ NOTEBOOK_CAPS: dict[str, dict[str, Any]] = {
     # pruned, re-normalised and evaluated 33 times); the smallest and the judged one remain.
     "05_pruning": {"sparsities": Sweep(("judge_sparsity",)), "sample_sparsities": Sweep(("judge_sparsity",)),
                    "sample_sizes": Sweep(), "merge_tols": Sweep(("merge_tol",)),
-                   "redundancy_widths": Sweep(("judge_width",))},
+                   "redundancy_widths": Sweep(("judge_width",)),
+                   "imagenet": {**IMAGENET_CAPS, "sparsities": Sweep(("judge_sparsity",), smallest=False)}},
     # Notebook 07's learning-rate study trains pairs of VGG16-BN at every rate: its two ends remain.
     "07_same_basin": {"lrs": Sweep(largest=True)},
     # Width multiplier 1 only: the SVDs of every layer (three models per pair) already take half a
     # minute for VGG11 on one core, and 8x that at 2x width (the 4x VGG11 also costs a minute per
     # weight-matching sweep). Wider conv nets run in notebooks 00 (ResNet20 4x) and 06 (2x, 4x).
-    "02_singular_vectors": {"widths": 1, "sinkhorn_widths": 1},
+    "02_singular_vectors": {"widths": 1, "sinkhorn_widths": 1, "imagenet": {**IMAGENET_CAPS, "n_orders": 1}},
     # The width study's units are disjoint pairs of a width's networks: 4 networks give 2 pairs (the
     # verdicts' intervals need 2); every width is kept (one-hidden-layer MLPs on 8 examples are cheap).
     "09_width_clusters": {"n_models": 4, "cluster_models": 4, "cluster_points": 3,
@@ -155,7 +166,13 @@ def budget(notebook: str, values: Mapping[str, Any]) -> dict[str, Any]:
         if name not in caps:
             return value
         cap = caps[name]
-        return cap.apply(value, values) if isinstance(cap, Sweep) else _cap(value, cap)
+        if isinstance(cap, Sweep):
+            return cap.apply(value, values)
+        if isinstance(cap, Mapping) and isinstance(value, Mapping):  # a mapping parameter (notebook 02's
+            # and 05's `imagenet`): its entries capped, a Sweep judged by the mapping's own entries
+            return {k: (cap[k].apply(v, value) if isinstance(cap[k], Sweep) else _cap(v, cap[k])) if k in cap else v
+                    for k, v in value.items()}
+        return _cap(value, cap)
 
     return {name: _cap_training(capped(name, value)) for name, value in values.items()}
 
@@ -184,7 +201,8 @@ def weight_matching_sweeps(requested: int) -> int:
 
 
 def fake_data_allowed() -> bool:
-    """Whether a missing CIFAR-10/100 may be replaced by CIFAR-shaped ``FakeData`` (dry runs only)."""
+    """Whether a missing CIFAR-10/100 (or ImageNet, or a ResNet50 weights file) may be replaced by
+    ``FakeData`` (or a random initialisation): dry runs only."""
     return active()
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Sequence
 
 import pandas as pd
 import torch
@@ -48,9 +49,15 @@ METHOD_LABELS = {"global_magnitude": "global magnitude", "layer_magnitude": "lay
                  "fisher": "diagonal Fisher"}
 
 
-def prunable(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """``(name, module)`` of every Linear and Conv2d layer (their ``weight`` is what gets pruned)."""
-    return [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+def prunable(model: nn.Module, exclude: Sequence[str] = ()) -> list[tuple[str, nn.Module]]:
+    """``(name, module)`` of every Linear and Conv2d layer (their ``weight`` is what gets pruned),
+    but those named in ``exclude`` (e.g. ``["conv1"]``: ResNet50's first conv, which Qu & Horvath
+    leave dense on ImageNet). A name in ``exclude`` that is no such layer is an error."""
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    unknown = sorted(set(exclude) - {n for n, _ in layers})
+    if unknown:
+        raise ValueError(f"exclude names {unknown}, which are not Linear/Conv2d layers of {type(model).__name__}")
+    return [(n, m) for n, m in layers if n not in set(exclude)]
 
 
 def _check_sparsity(sparsity: float) -> None:
@@ -59,7 +66,8 @@ def _check_sparsity(sparsity: float) -> None:
 
 
 def prune_model(model: nn.Module, sparsity: float, method: str = "global_magnitude",
-                scores: dict[str, torch.Tensor] | None = None) -> nn.Module:
+                scores: dict[str, torch.Tensor] | None = None, exclude: Sequence[str] = (),
+                threshold: bool = False) -> nn.Module:
     """A pruned copy of ``model`` (``model`` itself is left untouched).
 
     Args:
@@ -67,6 +75,10 @@ def prune_model(model: nn.Module, sparsity: float, method: str = "global_magnitu
         method: ``global_magnitude | layer_magnitude | fisher``.
         scores: for ``fisher``: ``{layer name: saliency}`` shaped like each layer's weight
             (from :func:`fisher_scores`); the lowest-saliency weights are removed.
+        exclude: layers left dense (see :func:`prunable`); ``sparsity`` is the share of the others.
+        threshold: magnitude methods only: prune by a threshold in linear time
+            (:func:`_prune_by_threshold`; the same weights up to the choice among ties at the
+            threshold) instead of through ``torch.nn.utils.prune`` (for models of millions of weights).
     Returns:
         a new model of the same class in the same train/eval mode, with zeros at the pruned weights.
     """
@@ -74,10 +86,13 @@ def prune_model(model: nn.Module, sparsity: float, method: str = "global_magnitu
     if method not in METHODS:
         raise ValueError(f"unknown pruning method {method!r}; choose one of {', '.join(METHODS)}")
     pruned = copy.deepcopy(model)
-    layers = prunable(pruned)
+    layers = prunable(pruned, exclude)
     if not layers:
         raise ValueError("the model has no Linear or Conv2d layer to prune")
     params = [(m, "weight") for _, m in layers]
+    if threshold and method in ("global_magnitude", "layer_magnitude"):
+        _prune_by_threshold(params, float(sparsity), method)
+        return pruned
     # torch.nn.utils.prune flattens with .view(-1), which fails on channels-last conv weights
     # (see lmc_utils.device.place): prune in the default layout, restore the layout afterwards.
     layouts = {}
@@ -110,6 +125,29 @@ def prune_model(model: nn.Module, sparsity: float, method: str = "global_magnitu
         w = getattr(m, name)
         w.data = w.data.contiguous(memory_format=layouts.get(m, torch.contiguous_format))
     return pruned
+
+
+@torch.no_grad()
+def _prune_by_threshold(params: list[tuple[nn.Module, str]], sparsity: float, method: str) -> None:
+    """Magnitude pruning in place by a threshold (``torch.kthvalue``: linear time, where the ``topk``
+    of ``torch.nn.utils.prune`` takes minutes for ResNet50's 25M weights on a CPU). The
+    ``round(sparsity * n)`` smallest ``|w|`` of each group (all layers together, or each layer) are
+    zeroed, as ``prune`` does; among weights tied at the threshold the ones first in order (layer by
+    layer, flattened) are pruned, where ``prune`` leaves that choice to ``topk``."""
+    groups = [params] if method == "global_magnitude" else [[p] for p in params]
+    for group in groups:
+        weights = [getattr(m, name) for m, name in group]
+        scores = torch.cat([w.detach().abs().reshape(-1) for w in weights])
+        k = round(sparsity * scores.numel())  # as torch.nn.utils.prune._compute_nparams_toprune
+        if k == 0:
+            continue
+        v = torch.kthvalue(scores, k).values
+        keep = scores > v
+        extra = scores.numel() - int(torch.count_nonzero(keep)) - k  # weights tied at v beyond the k-th: kept
+        if extra > 0:  # the first tied weights are pruned, the last `extra` kept
+            keep[(scores == v).nonzero().flatten()[-extra:]] = True
+        for w, mask in zip(weights, keep.split([w.numel() for w in weights])):
+            w.mul_(mask.reshape(w.shape).to(w.dtype))
 
 
 def fisher_scores(model: nn.Module, data: TensorData, n_batches: int = 32, batch_size: int = 16,
@@ -147,19 +185,19 @@ def fisher_scores(model: nn.Module, data: TensorData, n_batches: int = 32, batch
     return {name: (m.weight.detach().double() ** 2 * sq[name] / n_batches).float() for name, m in layers}
 
 
-def sparsity_table(model: nn.Module) -> pd.DataFrame:
-    """Per prunable layer: ``layer, weights, zeros, sparsity`` (exact zeros in the weight)."""
+def sparsity_table(model: nn.Module, exclude: Sequence[str] = ()) -> pd.DataFrame:
+    """Per prunable layer (but ``exclude``): ``layer, weights, zeros, sparsity`` (exact zeros in the weight)."""
     rows = []
-    for name, m in prunable(model):
+    for name, m in prunable(model, exclude):
         w = m.weight.detach()
         zeros = int((w == 0).sum())
         rows.append({"layer": name, "weights": w.numel(), "zeros": zeros, "sparsity": zeros / w.numel()})
     return pd.DataFrame(rows)
 
 
-def sparsity(model: nn.Module) -> float:
-    """Fraction of exactly-zero weights over all prunable layers together."""
-    t = sparsity_table(model)
+def sparsity(model: nn.Module, exclude: Sequence[str] = ()) -> float:
+    """Fraction of exactly-zero weights over all prunable layers (but ``exclude``) together."""
+    t = sparsity_table(model, exclude)
     return float(t["zeros"].sum() / t["weights"].sum())
 
 

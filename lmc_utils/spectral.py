@@ -18,7 +18,7 @@ alignments are absolute values.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import torch
 
@@ -146,3 +146,56 @@ def layer_inputs(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int =
             z = z[torch.randperm(z.shape[0], generator=g)[:max_rows]]
         out[name] = z
     return out
+
+
+def streamed_input_alignment(model: torch.nn.Module, vectors: Mapping[str, torch.Tensor],
+                             batches: Iterable[torch.Tensor], rows_per_batch: int | None = 4096,
+                             seed: int = 0) -> dict[str, torch.Tensor]:
+    """:func:`input_alignment` of the right singular vectors ``vectors[layer]`` (``[in * prod(kernel), r]``)
+    on the inputs that layer's weight acts on, accumulated batch by batch over ``batches`` (input
+    tensors), so that no layer's inputs are ever held (a conv layer of a ResNet50 at 224 pixels has
+    thousands of patches per image). Rows as in :func:`layer_inputs` (one per example and output
+    position); at most ``rows_per_batch`` of them per layer and batch, drawn at random with
+    ``seed`` (``None``: all). The products run on the model's device in float32, the sums in
+    float64. Returns ``layer -> [r]`` (CPU, float64): the mean over rows ``z`` of ``|<v_i, z>| / ||z||``."""
+    modules = dict(model.named_modules())
+    unknown = sorted(set(vectors) - set(modules))
+    if unknown:
+        raise ValueError(f"no layers {unknown[:3]} in {type(model).__name__}")
+    device = next(model.parameters()).device
+    vs = {name: v.to(device, torch.float32) for name, v in vectors.items()}
+    sums = {name: torch.zeros(v.shape[1], dtype=torch.float64, device=device) for name, v in vectors.items()}
+    counts = dict.fromkeys(vectors, 0)
+    g = torch.Generator().manual_seed(seed)
+
+    def hook(name: str, module: torch.nn.Module):
+        def pre(_m, args):
+            x = args[0].detach()
+            if isinstance(module, torch.nn.Conv2d):
+                patches = torch.nn.functional.unfold(x, module.kernel_size, module.dilation, module.padding,
+                                                     module.stride)  # [n, in*k*k, positions]
+                x = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+            z = x.reshape(x.shape[0], -1).float()
+            if rows_per_batch is not None and z.shape[0] > rows_per_batch:
+                z = z[torch.randperm(z.shape[0], generator=g)[:rows_per_batch].to(z.device)]
+            norms = z.norm(dim=1)
+            z = z[norms > 0] / norms[norms > 0, None]
+            sums[name] += (z @ vs[name]).abs().sum(0).double()
+            counts[name] += z.shape[0]
+        return pre
+
+    handles = [modules[n].register_forward_pre_hook(hook(n, modules[n])) for n in vectors]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for x in batches:
+                model(x.to(device))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    empty = [n for n, c in counts.items() if c == 0]
+    if empty:
+        raise ValueError(f"no inputs reached layers {empty[:3]}")
+    return {n: (sums[n] / counts[n]).cpu() for n in vectors}

@@ -31,7 +31,8 @@
 # We also solve WM the way Ito et al. did — the Sinkhorn relaxation of Peña et al. (2023) — next
 # to the iterative assignment of Ainsworth et al., and compare. At the `cpu` profile: MLPs with
 # three hidden layers of several widths on MNIST and FashionMNIST; at the `paper` profile
-# VGG11 and ResNet20 on CIFAR-10 (conv kernels are read as `out x (in * k * k)` matrices).
+# VGG11 and ResNet20 on CIFAR-10 (conv kernels are read as `out x (in * k * k)` matrices), and
+# a last section on two torchvision ResNet50s on ImageNet (App. H.8; data and weights you provide).
 
 # %%
 from typing import Optional
@@ -40,7 +41,7 @@ from IPython.display import Markdown, display
 
 from lmc_utils import figures, plots, profiles, verdicts
 from lmc_utils.device import get_device
-from lmc_utils.studies import singular_vectors
+from lmc_utils.studies import imagenet_resnet50, singular_vectors
 
 # %% tags=["parameters"]
 profile: str = "cpu"  # smoke | cpu | paper
@@ -57,12 +58,13 @@ large_ratio: Optional[float] = None  # a singular value is large if at least thi
 sinkhorn: Optional[dict] = None  # keyword arguments of matching.sinkhorn_weight_matching
 sinkhorn_widths: Optional[list] = None  # widths at which both solvers are compared (Sinkhorn is slow when wide)
 sinkhorn_pairs: Optional[int] = None  # pairs per width compared (the first ones)
+imagenet: Optional[dict] = None  # App. H.8 on ImageNet: weight files and budgets (paper profile; null/{}: skipped)
 
 # %%
 P = profiles.resolve("02_singular_vectors", profile, experiments=experiments, widths=widths, n_pairs=n_pairs,
                      n_orders=n_orders, match_samples=match_samples, eval_subset=eval_subset, top=top,
                      large_ratio=large_ratio, sinkhorn=sinkhorn, sinkhorn_widths=sinkhorn_widths,
-                     sinkhorn_pairs=sinkhorn_pairs)
+                     sinkhorn_pairs=sinkhorn_pairs, imagenet=imagenet)
 figures.setup(P.profile)
 dev = get_device(device)
 criteria = verdicts.load_criteria("02_singular_vectors")
@@ -166,9 +168,34 @@ tables["02_width_summary"]
 tables["02_sinkhorn_vs_iterative"]
 
 # %% [markdown]
+# ## ImageNet: merging two ResNet50s (App. H.8)
+# Runs at the `paper` profile only, on ImageNet and ResNet50 weight files you provide (the
+# `imagenet` parameter; see the README): nothing is downloaded. At the `smoke` and `cpu` profiles
+# (`imagenet` null) this cell does nothing. Weight matching uses the spec traced from torchvision's
+# ResNet50 (`permutation.spec_for`); B of each pair is aligned to A with no permutation, a random
+# one and weight matching, and the singular vectors are compared as above (every layer but the
+# fc counts as hidden). The table gives the validation accuracy of the two models and of the
+# naive and weight-matched midpoints, without and with RESET, next to Ito et al.'s endpoint accuracy;
+# the next two give the alignment per layer and how the top right singular vectors meet the inputs.
+# Its claims (`02_imagenet` in `params/criteria.yaml`, shown first) join the verdicts below; their
+# unit is a pair (a model for the input claim), so with one pair of files every interval is
+# unbounded and those verdicts are inconclusive whatever the numbers: more pairs decide them.
+
+# %%
+imagenet_result = None
+if P.imagenet:
+    display(Markdown(verdicts.criteria_markdown(verdicts.load_criteria(imagenet_resnet50.CRITERIA["merge"]))))
+    imagenet_result = imagenet_resnet50.run_merge(**P.imagenet, seed=seed, device=dev)
+    imagenet_tables = imagenet_resnet50.merge_tables(imagenet_result)
+    for name, table in imagenet_tables.items():
+        figures.save_table(table, name)
+    display(*imagenet_tables.values())
+
+# %% [markdown]
 # ## Which claims held
 # Each declared rule applied to its 95% interval (one row per claim and subject; also in
 # `figures/<profile>/02_verdicts.csv`).
 
 # %%
-display(Markdown(figures.publish_verdicts(singular_vectors.verdicts(result, criteria), criteria, "02_singular_vectors")))
+rows, declared = imagenet_resnet50.with_verdicts(singular_vectors.verdicts(result, criteria), criteria, imagenet_result)
+display(Markdown(figures.publish_verdicts(rows, declared, "02_singular_vectors")))

@@ -45,7 +45,7 @@ from typing import Optional, Union
 from IPython.display import Markdown, display
 
 from lmc_utils import figures, plots, profiles, verdicts
-from lmc_utils.studies import pruning as pruning_study
+from lmc_utils.studies import imagenet_resnet50, pruning as pruning_study
 from lmc_utils.device import get_device
 
 # %% tags=["parameters"]
@@ -72,6 +72,7 @@ judge_width: Optional[int] = None  # the width the redundancy claims are judged 
 merge_tols: Optional[list] = None  # cosine tolerances for merging units (sensitivity table)
 merge_tol: Optional[float] = None  # the tolerance of the main table, the barriers and the verdicts
 n_points: Optional[int] = None  # lambdas on [0, 1]
+imagenet: Optional[dict] = None  # Fig. 6D on ImageNet: weight files and budgets (paper profile; null/{}: skipped)
 
 # %%
 P = profiles.resolve("05_pruning", profile, experiments=experiments, n_models=n_models, curve_models=curve_models,
@@ -80,7 +81,8 @@ P = profiles.resolve("05_pruning", profile, experiments=experiments, n_models=n_
                      fisher_batches=fisher_batches, fisher_batch_size=fisher_batch_size,
                      redundancy_moons=redundancy_moons, redundancy_mnist=redundancy_mnist,
                      redundancy_widths=redundancy_widths, redundancy_models=redundancy_models,
-                     judge_width=judge_width, merge_tols=merge_tols, merge_tol=merge_tol, n_points=n_points)
+                     judge_width=judge_width, merge_tols=merge_tols, merge_tol=merge_tol, n_points=n_points,
+                     imagenet=imagenet)
 figures.setup(P.profile)
 dev = get_device(device)
 criteria = verdicts.load_criteria("05_pruning")
@@ -169,8 +171,29 @@ T["05_redundancy"]
 T["05_merge_tolerance"]
 
 # %% [markdown]
+# ## ImageNet: one-shot pruning of a pretrained ResNet50, then RESET (Qu & Horvath Fig. 6D)
+# Runs at the `paper` profile only, on ImageNet and ResNet50 weight files you provide (the
+# `imagenet` parameter; see the README): nothing is downloaded. At the `smoke` and `cpu` profiles
+# (`imagenet` null) this cell does nothing. Every model is pruned by global and layer-wise
+# magnitude up to 90% sparsity with its first conv left dense (the `excluded_sparsity` column
+# shows it), and evaluated on the validation images as pruned and after RESET on training images;
+# `paper_gain` is the gain Qu & Horvath report. Its claims (`05_imagenet` in `params/criteria.yaml`,
+# shown first) join the verdicts below; their unit is a model, so with one weights file every
+# interval is unbounded and those verdicts are inconclusive whatever the numbers.
+
+# %%
+imagenet_result = None
+if P.imagenet:
+    display(Markdown(verdicts.criteria_markdown(verdicts.load_criteria(imagenet_resnet50.CRITERIA["pruning"]))))
+    imagenet_result = imagenet_resnet50.run_pruning(**P.imagenet, seed=seed, device=dev)
+    for name, table in imagenet_resnet50.pruning_tables(imagenet_result).items():
+        figures.save_table(table, name)
+        display(table)
+
+# %% [markdown]
 # ## Verdicts
 # Computed from the per-model statistics (`05_unit_statistics`) by the rules declared above.
 
 # %%
-display(Markdown(figures.publish_verdicts(pruning_study.verdicts(result, criteria), criteria, "05_pruning")))
+rows, declared = imagenet_resnet50.with_verdicts(pruning_study.verdicts(result, criteria), criteria, imagenet_result)
+display(Markdown(figures.publish_verdicts(rows, declared, "05_pruning")))
