@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
+import yaml
 
 from .atomic import write_text
-from .paths import figures_dir, notebooks_dir, project_root
-from .verdicts import COLUMNS, OUTCOMES, CriteriaError, fmt, load_criteria
+from .paths import figures_dir, notebooks_dir, params_dir, project_root
+from .verdicts import COLUMNS, CRITERIA_FILE, OUTCOMES, CriteriaError, fmt, load_criteria
 
 START, END = "<!-- claims:start -->", "<!-- claims:end -->"
 FILE = "claims.md"
@@ -60,11 +61,23 @@ def tally_text(frame: pd.DataFrame) -> str:
 
 
 def _claim_texts(notebook: str) -> dict[str, str]:
-    """Declared claim sentences of a notebook (empty when it has no section in criteria.yaml)."""
+    """Declared claim sentences of a notebook: its own section of criteria.yaml, then the sections
+    of its optional parts that share its number (``02_imagenet`` for ``02_singular_vectors``); empty
+    when there are none."""
     try:
-        return {name: c.claim for name, c in load_criteria(notebook).items()}
-    except (CriteriaError, OSError):
+        with open(params_dir() / CRITERIA_FILE, encoding="utf-8") as f:
+            names = list(yaml.safe_load(f) or {})
+    except (OSError, yaml.YAMLError):
         return {}
+    number = notebook.split("_", 1)[0] + "_"
+    sections = [notebook] + [n for n in names if n != notebook and n.startswith(number)]
+    texts: dict[str, str] = {}
+    for section in sections:
+        try:
+            texts.update({k: c.claim for k, c in load_criteria(section).items() if k not in texts})
+        except (CriteriaError, OSError):
+            continue
+    return texts
 
 
 def _cell(text: str) -> str:

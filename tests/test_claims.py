@@ -3,6 +3,7 @@
 import os
 
 import pandas as pd
+import yaml
 import pytest
 
 from lmc_utils import claims
@@ -96,3 +97,17 @@ def test_readme_links_the_executed_notebook_where_there_is_one(folder, tmp_path)
     executed = os.path.relpath(folder / "notebooks" / "01_distance_taylor.ipynb", tmp_path)
     assert f", [executed]({executed}))" in block
     assert block.count("[executed]") == 1  # none for 00, which has no executed copy
+
+
+def test_claim_texts_include_a_notebooks_optional_sections(tmp_path, monkeypatch):
+    """02_imagenet's claims are 02_singular_vectors' too (the paper-only ImageNet section)."""
+    from lmc_utils.claims import _claim_texts
+
+    crit = {"statistic": "s", "threshold": 0.0, "direction": "greater", "test": "t"}
+    (tmp_path / "criteria.yaml").write_text(yaml.safe_dump({
+        "02_singular_vectors": {"a": {**crit, "claim": "own claim"}},
+        "02_imagenet": {"b": {**crit, "claim": "imagenet claim"}},
+        "03_ste_three_models": {"c": {**crit, "claim": "other notebook"}}}))
+    monkeypatch.setenv("LMC_PARAMS_DIR", str(tmp_path))
+    assert _claim_texts("02_singular_vectors") == {"a": "own claim", "b": "imagenet claim"}
+    assert _claim_texts("03_ste_three_models") == {"c": "other notebook"}
