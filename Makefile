@@ -85,7 +85,7 @@ test: setup
 	rm -rf build/nbval
 	$(PYTHON) -m lmc_utils.run --profile smoke --prepare build/nbval
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadscope \
-	  -m "not heavy_dry_run" tests build/nbval --nbval-lax --nbval-current-env
+	  -m "not heavy_dry_run" --durations=15 tests build/nbval --nbval-lax --nbval-current-env
 
 lab: setup
 	$(PYTHON) -m jupyter lab notebooks
