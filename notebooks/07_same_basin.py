@@ -203,9 +203,16 @@ for name in bias:
                                          title=figures.experiment_label(name))
         figures.save_figure(fig, f"07_init_{name}");
 
+# %% [markdown]
+# Mean distances between a pair's models (``init``: the two initialisations), and the barrier
+# after matching with Kaiming-normal over Kaiming-uniform initialisation beside the paper's ratio.
+
 # %%
 if "07_init_distances" in summary:
     display(summary["07_init_distances"])
+init_vs_paper = same_basin.init_comparison(summary)
+figures.save_table(init_vs_paper, "07_init_vs_paper")
+init_vs_paper
 
 # %% [markdown]
 # ## Beside the paper

@@ -251,3 +251,11 @@ def test_bias_study_runs_end_to_end_and_every_claim_gets_a_row():
             "init_distance_persists"} <= set(frame.loc[~frame["subject"].str.startswith("not judged"), "claim"])
     lr = frame[frame["claim"] == "larger_lr_prunes_better"]  # no learning-rate study: inconclusive by regime
     assert list(lr["verdict"]) == ["inconclusive"] and lr["subject"].str.startswith("not judged").all()
+
+
+def test_init_comparison_is_the_ratio_of_mean_barriers():
+    init = pd.DataFrame([{"experiment": "x", "init": i, "method": "weight", "reset": False, "accuracy_barrier": b}
+                         for i, b in (("kaiming_uniform", 0.2), ("kaiming_normal", 0.5))])
+    t = same_basin.init_comparison({"07_init": init})
+    assert len(t) == 1 and t["ratio"].iloc[0] == pytest.approx(2.5) and "1.4" in t["paper"].iloc[0]
+    assert same_basin.init_comparison({}).empty
