@@ -107,8 +107,11 @@ NOTEBOOK_CAPS: dict[str, dict[str, Any]] = {
                    "sample_sizes": Sweep(), "merge_tols": Sweep(("merge_tol",)),
                    "redundancy_widths": Sweep(("judge_width",)),
                    "imagenet": {**IMAGENET_CAPS, "sparsities": Sweep(("judge_sparsity",), smallest=False)}},
-    # Notebook 07's learning-rate study trains pairs of VGG16-BN at every rate: its two ends remain.
-    "07_same_basin": {"lrs": Sweep(largest=True)},
+    # Notebook 07's learning-rate study trains pairs of VGG16-BN at every rate: its two ends remain (and
+    # the pruning curves of their models keep two sparsities); the weight-decay sweep keeps its ends and
+    # the judged value (the verdicts compare the smallest with it, and the largest with the best).
+    "07_same_basin": {"lrs": Sweep(largest=True), "prune_sparsities": Sweep(largest=True),
+                      "weight_decays": Sweep(("judge_weight_decay",), largest=True)},
     # Width multiplier 1 only: the SVDs of every layer (three models per pair) already take half a
     # minute for VGG11 on one core, and 8x that at 2x width (the 4x VGG11 also costs a minute per
     # weight-matching sweep). Wider conv nets run in notebooks 00 (ResNet20 4x) and 06 (2x, 4x).

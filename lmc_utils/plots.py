@@ -773,6 +773,121 @@ def plot_lr_barriers(table: pd.DataFrame, reset: bool, title: str = ""):
     return fig
 
 
+def _errorbar(ax, x, t: pd.DataFrame, column: str, low: str, high: str, **style) -> None:
+    """Mean ``column`` with its interval ``[low, high]`` as error bars (infinite bounds drawn as none)."""
+    import numpy as np
+
+    y = t[column].to_numpy(dtype=float)
+    lo = np.nan_to_num(y - t[low].to_numpy(dtype=float), posinf=0.0, neginf=0.0)
+    hi = np.nan_to_num(t[high].to_numpy(dtype=float) - y, posinf=0.0, neginf=0.0)
+    ax.errorbar(x, y, yerr=[lo, hi], capsize=3, **style)
+
+
+def plot_weight_decay(table: pd.DataFrame, title: str = ""):
+    """Test accuracy barrier after matching (left) and endpoint test accuracy (right) against the
+    training weight decay, one line per method, means over pairs with 95% t intervals (``table``:
+    ``07_weight_decay`` of :func:`lmc_utils.studies.same_basin.bias_tables`, one experiment). The
+    weight decays are evenly spaced (0 has no place on a log axis) and labelled."""
+    values = sorted(set(table["weight_decay"]))
+    pos = {v: i for i, v in enumerate(values)}
+    fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.0))
+    for method, m in table.groupby("method", sort=False):
+        style = method_style(method)
+        m = m.sort_values("weight_decay")
+        x = [pos[v] for v in m["weight_decay"]]
+        _errorbar(axes[0], x, m, "accuracy_barrier", "ci_low", "ci_high", fmt="o-", color=style["color"],
+                  label=method_label(method))
+    first = table[table["method"] == table["method"].iloc[0]].sort_values("weight_decay")
+    _errorbar(axes[1], [pos[v] for v in first["weight_decay"]], first, "endpoint_accuracy", "endpoint_ci_low",
+              "endpoint_ci_high", fmt="o-", color="black", label="endpoints")
+    for ax in axes:
+        ax.set_xticks(range(len(values)), [f"{v:g}" for v in values])
+        ax.set_xlabel("weight decay")
+    axes[0].set_ylabel("test accuracy barrier" + (" (RESET)" if bool(table["reset"].any()) else ""))
+    axes[1].set_ylabel("endpoint test accuracy")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+INIT_LABELS = {"kaiming_uniform": "Kaiming uniform", "kaiming_normal": "Kaiming normal"}
+INIT_COLORS = {"kaiming_uniform": "#0072B2", "kaiming_normal": "#D55E00"}
+
+
+def plot_init_comparison(table: pd.DataFrame, history: pd.DataFrame, distances: pd.DataFrame, title: str = ""):
+    """The initialisation study of one experiment (tables of
+    :func:`lmc_utils.studies.same_basin.bias_tables`): the test accuracy barrier after each matching
+    method per initialisation with 95% intervals over pairs (``07_init``); each model's L2 distance
+    from its initialisation per epoch, mean and 95% band over models (``07_init_history``); and the
+    distance between a pair's models at initialisation and after training, without and after weight
+    matching (``07_init_distances``)."""
+    import numpy as np
+
+    inits = [i for i in INIT_LABELS if i in set(table["init"])]
+    methods = list(dict.fromkeys(table["method"]))
+    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.1))
+    width = 0.8 / max(1, len(inits))
+    for k, init in enumerate(inits):
+        t = table[table["init"] == init].set_index("method").loc[methods].reset_index()
+        x = np.arange(len(methods)) + (k - (len(inits) - 1) / 2) * width
+        _errorbar(axes[0], x, t, "accuracy_barrier", "ci_low", "ci_high", fmt="o", color=INIT_COLORS[init],
+                  label=INIT_LABELS[init])
+        h = history[history["init"] == init].sort_values("epoch")
+        axes[1].plot([0, *h["epoch"]], [0.0, *h["l2_from_start"]], "o-", color=INIT_COLORS[init],
+                     label=INIT_LABELS[init])
+        lo = np.nan_to_num(h["ci_low"].to_numpy(dtype=float), neginf=np.nan)
+        hi = np.nan_to_num(h["ci_high"].to_numpy(dtype=float), posinf=np.nan)
+        axes[1].fill_between(h["epoch"], lo, hi, color=INIT_COLORS[init], alpha=0.2)
+        for j, (alignment, ls) in enumerate((("naive", "--"), ("weight", "-"))):
+            d = distances[(distances["init"] == init) & (distances["alignment"] == alignment)].set_index("stage")
+            stages = [s for s in ("init", "trained") if s in d.index]
+            axes[2].plot(range(len(stages)), d.loc[stages, "l2"], "o" + ls, color=INIT_COLORS[init],
+                         label=f"{INIT_LABELS[init]}, {method_label(alignment)}")
+    axes[0].set_xticks(range(len(methods)), [method_label(m) for m in methods])
+    axes[0].set_ylabel("test accuracy barrier after matching")
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("L2 distance from initialisation")
+    axes[1].xaxis.get_major_locator().set_params(integer=True)
+    axes[2].set_xticks([0, 1], ["initialisation", "trained"])
+    axes[2].set_ylabel("L2 distance between the pair")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    axes[1].set_ylim(bottom=0)
+    axes[2].set_ylim(bottom=0)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_lr_pruning(table: pd.DataFrame, renorm_label: str = "RESET", title: str = ""):
+    """Test accuracy against sparsity after global magnitude pruning, one colour per training
+    learning rate: as pruned (dashed, open markers) and after re-normalisation (solid), means over
+    models with 95% t intervals as bands (``table``: ``07_lr_pruning`` of
+    :func:`lmc_utils.studies.same_basin.tables`, one experiment)."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    rates = sorted(set(table["lr"]))
+    cmap = plt.get_cmap("viridis")
+    for k, lr in enumerate(rates):
+        color = cmap(0.15 + 0.7 * k / max(1, len(rates) - 1))
+        for flag, ls, mfc in ((False, "--", "none"), (True, "-", None)):
+            t = table[(table["lr"] == lr) & (table["renorm"] == flag)].sort_values("sparsity")
+            ax.plot(t["sparsity"], t["accuracy"], ls, marker="o", mfc=mfc or color, color=color,
+                    label=f"lr {lr:g}" + (f" + {renorm_label}" if flag else ", pruned"))
+            lo = np.nan_to_num(t["ci_low"].to_numpy(dtype=float), neginf=np.nan)
+            hi = np.nan_to_num(t["ci_high"].to_numpy(dtype=float), posinf=np.nan)
+            ax.fill_between(t["sparsity"], lo, hi, color=color, alpha=0.15)
+    ax.set_xlabel("sparsity (share of weights removed)")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7, loc="lower left")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 # --- notebook 09: width, epsilon-loss clusters, decision boundaries ---------------------------
 
 

@@ -443,6 +443,7 @@ def train_many(configs: Sequence[TrainConfig], device: str | torch.device = "aut
                                                                               .detach() for net in nets]))
                                 for k in names})
     stacked = {k: weights[k.replace(".", "/")] for k in names}
+    start = {k: w.detach().clone() for k, w in stacked.items()}  # each model's weights at its start
     train_data = data_mod.load(cfg.dataset, "train", subset=cfg.train_subset, seed=cfg.subset_seed, device=dev)
     gens = [torch.Generator().manual_seed(c.seed if c.data_seed is None else c.data_seed) for c in configs]
     opt = _optimizer(cfg, weights.parameters())
@@ -480,9 +481,12 @@ def train_many(configs: Sequence[TrainConfig], device: str | torch.device = "aut
             loss_sum += losses.detach() * y.shape[1]
             correct += (logits.detach().argmax(-1) == y).sum(1)
         seconds = (time.perf_counter() - t0) / m
+        with torch.no_grad():  # as train's l2_from_start (no buffers here): per model, over every weight
+            l2 = sum((stacked[k].double() - start[k].double()).pow(2).flatten(1).sum(1) for k in names).sqrt()
         for j, (c, hist) in enumerate(zip(configs, histories)):
             row = {"epoch": epoch + 1, "train_loss": float(loss_sum[j]) / n,
-                   "train_accuracy": float(correct[j]) / n, "lr": lr, "seconds": seconds}
+                   "train_accuracy": float(correct[j]) / n, "lr": lr, "seconds": seconds,
+                   "l2_from_start": float(l2[j])}
             if not math.isfinite(row["train_loss"]):
                 raise FloatingPointError(f"training diverged at epoch {epoch + 1} (loss {row['train_loss']}, "
                                          f"seed {c.seed}); lower the learning rate of {c.arch} on {c.dataset}")

@@ -165,3 +165,11 @@ def test_a_sweep_cap_keeps_the_smallest_point_none_and_the_judged_ones():
     capped = dry_run.budget("05_pruning", {"sparsities": [0.1, 0.5, 0.8, 0.9], "judge_sparsity": 0.8})
     assert capped["sparsities"] == [0.1, 0.8]
     assert Sweep(largest=True).apply({"vgg": [0.01, 0.03, 0.1]}, {}) == {"vgg": [0.01, 0.1]}
+
+
+def test_budget_keeps_the_judged_points_of_notebook_07s_sweeps():
+    small = dry_run.budget("07_same_basin", PAPER["07_same_basin"])
+    full = PAPER["07_same_basin"]["weight_decays"]
+    assert small["weight_decays"] == [min(full), small["judge_weight_decay"], max(full)]
+    assert small["judge_weight_decay"] == PAPER["07_same_basin"]["judge_weight_decay"]
+    assert small["prune_sparsities"] == [0.1, 0.9] and small["bias_pairs"] == 1

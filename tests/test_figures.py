@@ -87,7 +87,7 @@ NORM_MARKS = {"layernorm": ("LayerNorm", "-LN"), "batchnorm": ("-BN",), "fixup":
 
 def experiment_configs(sections: dict) -> dict[str, list[dict]]:
     """Every experiment name the notebook sections of a profile use, with its training configs:
-    the keys of each ``experiments`` mapping, the value of every ``*_experiment`` parameter, and
+    the keys of each ``experiments`` and ``*_experiments`` mapping, the value of every ``*_experiment`` parameter, and
     ``<name>`` of every ``redundancy_<name>`` config (notebook 05's Moons and MNIST MLPs)."""
     found: dict[str, list[dict]] = {}
     for section in sections.values():
@@ -98,6 +98,9 @@ def experiment_configs(sections: dict) -> dict[str, list[dict]]:
         for key, value in section.items():
             if key.endswith("_experiment") and isinstance(value, str):  # bias_experiment, retrain_experiment
                 found.setdefault(value, []).extend([experiments[value]] if value in experiments else [])
+            elif key.endswith("_experiments") and isinstance(value, dict):  # 07's wd_experiments, init_experiments
+                for name, cfg in value.items():
+                    found.setdefault(name, []).append(cfg)
             elif key.startswith("redundancy_") and isinstance(value, dict) and "dataset" in value:
                 found.setdefault(key.removeprefix("redundancy_"), []).append(value)
             elif isinstance(value, dict) and isinstance(value.get("experiments"), dict):  # a sub-study (09's deep)

@@ -133,7 +133,8 @@ def test_study_runs_end_to_end_on_moons():
     test, train = data.load("moons", "test"), data.load("moons", "train")
     res = same_basin.run(MOONS, n_pairs=2, parent_epochs=1, retrain_phases=[(0.2, 1), (0.02, 1)], eval_data=test,
                          reset_data=train, match_inputs=train.x[:500], methods=["naive", "weight", "activation"],
-                         n_planted=2, n_points=3, lrs=[0.02, 0.05], seed=0, device="cpu", progress=False)
+                         n_planted=2, n_points=3, lrs=[0.02, 0.05], prune_sparsities=[0.5], seed=0, device="cpu",
+                         progress=False)
     assert not res.has_bn
     assert len(res.barriers) == 3 * 2 * 3  # kinds x pairs x methods (no RESET without BatchNorm)
     assert len(res.recovery) == 3 * 2 * 2 * 2 and len(res.retraining) == 2 * 2
@@ -146,3 +147,115 @@ def test_study_runs_end_to_end_on_moons():
     reset = frame[frame["claim"] == "reset_needed_by_rebasin"]  # no BatchNorm: inconclusive by regime
     assert list(reset["verdict"]) == ["inconclusive"] and reset["subject"].str.startswith("not judged").all()
     assert {"larger_lr_lower_barrier", "larger_lr_lower_barrier_degraded"} <= set(frame["claim"])
+    # pruning curves by learning rate: rates x models x sparsities (0 = unpruned, 0.5) x re-normalisation
+    pr = res.lr_pruning
+    assert len(pr) == 2 * 4 * 2 * 2 and set(pr["seed"]) == {0, 1, 2, 3}
+    dense = pr[pr["sparsity"] == 0].pivot_table(index=["lr", "model"], columns="renorm", values="accuracy")
+    assert (dense[False] == dense[True]).all()  # the unpruned model is not re-normalised
+    assert len(tabs["07_lr_pruning"]) == 2 * 2 * 2 and (tabs["07_lr_pruning"]["n"] == 4).all()
+    prunes = frame[frame["claim"] == "larger_lr_prunes_better"]
+    assert len(prunes) == 2 and (prunes["n"] == 4).all()  # as pruned and after REPAIR, one unit per seed
+
+
+# --- claims 5 and 6: weight decay, initialisation, pruning by learning rate -------------------------
+
+
+def test_bias_configs_share_the_base_arm_and_vary_one_field():
+    base = MOONS.replace(weight_decay=0)  # an int 0 from a yaml file: the same config as 0.0
+    arms = same_basin.bias_configs(base, [0.0, 0.01, 0.1])
+    assert set(arms) == {("weight_decay", 0.0), ("weight_decay", 0.01), ("weight_decay", 0.1),
+                         ("init", "kaiming_uniform"), ("init", "kaiming_normal")}
+    assert arms[("weight_decay", 0.0)].key == arms[("init", "kaiming_uniform")].key  # trained once
+    assert arms[("weight_decay", 0.1)].weight_decay == 0.1 and "init" not in arms[("weight_decay", 0.1)].model
+    normal = arms[("init", "kaiming_normal")]
+    assert normal.model == {**MOONS.model, "init": "kaiming_normal"} and normal.weight_decay == 0.0
+    assert len({c.key for c in arms.values()}) == 4
+    with pytest.raises(ValueError, match="non-negative"):
+        same_basin.bias_configs(base, [-0.1])
+    with pytest.raises(ValueError, match="unknown init"):
+        same_basin.bias_configs(base, [0.0], inits=["xavier"])
+
+
+def test_kaiming_normal_redraws_the_initial_weights_of_the_same_seed():
+    cfg = zoo.TrainConfig(dataset="fashion_mnist", arch="mlp", model={"width": 128, "depth": 3, "norm": "layernorm"})
+    uniform = zoo.build_model(cfg).state_dict()
+    normal = zoo.build_model(cfg.replace(model={**cfg.model, "init": "kaiming_normal"})).state_dict()
+    again = zoo.build_model(cfg.replace(model={**cfg.model, "init": "kaiming_normal"})).state_dict()
+    w_u, w_n = uniform["hidden.1.weight"], normal["hidden.1.weight"]  # fan_in 128
+    assert float(w_u.abs().max()) <= 1 / math.sqrt(128) + 1e-6  # PyTorch's default: U(-1/sqrt(k), 1/sqrt(k))
+    assert float(w_n.std()) == pytest.approx(math.sqrt(2 / 128), rel=0.05)  # N(0, 2 / fan_in)
+    assert float(w_n.abs().max()) > 1 / math.sqrt(128)
+    assert float(normal["hidden.1.bias"].abs().max()) == 0.0 and float(uniform["hidden.1.bias"].abs().max()) > 0
+    assert all(torch.equal(normal[k], again[k]) for k in normal)  # deterministic from the seed
+    assert torch.equal(uniform["norms.0.weight"], normal["norms.0.weight"])  # LayerNorm starts at (1, 0) in both
+
+
+def _bias_result(wd_barriers: dict, wd_endpoints: dict, init_barriers: dict, init_l2: dict) -> same_basin.BiasResult:
+    bar, dist = [], []
+    for i in range(4):
+        noise = 0.002 * i
+        for wd, b in wd_barriers.items():
+            bar.append({"study": "weight_decay", "value": wd, "pair": i, "method": "weight", "reset": False,
+                        "split": "test", "loss_barrier": b, "accuracy_barrier": b + noise,
+                        "accuracy_a": wd_endpoints[wd] + noise, "accuracy_b": wd_endpoints[wd]})
+        for init, b in init_barriers.items():
+            bar.append({"study": "init", "value": init, "pair": i, "method": "weight", "reset": False, "split": "test",
+                        "loss_barrier": b, "accuracy_barrier": b + noise, "accuracy_a": 0.85, "accuracy_b": 0.85})
+            for stage in ("init", "trained"):
+                dist.append({"study": "init", "value": init, "pair": i, "stage": stage, "alignment": "weight",
+                             "l2": init_l2[init] * (1 + noise)})
+    return same_basin.BiasResult(pd.DataFrame(bar), pd.DataFrame(dist), pd.DataFrame(), has_bn=False,
+                                 judge_weight_decay=0.01)
+
+
+def test_bias_verdicts_on_synthetic_results():
+    criteria = verdicts.load_criteria("07_same_basin")
+    good = same_basin.bias_verdicts(_bias_result({0.0: 0.3, 0.01: 0.1, 0.1: 0.05, 1.0: 0.2},
+                                                 {0.0: 0.86, 0.01: 0.87, 0.1: 0.85, 1.0: 0.6},
+                                                 {"kaiming_uniform": 0.1, "kaiming_normal": 0.4},
+                                                 {"kaiming_uniform": 5.0, "kaiming_normal": 12.0}), criteria)
+    by = good.set_index("subject")["verdict"]
+    assert by["wd 0 - wd 0.01, weight"] == "held"
+    assert by["wd 0.01 (best) - wd 1 (largest), endpoint accuracy"] == "held"  # the best of the others is 0.01
+    assert by["Kaiming normal - uniform, weight"] == "held"
+    assert by["Kaiming normal / uniform, trained, after WM"] == "held"
+    bad = same_basin.bias_verdicts(_bias_result({0.0: 0.1, 0.01: 0.3, 0.1: 0.3, 1.0: 0.3},
+                                                {0.0: 0.86, 0.01: 0.85, 0.1: 0.85, 1.0: 0.9},
+                                                {"kaiming_uniform": 0.4, "kaiming_normal": 0.1},
+                                                {"kaiming_uniform": 5.0, "kaiming_normal": 4.0}), criteria)
+    assert set(bad["verdict"]) == {"did not hold"}
+    assert "wd 0 (best) - wd 1 (largest), endpoint accuracy" in set(bad["subject"])
+
+
+def test_bias_study_runs_end_to_end_and_every_claim_gets_a_row():
+    from lmc_utils import data
+
+    test, train = data.load("moons", "test"), data.load("moons", "train")
+    bias = same_basin.run_bias(MOONS, [0.0, 0.01, 0.3], 2, test, train, train.x[:300], methods=["weight"],
+                               n_points=3, device="cpu", progress=False)
+    assert bias.judge_weight_decay == 0.01  # the median by default
+    # 3 weight decays + 2 initialisations (one shared with wd 0), 2 pairs, one method
+    assert len(bias.barriers) == 5 * 2 and set(bias.barriers["reset"]) == {False}
+    shared = bias.barriers.set_index(["study", "value", "pair"])["accuracy_barrier"].sort_index()
+    assert shared.loc[("weight_decay", 0.0)].tolist() == shared.loc[("init", "kaiming_uniform")].tolist()
+    assert len(bias.distances) == 5 * 2 * 2 * 2  # arms x pairs x stages x alignments
+    assert len(bias.history) == 5 * 2 * 2 * MOONS.epochs and (bias.history["l2_from_start"] > 0).all()
+    tabs = same_basin.bias_tables({"moons": bias})
+    assert set(tabs) == {"07_weight_decay", "07_init", "07_init_distances", "07_init_history"}
+    assert len(tabs["07_weight_decay"]) == 3 and (tabs["07_weight_decay"]["n"] == 2).all()
+    with pytest.raises(ValueError, match="judge_weight_decay"):
+        same_basin.run_bias(MOONS, [0.0, 0.01], 1, test, train, train.x, judge_weight_decay=0.5)
+    criteria = verdicts.load_criteria("07_same_basin")
+    frame = same_basin.verdicts({}, criteria, bias={"moons": bias})
+    assert {"weight_decay_lowers_barrier", "too_much_weight_decay_degrades", "init_changes_barrier",
+            "init_distance_persists"} <= set(frame.loc[~frame["subject"].str.startswith("not judged"), "claim"])
+    lr = frame[frame["claim"] == "larger_lr_prunes_better"]  # no learning-rate study: inconclusive by regime
+    assert list(lr["verdict"]) == ["inconclusive"] and lr["subject"].str.startswith("not judged").all()
+
+
+def test_init_comparison_is_the_ratio_of_mean_barriers():
+    init = pd.DataFrame([{"experiment": "x", "init": i, "method": "weight", "reset": False, "accuracy_barrier": b}
+                         for i, b in (("kaiming_uniform", 0.2), ("kaiming_normal", 0.5))])
+    t = same_basin.init_comparison({"07_init": init})
+    assert len(t) == 1 and t["ratio"].iloc[0] == pytest.approx(2.5) and "1.4" in t["paper"].iloc[0]
+    assert same_basin.init_comparison({}).empty

@@ -43,6 +43,10 @@ def test_final_weights_equal_one_by_one_training():
         _close(t.model.state_dict(), ref.model.state_dict())
         assert [h["train_loss"] for h in t.history] == pytest.approx([h["train_loss"] for h in ref.history], rel=1e-4)
         assert [h["lr"] for h in t.history] == [h["lr"] for h in ref.history]
+        # the distance from the start per epoch, as the one-by-one trainer records it (and it moves)
+        assert [h["l2_from_start"] for h in t.history] == pytest.approx([h["l2_from_start"] for h in ref.history],
+                                                                        rel=1e-4)
+        assert t.history[-1]["l2_from_start"] > 0
         assert t.key == c.key
     # the data seed alone changes the result, as in train()
     assert not _equal(trained[1].model.state_dict(), trained[2].model.state_dict())

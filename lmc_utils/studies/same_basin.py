@@ -8,13 +8,17 @@ and ``retrained`` (model ``2i`` and a copy of it retrained at a large then a sma
 alignment, with and without RESET for BatchNorm; a planted random permutation of one model and
 whether matching returns exactly its inverse; L2 distances (BatchNorm statistics included) before
 and after weight matching. Learning-rate study: independent pairs at each learning rate, and the
-largest one's pairs degraded by one more epoch at that rate (App. F.5's control). Data only: no
-plots, no prose.
+largest one's pairs degraded by one more epoch at that rate (App. F.5's control), and the
+lr-study models' global magnitude pruning curves (App. F.4, Fig. 44). Implicit biases
+(:func:`run_bias`; Sec. 4.3, App. E.5-E.6): independent pairs of one base config per weight decay of
+a sweep and per initialisation (Kaiming uniform / normal) at a small learning rate, with their
+barriers after matching, endpoint accuracies, L2 distances at initialisation and after training,
+and each model's distance from its initialisation per epoch. Data only: no plots, no prose.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import pandas as pd
@@ -25,14 +29,18 @@ from tqdm.auto import tqdm
 from .. import permutation as P
 from .. import verdicts as V
 from .. import zoo
+from .. import pruning
 from ..data import TensorData
 from ..distance import l2_distance
+from ..evaluation import evaluate
 from ..interpolation import has_batchnorm
 from ..matching import activation_correlations, unit_agreement
 from ..rebasin import align, barrier_table, compare_methods
+from .pruning import renormalize
 
 NOTEBOOK = "07_same_basin"
 KINDS = ("independent", "spawned", "retrained")
+INITS = ("kaiming_uniform", "kaiming_normal")  # the initialisation study's arms (lmc_utils.models.INITS)
 SAME_BASIN = ("spawned", "retrained")
 
 
@@ -45,6 +53,19 @@ class Result:
     retraining: pd.DataFrame  # pair, epoch, lr, train_loss, train_accuracy, l2_from_start (retrained copies)
     lr_barriers: pd.DataFrame  # lr, variant (trained | degraded), pair, method, reset, barriers, endpoint accuracies
     has_bn: bool
+    lr_pruning: pd.DataFrame = field(default_factory=pd.DataFrame)  # lr, model, sparsity, renorm, accuracy
+
+
+@dataclass
+class BiasResult:
+    """The implicit-bias studies of one base config (:func:`run_bias`). ``study`` is
+    ``weight_decay`` (``value``: the weight decay) or ``init`` (``value``: the initialisation)."""
+
+    barriers: pd.DataFrame  # study, value, pair, method, reset, split, loss/accuracy barrier, accuracy_a, accuracy_b
+    distances: pd.DataFrame  # study, value, pair, stage (init | trained), alignment (naive | weight), l2
+    history: pd.DataFrame  # study, value, pair, model (a | b), epoch, train_loss, train_accuracy, l2_from_start
+    has_bn: bool
+    judge_weight_decay: float | None  # the moderate weight decay the barrier claim compares with the smallest
 
 
 def _copy_with(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
@@ -116,13 +137,14 @@ def _pairs(base: zoo.TrainConfig, n_pairs: int, parent_epochs: int, retrain_phas
 def run(base: zoo.TrainConfig, n_pairs: int, parent_epochs: int, retrain_phases: Sequence[tuple[float, int]],
         eval_data: TensorData, reset_data: TensorData, match_inputs: torch.Tensor,
         methods: Sequence[str] = ("naive", "weight", "activation"), n_planted: int = 3, n_points: int = 11,
-        lrs: Sequence[float] = (), degrade_epochs: int = 1, seed: int = 0, device="auto",
-        progress: bool = True) -> Result:
+        lrs: Sequence[float] = (), degrade_epochs: int = 1, prune_sparsities: Sequence[float] = (), seed: int = 0,
+        device="auto", progress: bool = True) -> Result:
     """The whole protocol (see the module docstring). ``retrain_phases``: ``[(large_lr, epochs),
     (small_lr, epochs)]`` of the retrained copies; ``lrs``: learning rates of the learning-rate study
     (empty: skipped), each with ``n_pairs`` independent pairs of ``base`` at that rate; the pairs at
-    the largest rate are also retrained ``degrade_epochs`` more at it (the ``degraded`` variant).
-    Barriers are on ``eval_data``; RESET statistics from ``reset_data``; activation matching on
+    the largest rate are also retrained ``degrade_epochs`` more at it (the ``degraded`` variant), and
+    every model of the study is pruned at each of ``prune_sparsities`` (:func:`lr_pruning`; empty:
+    skipped). Barriers are on ``eval_data``; RESET statistics from ``reset_data``; activation matching on
     ``match_inputs``."""
     if n_pairs < 1 or n_planted < 1:
         raise ValueError(f"n_pairs and n_planted must be at least 1, got {n_pairs} and {n_planted}")
@@ -148,8 +170,136 @@ def run(base: zoo.TrainConfig, n_pairs: int, parent_epochs: int, retrain_phases:
                    for h in copy.history]
     lr_rows = lr_study(base, lrs, n_pairs, eval_data, reset_data, match_inputs, methods, degrade_epochs, n_points,
                        seed, device, progress) if lrs else pd.DataFrame()
+    prune_rows = (lr_pruning(base, lrs, n_pairs, prune_sparsities, eval_data, reset_data, seed, device, progress)
+                  if lrs and len(prune_sparsities) else pd.DataFrame())
     return Result(pd.DataFrame(b_rows), pd.concat(curves, ignore_index=True), pd.DataFrame(r_rows),
-                  pd.DataFrame(d_rows), pd.DataFrame(h_rows), lr_rows, has_bn)
+                  pd.DataFrame(d_rows), pd.DataFrame(h_rows), lr_rows, has_bn, prune_rows)
+
+
+def lr_pruning(base: zoo.TrainConfig, lrs: Sequence[float], n_pairs: int, sparsities: Sequence[float],
+               eval_data: TensorData, reset_data: TensorData, seed: int = 0, device="auto",
+               progress: bool = True) -> pd.DataFrame:
+    """Global magnitude pruning curves of the learning-rate study's models (the ``trained`` models of
+    :func:`lr_study`, taken from the cache; Qu & Horvath 2024, App. F.4, Fig. 44): each model pruned
+    at every sparsity (:func:`lmc_utils.pruning.prune_model`), its test accuracy as pruned
+    (``renorm=False``) and after re-normalisation on ``reset_data`` (``renorm=True``: RESET for
+    BatchNorm, REPAIR otherwise; :func:`lmc_utils.studies.pruning.renormalize`); sparsity 0 is the
+    unpruned model. Rows: ``lr, model, seed, sparsity, renorm, accuracy``; ``model`` ``2i`` and
+    ``2i + 1`` are pair ``i``'s, so model ``k`` has seed ``seed + k`` at every rate (the unit)."""
+    grid = sorted({0.0, *(float(s) for s in sparsities)})
+    rows = []
+    for lr in tqdm(sorted(lrs), desc="pruning by learning rate", disable=not progress, leave=False):
+        models = [t for p in zoo.independent_pairs(base.replace(lr=float(lr)), n_pairs, seed=seed, device=device)
+                  for t in p]
+        for k, t in enumerate(models):
+            dense = t.model.eval()
+            for sp in grid:
+                pruned = pruning.prune_model(dense, sp, "global_magnitude") if sp > 0 else dense
+                for flag in (False, True):
+                    model = renormalize(dense, pruned, reset_data) if flag and sp > 0 else pruned
+                    rows.append({"lr": float(lr), "model": k, "seed": t.config.seed, "sparsity": sp, "renorm": flag,
+                                 "accuracy": evaluate(model, eval_data, 1000)[1]})
+    return pd.DataFrame(rows)
+
+
+def bias_configs(base: zoo.TrainConfig, weight_decays: Sequence[float],
+                 inits: Sequence[str] = INITS) -> dict[tuple[str, object], zoo.TrainConfig]:
+    """The configs of the implicit-bias studies: ``("weight_decay", wd)`` is ``base`` at that weight
+    decay, ``("init", name)`` is ``base`` (at its own weight decay) with that initialisation. An arm
+    equal to ``base`` is ``base`` itself (same cache key): the weight decay of ``base`` and its
+    initialisation (``model.init``, default ``kaiming_uniform``) are shared by both studies."""
+    from ..models import INITS as KNOWN
+
+    if not weight_decays and not inits:
+        raise ValueError("bias_configs needs weight decays or initialisations")
+    if any(float(w) < 0 for w in weight_decays):
+        raise ValueError(f"weight decays must be non-negative, got {list(weight_decays)}")
+    bad = [i for i in inits if i not in KNOWN]
+    if bad:
+        raise ValueError(f"unknown init(s) {bad}; choose from {', '.join(KNOWN)}")
+    base = base.replace(weight_decay=float(base.weight_decay))  # 0 and 0.0 are one config
+    own_init = base.model.get("init", "kaiming_uniform")
+    out: dict[tuple[str, object], zoo.TrainConfig] = {}
+    for wd in weight_decays:
+        out[("weight_decay", float(wd))] = base if float(wd) == base.weight_decay else base.replace(weight_decay=float(wd))
+    for init in inits:
+        out[("init", init)] = base if init == own_init else base.replace(model={**base.model, "init": init})
+    return out
+
+
+def run_bias(base: zoo.TrainConfig, weight_decays: Sequence[float], n_pairs: int, eval_data: TensorData,
+             reset_data: TensorData, match_inputs: torch.Tensor, methods: Sequence[str] = ("weight", "activation"),
+             inits: Sequence[str] = INITS, judge_weight_decay: float | None = None,
+             n_points: int = 11, seed: int = 0, device="auto", progress: bool = True) -> BiasResult:
+    """The implicit-bias studies (Qu & Horvath 2024, Sec. 4.3 and App. E.5-E.6) on ``base``: ``n_pairs``
+    independent pairs (seeds ``seed + 2i``, ``+ 1``, the same at every arm, so arms pair by ``i``)
+    for each arm of :func:`bias_configs`. Per pair: test barriers after each matching method of
+    ``methods`` (RESET for BatchNorm only), L2 distances (:func:`pair_distances`) of the two
+    initialisations and of the trained models, and both models' per-epoch history (``l2_from_start``:
+    distance from their initialisation). A config shared by two arms is trained and measured once.
+    ``judge_weight_decay`` (default: the median of ``weight_decays``) is recorded for the verdicts."""
+    if n_pairs < 1:
+        raise ValueError(f"n_pairs must be at least 1, got {n_pairs}")
+    if judge_weight_decay is not None and float(judge_weight_decay) not in {float(w) for w in weight_decays}:
+        raise ValueError(f"judge_weight_decay {judge_weight_decay} is not one of weight_decays {list(weight_decays)}")
+    arms = bias_configs(base, weight_decays, inits)
+    matchers = [m for m in methods if m != "naive"] or ["weight"]
+    has_bn = has_batchnorm(zoo.build_model(base))
+    unique = list({c.key: c for c in arms.values()}.values())
+    trained = zoo.get_many([c.replace(seed=seed + k) for c in unique for k in range(2 * n_pairs)], device=device,
+                           progress=progress)
+    by_key = {c.key: [(trained[u * 2 * n_pairs + 2 * i], trained[u * 2 * n_pairs + 2 * i + 1]) for i in range(n_pairs)]
+              for u, c in enumerate(unique)}
+    measured: dict[str, tuple[list, list, list]] = {}
+    for c in tqdm(unique, desc="implicit-bias arms", disable=not progress, leave=False):
+        b_rows, d_rows, h_rows = [], [], []
+        for i, (a, b) in enumerate(by_key[c.key]):
+            cm = compare_methods(a.model, b.model, {"test": eval_data}, matchers, match_inputs=match_inputs,
+                                 reset_bn=[has_bn], reset_data=reset_data, n_points=n_points, progress=False)
+            b_rows += [{"pair": i, **r} for r in barrier_table(cm).to_dict("records")]
+            starts = (zoo.build_model(a.config).eval(), zoo.build_model(b.config).eval())
+            for stage, (ma, mb) in (("init", starts), ("trained", (a.model, b.model))):
+                d_rows += [{"pair": i, "stage": stage, "alignment": r["alignment"], "l2": r["l2"]}
+                           for r in pair_distances(ma, mb)]
+            for side, t in (("a", a), ("b", b)):
+                h_rows += [{"pair": i, "model": side, **{k: h[k] for k in ("epoch", "train_loss", "train_accuracy",
+                                                                            "l2_from_start")}} for h in t.history]
+        measured[c.key] = (b_rows, d_rows, h_rows)
+    frames: list[list[dict]] = [[], [], []]
+    for (study, value), c in arms.items():
+        for out, rows in zip(frames, measured[c.key]):
+            out += [{"study": study, "value": value, **r} for r in rows]
+    wds = sorted(float(w) for w in weight_decays)
+    judge = (float(judge_weight_decay) if judge_weight_decay is not None
+             else wds[len(wds) // 2] if len(wds) > 2 else None)
+    return BiasResult(*(pd.DataFrame(f) for f in frames), has_bn=has_bn, judge_weight_decay=judge)
+
+
+def run_bias_experiments(wd_experiments: Mapping[str, Mapping] | None, init_experiments: Mapping[str, Mapping] | None,
+                         weight_decays: Sequence[float], n_pairs: int, eval_subset: int | None = None,
+                         match_samples: int = 2000, judge_weight_decay: float | None = None, seed: int = 0,
+                         device="auto", progress: bool = True, **kwargs) -> dict[str, BiasResult]:
+    """:func:`run_bias` for each experiment (name -> :class:`lmc_utils.zoo.TrainConfig` fields) of
+    ``wd_experiments`` (the weight-decay sweep) and ``init_experiments`` (Kaiming uniform vs normal);
+    a name in both (with the same fields) runs both studies in one call, sharing the arm equal to its
+    base config. Data as :func:`run_experiments` loads it; ``kwargs`` go to :func:`run_bias`."""
+    from ..data import load
+
+    wd_experiments, init_experiments = dict(wd_experiments or {}), dict(init_experiments or {})
+    clash = [n for n in set(wd_experiments) & set(init_experiments) if wd_experiments[n] != init_experiments[n]]
+    if clash:
+        raise ValueError(f"experiment(s) {sorted(clash)} have different configs in wd_experiments and "
+                         f"init_experiments; give them different names")
+    out = {}
+    for name, fields in {**wd_experiments, **init_experiments}.items():
+        cfg = fields if isinstance(fields, zoo.TrainConfig) else zoo.TrainConfig(**fields)
+        test = load(cfg.dataset, "test", subset=eval_subset, device=device)
+        train = load(cfg.dataset, "train", subset=match_samples, device=device)
+        out[name] = run_bias(cfg, weight_decays if name in wd_experiments else (), n_pairs, test, train, train.x,
+                             inits=INITS if name in init_experiments else (),
+                             judge_weight_decay=judge_weight_decay if name in wd_experiments else None,
+                             seed=seed, device=device, progress=progress, **kwargs)
+    return out
 
 
 def lr_study(base: zoo.TrainConfig, lrs: Sequence[float], n_pairs: int, eval_data: TensorData,
@@ -234,7 +384,53 @@ def experiment_tables(result: Result) -> dict[str, pd.DataFrame]:
     if not result.lr_barriers.empty:
         out["07_lr"] = result.lr_barriers.groupby(["lr", "variant", "method", "reset"], sort=False)[
             ["loss_barrier", "accuracy_barrier", "accuracy_a", "accuracy_b"]].mean().reset_index()
+    if not result.lr_pruning.empty:
+        out["07_lr_pruning"] = _with_interval(result.lr_pruning, ["lr", "renorm", "sparsity"], "accuracy")
     return out
+
+
+def _with_interval(frame: pd.DataFrame, by: list[str], column: str) -> pd.DataFrame:
+    """Per group of ``by``: the mean of ``column`` over its rows (the units) with a 95% t interval
+    (:func:`lmc_utils.verdicts.interval`) and the number of units: columns ``by, column, ci_low,
+    ci_high, n``."""
+    rows = []
+    for key, g in frame.groupby(by, sort=False):
+        est = V.interval(g[column].to_numpy(dtype=float))
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), column: est["estimate"],
+                     "ci_low": est["ci_low"], "ci_high": est["ci_high"], "n": est["n"]})
+    return pd.DataFrame(rows)
+
+
+def bias_tables(results: Mapping[str, BiasResult]) -> dict[str, pd.DataFrame]:
+    """The implicit-bias tables, stacked over experiments (an ``experiment`` column first):
+    ``07_weight_decay`` and ``07_init``: per arm and method the mean test accuracy barrier after
+    matching over pairs with its 95% t interval, and the mean endpoint accuracy with its interval;
+    ``07_init_distances``: per initialisation, stage (init | trained) and alignment the mean L2
+    distance between a pair's models; ``07_init_history``: per initialisation and epoch the mean
+    distance of a model from its initialisation, with its interval (the units: models)."""
+    out: dict[str, list[pd.DataFrame]] = {"07_weight_decay": [], "07_init": [], "07_init_distances": [],
+                                          "07_init_history": []}
+    for name, r in results.items():
+        bar = r.barriers.assign(endpoint_accuracy=(r.barriers["accuracy_a"] + r.barriers["accuracy_b"]) / 2)
+        for study, table in (("weight_decay", "07_weight_decay"), ("init", "07_init")):
+            sub = bar[bar["study"] == study]
+            if sub.empty:
+                continue
+            a = _with_interval(sub, ["value", "method", "reset"], "accuracy_barrier")
+            e = _with_interval(sub, ["value", "method", "reset"], "endpoint_accuracy").rename(
+                columns={"ci_low": "endpoint_ci_low", "ci_high": "endpoint_ci_high"}).drop(columns="n")
+            t = a.merge(e, on=["value", "method", "reset"]).rename(columns={"value": study})
+            out[table].append(t.assign(experiment=name))
+        d = r.distances[r.distances["study"] == "init"]
+        if not d.empty:
+            out["07_init_distances"].append(d.groupby(["value", "stage", "alignment"], sort=False)["l2"].mean()
+                                            .reset_index().rename(columns={"value": "init"}).assign(experiment=name))
+        h = r.history[r.history["study"] == "init"]
+        if not h.empty:
+            out["07_init_history"].append(_with_interval(h, ["value", "epoch"], "l2_from_start")
+                                          .rename(columns={"value": "init"}).assign(experiment=name))
+    return {k: pd.concat(v, ignore_index=True).pipe(lambda f: f[["experiment", *[c for c in f if c != "experiment"]]])
+            for k, v in out.items() if v}
 
 
 def _acc(frame: pd.DataFrame, kind: str, method: str, reset: bool) -> pd.Series:
@@ -243,11 +439,15 @@ def _acc(frame: pd.DataFrame, kind: str, method: str, reset: bool) -> pd.Series:
     return sub.set_index("pair")["accuracy_barrier"].sort_index()
 
 
-def verdicts(results: Mapping[str, Result], criteria: Mapping[str, V.Criterion]) -> pd.DataFrame:
-    """:func:`experiment_verdicts` of every experiment, subjects prefixed by the experiment's name."""
+def verdicts(results: Mapping[str, Result], criteria: Mapping[str, V.Criterion],
+             bias: Mapping[str, BiasResult] | None = None) -> pd.DataFrame:
+    """:func:`experiment_verdicts` of every experiment and :func:`bias_verdicts` of every
+    implicit-bias experiment, subjects prefixed by the experiment's name; a declared claim no
+    experiment could judge gets one inconclusive row naming the regime it needs."""
     rows = []
-    for name, r in results.items():
-        frame = experiment_verdicts(r, criteria)
+    frames = [(name, experiment_verdicts(r, criteria)) for name, r in results.items()]
+    frames += [(name, bias_verdicts(r, criteria)) for name, r in (bias or {}).items()]
+    for name, frame in frames:
         rows += [{**row, "subject": f"{name}: {row['subject']}"} for row in frame.to_dict("records")]
     judged = {row["claim"] for row in rows}
     for claim, why in NOT_JUDGED.items():  # a claim no experiment can test here: inconclusive by regime
@@ -260,6 +460,11 @@ NOT_JUDGED = {  # claim -> the regime it needs, for profiles without one
     "reset_needed_by_rebasin": "no BatchNorm model in this profile",
     "larger_lr_lower_barrier": "no learning-rate study in this profile (lrs)",
     "larger_lr_lower_barrier_degraded": "no learning-rate study in this profile (lrs)",
+    "larger_lr_prunes_better": "no learning-rate study with pruning in this profile (lrs, prune_sparsities)",
+    "weight_decay_lowers_barrier": "no weight-decay sweep of at least three values in this profile (weight_decays)",
+    "too_much_weight_decay_degrades": "no weight-decay sweep of at least three values in this profile (weight_decays)",
+    "init_changes_barrier": "no initialisation study in this profile (bias_experiments)",
+    "init_distance_persists": "no initialisation study in this profile (bias_experiments)",
 }
 
 
@@ -306,6 +511,57 @@ def experiment_verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> 
             add("larger_lr_lower_barrier", f"lr {lo:g} - lr {hi:g}, {m}", acc(lo, "trained") - acc(hi, "trained"))
             add("larger_lr_lower_barrier_degraded", f"lr {lo:g} - lr {hi:g} degraded, {m}",
                 acc(lo, "trained") - acc(hi, "degraded"))
+    pr = result.lr_pruning
+    if not pr.empty:
+        lo, hi = min(pr["lr"]), max(pr["lr"])
+        curve = pr[pr["sparsity"] > 0].groupby(["lr", "renorm", "model"])["accuracy"].mean()  # mean over sparsities
+        for flag, label in ((False, "as pruned"), (True, "RESET" if result.has_bn else "REPAIR")):
+            add("larger_lr_prunes_better", f"lr {hi:g} - lr {lo:g}, global magnitude, {label}",
+                curve.loc[(hi, flag)] - curve.loc[(lo, flag)])
+    return V.table(rows)
+
+
+def _per_pair(frame: pd.DataFrame, study: str, value, method: str, column: str = "accuracy_barrier") -> pd.Series:
+    """``column`` per pair of one arm and method of a :class:`BiasResult`'s barriers (indexed by pair)."""
+    sub = frame[(frame["study"] == study) & (frame["value"] == value) & (frame["method"] == method)]
+    return sub.set_index("pair")[column].sort_index()
+
+
+def bias_verdicts(result: BiasResult, criteria: Mapping[str, V.Criterion]) -> pd.DataFrame:
+    """Verdict rows of the implicit-bias claims (``params/criteria.yaml``, section ``07_same_basin``).
+    Arms pair by index ``i`` (the same seeds at every arm). Weight decay (needs three or more
+    values): the smallest minus the judged moderate one (barrier), and the endpoint accuracy of the
+    largest below that of the best of the others (the one with the highest mean endpoint accuracy
+    over pairs). Initialisation: Kaiming normal minus Kaiming uniform (barrier), and the ratio of
+    their trained pairs' L2 distance after weight matching."""
+    rows = []
+
+    def add(claim: str, subject: str, values) -> None:
+        if claim in criteria:
+            rows.append(V.verdict(NOTEBOOK, criteria[claim], subject, values))
+
+    bar, dist = result.barriers, result.distances
+    bar = bar.assign(endpoint_accuracy=(bar["accuracy_a"] + bar["accuracy_b"]) / 2)
+    matchers = list(dict.fromkeys(bar["method"]))
+    wds = sorted(set(bar.loc[bar["study"] == "weight_decay", "value"]))
+    if len(wds) >= 3 and result.judge_weight_decay is not None:
+        lo, mid, top = wds[0], float(result.judge_weight_decay), wds[-1]
+        for m in matchers:
+            add("weight_decay_lowers_barrier", f"wd {lo:g} - wd {mid:g}, {m}",
+                _per_pair(bar, "weight_decay", lo, m) - _per_pair(bar, "weight_decay", mid, m))
+        ends = {w: _per_pair(bar, "weight_decay", w, matchers[0], "endpoint_accuracy") for w in wds}
+        best = max(wds[:-1], key=lambda w: float(ends[w].mean()))
+        add("too_much_weight_decay_degrades", f"wd {best:g} (best) - wd {top:g} (largest), endpoint accuracy",
+            ends[best] - ends[top])
+    inits = set(bar.loc[bar["study"] == "init", "value"])
+    if {"kaiming_uniform", "kaiming_normal"} <= inits:
+        for m in matchers:
+            add("init_changes_barrier", f"Kaiming normal - uniform, {m}",
+                _per_pair(bar, "init", "kaiming_normal", m) - _per_pair(bar, "init", "kaiming_uniform", m))
+        d = dist[(dist["study"] == "init") & (dist["stage"] == "trained") & (dist["alignment"] == "weight")]
+        l2 = {i: d[d["value"] == i].set_index("pair")["l2"].sort_index() for i in ("kaiming_normal", "kaiming_uniform")}
+        add("init_distance_persists", "Kaiming normal / uniform, trained, after WM",
+            l2["kaiming_normal"] / l2["kaiming_uniform"])
     return V.table(rows)
 
 
@@ -342,3 +598,22 @@ def paper_comparison(summary: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
             row[name] = float(value.iloc[0]) if len(value) else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+# Qu & Horvath (2024, Sec. 4.3): at lr 0.01 the barrier after weight matching between Kaiming-normal
+# VGG16-LN solutions on CIFAR-10 was "over 40% larger" than between Kaiming-uniform ones.
+PAPER_INIT_RATIO = ("over 1.4", "VGG16-LN, CIFAR-10, lr 0.01")
+
+
+def init_comparison(summary: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per initialisation experiment and matching method: the mean test accuracy barrier after
+    matching with Kaiming-uniform and Kaiming-normal initialisation (``summary["07_init"]`` of
+    :func:`bias_tables`), their ratio, and the paper's ratio (:data:`PAPER_INIT_RATIO`) beside."""
+    if "07_init" not in summary:
+        return pd.DataFrame(columns=["experiment", "method", "kaiming_uniform", "kaiming_normal", "ratio", "paper"])
+    wide = summary["07_init"].pivot_table(index=["experiment", "method"], columns="init", values="accuracy_barrier",
+                                          sort=False).reset_index()
+    wide["ratio"] = wide["kaiming_normal"] / wide["kaiming_uniform"]
+    wide["paper"] = f"{PAPER_INIT_RATIO[0]} ({PAPER_INIT_RATIO[1]}, weight matching)"
+    wide.columns.name = None
+    return wide[["experiment", "method", "kaiming_uniform", "kaiming_normal", "ratio", "paper"]]
