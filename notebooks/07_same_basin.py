@@ -179,7 +179,10 @@ for name, r in results.items():
 # %% [markdown]
 # ## Weight decay
 # Barrier after matching and endpoint accuracy against the training weight decay (means over
-# pairs, 95% t intervals).
+# pairs, 95% t intervals). *Disclosure:* the value the barrier claim judges (`judge_weight_decay`)
+# was chosen after a two-pair pilot at the `cpu` profile (seeds 0–3, trained on 20k images; the
+# models below train on 10k, so none is reused) had put the barrier's fall between the sweep's
+# second and third values — a choice made after seeing numbers, not declared blind.
 
 # %%
 for name in bias:
