@@ -176,10 +176,15 @@ def _vgg_spec(model: VGG) -> PermutationSpec:
     return spec_from_layers(model, layers, acts)
 
 
-def _resnet_spec(model: ResNet) -> PermutationSpec:
+def _resnet_spec(model: ResNet | FixupResNet) -> PermutationSpec:
     """Residual streams: one group per stage (``stream.s``) shared by the stem (stage 0), every
-    block output and every shortcut of that stage; one inner group per block."""
-    layers: dict[str, tuple[str | None, str | None]] = {"conv1": ("stream.0", None), "norm1": ("stream.0", None)}
+    block output and every shortcut of that stage; one inner group per block. A
+    :class:`~lmc_utils.models.FixupResNet` has the same module names without the norm layers; its
+    scalar biases and multipliers (the model's ``bias1, bias2`` and each block's ``bias1a, bias1b,
+    bias2a, scale, bias2b``) act on every channel alike and are not permuted."""
+    fixup = isinstance(model, FixupResNet)
+    layers: dict[str, tuple[str | None, str | None]] = {"conv1": ("stream.0", None)}
+    layers.update({"": (None, None)} if fixup else {"norm1": ("stream.0", None)})
     acts: dict[str, list[str]] = {"stream.0": ["act1"]}
     stream_in = "stream.0"
     for s, stage in enumerate(model.stages):
@@ -188,13 +193,18 @@ def _resnet_spec(model: ResNet) -> PermutationSpec:
         for b, block in enumerate(stage):
             p = f"stages.{s}.{b}"
             inner = f"{p}.inner"
+            if fixup:
+                layers[p] = (None, None)  # the block's scalars
             layers[f"{p}.conv1"] = (inner, stream_in)
-            layers[f"{p}.norm1"] = (inner, None)
+            if not fixup:
+                layers[f"{p}.norm1"] = (inner, None)
             layers[f"{p}.conv2"] = (stream, inner)
-            layers[f"{p}.norm2"] = (stream, None)
+            if not fixup:
+                layers[f"{p}.norm2"] = (stream, None)
             if len(block.shortcut) > 0:
                 layers[f"{p}.shortcut.0"] = (stream, stream_in)
-                layers[f"{p}.shortcut.1"] = (stream, None)
+                if not fixup:
+                    layers[f"{p}.shortcut.1"] = (stream, None)
             acts[inner] = [f"{p}.act1"]
             acts[stream].append(f"{p}.act2")
             stream_in = stream
@@ -202,32 +212,7 @@ def _resnet_spec(model: ResNet) -> PermutationSpec:
     return spec_from_layers(model, layers, {g: tuple(v) for g, v in acts.items()})
 
 
-def _fixup_resnet_spec(model: FixupResNet) -> PermutationSpec:
-    """The groups of :func:`_resnet_spec` (the module names are the same); Fixup's scalar biases and
-    multipliers (the model's ``bias1, bias2`` and each block's) act on every channel alike and are
-    not permuted."""
-    layers: dict[str, tuple[str | None, str | None]] = {"conv1": ("stream.0", None), "": (None, None)}
-    acts: dict[str, list[str]] = {"stream.0": ["act1"]}
-    stream_in = "stream.0"
-    for s, stage in enumerate(model.stages):
-        stream = f"stream.{s}"
-        acts.setdefault(stream, [])
-        for b, block in enumerate(stage):
-            p = f"stages.{s}.{b}"
-            inner = f"{p}.inner"
-            layers[p] = (None, None)  # bias1a, bias1b, bias2a, scale, bias2b
-            layers[f"{p}.conv1"] = (inner, stream_in)
-            layers[f"{p}.conv2"] = (stream, inner)
-            if len(block.shortcut) > 0:
-                layers[f"{p}.shortcut.0"] = (stream, stream_in)
-            acts[inner] = [f"{p}.act1"]
-            acts[stream].append(f"{p}.act2")
-            stream_in = stream
-    layers["linear"] = (None, stream_in)
-    return spec_from_layers(model, layers, {g: tuple(v) for g, v in acts.items()})
-
-
-_BUILDERS = {MLP: _mlp_spec, VGG: _vgg_spec, ResNet: _resnet_spec, FixupResNet: _fixup_resnet_spec}
+_BUILDERS = {MLP: _mlp_spec, VGG: _vgg_spec, ResNet: _resnet_spec, FixupResNet: _resnet_spec}
 
 
 def spec_for(model: nn.Module, example_input: torch.Tensor | None = None) -> PermutationSpec:

@@ -104,6 +104,18 @@ def top_k_contribution(a: SVD, b: SVD, ks: Sequence[int]) -> dict[int, float]:
     return {k: float(terms[:k, :k].sum()) / norm if norm else float("nan") for k in ks}
 
 
+def _weight_inputs(module: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The rows a layer's weight matrix (:func:`layer_matrices`) multiplies, from the layer's input
+    ``x``: one per example for a linear layer; one per example and output position for a conv
+    layer (the unfolded patch, ``in * prod(kernel)`` columns)."""
+    x = x.detach()
+    if isinstance(module, torch.nn.Conv2d):
+        patches = torch.nn.functional.unfold(x, module.kernel_size, module.dilation, module.padding,
+                                             module.stride)  # [n, in*k*k, positions]
+        x = patches.transpose(1, 2).reshape(-1, patches.shape[1])
+    return x.reshape(x.shape[0], -1)
+
+
 def layer_inputs(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int = 500,
                  max_rows: int | None = 20000, seed: int = 0) -> dict[str, torch.Tensor]:
     """The inputs ``z`` each layer's weight matrix acts on, as ``layer -> [n, in * prod(kernel)]``
@@ -119,12 +131,7 @@ def layer_inputs(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int =
 
     def hook(name: str, module: torch.nn.Module):
         def pre(_m, args):
-            x = args[0].detach()
-            if isinstance(module, torch.nn.Conv2d):
-                patches = torch.nn.functional.unfold(x, module.kernel_size, module.dilation, module.padding,
-                                                     module.stride)  # [n, in*k*k, positions]
-                x = patches.transpose(1, 2).reshape(-1, patches.shape[1])
-            rows[name].append(x.reshape(x.shape[0], -1).double().cpu())
+            rows[name].append(_weight_inputs(module, args[0]).double().cpu())
         return pre
 
     handles = [m.register_forward_pre_hook(hook(n, m)) for n, m in layers.items()]
@@ -170,12 +177,7 @@ def streamed_input_alignment(model: torch.nn.Module, vectors: Mapping[str, torch
 
     def hook(name: str, module: torch.nn.Module):
         def pre(_m, args):
-            x = args[0].detach()
-            if isinstance(module, torch.nn.Conv2d):
-                patches = torch.nn.functional.unfold(x, module.kernel_size, module.dilation, module.padding,
-                                                     module.stride)  # [n, in*k*k, positions]
-                x = patches.transpose(1, 2).reshape(-1, patches.shape[1])
-            z = x.reshape(x.shape[0], -1).float()
+            z = _weight_inputs(module, args[0]).float()
             if rows_per_batch is not None and z.shape[0] > rows_per_batch:
                 z = z[torch.randperm(z.shape[0], generator=g)[:rows_per_batch].to(z.device)]
             norms = z.norm(dim=1)
