@@ -4,7 +4,7 @@
 #                  (fails when a verdict changed)
 #   make claims    figures/<profile>/claims.md from the verdict tables (and, at cpu, README's table)
 #   make test      set up, then unit/property tests, the nbval smoke run of every notebook and the
-#                  paper profile's dry run of every notebook but 02, 04, 07 (tests/test_paper_dry_run.py;
+#                  paper profile's dry run of every notebook but 02, 03, 04, 07 (tests/test_paper_dry_run.py;
 #                  `make dry-run` runs all of them), on
 #                  $(TEST_WORKERS) pytest-xdist workers of 1 thread each
 #   make dry-run   every notebook with the paper profile's configs at tiny budgets (PROFILE=... for
@@ -48,7 +48,7 @@ setup: .venv/.lmc-rebasin-installed
 .venv/.lmc-rebasin-installed: pyproject.toml
 	@if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 	$(PYTHON) -m pip install --upgrade --quiet pip
-	$(PYTHON) -m pip install --quiet -e ".[dev]"
+	$(PYTHON) -m pip install --quiet --no-compile -e ".[dev]"
 	@touch $@
 else
 setup:
