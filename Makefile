@@ -48,7 +48,7 @@ setup: .venv/.lmc-rebasin-installed
 .venv/.lmc-rebasin-installed: pyproject.toml
 	@if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 	$(PYTHON) -m pip install --upgrade --quiet pip
-	$(PYTHON) -m pip install --quiet --no-compile -e ".[dev]"
+	$(PYTHON) -m pip install --quiet -e ".[dev]"
 	@touch $@
 else
 setup:
