@@ -195,10 +195,12 @@ def lr_pruning(base: zoo.TrainConfig, lrs: Sequence[float], n_pairs: int, sparsi
             dense = t.model.eval()
             for sp in grid:
                 pruned = pruning.prune_model(dense, sp, "global_magnitude") if sp > 0 else dense
-                for flag in (False, True):
-                    model = renormalize(dense, pruned, reset_data) if flag and sp > 0 else pruned
+                as_pruned = evaluate(pruned, eval_data, 1000)[1]
+                for flag in (False, True):  # the unpruned model is its own re-normalisation: evaluated once
+                    acc = evaluate(renormalize(dense, pruned, reset_data), eval_data, 1000)[1] if flag and sp > 0 \
+                        else as_pruned
                     rows.append({"lr": float(lr), "model": k, "seed": t.config.seed, "sparsity": sp, "renorm": flag,
-                                 "accuracy": evaluate(model, eval_data, 1000)[1]})
+                                 "accuracy": acc})
     return pd.DataFrame(rows)
 
 
