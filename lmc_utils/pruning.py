@@ -54,10 +54,11 @@ def prunable(model: nn.Module, exclude: Sequence[str] = ()) -> list[tuple[str, n
     but those named in ``exclude`` (e.g. ``["conv1"]``: ResNet50's first conv, which Qu & Horvath
     leave dense on ImageNet). A name in ``exclude`` that is no such layer is an error."""
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
-    unknown = sorted(set(exclude) - {n for n, _ in layers})
+    excluded = set(exclude)
+    unknown = sorted(excluded - {n for n, _ in layers})
     if unknown:
         raise ValueError(f"exclude names {unknown}, which are not Linear/Conv2d layers of {type(model).__name__}")
-    return [(n, m) for n, m in layers if n not in set(exclude)]
+    return [(n, m) for n, m in layers if n not in excluded]
 
 
 def _check_sparsity(sparsity: float) -> None:
