@@ -100,6 +100,64 @@ class MLP(nn.Module):
             x = act(norm(linear(x)))
         return self.out(x)
 
+    def forward_stacked(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Logits of m MLPs of this structure at once: ``params`` maps each state-dict key to the m
+        models' tensors stacked (``[m, ...]``) and model j sees ``x[j]`` (``x``: ``[m, batch, ...]``).
+
+        One batched matrix product per layer (``torch.baddbmm``), so each model gets the arithmetic
+        of :meth:`forward` up to float rounding; this is what batched training
+        (:func:`lmc_utils.zoo.train_many`) differentiates.
+        """
+        h = x.flatten(2)
+        for i, norm in enumerate(self.norms):
+            h = _stacked_linear(h, params[f"hidden.{i}.weight"], params.get(f"hidden.{i}.bias"))
+            if isinstance(norm, nn.LayerNorm):
+                h = F.layer_norm(h, norm.normalized_shape, eps=norm.eps) * params[f"norms.{i}.weight"].unsqueeze(1)
+                if f"norms.{i}.bias" in params:
+                    h = h + params[f"norms.{i}.bias"].unsqueeze(1)
+            h = h.relu_()  # in place: h is this layer's fresh output, and no backward needs it before the ReLU
+        return _stacked_linear(h, params["out.weight"], params.get("out.bias"))
+
+
+class _StackedLinear(torch.autograd.Function):
+    """``h[j] @ weight[j].T + bias[j]`` for every model j (``h``: ``[m, batch, in]``, ``weight``:
+    ``[m, out, in]``), with each batched product in the orientation whose result has the wider
+    last dimension: on CPU a batched product with a narrow result (the 2 outputs of a Moons head, the
+    2 inputs of its first layer) is several times slower than the same product transposed.
+    Measured in ``bench/batched_training_09.md``; the numbers equal autograd's up to rounding."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(h, weight)
+        ctx.has_bias = bias is not None
+        if weight.shape[1] < h.shape[1]:  # fewer outputs than examples: (W h^T)^T, made contiguous
+            if bias is None:
+                return torch.bmm(weight, h.transpose(1, 2)).transpose(1, 2).contiguous()
+            return torch.baddbmm(bias.unsqueeze(2), weight, h.transpose(1, 2)).transpose(1, 2).contiguous()
+        if bias is None:
+            return torch.bmm(h, weight.transpose(1, 2))
+        return torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        h, weight = ctx.saved_tensors
+        grad_h = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            grad_h = torch.bmm(grad, weight)
+        if ctx.needs_input_grad[1]:
+            if weight.shape[2] >= weight.shape[1]:  # at least as many inputs as outputs: g^T h
+                grad_weight = torch.bmm(grad.transpose(1, 2), h)
+            else:
+                grad_weight = torch.bmm(h.transpose(1, 2), grad).transpose(1, 2).contiguous()
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_bias = grad.sum(1)
+        return grad_h, grad_weight, grad_bias
+
+
+def _stacked_linear(h: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``h[j] @ weight[j].T + bias[j]`` for every model j (``h``: ``[m, batch, in]``)."""
+    return _StackedLinear.apply(h, weight, bias)
+
 
 def mlp(in_features: int = 784, num_classes: int = 10, width: int | list[int] = 512, depth: int = 3,
         norm: str = "none", bias: bool = True, init: str = "kaiming_uniform") -> MLP:

@@ -9,7 +9,8 @@ retrained, never used.
 
 Batched training: configs with ``trainer="batched"`` are trained together with the other
 configs of their group (equal in everything but ``seed`` / ``data_seed``) by :func:`train_many`,
-one ``vmap`` over the stacked weights per step; each model keeps its own initialisation and data
+one batched forward and backward pass over the stacked weights per step
+(:meth:`lmc_utils.models.MLP.forward_stacked`); each model keeps its own initialisation and data
 order, so its weights equal one-by-one :func:`train` up to float rounding (batched matrix
 products may round differently), and do not depend on which other models share its batch.
 ``trainer`` is part of the cache key (``single`` keeps the keys of earlier releases).
@@ -40,7 +41,6 @@ from typing import Any, Iterator, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, vmap
 from torch.optim.swa_utils import SWALR, AveragedModel, update_bn
 from tqdm.auto import tqdm
 
@@ -228,13 +228,17 @@ def build_model(config: TrainConfig) -> nn.Module:
 
 
 def _optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    params = list(params)
+    # fused: one kernel per tensor and step for SGD, Adam and AdamW on CPU and CUDA, several times
+    # faster than foreach on CPU, where the update is memory-bound; RMSprop has no fused kernel
+    fast = {"fused": True} if params and params[0].device.type in ("cpu", "cuda") else {"foreach": True}
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
-                               foreach=True)
+                               **fast)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, **fast)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, **fast)
     return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
                                foreach=True)
 
@@ -358,7 +362,7 @@ def _batching_problem(config: TrainConfig) -> str | None:
     norm = config.model.get("norm", "none" if config.arch == "mlp" else "batchnorm")
     if norm == "batchnorm":
         return ("field 'model.norm' is 'batchnorm': BatchNorm's running statistics are buffers that "
-                "vmap cannot update per model; use trainer='single'")
+                "the batched forward does not keep per model; use trainer='single'")
     if config.arch != "mlp":
         return f"field 'arch' is {config.arch!r}: trainer='batched' trains MLPs only; use trainer='single'"
     if config.augment:
@@ -405,6 +409,40 @@ def _check_group(configs: Sequence[TrainConfig]) -> None:
                              "differs in more than its seeds")
 
 
+PASS_BYTES = 16 * 2**20  # largest tensor of one batched pass in train_many (below glibc's 32 MiB mmap ceiling)
+
+
+def models_per_pass(template: nn.Module, batch_size: int, budget: int | None = None) -> int:
+    """How many models :func:`train_many` puts through one batched forward and backward pass: as
+    many as keep the pass's largest float32 tensor (its parameters' rows or gradient, a batch of
+    inputs or of one layer's activations) within ``budget`` bytes (default :data:`PASS_BYTES`), at
+    least one."""
+    budget = PASS_BYTES if budget is None else budget
+    widths = [layer.out_features for layer in template.hidden]
+    per_model = 4 * max(sum(w.numel() for w in template.parameters()),
+                        batch_size * max([template.hidden[0].in_features, *widths]))
+    return max(1, budget // per_model)
+
+
+class _RowsAsStacked(torch.autograd.Function):
+    """The stacked parameters (``[models, *shape]`` each) as views of the rows of ``flat``
+    (``[models, P]``, a model's parameters one after another). Its backward writes every gradient into
+    one ``[models, P]`` tensor, where slicing's backward would add up one such tensor per parameter."""
+
+    @staticmethod
+    def forward(ctx, flat: torch.Tensor, layout: tuple[tuple[int, torch.Size], ...]):
+        ctx.layout, ctx.flat_shape = layout, flat.shape
+        return tuple(flat[:, o:o + math.prod(s)].view(flat.shape[0], *s) for o, s in layout)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor):
+        out = grads[0].new_zeros(ctx.flat_shape)
+        for (o, s), g in zip(ctx.layout, grads):
+            if g is not None:
+                out[:, o:o + math.prod(s)] = g.reshape(out.shape[0], -1)
+        return out, None
+
+
 def train_many(configs: Sequence[TrainConfig], device: str | torch.device = "auto",
                init_states: Sequence[dict | None] | None = None, progress: bool = True) -> list[Trained]:
     """Train several configs that differ only in ``seed`` / ``data_seed`` together; nothing is cached.
@@ -412,10 +450,10 @@ def train_many(configs: Sequence[TrainConfig], device: str | torch.device = "aut
     Each model is built by :func:`build_model` (so it starts from the same weights as a one-off
     run, or from its entry of ``init_states``) and draws its mini-batches from its own generator
     seeded as :func:`train` seeds it. One optimisation step runs every model's forward and
-    backward pass at once (``torch.func.vmap`` over the stacked weights, ``functional_call``),
-    then one optimiser over every model's own parameter tensors: the optimisers here are
-    elementwise, so this is each model's own update, bit for bit what :func:`train` does with
-    the same gradients. Learning-rate schedule, per-epoch history and SWA (samples and
+    backward pass at once (:meth:`lmc_utils.models.MLP.forward_stacked`: one batched matrix product
+    per layer over the stacked weights), then one optimiser over every model's own parameter
+    tensors: the optimisers here are elementwise, so this is each model's own update, bit for bit
+    what :func:`train` does with the same gradients. Learning-rate schedule, per-epoch history and SWA (samples and
     ``AveragedModel`` average) are as in :func:`train`; a history row's ``seconds`` is the
     batched epoch's time divided by the number of models.
 
@@ -438,28 +476,62 @@ def train_many(configs: Sequence[TrainConfig], device: str | torch.device = "aut
     if any(True for _ in nets[0].buffers()):
         raise ValueError(f"cannot batch-train {cfg.arch} with buffers ({[n for n, _ in nets[0].named_buffers()]})")
     names = [k for k, _ in nets[0].named_parameters()]
-    # The trained weights: one leaf per parameter name, stacked over models ([models, ...]).
-    weights = nn.ParameterDict({k.replace(".", "/"): nn.Parameter(torch.stack([dict(net.named_parameters())[k]
-                                                                              .detach() for net in nets]))
-                                for k in names})
-    stacked = {k: weights[k.replace(".", "/")] for k in names}
-    start = {k: w.detach().clone() for k, w in stacked.items()}  # each model's weights at its start
     train_data = data_mod.load(cfg.dataset, "train", subset=cfg.train_subset, seed=cfg.subset_seed, device=dev)
-    gens = [torch.Generator().manual_seed(c.seed if c.data_seed is None else c.data_seed) for c in configs]
-    opt = _optimizer(cfg, weights.parameters())
     n, m = len(train_data), len(configs)
+    # The models go through the forward and backward passes in passes of a fixed number of slots, a
+    # function of the config alone (models_per_pass), which also keeps a pass's tensors small enough for
+    # the allocator to reuse their memory (fresh large blocks cost page faults every step). A batched
+    # product rounds each matrix by its slot and the number of slots, never by the other matrices'
+    # values, so a model always takes slot ``seed % slots`` (of the first pass where that slot is
+    # free): its weights are then a function of its config, whichever models share its batch. Free
+    # slots are filled with copies of a model of the pass, whose results are discarded.
+    slots = min(models_per_pass(template=nets[0], batch_size=cfg.batch_size), MAX_GROUP)
+    slots = 1 << (slots.bit_length() - 1)  # a power of two: groups of 8, 16, 24 or 32 seeds fill their passes
+    taken: list[dict[int, int]] = []  # per pass: slot -> model
+    for j, c in enumerate(configs):
+        slot = c.seed % slots
+        free = next((p for p in taken if slot not in p), None)
+        if free is None:
+            taken.append(free := {})
+        free[slot] = j
+    row_of = [0] * m  # model -> row of flat
+    source = []  # row -> the model whose weights and data order it starts from
+    for p, pass_ in enumerate(taken):
+        for slot, j in pass_.items():
+            row_of[j] = p * slots + slot
+        source += [pass_.get(slot, next(iter(pass_.values()))) for slot in range(slots)]
+    # The trained weights: a row per slot, all its parameters one after another ([rows, P]), padded
+    # to a multiple of 16 floats so that every row starts 64-byte aligned, as a model's own tensor does
+    # (vectorised kernels treat unaligned heads differently). Each parameter name is a view of the rows
+    # ([slots, *shape], _RowsAsStacked); a pass's rows are one leaf.
+    shapes = {k: w.shape for k, w in nets[0].named_parameters()}
+    size = sum(math.prod(v) for v in shapes.values())
+    flat = torch.zeros(len(source), -(-size // 16) * 16, device=dev)
+    for r, j in enumerate(source):
+        flat[r, :size] = torch.cat([w.detach().flatten() for w in nets[j].parameters()])
+    weights = nn.ParameterDict({"flat": nn.Parameter(flat, requires_grad=False)})  # shares flat (for SWA)
+    layout = tuple((sum(math.prod(shapes[q]) for q in names[:i]), shapes[k]) for i, k in enumerate(names))
+
+    def as_stacked(rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        return dict(zip(names, _RowsAsStacked.apply(rows, layout)))
+
+    passes = [(p * slots, (p + 1) * slots) for p in range(len(taken))]
+    occupied = [(torch.tensor(list(t.keys()), device=dev), torch.tensor(list(t.values()), device=dev)) for t in taken]
+    leaves = [flat[a:b].detach().requires_grad_() for a, b in passes]
+    real = torch.tensor(row_of, device=dev)  # rows of the models, in their order
+    start = flat[real].clone()  # each model's weights at its start
+    gens = [torch.Generator().manual_seed(c.seed if c.data_seed is None else c.data_seed) for c in configs]
+    # The optimiser updates each model's own row (a view of flat): a fused kernel's vector/scalar
+    # split then falls where it does for that model alone.
+    rows = [flat[row_of[j]].detach().requires_grad_() for j in range(m)]
+    opt = _optimizer(cfg, rows)
     steps_per_epoch = math.ceil(n / cfg.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s, steps_per_epoch))
-    template = nets[0]  # functional_call only borrows its structure
-
-    def loss_and_logits(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor):
-        logits = functional_call(template, params, (x,))
-        return F.cross_entropy(logits, y), logits
+    template = nets[0]  # forward_stacked only borrows its structure
 
     def unstack(held: nn.ParameterDict, j: int) -> dict[str, torch.Tensor]:
-        return {k: held[k.replace(".", "/")][j].detach().clone() for k in names}
+        return {k: w[row_of[j]].detach().clone() for k, w in as_stacked(held["flat"]).items()}
 
-    batched = vmap(loss_and_logits)
     histories: list[list[dict[str, float]]] = [[] for _ in configs]
 
     def run_epoch(epoch: int, per_step: bool) -> None:
@@ -469,20 +541,26 @@ def train_many(configs: Sequence[TrainConfig], device: str | torch.device = "aut
         correct = torch.zeros(m, device=dev, dtype=torch.long)
         lr = opt.param_groups[0]["lr"]
         orders = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(dev)  # as TensorData.batches
+        orders = orders[source]  # per row: its model's data order
         for i in range(0, n, cfg.batch_size):
-            idx = orders[:, i:i + cfg.batch_size]  # [models, batch]
-            x, y = train_data.x[idx], train_data.y[idx]
-            losses, logits = batched(stacked, x, y)  # [models], [models, batch, classes]
-            opt.zero_grad(set_to_none=True)
-            losses.sum().backward()  # model j's parameters get the gradient of its own mean loss
+            for p, ((a, b), leaf) in enumerate(zip(passes, leaves)):
+                idx = orders[a:b, i:i + cfg.batch_size]  # [slots, batch]
+                x, y = train_data.x[idx], train_data.y[idx]
+                logits = template.forward_stacked(as_stacked(leaf), x)  # [slots, batch, classes]
+                losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(y.shape).mean(1)
+                leaf.grad = None
+                losses.sum().backward()  # a slot's parameters get the gradient of its own mean loss
+                for slot, j in taken[p].items():
+                    rows[j].grad = leaf.grad[slot]
+                slot_t, model_t = occupied[p]
+                loss_sum.index_add_(0, model_t, losses.detach()[slot_t] * y.shape[1])
+                correct.index_add_(0, model_t, (logits.detach().argmax(-1) == y).sum(1)[slot_t])
             opt.step()
             if per_step:
                 sched.step()
-            loss_sum += losses.detach() * y.shape[1]
-            correct += (logits.detach().argmax(-1) == y).sum(1)
         seconds = (time.perf_counter() - t0) / m
         with torch.no_grad():  # as train's l2_from_start (no buffers here): per model, over every weight
-            l2 = sum((stacked[k].double() - start[k].double()).pow(2).flatten(1).sum(1) for k in names).sqrt()
+            l2 = (flat[real].double() - start.double()).pow(2).sum(1).sqrt()
         for j, (c, hist) in enumerate(zip(configs, histories)):
             row = {"epoch": epoch + 1, "train_loss": float(loss_sum[j]) / n,
                    "train_accuracy": float(correct[j]) / n, "lr": lr, "seconds": seconds,

@@ -1,6 +1,7 @@
 """Model arguments are checked up front, with one message naming the argument and the value."""
 
 import pytest
+import torch
 
 from lmc_utils import models
 
@@ -23,3 +24,25 @@ def test_good_arguments_build():
     assert models.num_parameters(models.build("mlp", in_features=2, num_classes=2, width=[4, 3], depth=2)) == \
         (2 * 4 + 4) + (4 * 3 + 3) + (3 * 2 + 2)
     models.build("vgg", width_multiplier=0.125, in_channels=1, image_size=28)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"width": 6, "depth": 2},  # more outputs than examples per layer: baddbmm, and (W h^T)^T for the head
+    {"width": [40, 3], "depth": 2, "norm": "layernorm"},
+    {"width": 5, "depth": 1, "bias": False},
+    {"width": 7, "depth": 3, "norm": "layernorm", "bias": False},
+])
+def test_forward_stacked_equals_forward_per_model_with_its_gradients(kwargs):
+    torch.manual_seed(0)
+    nets = [models.mlp(in_features=20, num_classes=3, **kwargs) for _ in range(3)]
+    x = torch.randn(3, 8, 20)
+    names = [k for k, _ in nets[0].named_parameters()]
+    stacked = {k: torch.stack([dict(n.named_parameters())[k].detach() for n in nets]).requires_grad_() for k in names}
+    out = nets[0].forward_stacked(stacked, x)
+    out.square().sum().backward()
+    for j, net in enumerate(nets):
+        ref = net(x[j])
+        torch.testing.assert_close(out[j], ref, rtol=1e-5, atol=1e-6)
+        ref.square().sum().backward()
+        for k, w in net.named_parameters():
+            torch.testing.assert_close(stacked[k].grad[j], w.grad, rtol=1e-4, atol=1e-5)

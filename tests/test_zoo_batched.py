@@ -78,6 +78,29 @@ def test_a_model_does_not_depend_on_the_others_in_its_batch():
     assert _equal(together[3].model.state_dict(), reordered[0].model.state_dict())
 
 
+@pytest.mark.parametrize("per_pass", [2, 32])
+def test_an_odd_width_model_does_not_depend_on_its_batch_in_passes_of_any_size(per_pass, monkeypatch):
+    # width 13: parameter rows that are not a multiple of the vector width (padding), and a batch of
+    # one model, which a batched product may multiply with another kernel than a batch of several
+    configs = [BATCHED.replace(seed=s, model={"width": 13, "depth": 2}) for s in range(5)]
+    template = zoo.build_model(configs[0])
+    per_model = 4 * max(sum(w.numel() for w in template.parameters()), BATCHED.batch_size * 13)
+    monkeypatch.setattr(zoo, "PASS_BYTES", per_pass * per_model)
+    assert zoo.models_per_pass(template, batch_size=BATCHED.batch_size) == per_pass
+    together = zoo.train_many(configs, device="cpu", progress=False)
+    for j in (1, 4):
+        alone = zoo.train_many([configs[j]], device="cpu", progress=False)[0]
+        assert _equal(together[j].model.state_dict(), alone.model.state_dict())
+        assert together[j].history == [{**h, "seconds": a["seconds"]} for h, a in zip(alone.history, together[j].history)]
+    assert not _equal(together[0].model.state_dict(), together[1].model.state_dict())
+
+
+def test_rmsprop_without_a_fused_kernel_still_equals_one_by_one_training():
+    configs = [BATCHED.replace(seed=s, optimizer="rmsprop", lr=0.002) for s in (0, 1)]
+    for t, c in zip(zoo.train_many(configs, device="cpu", progress=False), configs):
+        _close(t.model.state_dict(), _single(c).model.state_dict())
+
+
 @needs_mnist
 def test_mnist_mlp_equals_one_by_one_training():
     cfg = zoo.TrainConfig(dataset="mnist", arch="mlp", model={"width": 64, "depth": 2}, optimizer="adam", lr=1e-3,
