@@ -108,16 +108,30 @@ def goal_statistics(models: Sequence[nn.Module], weights: Sequence[float],
     is ``goal_statistics([dense], [1.0], x)``. The models must share an architecture and width."""
     if len(models) != len(weights) or not models:
         raise ValueError(f"need one weight per model, got {len(models)} models and {len(weights)} weights")
+    return combine_goals(model_statistics(models, inputs, batch_size), weights)
+
+
+def model_statistics(models: Sequence[nn.Module], inputs: torch.Tensor | Iterable[torch.Tensor],
+                     batch_size: int = 500) -> list[Goal]:
+    """Each model's own per-channel ``{point: (mean, std)}`` on ``inputs`` (one forward pass each),
+    to combine with :func:`combine_goals` (e.g. for several weightings of the same models)."""
     names = _names(models[0])
-    if isinstance(inputs, torch.Tensor):
-        batches = inputs
-    else:
-        batches = list(inputs)  # iterated once per model
-    goal: Goal = {}
-    for model, w in zip(models, weights):
+    batches = inputs if isinstance(inputs, torch.Tensor) else list(inputs)  # iterated once per model
+    out = []
+    for model in models:
         if _names(model) != names:
             raise ValueError("goal statistics need models of the same architecture")
-        for n, (m, s) in output_moments(model, names, batches, batch_size).items():
+        out.append(output_moments(model, names, batches, batch_size))
+    return out
+
+
+def combine_goals(goals: Sequence[Goal], weights: Sequence[float]) -> Goal:
+    """The weighted combination ``sum_i w_i * goal_i`` of per-model statistics, mean and std alike."""
+    if len(goals) != len(weights) or not goals:
+        raise ValueError(f"need one weight per model, got {len(goals)} models and {len(weights)} weights")
+    goal: Goal = {}
+    for g, w in zip(goals, weights):
+        for n, (m, s) in g.items():
             if n in goal:
                 if goal[n][0].shape != m.shape:
                     raise ValueError(f"point {n!r}: {goal[n][0].numel()} vs {m.numel()} channels (different width?)")

@@ -62,6 +62,7 @@ ns: Optional[list] = None  # numbers of models merged
 jobs: Optional[dict] = None  # matcher (weight | activation | ste) -> regimes (reference | sequential | iterative)
 jobs_by_experiment: Optional[dict] = None  # experiment -> jobs, replacing `jobs` there
 max_iterations: Optional[int] = None  # cap on the passes of iterative matching
+max_n_by_matcher: Optional[dict] = None  # matcher -> its largest n (None in the yaml: every n)
 ste_steps: Optional[int] = None  # Adam steps of the straight-through estimator per matched pair
 ste_lr: Optional[float] = None
 ste_batch_size: Optional[int] = None
@@ -75,7 +76,8 @@ eval_subset: Optional[int] = None  # test examples for every accuracy
 # %%
 P = profiles.resolve("08_merge_many", profile, experiments=experiments, n_groups=n_groups, group_size=group_size,
                      spawned_groups=spawned_groups, parent_epochs=parent_epochs, ns=ns, jobs=jobs,
-                     jobs_by_experiment=jobs_by_experiment, max_iterations=max_iterations, ste_steps=ste_steps,
+                     jobs_by_experiment=jobs_by_experiment, max_iterations=max_iterations,
+                     max_n_by_matcher=max_n_by_matcher, ste_steps=ste_steps,
                      ste_lr=ste_lr, ste_batch_size=ste_batch_size, ste_held_size=ste_held_size,
                      ste_eval_every=ste_eval_every, ste_projection_sweeps=ste_projection_sweeps,
                      ste_samples=ste_samples, stats_samples=stats_samples, eval_subset=eval_subset)
@@ -105,7 +107,7 @@ display(Markdown(verdicts.criteria_markdown(criteria)))
 result = merge_many.run(P.experiments, P.n_groups, P.group_size, P.spawned_groups, P.parent_epochs, P.ns, P.jobs,
                         jobs_by_experiment=P.jobs_by_experiment, max_iterations=P.max_iterations, ste=ste,
                         ste_samples=P.ste_samples, stats_samples=P.stats_samples, eval_subset=P.eval_subset,
-                        seed=seed, device=dev)
+                        seed=seed, max_n_by_matcher=P.max_n_by_matcher, device=dev)
 summary = merge_many.tables(result)
 for table_name, frame in summary.items():
     figures.save_table(frame, table_name)

@@ -60,6 +60,26 @@ def test_permuted_copies_merge_back_into_the_model_under_every_matcher_and_regim
     assert all(e["accuracy"] == acc for e in ends)
 
 
+def test_a_matcher_stops_at_its_largest_n_and_repair_reuses_the_endpoints_statistics():
+    build, shape = BUILDERS["mlp"]
+    data = _data(200, shape)
+    torch.manual_seed(1)
+    nets = [fit_briefly(build(), data, steps=10).eval() for _ in range(4)]
+    jobs = {"weight": ["reference"], "activation": ["reference"]}
+    rows, _, _ = merge_many.measure_group(nets, [2, 3, 4], jobs, data, data, max_n_by_matcher={"activation": 3})
+    frame = pd.DataFrame(rows)
+    assert set(frame[frame["matcher"] == "activation"]["n"]) == {2, 3}
+    assert set(frame[frame["matcher"] == "weight"]["n"]) == {2, 3, 4}
+    # statistics measured once for all four serve every prefix: as measured for the prefix alone
+    states = [n.state_dict() for n in nets]
+    once = merge_many.endpoint_statistics(nets[0], states, data)
+    for n in (2, 3):
+        assert merge_many.evaluate_merge(nets[0], states[:n], data, data, once) == \
+            merge_many.evaluate_merge(nets[0], states[:n], data, data)
+    with pytest.raises(ValueError, match="max_n_by_matcher"):
+        merge_many.run({}, {}, {}, {}, 1, [2], jobs, max_n_by_matcher={"sinkhorn": 2})
+
+
 def test_groups_are_disjoint_and_spawned_groups_share_a_parent():
     base = zoo.TrainConfig(dataset="mnist", arch="mlp", model={"width": 8, "depth": 1}, epochs=3)
     groups = merge_many.group_configs(base, 3, 4, seed=5)

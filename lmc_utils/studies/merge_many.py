@@ -85,23 +85,37 @@ def renorm_name(model: torch.nn.Module) -> str:
     return "RESET" if has_batchnorm(model) else "REPAIR"
 
 
+def endpoint_statistics(template: torch.nn.Module, aligned: Sequence[Mapping[str, torch.Tensor]],
+                        stats_data: TensorData) -> list[renorm.Goal] | None:
+    """Each of ``aligned``'s per-unit statistics on ``stats_data`` (REPAIR's ingredients), measured
+    once so that every prefix of ``aligned`` can be re-normalised without measuring them again;
+    ``None`` for BatchNorm models (RESET needs none)."""
+    if has_batchnorm(template):
+        return None
+    ends = []
+    for s in aligned:
+        m = copy.deepcopy(template)
+        m.load_state_dict(s)
+        ends.append(m.eval())
+    return renorm.model_statistics(ends, stats_data.x)
+
+
 def evaluate_merge(template: torch.nn.Module, aligned: Sequence[Mapping[str, torch.Tensor]],
-                   eval_data: TensorData, stats_data: TensorData) -> dict[str, tuple[float, float]]:
+                   eval_data: TensorData, stats_data: TensorData,
+                   statistics: Sequence[renorm.Goal] | None = None) -> dict[str, tuple[float, float]]:
     """``{renorm: (loss, accuracy)}`` of the mean of ``aligned`` on ``eval_data``: as it is
     (``none``) and re-normalised on ``stats_data`` (``RESET`` or ``REPAIR``, :func:`renorm_name`;
-    REPAIR's goal: the aligned endpoints' mean per-unit statistics)."""
+    REPAIR's goal: the aligned endpoints' mean per-unit statistics, from ``statistics`` when given:
+    :func:`endpoint_statistics` of ``aligned`` or of a longer list it is the start of)."""
     merged = average_states(aligned)
     out = {"none": evaluate_state(template, merged, eval_data)}
     kind = renorm_name(template)
     if kind == "RESET":
         out[kind] = evaluate_state(template, merged, eval_data, reset_data=stats_data)
         return out
-    ends = []
-    for s in aligned:
-        m = copy.deepcopy(template)
-        m.load_state_dict(s)
-        ends.append(m.eval())
-    goal = renorm.goal_statistics(ends, [1.0 / len(ends)] * len(ends), stats_data.x)
+    if statistics is None:
+        statistics = endpoint_statistics(template, aligned, stats_data)
+    goal = renorm.combine_goals(statistics[:len(aligned)], [1.0 / len(aligned)] * len(aligned))
     avg = copy.deepcopy(template)
     avg.load_state_dict(merged)
     out[kind] = evaluate(renorm.repair(avg, goal, stats_data.x), eval_data)
@@ -138,9 +152,11 @@ def check_jobs(jobs: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
 def measure_group(models: Sequence[torch.nn.Module], ns: Sequence[int], jobs: Mapping[str, Sequence[str]],
                   eval_data: TensorData, stats_data: TensorData, ste_data: TensorData | None = None,
                   ste: Mapping | None = None, max_iterations: int = 30, seed: int = 0,
-                  matched: bool = True) -> tuple[list[dict], list[dict], list[dict]]:
+                  matched: bool = True, max_n_by_matcher: Mapping[str, int] | None = None,
+                  ) -> tuple[list[dict], list[dict], list[dict]]:
     """Every merge of one group: rows of ``merged``, ``trace`` and ``endpoints`` (without the
-    experiment/kind/group columns). ``matched=False``: the plain average only (spawned groups)."""
+    experiment/kind/group columns). ``matched=False``: the plain average only (spawned groups).
+    ``max_n_by_matcher``: a matcher's largest n (STE: every model beyond the first costs a run)."""
     template = copy.deepcopy(models[0]).eval()
     spec = P.spec_for(template)
     states = [m.state_dict() for m in models]
@@ -152,28 +168,33 @@ def measure_group(models: Sequence[torch.nn.Module], ns: Sequence[int], jobs: Ma
         end_rows.append({"model": i, "loss": loss, "accuracy": acc})
     rows, trace = [], []
 
-    def add(n, matcher, regime, aligned, iterations=0, converged=None):
+    def add(n, matcher, regime, aligned, iterations=0, converged=None, statistics=None):
         ends = end_rows[:n]
-        for rn, (loss, acc) in evaluate_merge(template, aligned, eval_data, stats_data).items():
+        for rn, (loss, acc) in evaluate_merge(template, aligned[:n], eval_data, stats_data, statistics).items():
             rows.append({"n": n, "matcher": matcher, "regime": regime, "renorm": rn, "default": rn == default,
                          "loss": loss, "accuracy": acc,
                          "endpoints_loss": float(np.mean([e["loss"] for e in ends])),
                          "endpoints_accuracy": float(np.mean([e["accuracy"] for e in ends])),
                          "iterations": iterations, "converged": converged})
 
+    prefix = endpoint_statistics(template, states[:max(ns)], stats_data)  # the first n of them, for every n
     for n in ns:
-        add(n, NAIVE, "none", states[:n])
+        add(n, NAIVE, "none", states, statistics=prefix)
     if not matched:
         return rows, trace, end_rows
     for name, regimes in check_jobs(jobs).items():
+        name_ns = [n for n in ns if n <= (max_n_by_matcher or {}).get(name, max(ns))]
+        if not name_ns:
+            continue
         for regime in regimes:
             match = _matcher(name, regime, template, spec, stats_data, ste_data, ste or {}, seed)
             if regime != "iterative":
-                res = merge_many(states[:max(ns)], spec, regime=regime, matcher=match, seed=seed)
-                for n in ns:
-                    add(n, name, regime, res.aligned[:n])
+                res = merge_many(states[:max(name_ns)], spec, regime=regime, matcher=match, seed=seed)
+                prefix = endpoint_statistics(template, res.aligned, stats_data)
+                for n in name_ns:
+                    add(n, name, regime, res.aligned, statistics=prefix)
                 continue
-            for n in ns:
+            for n in name_ns:
                 res = merge_many(states[:n], spec, regime="iterative", matcher=match, max_iterations=max_iterations,
                                  seed=seed)
                 add(n, name, regime, res.aligned, res.iterations, res.converged)
@@ -188,11 +209,13 @@ def run(experiments: Mapping[str, Mapping], n_groups: Mapping[str, int], group_s
         spawned_groups: Mapping[str, int], parent_epochs: int, ns: Sequence[int], jobs: Mapping[str, Sequence[str]],
         jobs_by_experiment: Mapping[str, Mapping[str, Sequence[str]]] | None = None, max_iterations: int = 30,
         ste: Mapping | None = None, ste_samples: int | None = None, stats_samples: int | None = None,
-        eval_subset: int | None = None, seed: int = 0, device="auto", progress: bool = True) -> Result:
+        eval_subset: int | None = None, seed: int = 0, max_n_by_matcher: Mapping[str, int] | None = None,
+        device="auto", progress: bool = True) -> Result:
     """Every experiment ``name -> TrainConfig fields``: ``n_groups[name]`` groups of
     ``group_size[name]`` independent models and ``spawned_groups[name]`` groups of as many spawned
     children (parents trained ``parent_epochs``), merged for every ``n`` of ``ns`` by every
-    ``matcher -> [regimes]`` of ``jobs`` (``jobs_by_experiment[name]`` replaces it for one experiment).
+    ``matcher -> [regimes]`` of ``jobs`` (``jobs_by_experiment[name]`` replaces it for one experiment),
+    a matcher only up to its ``max_n_by_matcher`` models when given.
 
     Data: ``eval_subset`` test examples for every loss and accuracy; ``stats_samples`` training
     examples for RESET, REPAIR's statistics and activation matching; ``ste_samples`` training
@@ -202,6 +225,10 @@ def run(experiments: Mapping[str, Mapping], n_groups: Mapping[str, int], group_s
         raise ValueError(f"ns must be a non-empty list of positive model counts, got {ns}")
     if parent_epochs < 1:
         raise ValueError(f"parent_epochs must be at least 1, got {parent_epochs}")
+    for m, top in (max_n_by_matcher or {}).items():
+        if m not in MATCHERS or int(top) < 1:
+            raise ValueError(f"max_n_by_matcher: {m!r}: {top!r}; give a matcher of {', '.join(MATCHERS)} and "
+                             f"a positive number of models")
     parts = {"merged": [], "trace": [], "endpoints": []}
     for name, cfg in experiments.items():
         for what, table in (("n_groups", n_groups), ("group_size", group_size), ("spawned_groups", spawned_groups)):
@@ -224,7 +251,7 @@ def run(experiments: Mapping[str, Mapping], n_groups: Mapping[str, int], group_s
                                              disable=not progress)):
                 rows, trace, ends = measure_group([t.model for t in members], ns, exp_jobs, test, stats, ste_data,
                                                   ste, max_iterations=max_iterations, seed=seed + g,
-                                                  matched=kind == "independent")
+                                                  matched=kind == "independent", max_n_by_matcher=max_n_by_matcher)
                 tag = {"experiment": name, "kind": kind, "group": g}
                 parts["merged"] += [{**tag, "arch": base.arch, **r} for r in rows]
                 parts["trace"] += [{"experiment": name, "group": g, **r} for r in trace]
@@ -293,7 +320,7 @@ def statistics(result: Result, experiment: str) -> list[tuple[str, str, np.ndarr
     - ``same_basin_merges_well``: spawned groups, the largest (over n) endpoints' mean accuracy
       minus the plain average's, no matching, no re-normalisation;
     - ``wm_merges_better_than_ste``: WM minus STE merge accuracy, reference regime, default
-      evaluation, mean over n >= 3.
+      evaluation, mean over the n >= 3 at which both merged.
     """
     m = result.merged[result.merged["experiment"] == experiment]
     ind = m[m["kind"] == "independent"]
@@ -327,9 +354,11 @@ def statistics(result: Result, experiment: str) -> list[tuple[str, str, np.ndarr
         out.append(("same_basin_merges_well", f"{experiment} / spawned (n ≤ {int(sp['n'].max())})", d.to_numpy()))
     ste = ind[(ind["matcher"] == "ste") & (ind["regime"] == "reference") & ind["default"] & (ind["n"] >= 3)]
     if not ste.empty:
-        ref = dflt[(dflt["regime"] == "reference") & (dflt["n"] >= 3)]
+        ref = dflt[(dflt["regime"] == "reference") & dflt["n"].isin(set(ste["n"]))]
         d = ref.groupby("group")["accuracy"].mean() - ste.groupby("group")["accuracy"].mean()
-        out.append(("wm_merges_better_than_ste", f"{experiment} / WM vs STE (reference, n ≥ 3)", d.dropna().to_numpy()))
+        both = sorted(set(ste["n"]))
+        label = f"n ≥ 3" if both == sorted(set(ind[ind["n"] >= 3]["n"])) else "n " + ", ".join(map(str, both))
+        out.append(("wm_merges_better_than_ste", f"{experiment} / WM vs STE (reference, {label})", d.dropna().to_numpy()))
     return out
 
 
