@@ -117,12 +117,14 @@ def load(page: Path) -> tuple[str, dict]:
     profile = page.parent / ".chromium-profile"
     cmd = [browser, "--headless=new", "--disable-gpu", "--no-sandbox", "--no-first-run", "--no-default-browser-check",
            f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()]
-    got = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    assert got.returncode == 0, got.stderr[-3000:]
-    dom = got.stdout
-    m = re.search(r'<pre id="site-test-report">(.*?)</pre>', dom, re.S)
-    assert m, f"the page did not finish loading in the browser:\n{got.stderr[-2000:]}"
-    return dom, json.loads(html.unescape(m.group(1)))
+    for _ in range(3):  # on a loaded machine the probe can miss Chromium's virtual-time budget: load again
+        got = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert got.returncode == 0, got.stderr[-3000:]
+        dom = got.stdout
+        m = re.search(r'<pre id="site-test-report">(.*?)</pre>', dom, re.S)
+        if m:
+            return dom, json.loads(html.unescape(m.group(1)))
+    raise AssertionError(f"the page did not finish loading in the browser (3 tries):\n{got.stderr[-2000:]}")
 
 
 def assert_rendered(dom: str, report: dict) -> None:
