@@ -7,7 +7,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .figures import experiment_label, method_label, method_style
+from .figures import _OKABE_ITO, experiment_label, method_label, method_style
 
 SPLIT_STYLES = {"train": "-", "test": "--"}
 
@@ -1110,5 +1110,45 @@ def plot_merge_convergence(trace: pd.DataFrame):
         ax.set_title(f"{experiment_label(exp)}, {method_label(matcher)}", fontsize="small")
         ax.legend(fontsize="x-small")
     axes[0, 0].set_ylabel("mean pairwise cosine similarity")
+    fig.tight_layout()
+    return fig
+
+
+VERDICT_MARKERS = {"held": {"marker": "o"}, "did not hold": {"marker": "X"}, "inconclusive": {"marker": "o", "mfc": "white"}}
+
+
+def plot_claim_vs_width(frame: pd.DataFrame, columns: int = 3):
+    """One panel per claim (``claim`` of :func:`lmc_utils.studies.regime_ladder.claim_vs_width`):
+    the estimate and its 95% interval against width (log scale), one line per rung and subject
+    detail (e.g. the method), the claim's threshold dashed; filled circle: held, cross: did not hold,
+    hollow circle: inconclusive."""
+    import numpy as np
+
+    claims = list(dict.fromkeys(frame["claim"]))
+    rows = max(1, -(-len(claims) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(4.3 * columns, 3.1 * rows), squeeze=False)
+    lines = list(dict.fromkeys(zip(frame["rung"], frame["detail"])))
+    colours = dict(zip(lines, [_OKABE_ITO[k % len(_OKABE_ITO)] for k in range(len(lines))]))
+    for ax, claim in zip(axes.flat, claims):
+        t = frame[frame["claim"] == claim]
+        for (rung, detail), g in t.groupby(["rung", "detail"], sort=False):
+            g = g.sort_values("width")
+            colour = colours[(rung, detail)]
+            x = g["width"].to_numpy(dtype=float)
+            y = g["estimate"].to_numpy(dtype=float)
+            _errorbar(ax, x, g, "estimate", "ci_low", "ci_high", color=colour, lw=1.0,
+                      label=experiment_label(rung) + (f" / {detail}" if detail else ""))
+            for xi, yi, v in zip(x, y, g["verdict"]):
+                style = VERDICT_MARKERS.get(v, {"marker": "o"})
+                ax.plot([xi], [yi], linestyle="none", color=colour, ms=6, mfc=style.get("mfc", colour),
+                        marker=style["marker"])
+        ax.axhline(float(t["threshold"].iloc[0]), color="0.4", ls="--", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_title(claim, fontsize="small")
+        ax.set_xlabel("width (channel multiplier or hidden units)")
+        ax.legend(fontsize="xx-small")
+    for ax in list(axes.flat)[len(claims):]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("estimate, 95% interval")
     fig.tight_layout()
     return fig

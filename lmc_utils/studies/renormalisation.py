@@ -479,20 +479,22 @@ def verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFram
         if "weight" in methods and "naive" in set(abl["method"]):
             fix = "RESET" if kind == "batchnorm" else "REPAIR"
             add("matching_needed", f"{exp} / {fix}", _diff(acc(exp, "weight", fix), acc(exp, "naive", fix)))
-    bars = curve_barriers(result.bias_curves, ["curve", "pair", "order"])
-    base_acc, base_loss = _grid(bars, "accuracy_barrier", curve=BIAS_BASE), _grid(bars, "loss_barrier", curve=BIAS_BASE)
+    bars = (curve_barriers(result.bias_curves, ["curve", "pair", "order"]) if len(result.bias_curves)
+            else pd.DataFrame(columns=["curve"]))  # empty: a run without the bias study (notebook 10)
     exp = result.bias_experiment
     for curve, label in (("with biases: WM, homogeneous", "homogeneous interpolation"),
                          ("no biases: WM", "trained without biases"), ("with biases: WM + RESCALE", "RESCALE")):
         if curve not in set(bars["curve"]):
             continue
+        base_acc = _grid(bars, "accuracy_barrier", curve=BIAS_BASE)
+        base_loss = _grid(bars, "loss_barrier", curve=BIAS_BASE)
         add("bias_removal_lowers_accuracy_barrier", f"{exp} / {label}",
             _diff(base_acc, _grid(bars, "accuracy_barrier", curve=curve)))
         if curve != "with biases: WM + RESCALE":
             loss = _grid(bars, "loss_barrier", curve=curve)
             pairs = loss.index.intersection(base_loss.index)
             add("loss_barrier_remains", f"{exp} / {label}", (loss.loc[pairs] / base_loss.loc[pairs]).to_numpy())
-    steps = steps_to_accuracy(result.retraining, result.target_accuracy)
+    steps = steps_to_accuracy(result.retraining, result.target_accuracy) if len(result.retraining) else []
     if len(steps):
         per_epoch = float(steps["budget_steps"].max()) / max(1, int(result.retraining["epoch"].max()))
         steps = steps.assign(steps=steps["steps_to_target"].fillna(steps["budget_steps"] + per_epoch))

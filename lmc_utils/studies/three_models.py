@@ -200,9 +200,9 @@ def measure_triple(a: torch.nn.Module, b: torch.nn.Module, c: torch.nn.Module, t
 def run_experiment(name: str, base: zoo.TrainConfig, n_triples: int, train: TensorData, eval_data: TensorData,
                    match_inputs: torch.Tensor, ste: Mapping, n_orders: int = 1, n_points: int = 11,
                    plane_resolution: int = 15, plane_margin: float = 0.2, top_k: int = 10, seed: int = 0,
-                   device="auto") -> Result:
+                   device="auto", planes: bool = True) -> Result:
     """Ito et al. §6 on one architecture/dataset: :func:`measure_triple` on ``n_triples`` triples
-    (seeds ``seed + 3i .. seed + 3i + 2``), the plane for the first.
+    (seeds ``seed + 3i .. seed + 3i + 2``), the plane for the first (none with ``planes=False``).
 
     Args:
         train: training examples for STE (its held batch is the first ``ste["held_size"]``) and
@@ -215,7 +215,7 @@ def run_experiment(name: str, base: zoo.TrainConfig, n_triples: int, train: Tens
     parts = {k: [] for k in ("barriers", "merged", "agreement", "alignment", "ste_history", "planes")}
     for t, (a, b, c) in enumerate(tqdm(triples(base, n_triples, seed, device), desc=f"{name}: triples", leave=False)):
         got = measure_triple(a.model, b.model, c.model, train, eval_data, match_inputs, ste, n_orders=n_orders,
-                             n_points=n_points, top_k=top_k, seed=seed + t, plane=t == 0,
+                             n_points=n_points, top_k=top_k, seed=seed + t, plane=planes and t == 0,
                              plane_resolution=plane_resolution, plane_margin=plane_margin)
         for key, rows in got.items():
             if rows is None:
@@ -224,6 +224,8 @@ def run_experiment(name: str, base: zoo.TrainConfig, n_triples: int, train: Tens
             parts[key].append(frame.assign(experiment=name, **({} if key == "planes" else {"triple": t})))
 
     def tidy(frames: list[pd.DataFrame]) -> pd.DataFrame:
+        if not frames:  # planes=False
+            return pd.DataFrame()
         f = pd.concat(frames, ignore_index=True)
         first = [c for c in ("experiment", "triple") if c in f]
         return f[first + [c for c in f.columns if c not in first]]
@@ -234,19 +236,20 @@ def run_experiment(name: str, base: zoo.TrainConfig, n_triples: int, train: Tens
 def run(experiments: Mapping[str, Mapping], n_triples: int, n_orders: int, ste: Mapping,
         ste_samples: int | None = None, match_samples: int | None = None, eval_subset: int | None = None,
         n_points: int = 11, plane_resolution: int = 15, plane_margin: float = 0.2, top_k: int = 10,
-        seed: int = 0, device="auto") -> Result:
-    """:func:`run_experiment` for every ``name -> TrainConfig fields`` in ``experiments``, with the
+        seed: int = 0, device="auto", planes: bool = True) -> Result:
+    """:func:`run_experiment` for every ``name -> TrainConfig`` (or its fields) in ``experiments``, with the
     data each needs (training examples: ``ste_samples`` for STE and RESET, ``match_samples`` for
     AM; ``eval_subset`` test examples), stacked into one :class:`Result`."""
     results = []
     for name, cfg in experiments.items():
-        base = zoo.TrainConfig(**cfg)
+        base = cfg if isinstance(cfg, zoo.TrainConfig) else zoo.TrainConfig(**cfg)
         train = data_mod.load(base.dataset, "train", subset=ste_samples, device=device)
         match = data_mod.load(base.dataset, "train", subset=match_samples, device=device)
         test = data_mod.load(base.dataset, "test", subset=eval_subset, device=device)
         results.append(run_experiment(name, base, n_triples, train, test, match.x, ste, n_orders=n_orders,
                                       n_points=n_points, plane_resolution=plane_resolution,
-                                      plane_margin=plane_margin, top_k=top_k, seed=seed, device=device))
+                                      plane_margin=plane_margin, top_k=top_k, seed=seed, device=device,
+                                      planes=planes))
     return Result(**{k: pd.concat([getattr(r, k) for r in results], ignore_index=True)
                      for k in Result.__dataclass_fields__})
 

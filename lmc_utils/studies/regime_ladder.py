@@ -1,0 +1,247 @@
+"""The regime ladder (notebook 10): notebooks 01–05's claims, judged by their own declared
+criteria, on rungs where the differences they describe have room to show.
+
+A *rung* is an architecture family at one or more widths (``zoo.with_width``: hidden units for
+MLPs, a channel multiplier for conv nets). Its experiments are named ``"<rung> / width <w>"``, so
+every verdict's subject starts with the rung and width and a claim's statistic can be drawn
+against width (:func:`claim_vs_width`). Each study is the one its notebook runs
+(:mod:`~lmc_utils.studies.distance_taylor`, :mod:`~lmc_utils.studies.singular_vectors`,
+:mod:`~lmc_utils.studies.three_models`, :mod:`~lmc_utils.studies.renormalisation`,
+:mod:`~lmc_utils.studies.pruning`), on the models of the rung (shared through the zoo cache with
+any notebook training the same configs); only the parts whose claims the ladder judges are run.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+
+from .. import data as data_mod
+from .. import verdicts as V
+from .. import zoo
+from ..device import get_device
+from ..evaluation import evaluate
+from . import distance_taylor, pruning, renormalisation, singular_vectors, three_models
+
+NOTEBOOK = "10_regime_ladder"
+STUDIES = ("distance_taylor", "singular_vectors", "three_models", "renormalisation", "pruning")
+_MODULES = {"distance_taylor": distance_taylor, "singular_vectors": singular_vectors,
+            "three_models": three_models, "renormalisation": renormalisation, "pruning": pruning}
+_SUBJECT = re.compile(r"^(?P<rung>[^/]+?) / width (?P<width>[0-9.e+-]+)(?: / (?P<detail>.*))?$")
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One rung: a base config, its widths and the studies run on it (in :data:`STUDIES`)."""
+
+    name: str
+    config: zoo.TrainConfig
+    widths: tuple[float, ...]
+    studies: tuple[str, ...]
+
+    def experiment(self, width: float) -> str:
+        return f"{self.name} / width {width}"
+
+
+def rungs(spec: Mapping[str, Mapping[str, Any]]) -> list[Rung]:
+    """Rungs from the params' ``rungs`` mapping ``name -> {config, widths, studies}``; unknown
+    studies, empty width lists or a name containing ``/`` are errors (the subject grammar)."""
+    out = []
+    for name, entry in spec.items():
+        unknown = sorted(set(entry) - {"config", "widths", "studies"})
+        if unknown or "config" not in entry:
+            raise ValueError(f"rung {name!r}: needs 'config' (and 'widths', 'studies'); unknown keys {unknown}")
+        if "/" in name:
+            raise ValueError(f"rung name {name!r} must not contain '/'")
+        widths = tuple(entry.get("widths") or ())
+        if not widths:
+            raise ValueError(f"rung {name!r}: give at least one width")
+        studies = tuple(entry.get("studies") or ())
+        bad = sorted(set(studies) - set(STUDIES))
+        if bad:
+            raise ValueError(f"rung {name!r}: unknown studies {bad}; choose from {', '.join(STUDIES)}")
+        cfg = entry["config"]
+        out.append(Rung(name, cfg if isinstance(cfg, zoo.TrainConfig) else zoo.TrainConfig(**cfg), widths, studies))
+    return out
+
+
+@dataclass
+class Result:
+    """Per study, the result object of its notebook's study (concatenated over rungs where the study
+    takes several experiments at once), and the endpoints' test accuracy per experiment and model."""
+
+    results: dict[str, list] = field(default_factory=dict)  # study -> [its Result, ...]
+    endpoints: pd.DataFrame = field(default_factory=pd.DataFrame)
+    widths: dict[str, tuple[str, float]] = field(default_factory=dict)  # experiment -> (rung, width)
+
+
+def run(ladder: Sequence[Rung], n_pairs: Mapping[str, int], *, n_triples: Mapping[str, int] | None = None,
+        spawned_pairs: Mapping[str, int] | None = None, n_orders: int = 3, parent_epochs: int = 2,
+        loss_subset: int | None = 5000, match_samples: int | None = 2000, eval_subset: int | None = 2000,
+        ste: Mapping | None = None, judge_sparsity: float = 0.8, seed: int = 0, device="auto",
+        progress: bool = True) -> Result:
+    """Every rung's studies, at every width of the rung.
+
+    Units per width (the seeds of notebooks 01–05, so models are shared through the cache):
+    ``n_pairs[rung]`` independent pairs (seeds ``seed .. seed + 2 n_pairs - 1``; the pruning study
+    judges each of these models), ``n_triples[rung]`` triples for the three-model study (seeds
+    ``seed + 3i ..``; 0 skips it) and ``spawned_pairs[rung]`` spawned pairs for the Taylor
+    estimate's same-basin control (parents trained ``parent_epochs``; default ``n_pairs``, 0: none).
+    ``ste``: keyword arguments of :func:`~lmc_utils.matching.ste_matching`.
+    """
+    dev = get_device(device)
+    ladder = list(ladder)
+    missing = sorted({r.name for r in ladder} - set(n_pairs))
+    if missing:
+        raise ValueError(f"n_pairs has no entry for rungs {missing}")
+    triples, spawned = dict(n_triples or {}), dict(spawned_pairs or {})
+    out = Result(widths={r.experiment(w): (r.name, float(w)) for r in ladder for w in r.widths})
+    rows = []
+    for r in ladder:
+        pairs = int(n_pairs[r.name])
+        for w in r.widths:
+            name, cfg = r.experiment(w), zoo.with_width(r.config, w)
+            test = data_mod.load(cfg.dataset, "test", subset=eval_subset, device=dev)
+            models = zoo.get_many([cfg.replace(seed=seed + j) for j in range(2 * pairs)], device=dev)
+            for k, t in enumerate(models):
+                loss, acc = evaluate(t.model, test)
+                rows.append({"experiment": name, "rung": r.name, "width": float(w), "model": k, "loss": loss,
+                             "accuracy": acc})
+            add = lambda study, res: out.results.setdefault(study, []).append(res)  # noqa: E731
+            if "distance_taylor" in r.studies:
+                add("distance_taylor", distance_taylor.run(
+                    {name: cfg}, pairs, parent_epochs, loss_subset, match_samples, n_orders=n_orders, seed=seed,
+                    device=dev, progress=progress, n_spawned=int(spawned.get(r.name, pairs))))
+            if "three_models" in r.studies and int(triples.get(r.name, 0)) > 0:
+                add("three_models", three_models.run({name: cfg}, int(triples[r.name]), n_orders, dict(ste or {}),
+                                                     match_samples=match_samples, eval_subset=eval_subset,
+                                                     seed=seed, device=dev, planes=False))
+            if "renormalisation" in r.studies:
+                add("renormalisation", _renormalisation(name, cfg, pairs, n_orders, eval_subset, match_samples,
+                                                        seed, dev, progress))
+            if "pruning" in r.studies:
+                add("pruning", _pruning(name, cfg, 2 * pairs, judge_sparsity, eval_subset, match_samples, seed, dev))
+        if "singular_vectors" in r.studies:  # one call over the widths: its slope claims need them all
+            out.results.setdefault("singular_vectors", []).append(singular_vectors.run(
+                {r.name: r.config}, {r.name: list(r.widths)}, pairs, n_orders=n_orders,
+                match_samples=match_samples, eval_subset=eval_subset, seed=seed, device=dev))
+    out.endpoints = pd.DataFrame(rows)
+    return out
+
+
+def _renormalisation(name: str, cfg: zoo.TrainConfig, n_pairs: int, n_orders: int, eval_subset, stats_samples,
+                     seed: int, dev, progress: bool) -> renormalisation.Result:
+    """Notebook 04's midpoint ablation only (no curves, bias or re-training study)."""
+    pairs = zoo.independent_pairs(cfg, n_pairs, seed=seed, device=dev)
+    stats = data_mod.load(cfg.dataset, "train", subset=stats_samples, seed=seed + 1, device=dev)
+    test = data_mod.load(cfg.dataset, "test", subset=eval_subset, device=dev)
+    abl, col = renormalisation.midpoint_ablation(pairs, test, stats.x, stats, methods=("weight", "naive"),
+                                                 n_orders=n_orders, progress=progress)
+    empty = pd.DataFrame()
+    return renormalisation.Result(ablation=abl.assign(experiment=name), collapse=col.assign(experiment=name),
+                                  curves=empty, activations=empty, bias_curves=empty, retraining=empty,
+                                  target_accuracy=float("nan"), bias_experiment="", retrain_experiment="",
+                                  experiments={name: renormalisation.norm_kind(cfg)})
+
+
+def _pruning(name: str, cfg: zoo.TrainConfig, n_models: int, sparsity: float, eval_subset, renorm_samples,
+             seed: int, dev) -> pruning.Result:
+    """Notebook 05's global magnitude pruning at the judged sparsity, as pruned and re-normalised."""
+    ev = {name: data_mod.load(cfg.dataset, "test", subset=eval_subset, device=dev)}
+    rd = {name: data_mod.load(cfg.dataset, "train", subset=renorm_samples, seed=seed + 7, device=dev)}
+    swept = pruning.pruning_sweep({name: cfg}, [sparsity], ["global_magnitude"], ev, rd, rd, [None], [], sparsity,
+                                  n_models=n_models, curve_models=0, seed=seed, device=dev)
+    empty = pd.DataFrame()
+    return pruning.Result(**swept, units=empty, barriers=empty, judge_sparsity=sparsity, judge_width=0,
+                          merge_tol=0.0)
+
+
+def verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFrame:
+    """The ladder's verdict table: every study's own verdicts (judged with its notebook's criteria,
+    as declared for notebook 10 in ``params/criteria.yaml``), restricted to the claims the ladder
+    declares, with ``notebook`` = :data:`NOTEBOOK` and the columns ``source`` (the notebook whose
+    study and claim it is), ``rung`` and ``width`` (NaN for a claim over all widths)."""
+    frames = []
+    for study, results in result.results.items():
+        module = _MODULES[study]
+        own = V.load_criteria(_MODULES[study].NOTEBOOK)
+        for res in results:
+            t = module.verdicts(res, own)
+            # a claim a rung cannot measure (a slope over one width) has no units: left out
+            frames.append(t[t["claim"].isin(list(criteria)) & (t["n"] > 0)].assign(source=_MODULES[study].NOTEBOOK))
+    if not frames:
+        return V.table([])
+    table = pd.concat(frames, ignore_index=True).assign(notebook=NOTEBOOK)
+    parsed = table["subject"].map(_parse_subject)
+    table["rung"] = [p[0] for p in parsed]
+    table["width"] = [p[1] for p in parsed]
+    order = {c: k for k, c in enumerate(criteria)}
+    table = table.assign(_o=table["claim"].map(order)).sort_values(["_o", "rung", "width"], kind="stable")
+    return V.table(table.drop(columns="_o").to_dict("records"))
+
+
+def _parse_subject(subject: str) -> tuple[str, float]:
+    """``"vgg11_ln / width 0.25 / weight"`` -> ``("vgg11_ln", 0.25)``; a subject without a width
+    (a claim over all widths, e.g. a slope) -> ``(rung, nan)``."""
+    m = _SUBJECT.match(subject)
+    if m:
+        return m["rung"], float(m["width"])
+    return subject.split(" / ")[0], float("nan")
+
+
+def claim_vs_width(table: pd.DataFrame, claims: Sequence[str]) -> pd.DataFrame:
+    """The rows of ``claims`` that have a width, with ``detail`` (the subject after the width,
+    e.g. the method), sorted by claim, rung, detail and width: the data of the claim-vs-width figure."""
+    t = table[table["claim"].isin(list(claims)) & table["width"].notna()].copy()
+    t["detail"] = [(_SUBJECT.match(s)["detail"] or "") if _SUBJECT.match(s) else "" for s in t["subject"]]
+    order = {c: k for k, c in enumerate(claims)}
+    t["_o"] = t["claim"].map(order)
+    return t.sort_values(["_o", "rung", "detail", "width"]).drop(columns="_o").reset_index(drop=True)
+
+
+def endpoint_summary(result: Result) -> pd.DataFrame:
+    """Mean and range of the endpoints' test accuracy per rung and width."""
+    e = result.endpoints
+    if e.empty:
+        return pd.DataFrame(columns=["rung", "width", "models", "accuracy_mean", "accuracy_min", "accuracy_max"])
+    g = e.groupby(["rung", "width"], sort=False)["accuracy"]
+    return pd.DataFrame({"models": g.size(), "accuracy_mean": g.mean(), "accuracy_min": g.min(),
+                         "accuracy_max": g.max()}).reset_index()
+
+
+def matrix(table: pd.DataFrame) -> pd.DataFrame:
+    """Claim x rung/width: ``estimate [low, high] verdict`` per cell (the closing table)."""
+    t = table.copy()
+    t["where"] = [f"{r} / width {w:g}" if w == w else f"{r} / all widths" for r, w in zip(t["rung"], t["width"])]
+    t["detail"] = [(_SUBJECT.match(s)["detail"] or "") if _SUBJECT.match(s) else "" for s in t["subject"]]
+    t["cell"] = [f"{V.fmt(e)} [{V.fmt(lo)}, {V.fmt(hi)}] {v}" for e, lo, hi, v in
+                 zip(t["estimate"], t["ci_low"], t["ci_high"], t["verdict"])]
+    t["claim"] = [f"{c} ({d})" if d else c for c, d in zip(t["claim"], t["detail"])]
+    out = t.pivot_table(index="claim", columns="where", values="cell", aggfunc="first", sort=False)
+    out.columns.name = None
+    return out.fillna("—").reset_index()  # —: a claim not judged there
+
+
+def trend_markdown(scale: pd.DataFrame) -> str:
+    """One bullet per claim, rung and detail with at least two widths: the verdict at each width
+    (narrowest first) and the estimate at the narrowest and the widest, with the direction of the
+    change. Only what was measured: no extrapolation beyond the widest width."""
+    bullets = []
+    for (claim, rung, detail), g in scale.groupby(["claim", "rung", "detail"], sort=False):
+        g = g.sort_values("width")
+        if len(g) < 2:
+            continue
+        first, last = g.iloc[0], g.iloc[-1]
+        change = last["estimate"] - first["estimate"]
+        # a change inside both end intervals is no evidence of a trend
+        overlap = last["ci_low"] <= first["estimate"] <= last["ci_high"] or \
+            first["ci_low"] <= last["estimate"] <= first["ci_high"]
+        word = "no clear change" if overlap else ("rises" if change > 0 else "falls")
+        by_width = ", ".join(f"{w:g}: {v}" for w, v in zip(g["width"], g["verdict"]))
+        bullets.append(f"- `{claim}` ({rung}{' / ' + detail if detail else ''}; threshold "
+                       f"{V.fmt(float(first['threshold']))}): {by_width}. The estimate goes from "
+                       f"{V.fmt(float(first['estimate']))} to {V.fmt(float(last['estimate']))} — {word} "
+                       f"between widths {first['width']:g} and {last['width']:g}.")
+    return "\n".join(bullets) if bullets else "No claim was measured at two or more widths."
