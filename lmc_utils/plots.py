@@ -1117,7 +1117,7 @@ def plot_merge_convergence(trace: pd.DataFrame):
 VERDICT_MARKERS = {"held": {"marker": "o"}, "did not hold": {"marker": "X"}, "inconclusive": {"marker": "o", "mfc": "white"}}
 
 
-def plot_claim_vs_width(frame: pd.DataFrame, columns: int = 3):
+def plot_claim_vs_width(frame: pd.DataFrame, columns: int = 3, xlabel: str = "width"):
     """One panel per claim (``claim`` of :func:`lmc_utils.studies.regime_ladder.claim_vs_width`):
     the estimate and its 95% interval against width (log scale), one line per rung and subject
     detail (e.g. the method), the claim's threshold dashed; filled circle: held, cross: did not hold,
@@ -1128,7 +1128,8 @@ def plot_claim_vs_width(frame: pd.DataFrame, columns: int = 3):
     rows = max(1, -(-len(claims) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(4.3 * columns, 3.1 * rows), squeeze=False)
     lines = list(dict.fromkeys(zip(frame["rung"], frame["detail"])))
-    colours = dict(zip(lines, [_OKABE_ITO[k % len(_OKABE_ITO)] for k in range(len(lines))]))
+    palette = [c for c in _OKABE_ITO if c != "#F0E442"]  # yellow is unreadable on white
+    colours = dict(zip(lines, [palette[k % len(palette)] for k in range(len(lines))]))
     for ax, claim in zip(axes.flat, claims):
         t = frame[frame["claim"] == claim]
         for (rung, detail), g in t.groupby(["rung", "detail"], sort=False):
@@ -1145,7 +1146,7 @@ def plot_claim_vs_width(frame: pd.DataFrame, columns: int = 3):
         ax.axhline(float(t["threshold"].iloc[0]), color="0.4", ls="--", lw=0.8)
         ax.set_xscale("log", base=2)
         ax.set_title(claim, fontsize="small")
-        ax.set_xlabel("width (channel multiplier or hidden units)")
+        ax.set_xlabel(xlabel)
         ax.legend(fontsize="xx-small")
     for ax in list(axes.flat)[len(claims):]:
         ax.axis("off")

@@ -114,14 +114,14 @@ display(Markdown(figures.publish_verdicts(table, criteria, "10_regime_ladder")))
 
 # %% [markdown]
 # ## Claims against width
-# Each panel is one claim's declared statistic with its 95% interval, per width of the CNN family
-# (and the MLP rung's single width), the dashed line its threshold. Filled circle: held; cross:
-# did not hold; hollow circle: inconclusive.
+# Each panel is one claim's declared statistic with its 95% interval at every width of the CNN
+# family (the MLP rung has one width: it is in the tables only), the dashed line its threshold.
+# Filled circle: held; cross: did not hold; hollow circle: inconclusive.
 
 # %%
 scale = regime_ladder.claim_vs_width(table, P.scale_claims)
 figures.save_table(scale, "10_claim_vs_width")
-figures.save_figure(plots.plot_claim_vs_width(scale), "10_claim_vs_width");
+figures.save_figure(plots.plot_claim_vs_width(scale, xlabel="width (channel multiplier)"), "10_claim_vs_width");
 
 # %% [markdown]
 # ## Claim × rung

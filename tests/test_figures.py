@@ -88,7 +88,8 @@ NORM_MARKS = {"layernorm": ("LayerNorm", "-LN"), "batchnorm": ("-BN",), "fixup":
 def experiment_configs(sections: dict) -> dict[str, list[dict]]:
     """Every experiment name the notebook sections of a profile use, with its training configs:
     the keys of each ``experiments`` and ``*_experiments`` mapping, the value of every ``*_experiment`` parameter, and
-    ``<name>`` of every ``redundancy_<name>`` config (notebook 05's Moons and MNIST MLPs)."""
+    ``<name>`` of every ``redundancy_<name>`` config (notebook 05's Moons and MNIST MLPs) and every rung of
+    notebook 10's ``rungs`` (with its width when it has only one)."""
     found: dict[str, list[dict]] = {}
     for section in sections.values():
         section = section or {}
@@ -103,6 +104,13 @@ def experiment_configs(sections: dict) -> dict[str, list[dict]]:
                     found.setdefault(name, []).append(cfg)
             elif key.startswith("redundancy_") and isinstance(value, dict) and "dataset" in value:
                 found.setdefault(key.removeprefix("redundancy_"), []).append(value)
+            elif key == "rungs" and isinstance(value, dict):  # notebook 10's ladder: a family over its widths
+                for name, rung in value.items():
+                    cfg, widths = dict(rung["config"]), list(rung.get("widths") or [])
+                    if len(widths) == 1:  # one width: the label may name it
+                        field = "width" if cfg["arch"] == "mlp" else "width_multiplier"
+                        cfg["model"] = {**(cfg.get("model") or {}), field: widths[0]}
+                    found.setdefault(name, []).append(cfg)
             elif isinstance(value, dict) and isinstance(value.get("experiments"), dict):  # a sub-study (09's deep)
                 for name, cfg in experiment_configs({key: value}).items():
                     found.setdefault(name, []).extend(cfg)
@@ -172,7 +180,7 @@ def test_experiment_label_is_the_profiles_label_or_the_name(monkeypatch):
     assert figures.experiment_label("no_such_experiment") == "no_such_experiment"
     figures.setup("paper")
     assert figures.experiment_label("vgg16_bn_cifar10") == "VGG16-BN, CIFAR-10"
-    assert figures.experiment_label("mlp_plain") == "mlp_plain"  # not a paper experiment
+    assert figures.experiment_label("mlp_cifar") == "mlp_cifar"  # not a paper experiment
     figures.setup("unit")  # not a profile: no labels
     assert figures.experiment_label("mlp_plain") == "mlp_plain"
 

@@ -192,9 +192,11 @@ def _parse_subject(subject: str) -> tuple[str, float]:
 
 
 def claim_vs_width(table: pd.DataFrame, claims: Sequence[str]) -> pd.DataFrame:
-    """The rows of ``claims`` that have a width, with ``detail`` (the subject after the width,
+    """The rows of ``claims`` on rungs judged at two or more widths, with ``detail`` (the subject after the width,
     e.g. the method), sorted by claim, rung, detail and width: the data of the claim-vs-width figure."""
-    t = table[table["claim"].isin(list(claims)) & table["width"].notna()].copy()
+    widths = table[table["width"].notna()].groupby("rung")["width"].nunique()
+    families = set(widths[widths > 1].index)  # one width (the MLP rung) has no trend to draw
+    t = table[table["claim"].isin(list(claims)) & table["width"].notna() & table["rung"].isin(families)].copy()
     t["detail"] = [(_SUBJECT.match(s)["detail"] or "") if _SUBJECT.match(s) else "" for s in t["subject"]]
     order = {c: k for k, c in enumerate(claims)}
     t["_o"] = t["claim"].map(order)
