@@ -1122,8 +1122,6 @@ def plot_claim_vs_width(frame: pd.DataFrame, columns: int = 3, xlabel: str = "wi
     the estimate and its 95% interval against width (log scale), one line per rung and subject
     detail (e.g. the method), the claim's threshold dashed; filled circle: held, cross: did not hold,
     hollow circle: inconclusive."""
-    import numpy as np
-
     claims = list(dict.fromkeys(frame["claim"]))
     rows = max(1, -(-len(claims) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(4.3 * columns, 3.1 * rows), squeeze=False)

@@ -12,7 +12,7 @@ import yaml
 
 from lmc_utils import data, dry_run, matching, profiles, run, zoo
 from lmc_utils import permutation as P
-from lmc_utils.paths import cache_dir, figures_dir, params_dir
+from lmc_utils.paths import params_dir
 
 from conftest import needs_mnist
 
@@ -120,10 +120,6 @@ def test_runner_rejects_dry_run_with_resume_or_check(capsys):
     assert "--dry-run" in capsys.readouterr().err
 
 
-def _snapshot(folder: Path) -> set:
-    return {(p.relative_to(folder), p.stat().st_mtime_ns) for p in folder.rglob("*")} if folder.exists() else set()
-
-
 def test_a_broken_paper_config_fails_the_dry_run_naming_it(monkeypatch, tmp_path, capsys):
     """An unknown architecture key in a copy of params/paper.yaml fails the dry run, in the kernel,
     with a message naming the bad value."""
@@ -139,18 +135,8 @@ def test_a_broken_paper_config_fails_the_dry_run_naming_it(monkeypatch, tmp_path
     assert "FAILED" in out and "unknown arch 'vggg'" in out
 
 
-def test_a_dry_run_of_a_paper_notebook_passes_and_keeps_out_of_figures_and_cache(monkeypatch, tmp_path):
-    """The real thing, one notebook: it finishes, its outputs are in the dry-run folder, and neither
-    the user's figures (``figures/paper/``) nor the user's model cache (``LMC_CACHE_DIR``) change."""
-    user_cache, user_figures = cache_dir(), figures_dir("paper")  # tmp folders (conftest)
-    repo_figures = run.PACKAGE_DIR.parent / "figures" / "paper"
-    before = _snapshot(repo_figures), _snapshot(user_cache), _snapshot(user_figures)
-    root = tmp_path / "dry-run"
-    rows = run.dry_run("paper", ["06"], threads=1, root=root)
-    assert [r["status"] for r in rows] == ["ok"], rows
-    assert (root / "figures" / "paper" / "06_verdicts.csv").exists()
-    assert list((root / "cache" / "models").glob("*.pt"))
-    assert (_snapshot(repo_figures), _snapshot(user_cache), _snapshot(user_figures)) == before
+# The real dry run of every notebook, which also checks that it keeps out of the user's figures
+# and model cache, is tests/test_paper_dry_run.py (one test per notebook).
 
 
 def test_a_sweep_cap_keeps_the_smallest_point_none_and_the_judged_ones():

@@ -6,9 +6,12 @@ Each notebook's test is a class of its own, so that pytest-xdist (``--dist loads
 ``make test`` runs it) can run them beside the rest of the suite. ``make dry-run`` runs the same
 dry runs from the command line."""
 
+from pathlib import Path
+
 import pytest
 
 from lmc_utils import run
+from lmc_utils.paths import cache_dir, figures_dir
 
 from conftest import needs_mnist
 
@@ -18,9 +21,21 @@ NOTEBOOKS = [p.stem for p in run.discover()]
 HEAVY = {"02_singular_vectors", "03_ste_three_models", "04_renormalisation", "07_same_basin", "10_regime_ladder"}
 
 
+def _snapshot(folder: Path) -> set:
+    return {(p.relative_to(folder), p.stat().st_mtime_ns) for p in folder.rglob("*")} if folder.exists() else set()
+
+
 def _dry_run(stem: str, tmp_path) -> None:
-    rows = run.dry_run("paper", [stem], threads=1, root=tmp_path / "dry-run")
+    """The dry run finishes, its verdict table is in the dry-run folder, and neither the user's
+    figures (``figures/paper/``) nor the user's model cache (``LMC_CACHE_DIR``) change."""
+    user_cache, user_figures = cache_dir(), figures_dir("paper")  # tmp folders (conftest)
+    repo_figures = run.PACKAGE_DIR.parent / "figures" / "paper"
+    before = _snapshot(repo_figures), _snapshot(user_cache), _snapshot(user_figures)
+    root = tmp_path / "dry-run"
+    rows = run.dry_run("paper", [stem], threads=1, root=root)
     assert [(r["notebook"], r["status"]) for r in rows] == [(stem, "ok")], rows
+    assert (root / "figures" / "paper" / f"{stem[:2]}_verdicts.csv").exists()
+    assert (_snapshot(repo_figures), _snapshot(user_cache), _snapshot(user_figures)) == before
 
 
 def _case(stem: str) -> type:
