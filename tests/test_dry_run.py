@@ -4,7 +4,6 @@ run writes nothing where the user's figures and models live."""
 
 import shutil
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
