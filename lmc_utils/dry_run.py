@@ -120,6 +120,12 @@ NOTEBOOK_CAPS: dict[str, dict[str, Any]] = {
     # verdicts' intervals need 2); every width is kept (one-hidden-layer MLPs on 8 examples are cheap).
     "09_width_clusters": {"n_models": 4, "cluster_models": 4, "cluster_points": 3,
                           "robustness": {"n_models": 4}, "deep": {"n_models": 4}},
+    # The ladder: two pairs (notebook 04's ablation needs them), one triple and one spawned pair per
+    # width, and each rung's two narrowest widths (two, so the slope claims still run).
+    "10_regime_ladder": {"n_pairs": 2, "spawned_pairs": 1,
+                         "ste": {"steps": 2, "eval_every": 1, "batch_size": 4, "held_size": 4, "wm_sweeps": 1},
+                         "rungs": lambda rungs: {name: {**r, "widths": sorted(r.get("widths") or [])[:2]}
+                                                 for name, r in rungs.items()}},
 }
 
 
@@ -171,6 +177,8 @@ def budget(notebook: str, values: Mapping[str, Any]) -> dict[str, Any]:
         cap = caps[name]
         if isinstance(cap, Sweep):
             return cap.apply(value, values)
+        if callable(cap):  # a cap of its own shape (notebook 10's rungs)
+            return cap(value) if isinstance(value, Mapping) else value
         if isinstance(cap, Mapping) and isinstance(value, Mapping):  # a mapping parameter (notebook 02's
             # and 05's `imagenet`): its entries capped, a Sweep judged by the mapping's own entries
             return {k: (cap[k].apply(v, value) if isinstance(cap[k], Sweep) else _cap(v, cap[k])) if k in cap else v
