@@ -27,6 +27,8 @@ from . import distance_taylor, pruning, renormalisation, singular_vectors, three
 
 NOTEBOOK = "10_regime_ladder"
 STUDIES = ("distance_taylor", "singular_vectors", "three_models", "renormalisation", "pruning")
+# the variants the ladder's claims read (renorm_beats_none, rescale_beats_repair, matching_needed)
+LADDER_VARIANTS = ("none", "REPAIR", "RESCALE", "indep. RESCALE", "RESET")
 _MODULES = {"distance_taylor": distance_taylor, "singular_vectors": singular_vectors,
             "three_models": three_models, "renormalisation": renormalisation, "pruning": pruning}
 _SUBJECT = re.compile(r"^(?P<rung>[^/]+?) / width (?P<width>[0-9.e+-]+)(?: / (?P<detail>.*))?$")
@@ -133,12 +135,13 @@ def run(ladder: Sequence[Rung], n_pairs: Mapping[str, int], *, n_triples: Mappin
 
 def _renormalisation(name: str, cfg: zoo.TrainConfig, n_pairs: int, n_orders: int, eval_subset, stats_samples,
                      seed: int, dev, progress: bool) -> renormalisation.Result:
-    """Notebook 04's midpoint ablation only (no curves, bias or re-training study)."""
+    """Notebook 04's midpoint ablation only (no curves, bias or re-training study), with the
+    variants of :data:`LADDER_VARIANTS`."""
     pairs = zoo.independent_pairs(cfg, n_pairs, seed=seed, device=dev)
     stats = data_mod.load(cfg.dataset, "train", subset=stats_samples, seed=seed + 1, device=dev)
     test = data_mod.load(cfg.dataset, "test", subset=eval_subset, device=dev)
     abl, col = renormalisation.midpoint_ablation(pairs, test, stats.x, stats, methods=("weight", "naive"),
-                                                 n_orders=n_orders, progress=progress)
+                                                 n_orders=n_orders, progress=progress, variants=LADDER_VARIANTS)
     empty = pd.DataFrame()
     return renormalisation.Result(ablation=abl.assign(experiment=name), collapse=col.assign(experiment=name),
                                   curves=empty, activations=empty, bias_curves=empty, retraining=empty,

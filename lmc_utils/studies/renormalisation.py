@@ -115,10 +115,11 @@ def apply_variant(variant: Variant, model: nn.Module, endpoints: Sequence[nn.Mod
 
 def midpoint_ablation(pairs: Sequence[tuple[zoo.Trained, zoo.Trained]], eval_data: TensorData, stats_x: torch.Tensor,
                       reset_data: TensorData, methods: Sequence[str] = ("weight", "activation", "naive"),
-                      n_orders: int = 1, progress: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      n_orders: int = 1, progress: bool = True,
+                      variants: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Test loss and accuracy of the midpoint of every pair, aligned by each method (weight
     matching under ``n_orders`` random group orders, ``order`` = the matching seed), under every
-    variant (:func:`variants_for`). The independent third model of pair ``i`` is model A of pair
+    variant (:func:`variants_for`; only those named in ``variants`` when given). The independent third model of pair ``i`` is model A of pair
     ``i + 1`` (cyclically), aligned to A by the same method and order.
 
     Returns ``(ablation, collapse)``: ``ablation`` has columns ``pair, method, order, variant,
@@ -129,6 +130,7 @@ def midpoint_ablation(pairs: Sequence[tuple[zoo.Trained, zoo.Trained]], eval_dat
     """
     if len(pairs) < 2:
         raise ValueError("the ablation needs at least 2 pairs (the third model comes from another pair)")
+    chosen = {k: v for k, v in variants_for(pairs[0][0].model).items() if variants is None or k in variants}
     rows, collapse = [], []
     jobs = [(i, m, k) for i in range(len(pairs)) for m in methods for k in orders_for(m, n_orders)]
     ends: dict[int, pd.Series] = {}
@@ -143,7 +145,7 @@ def midpoint_ablation(pairs: Sequence[tuple[zoo.Trained, zoo.Trained]], eval_dat
             ends[i] = (ref[0] + ref[1]) / 2
         state_b = aligned_states(a.model, b.model, [method], stats_x, seed=k)[method]
         b_al, c_al = with_state(a.model, state_b), None
-        if any(v.third for v in variants_for(a.model).values()):  # only then is the third model needed
+        if any(v.third for v in chosen.values()):  # only then is the third model needed
             c_al = with_state(a.model, aligned_states(a.model, c.model, [method], stats_x, seed=k)[method])
         mid = with_state(a.model, interpolate(a.model.state_dict(), state_b, 0.5))
         st = statistics_table(mid, stats_x)
@@ -153,7 +155,7 @@ def midpoint_ablation(pairs: Sequence[tuple[zoo.Trained, zoo.Trained]], eval_dat
                              "pre_std": float(r.pre_std), "endpoint_pre_std": ref,
                              "ratio": float(r.pre_std) / ref if ref > 0 else float("nan")})
         goals: dict = {}  # the variants' shared goal statistics for this pair, method and order
-        for vname, v in variants_for(a.model).items():
+        for vname, v in chosen.items():
             fixed = apply_variant(v, mid, [a.model, b_al], [0.5, 0.5], stats_x, reset_data, third=c_al, goals=goals)
             loss, acc = evaluate(fixed, eval_data)
             rows.append({"pair": i, "method": method, "order": k, "variant": vname, "loss": loss, "accuracy": acc})
@@ -460,6 +462,12 @@ def verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFram
         if name in criteria:
             rows.append(V.verdict(NOTEBOOK, criteria[name], subject, values))
 
+    ran = set(abl["variant"])  # a run restricted to some variants (notebook 10) judges only those
+
+    def add_diff(name: str, subject: str, exp: str, m: str, variant: str, other: str) -> None:
+        if {variant, other} <= ran:
+            add(name, subject, _diff(acc(exp, m, variant), acc(exp, m, other)))
+
     acc = lambda exp, method, variant: _grid(abl, "accuracy", experiment=exp, method=method, variant=variant)  # noqa: E731
     methods = [m for m in dict.fromkeys(abl["method"]) if m not in ("-", "naive")]
     for exp, kind in kinds.items():
@@ -469,13 +477,12 @@ def verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFram
             add("variance_collapse", f"{exp} / weight", _grid(last, "ratio").to_numpy())
         fixes = ["RESET"] if kind == "batchnorm" else ["REPAIR", "RESCALE", "indep. RESCALE"]
         for m in methods:
-            none = acc(exp, m, "none")
             for fix in fixes:
-                add("renorm_beats_none", f"{exp} / {m} / {fix}", _diff(acc(exp, m, fix), none))
+                add_diff("renorm_beats_none", f"{exp} / {m} / {fix}", exp, m, fix, "none")
             if kind != "batchnorm":
-                add("reshift_hurts", f"{exp} / {m}", _diff(acc(exp, m, "RESHIFT"), none))
-                add("rescale_beats_repair", f"{exp} / {m}", _diff(acc(exp, m, "RESCALE"), acc(exp, m, "REPAIR")))
-                add("sequential_repair_helps", f"{exp} / {m}", _diff(acc(exp, m, "SEQ REPAIR"), acc(exp, m, "REPAIR")))
+                add_diff("reshift_hurts", f"{exp} / {m}", exp, m, "RESHIFT", "none")
+                add_diff("rescale_beats_repair", f"{exp} / {m}", exp, m, "RESCALE", "REPAIR")
+                add_diff("sequential_repair_helps", f"{exp} / {m}", exp, m, "SEQ REPAIR", "REPAIR")
         if "weight" in methods and "naive" in set(abl["method"]):
             fix = "RESET" if kind == "batchnorm" else "REPAIR"
             add("matching_needed", f"{exp} / {fix}", _diff(acc(exp, "weight", fix), acc(exp, "naive", fix)))
