@@ -125,10 +125,11 @@ figures.save_figure(plots.plot_claim_vs_width(scale, xlabel="width (channel mult
 
 # %% [markdown]
 # ## Claim × rung
-# Estimate [95% interval] and verdict per claim (and subject detail) and rung/width.
+# Estimate [95% interval] and verdict per claim (and subject detail) and rung/width; the last
+# column is the claim's source in the papers, with their number where the declaration gives one.
 
 # %%
-grid = regime_ladder.matrix(table)
+grid = regime_ladder.matrix(table, criteria)
 figures.save_table(grid, "10_claim_by_rung")
 display(Markdown(figures.to_markdown(grid)))
 

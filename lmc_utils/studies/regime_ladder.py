@@ -216,9 +216,11 @@ def endpoint_summary(result: Result) -> pd.DataFrame:
                          "accuracy_max": g.max()}).reset_index()
 
 
-def matrix(table: pd.DataFrame) -> pd.DataFrame:
-    """Claim x rung/width: ``estimate [low, high] verdict`` per cell (the closing table)."""
+def matrix(table: pd.DataFrame, criteria: Mapping[str, V.Criterion] | None = None) -> pd.DataFrame:
+    """Claim x rung/width: ``estimate [low, high] verdict`` per cell (the closing table), with the
+    claim's declared ``source`` (the paper's section and number) when ``criteria`` are given."""
     t = table.copy()
+    base = list(t["claim"])
     t["where"] = [f"{r} / width {w:g}" if w == w else f"{r} / all widths" for r, w in zip(t["rung"], t["width"])]
     t["detail"] = [(_SUBJECT.match(s)["detail"] or "") if _SUBJECT.match(s) else "" for s in t["subject"]]
     t["cell"] = [f"{V.fmt(e)} [{V.fmt(lo)}, {V.fmt(hi)}] {v}" for e, lo, hi, v in
@@ -226,7 +228,11 @@ def matrix(table: pd.DataFrame) -> pd.DataFrame:
     t["claim"] = [f"{c} ({d})" if d else c for c, d in zip(t["claim"], t["detail"])]
     out = t.pivot_table(index="claim", columns="where", values="cell", aggfunc="first", sort=False)
     out.columns.name = None
-    return out.fillna("—").reset_index()  # —: a claim not judged there
+    out = out.fillna("—").reset_index()  # —: a claim not judged there
+    if criteria is not None:
+        of = dict(zip(t["claim"], base))
+        out["paper"] = [criteria[of[c]].source if of[c] in criteria else "" for c in out["claim"]]
+    return out
 
 
 def trend_markdown(scale: pd.DataFrame) -> str:
