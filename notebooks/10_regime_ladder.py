@@ -135,8 +135,11 @@ display(Markdown(figures.to_markdown(grid)))
 
 # %% [markdown]
 # ## What the trend says
-# For each claim drawn against width: the verdict at every width, narrowest first, and the sign
-# of the estimate's change from the narrowest to the widest (computed above, not read by eye).
+# For each claim drawn against width: its verdict at every width (narrowest first), the estimate
+# at the narrowest and the widest width, and whether it rises or falls between them (only when
+# neither end's estimate lies inside the other end's interval).
 
 # %%
-display(Markdown(regime_ladder.trend_markdown(scale)))
+trend = regime_ladder.trends(scale)
+figures.save_table(trend, "10_trends")
+trend

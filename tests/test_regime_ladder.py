@@ -55,9 +55,10 @@ def test_claim_vs_width_matrix_and_trend():
     scale = L.claim_vs_width(table, ["a", "b"])
     assert list(scale["detail"]) == ["activation", "activation", "weight", "weight"]
     assert list(scale["width"]) == [0.25, 0.5, 0.25, 0.5]
-    text = L.trend_markdown(scale)
-    assert "(r / weight; threshold 0): 0.25: held, 0.5: held" in text and "rises" in text
-    assert "(r / activation" in text and "no clear change" in text
+    trend = L.trends(scale).set_index("detail")
+    assert trend.loc["weight", "verdicts by width"] == "0.25: held, 0.5: held"
+    assert trend.loc["weight", "change"] == "rises" and trend.loc["activation", "change"] == "no clear change"
+    assert (trend.loc["weight", "narrowest"], trend.loc["weight", "widest"]) == (0.1, 0.3)
     grid = L.matrix(table).set_index("claim")
     assert grid.loc["a (weight)", "r / width 0.5"] == "0.3 [0.2, 0.4] held"
     assert grid.loc["b", "r / all widths"] == "-0.1 [-0.2, 0] held"

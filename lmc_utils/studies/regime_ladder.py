@@ -235,24 +235,22 @@ def matrix(table: pd.DataFrame, criteria: Mapping[str, V.Criterion] | None = Non
     return out
 
 
-def trend_markdown(scale: pd.DataFrame) -> str:
-    """One bullet per claim, rung and detail with at least two widths: the verdict at each width
-    (narrowest first) and the estimate at the narrowest and the widest, with the direction of the
-    change. Only what was measured: no extrapolation beyond the widest width."""
-    bullets = []
+def trends(scale: pd.DataFrame) -> pd.DataFrame:
+    """One row per claim, rung and detail drawn at two or more widths: the verdict at each width
+    (narrowest first), the estimate at the narrowest and the widest, and ``change``: ``rises`` /
+    ``falls`` when neither end's estimate lies in the other end's interval, else ``no clear
+    change``. Only what was measured: nothing beyond the widest width."""
+    rows = []
     for (claim, rung, detail), g in scale.groupby(["claim", "rung", "detail"], sort=False):
         g = g.sort_values("width")
         if len(g) < 2:
             continue
         first, last = g.iloc[0], g.iloc[-1]
-        change = last["estimate"] - first["estimate"]
-        # a change inside both end intervals is no evidence of a trend
-        overlap = last["ci_low"] <= first["estimate"] <= last["ci_high"] or \
-            first["ci_low"] <= last["estimate"] <= first["ci_high"]
-        word = "no clear change" if overlap else ("rises" if change > 0 else "falls")
-        by_width = ", ".join(f"{w:g}: {v}" for w, v in zip(g["width"], g["verdict"]))
-        bullets.append(f"- `{claim}` ({rung}{' / ' + detail if detail else ''}; threshold "
-                       f"{V.fmt(float(first['threshold']))}): {by_width}. The estimate goes from "
-                       f"{V.fmt(float(first['estimate']))} to {V.fmt(float(last['estimate']))} — {word} "
-                       f"between widths {first['width']:g} and {last['width']:g}.")
-    return "\n".join(bullets) if bullets else "No claim was measured at two or more widths."
+        overlap = (last["ci_low"] <= first["estimate"] <= last["ci_high"]
+                   or first["ci_low"] <= last["estimate"] <= first["ci_high"])
+        change = "no clear change" if overlap else ("rises" if last["estimate"] > first["estimate"] else "falls")
+        rows.append({"claim": claim, "rung": rung, "detail": detail, "threshold": float(first["threshold"]),
+                     "verdicts by width": ", ".join(f"{w:g}: {v}" for w, v in zip(g["width"], g["verdict"])),
+                     "narrowest": float(first["estimate"]), "widest": float(last["estimate"]), "change": change})
+    return pd.DataFrame(rows, columns=["claim", "rung", "detail", "threshold", "verdicts by width", "narrowest",
+                                       "widest", "change"])
