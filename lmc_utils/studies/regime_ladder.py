@@ -71,8 +71,9 @@ def rungs(spec: Mapping[str, Mapping[str, Any]]) -> list[Rung]:
 
 @dataclass
 class Result:
-    """Per study, the result object of its notebook's study (concatenated over rungs where the study
-    takes several experiments at once), and the endpoints' test accuracy per experiment and model."""
+    """Per study, the result objects of its notebook's study (one per rung and width; one per rung
+    for ``singular_vectors``, which sweeps the widths itself), the endpoints' test loss and
+    accuracy per experiment and model, and each experiment's rung and width."""
 
     results: dict[str, list] = field(default_factory=dict)  # study -> [its Result, ...]
     endpoints: pd.DataFrame = field(default_factory=pd.DataFrame)
