@@ -137,7 +137,13 @@ display(Markdown(figures.to_markdown(grid)))
 # ## What the trend says
 # For each claim drawn against width: its verdict at every width (narrowest first), the estimate
 # at the narrowest and the widest width, and whether it rises or falls between them (only when
-# neither end's estimate lies inside the other end's interval).
+# neither end's estimate lies inside the other end's interval). A claim that goes from
+# inconclusive at the narrow end to held at the wide end is approached as the models grow; one
+# that is held at every width does not depend on width in this range; one that does not hold and
+# moves away from its threshold with width is a finding about this family at these widths — the
+# papers' models are 3–16 times wider (and trained for 160 epochs on CIFAR-10), so nothing here
+# extrapolates to them. STE (notebook 03's claims) runs on the MLP rung only where the profile
+# says so: at `cpu` one STE run on a VGG pair would cost minutes.
 
 # %%
 trend = regime_ladder.trends(scale)
