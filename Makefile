@@ -4,7 +4,7 @@
 #                  (fails when a verdict changed)
 #   make claims    figures/<profile>/claims.md from the verdict tables (and, at cpu, README's table)
 #   make test      set up, then unit/property tests, the nbval smoke run of every notebook and the
-#                  paper profile's dry run of every notebook but 02, 03, 04, 07, 10 (tests/test_paper_dry_run.py;
+#                  paper profile's dry run of every notebook but 02, 03, 04, 05, 07, 09, 10 (tests/test_paper_dry_run.py;
 #                  `make dry-run` runs all of them), on
 #                  $(TEST_WORKERS) pytest-xdist workers of 1 thread each
 #   make dry-run   every notebook with the paper profile's configs at tiny budgets (PROFILE=... for

@@ -54,7 +54,8 @@ def test_four_models_in_parallel_each_trained_once(tmp_path):
 
 
 def test_killed_job_is_reported_and_the_rerun_trains_only_it(tmp_path):
-    slow = MOONS.replace(seed=7, epochs=60)  # seconds: still training when it is killed
+    slow = MOONS.replace(seed=7, epochs=150)  # ~15 s alone: still training when it is killed (60 epochs
+    # finished before the kill landed once, in a loaded clean-clone run)
     configs = [MOONS.replace(seed=s) for s in range(3)] + [slow]
 
     def kill_slow_once_training(entries, job, notes: Path):

@@ -1,6 +1,6 @@
 """The paper profile's dry run (:mod:`lmc_utils.dry_run`) of every notebook, one test per notebook,
 so a paper config or a paper-only code path can never break silently: ``make test`` runs them,
-except the five marked ``heavy_dry_run`` (``make dry-run`` runs every notebook's).
+except the seven marked ``heavy_dry_run`` (``make dry-run`` runs every notebook's).
 
 Each notebook's test is a class of its own, so that pytest-xdist (``--dist loadscope``, as
 ``make test`` runs it) can run them beside the rest of the suite. ``make dry-run`` runs the same
@@ -18,7 +18,8 @@ from conftest import needs_mnist
 NOTEBOOKS = [p.stem for p in run.discover()]
 # Dry runs of minutes each on one core (VGG16s at every variant, width and learning rate): marked
 # ``heavy_dry_run``, which ``make test`` leaves to ``make dry-run`` to keep within its 15 minutes.
-HEAVY = {"02_singular_vectors", "03_ste_three_models", "04_renormalisation", "07_same_basin", "10_regime_ladder"}
+HEAVY = {"02_singular_vectors", "03_ste_three_models", "04_renormalisation", "05_pruning", "07_same_basin",
+         "09_width_clusters", "10_regime_ladder"}
 
 
 def _snapshot(folder: Path) -> set:
