@@ -62,10 +62,11 @@ def test_killed_job_is_reported_and_the_rerun_trains_only_it(tmp_path):
         if entries[0].key != slow.key:
             return
 
-        def watch():
+        def watch():  # kill it once its process has started: before or while it trains, never after
+            # (waiting for its "training" note let it finish first twice under a loaded full suite)
             deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and not (notes.exists() and "training" in notes.read_text()):
-                time.sleep(0.2)
+            while time.monotonic() < deadline and not Path(job.paths.stderr).exists():
+                time.sleep(0.05)
             job.cancel()
 
         threading.Thread(target=watch, daemon=True).start()
