@@ -195,13 +195,19 @@ def _parse_subject(subject: str) -> tuple[str, float]:
     return subject.split(" / ")[0], float("nan")
 
 
+def _detail(subject: str) -> str:
+    """The subject after its rung and width (e.g. ``"weight / REPAIR"``); empty when there is none."""
+    m = _SUBJECT.match(subject)
+    return (m["detail"] or "") if m else ""
+
+
 def claim_vs_width(table: pd.DataFrame, claims: Sequence[str]) -> pd.DataFrame:
     """The rows of ``claims`` on rungs judged at two or more widths, with ``detail`` (the subject after the width,
     e.g. the method), sorted by claim, rung, detail and width: the data of the claim-vs-width figure."""
     widths = table[table["width"].notna()].groupby("rung")["width"].nunique()
     families = set(widths[widths > 1].index)  # one width (the MLP rung) has no trend to draw
     t = table[table["claim"].isin(list(claims)) & table["width"].notna() & table["rung"].isin(families)].copy()
-    t["detail"] = [(_SUBJECT.match(s)["detail"] or "") if _SUBJECT.match(s) else "" for s in t["subject"]]
+    t["detail"] = t["subject"].map(_detail)
     order = {c: k for k, c in enumerate(claims)}
     t["_o"] = t["claim"].map(order)
     return t.sort_values(["_o", "rung", "detail", "width"]).drop(columns="_o").reset_index(drop=True)
@@ -223,7 +229,7 @@ def matrix(table: pd.DataFrame, criteria: Mapping[str, V.Criterion] | None = Non
     t = table.copy()
     base = list(t["claim"])
     t["where"] = [f"{r} / width {w:g}" if w == w else f"{r} / all widths" for r, w in zip(t["rung"], t["width"])]
-    t["detail"] = [(_SUBJECT.match(s)["detail"] or "") if _SUBJECT.match(s) else "" for s in t["subject"]]
+    t["detail"] = t["subject"].map(_detail)
     t["cell"] = [f"{V.fmt(e)} [{V.fmt(lo)}, {V.fmt(hi)}] {v}" for e, lo, hi, v in
                  zip(t["estimate"], t["ci_low"], t["ci_high"], t["verdict"])]
     t["claim"] = [f"{c} ({d})" if d else c for c, d in zip(t["claim"], t["detail"])]
