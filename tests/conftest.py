@@ -7,15 +7,18 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
+THREADS = int(os.environ.get("OMP_NUM_THREADS") or 0) or max(1, min(2, os.cpu_count() or 1))
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
-    """Never download; write models and figures under tmp_path; keep LMC_DATA_DIR as given."""
+    """Never download; write models and figures under tmp_path; keep LMC_DATA_DIR as given. Torch
+    threads: ``OMP_NUM_THREADS`` where set (``make test``: 1 per xdist worker; more would oversubscribe
+    the cores, which made small-op tests 10-20x slower), else up to 2."""
     monkeypatch.setenv("LMC_OFFLINE", "1")
     monkeypatch.setenv("LMC_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("LMC_FIGURES_DIR", str(tmp_path / "figures"))
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(THREADS)
 
 
 def has_mnist() -> bool:
