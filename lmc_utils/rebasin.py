@@ -3,6 +3,9 @@ interpolation curves across methods (the building block of every notebook).
 
 Methods: ``naive`` (no permutation), ``weight`` (weight matching), ``activation``
 (activation matching on training inputs), and ``random`` (a random permutation: the control).
+Weight matching has two solvers (``matcher``): ``iterative``, the coordinate descent over
+permutation groups of Ainsworth et al. (one LAP per group, in a random group order), and
+``sinkhorn``, the Sinkhorn relaxation of Peña et al. (2023) that Ito et al. (2025) use.
 """
 
 from __future__ import annotations
@@ -17,18 +20,32 @@ from tqdm.auto import tqdm
 from . import permutation as P
 from .data import TensorData
 from .interpolation import barrier, has_batchnorm, interpolation_curve
-from .matching import activation_matching, weight_matching
+from .matching import activation_matching, sinkhorn_weight_matching, weight_matching
 
 METHODS = ("naive", "weight", "activation")
+MATCHERS = ("iterative", "sinkhorn")
+
+
+def check_matcher(matcher: str) -> str:
+    """``matcher`` if it names a weight-matching solver of :data:`MATCHERS`, else ``ValueError``."""
+    if matcher not in MATCHERS:
+        raise ValueError(f"unknown weight-matching solver {matcher!r}; choose one of {', '.join(MATCHERS)}")
+    return matcher
 
 
 def align(method: str, model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor | None = None,
-          seed: int = 0) -> P.Permutation:
-    """The permutation to apply to B's state for ``method`` (``inputs`` needed for ``activation``)."""
+          seed: int = 0, matcher: str = "iterative", sinkhorn: Mapping | None = None) -> P.Permutation:
+    """The permutation to apply to B's state for ``method`` (``inputs`` needed for ``activation``).
+    ``weight`` is solved by ``matcher`` (``seed``: the iterative solver's group order; ``sinkhorn``:
+    keyword arguments of :func:`~lmc_utils.matching.sinkhorn_weight_matching`)."""
+    check_matcher(matcher)
     spec = P.spec_for(model_a)
     if method == "naive":
         return P.identity(spec)
     if method == "weight":
+        if matcher == "sinkhorn":
+            return sinkhorn_weight_matching(spec, model_a.state_dict(), model_b.state_dict(), seed=seed,
+                                            **dict(sinkhorn or {})).perm
         return weight_matching(spec, model_a.state_dict(), model_b.state_dict(), seed=seed).perm
     if method == "activation":
         if inputs is None:

@@ -48,6 +48,11 @@
 # no-permutation rows of the barrier table show how much barrier there was to remove. How far STE
 # moves away from WM's permutation depends on its step budget: read `ste_aligns_less` and
 # `wm_ste_disagree` together with the table of STE runs.
+#
+# **Solver.** Ito et al. solve weight matching with the Sinkhorn relaxation (Peña et al. 2023);
+# the committed `cpu` figures use the iterative LAP solver of the other notebooks, and
+# `matcher: sinkhorn` reruns every claim here with the relaxation (then STE's WM starts begin
+# from its permutation). The README says where that run differs.
 
 # %%
 from typing import Optional
@@ -84,6 +89,8 @@ n_points: Optional[int] = None  # lambdas on [0, 1]
 plane_resolution: Optional[int] = None  # grid points per axis of the loss plane
 plane_margin: Optional[float] = None  # plane grid margin around the three models (fraction of their extent)
 top_k: Optional[int] = None  # singular-vector ranks averaged in the alignment table
+matcher: Optional[str] = None  # weight matching's solver: iterative (Ainsworth et al.) | sinkhorn (Ito et al.'s)
+sinkhorn: Optional[dict] = None  # keyword arguments of matching.sinkhorn_weight_matching (matcher: sinkhorn)
 
 # %%
 P = profiles.resolve("03_ste_three_models", profile, experiments=experiments, n_triples=n_triples,
@@ -93,7 +100,8 @@ P = profiles.resolve("03_ste_three_models", profile, experiments=experiments, n_
                      ste_min_delta=ste_min_delta, ste_optimizer=ste_optimizer, ste_momentum=ste_momentum,
                      ste_weight_decay=ste_weight_decay, ste_samples=ste_samples,
                      match_samples=match_samples, eval_subset=eval_subset, n_points=n_points,
-                     plane_resolution=plane_resolution, plane_margin=plane_margin, top_k=top_k)
+                     plane_resolution=plane_resolution, plane_margin=plane_margin, top_k=top_k,
+                     matcher=matcher, sinkhorn=sinkhorn)
 figures.setup(P.profile)
 dev = get_device(device)
 criteria = verdicts.load_criteria("03_ste_three_models")
@@ -126,7 +134,7 @@ display(Markdown(verdicts.criteria_markdown(criteria)))
 result = three_models.run(P.experiments, P.n_triples, P.n_orders, ste, ste_samples=P.ste_samples,
                           match_samples=P.match_samples, eval_subset=P.eval_subset, n_points=P.n_points,
                           plane_resolution=P.plane_resolution, plane_margin=P.plane_margin, top_k=P.top_k,
-                          seed=seed, device=dev)
+                          seed=seed, device=dev, matcher=P.matcher, sinkhorn=P.sinkhorn)
 summary = three_models.tables(result)
 
 # %% [markdown]

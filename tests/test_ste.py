@@ -308,6 +308,27 @@ def test_triples_of_permuted_copies_measure_zero_barriers_and_full_agreement():
     assert got["ste_aligns_less"] == "did not hold"  # STE aligns exactly as WM does
 
 
+def test_sinkhorn_matcher_gives_one_weight_order_and_recovers_permuted_copies():
+    """matcher="sinkhorn": WM by the relaxation (no group order: one order whatever n_orders says),
+    still exact on permuted copies; an unknown solver is refused."""
+    data = _data(n=200)
+    a = fit_briefly(_mlp(0, width=12), data, steps=20)
+    spec = P.spec_for(a)
+    copies = []
+    for s in (1, 2):
+        m = _mlp(0, width=12)
+        m.load_state_dict(P.apply_permutation(spec, P.random_permutation(spec, seed=s), a.state_dict()))
+        copies.append(m.eval())
+    ste = dict(steps=2, batch_size=50, held_size=100, eval_every=1)
+    got = three_models.measure_triple(a, *copies, data, data, data.x[:100], ste, n_orders=3, n_points=3, top_k=3,
+                                      matcher="sinkhorn", sinkhorn={"steps": 60})
+    barriers = pd.DataFrame(got["barriers"])
+    weight = barriers[barriers["method"] == "weight"]
+    assert set(weight["order"]) == {0} and weight["loss_barrier"].abs().max() < 1e-5
+    with pytest.raises(ValueError, match="solver"):
+        three_models.align(a, copies[0], data, data.x[:100], ste, matcher="lap")
+
+
 @pytest.mark.parametrize("arch,kwargs", [
     ("mlp", {"in_features": 36, "width": 16, "depth": 3}),
     ("vgg", {"config": "vgg11", "norm": "batchnorm", "width_multiplier": 0.0625, "image_size": 16}),

@@ -18,7 +18,7 @@ from .. import verdicts as V
 from .. import zoo
 from ..distance import l2_distance, layer_distances
 from ..interpolation import interpolation_curve
-from ..rebasin import align
+from ..rebasin import align, check_matcher
 from ..taylor import taylor_barrier, taylor_curve
 
 NOTEBOOK = "01_distance_taylor"
@@ -42,7 +42,8 @@ def relative_error(actual: np.ndarray | pd.Series, estimate: np.ndarray | pd.Ser
 
 def run(configs: Mapping[str, zoo.TrainConfig], n_pairs: int, parent_epochs: int, loss_subset: int | None,
         match_samples: int | None, n_orders: int = 1, n_points: int = 11, seed: int = 0, device="auto",
-        progress: bool = True, n_spawned: int | None = None) -> Result:
+        progress: bool = True, n_spawned: int | None = None, matcher: str = "iterative",
+        sinkhorn: Mapping | None = None) -> Result:
     """Ito et al. (2025) §3 for every experiment.
 
     For ``n_pairs`` independent pairs (seeds ``seed + 2i, seed + 2i + 1``): L2 distances (whole model,
@@ -52,9 +53,16 @@ def run(configs: Mapping[str, zoo.TrainConfig], n_pairs: int, parent_epochs: int
     barrier of the mean loss on ``loss_subset`` training examples for naive, weight and activation.
     For ``n_spawned`` (default ``n_pairs``) spawned pairs (same basin; parents trained
     ``parent_epochs``): the same as trained. Curves (actual and quadratic) for the first pair of each kind.
+
+    ``matcher``: weight matching's solver (:data:`~lmc_utils.rebasin.MATCHERS`; ``sinkhorn``: with
+    the keyword arguments ``sinkhorn`` of :func:`~lmc_utils.matching.sinkhorn_weight_matching`). The
+    relaxation optimises every group at once, so it has no group order: with ``sinkhorn`` there is
+    one ``weight`` row per pair (order 0) whatever ``n_orders`` says.
     """
     if n_orders < 1:
         raise ValueError(f"n_orders must be at least 1, got {n_orders}")
+    if check_matcher(matcher) == "sinkhorn":
+        n_orders = 1
     n_spawned = n_pairs if n_spawned is None else n_spawned
     dist_rows, layer_rows, taylor_rows, curve_frames = [], [], [], []
     for name, base in configs.items():
@@ -69,7 +77,8 @@ def run(configs: Mapping[str, zoo.TrainConfig], n_pairs: int, parent_epochs: int
             spec = P.spec_for(a.model)
             state_a, state_b = a.model.state_dict(), b.model.state_dict()
             for method, order in methods:
-                perm = align(method, a.model, b.model, match_inputs, seed=order if method == "weight" else seed + i)
+                perm = align(method, a.model, b.model, match_inputs, seed=order if method == "weight" else seed + i,
+                             matcher=matcher, sinkhorn=sinkhorn)
                 aligned = P.apply_permutation(spec, perm, state_b)
                 key = {"experiment": name, "kind": kind, "pair": i, "method": method, "order": order}
                 dist_rows.append({**key, "distance": l2_distance(state_a, aligned, spec.buffers)})

@@ -26,11 +26,12 @@ from tqdm.auto import tqdm
 
 from .. import data as data_mod
 from .. import permutation as P
-from .. import spectral, tables as tables_mod, verdicts as V, zoo
+from .. import rebasin, spectral, tables as tables_mod, verdicts as V, zoo
 from ..data import TensorData
 from ..evaluation import evaluate
 from ..interpolation import barrier, evaluate_state, has_batchnorm, interpolation_curve, plane_grid
-from ..matching import activation_matching, permutation_agreement, ste_matching, weight_matching
+from ..matching import activation_matching, permutation_agreement, ste_matching
+from ..rebasin import check_matcher
 
 NOTEBOOK = "03_ste_three_models"
 METHODS = ("naive", "weight", "activation", "ste")
@@ -75,18 +76,24 @@ def _methods_and_orders(n_orders: int) -> list[tuple[str, int]]:
 
 
 def align(model_a: torch.nn.Module, model_b: torch.nn.Module, train: TensorData, match_inputs: torch.Tensor,
-          ste: Mapping, n_orders: int = 1, seed: int = 0) -> tuple[dict[tuple[str, int], P.Permutation], pd.DataFrame]:
+          ste: Mapping, n_orders: int = 1, seed: int = 0, matcher: str = "iterative",
+          sinkhorn: Mapping | None = None) -> tuple[dict[tuple[str, int], P.Permutation], pd.DataFrame]:
     """B's permutations onto A: ``{(method, order): perm}`` for no permutation, WM with group-order
     seeds ``seed .. seed + n_orders - 1``, AM and STE (``ste``: keyword arguments of
     :func:`~lmc_utils.matching.ste_matching`; its WM starts continue from WM's first order), and the
-    STE history (``step, held_loss, batch_loss, best_step, stopped_step, hit_cap, step_cap, init``)."""
+    STE history (``step, held_loss, batch_loss, best_step, stopped_step, hit_cap, step_cap, init``).
+    ``matcher``: WM's solver (:func:`lmc_utils.rebasin.align`); ``sinkhorn`` has no group order, so
+    it gives one WM permutation (order 0) whatever ``n_orders`` says."""
     if n_orders < 1:
         raise ValueError(f"n_orders must be at least 1, got {n_orders}")
+    if check_matcher(matcher) == "sinkhorn":
+        n_orders = 1
     spec = P.spec_for(model_a)
     sa, sb = model_a.state_dict(), model_b.state_dict()
     perms = {("naive", 0): P.identity(spec)}
     for k in range(n_orders):
-        perms[("weight", k)] = weight_matching(spec, sa, sb, seed=seed + k).perm
+        perms[("weight", k)] = rebasin.align("weight", model_a, model_b, seed=seed + k, matcher=matcher,
+                                             sinkhorn=sinkhorn)
     perms[("activation", 0)] = activation_matching(model_a, model_b, match_inputs, spec).perm
     ste = dict(ste)
     # the WM starts continue from WM's first order; the other starts do not use WM
@@ -147,17 +154,20 @@ def measure_triple(a: torch.nn.Module, b: torch.nn.Module, c: torch.nn.Module, t
                    eval_data: TensorData, match_inputs: torch.Tensor, ste: Mapping, n_orders: int = 1,
                    n_points: int = 11, top_k: int = 10, seed: int = 0, plane: bool = False,
                    plane_methods: tuple[str, ...] = ("weight", "ste"), plane_resolution: int = 15,
-                   plane_margin: float = 0.2) -> dict[str, list | pd.DataFrame]:
+                   plane_margin: float = 0.2, matcher: str = "iterative",
+                   sinkhorn: Mapping | None = None) -> dict[str, list | pd.DataFrame]:
     """Every measurement of one triple (see the module docstring): lists of rows for
     ``barriers, merged, agreement, alignment``, the ``ste_history`` frame and, with ``plane``, the
-    ``planes`` frame (WM's first order)."""
+    ``planes`` frame (WM's first order). ``matcher="sinkhorn"``: one WM order (:func:`align`)."""
+    if check_matcher(matcher) == "sinkhorn":
+        n_orders = 1
     spec = P.spec_for(a)
     reset = has_batchnorm(a)
     sa = a.state_dict()
     svd_a = spectral.spectra(sa)
     states, rows_ag, rows_al, hist = {}, [], [], []
     for name, other in (("b", b), ("c", c)):
-        perms, h = align(a, other, train, match_inputs, ste, n_orders, seed)
+        perms, h = align(a, other, train, match_inputs, ste, n_orders, seed, matcher=matcher, sinkhorn=sinkhorn)
         hist.append(h.assign(pair=f"a–{name}"))
         so = other.state_dict()
         svd_o = spectral.spectra(so)
@@ -200,7 +210,8 @@ def measure_triple(a: torch.nn.Module, b: torch.nn.Module, c: torch.nn.Module, t
 def run_experiment(name: str, base: zoo.TrainConfig, n_triples: int, train: TensorData, eval_data: TensorData,
                    match_inputs: torch.Tensor, ste: Mapping, n_orders: int = 1, n_points: int = 11,
                    plane_resolution: int = 15, plane_margin: float = 0.2, top_k: int = 10, seed: int = 0,
-                   device="auto", planes: bool = True) -> Result:
+                   device="auto", planes: bool = True, matcher: str = "iterative",
+                   sinkhorn: Mapping | None = None) -> Result:
     """Ito et al. §6 on one architecture/dataset: :func:`measure_triple` on ``n_triples`` triples
     (seeds ``seed + 3i .. seed + 3i + 2``), the plane for the first (none with ``planes=False``).
 
@@ -211,12 +222,14 @@ def run_experiment(name: str, base: zoo.TrainConfig, n_triples: int, train: Tens
         ste: keyword arguments of :func:`~lmc_utils.matching.ste_matching` (steps, lr, batch_size, ...).
         n_orders: WM group orders per matched pair (the repeats of every WM measurement).
         top_k: singular-vector ranks averaged in the alignment columns ``u_top``, ``v_top``.
+        matcher, sinkhorn: weight matching's solver and the relaxation's options (:func:`align`).
     """
     parts = {k: [] for k in ("barriers", "merged", "agreement", "alignment", "ste_history", "planes")}
     for t, (a, b, c) in enumerate(tqdm(triples(base, n_triples, seed, device), desc=f"{name}: triples", leave=False)):
         got = measure_triple(a.model, b.model, c.model, train, eval_data, match_inputs, ste, n_orders=n_orders,
                              n_points=n_points, top_k=top_k, seed=seed + t, plane=planes and t == 0,
-                             plane_resolution=plane_resolution, plane_margin=plane_margin)
+                             plane_resolution=plane_resolution, plane_margin=plane_margin, matcher=matcher,
+                             sinkhorn=sinkhorn)
         for key, rows in got.items():
             if rows is None:
                 continue
@@ -236,7 +249,8 @@ def run_experiment(name: str, base: zoo.TrainConfig, n_triples: int, train: Tens
 def run(experiments: Mapping[str, Mapping], n_triples: int, n_orders: int, ste: Mapping,
         ste_samples: int | None = None, match_samples: int | None = None, eval_subset: int | None = None,
         n_points: int = 11, plane_resolution: int = 15, plane_margin: float = 0.2, top_k: int = 10,
-        seed: int = 0, device="auto", planes: bool = True) -> Result:
+        seed: int = 0, device="auto", planes: bool = True, matcher: str = "iterative",
+        sinkhorn: Mapping | None = None) -> Result:
     """:func:`run_experiment` for every ``name -> TrainConfig`` (or its fields) in ``experiments``, with the
     data each needs (training examples: ``ste_samples`` for STE and RESET, ``match_samples`` for
     AM; ``eval_subset`` test examples), stacked into one :class:`Result`."""
@@ -249,7 +263,7 @@ def run(experiments: Mapping[str, Mapping], n_triples: int, n_orders: int, ste: 
         results.append(run_experiment(name, base, n_triples, train, test, match.x, ste, n_orders=n_orders,
                                       n_points=n_points, plane_resolution=plane_resolution,
                                       plane_margin=plane_margin, top_k=top_k, seed=seed, device=device,
-                                      planes=planes))
+                                      planes=planes, matcher=matcher, sinkhorn=sinkhorn))
     return Result(**{k: pd.concat([getattr(r, k) for r in results], ignore_index=True)
                      for k in Result.__dataclass_fields__})
 
