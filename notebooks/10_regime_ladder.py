@@ -66,12 +66,15 @@ eval_subset: Optional[int] = None  # test examples for every accuracy
 judge_sparsity: Optional[float] = None  # global magnitude pruning sparsity
 ste: Optional[dict] = None  # keyword arguments of matching.ste_matching
 scale_claims: Optional[list] = None  # claims drawn against width
+matcher: Optional[str] = None  # WM solver of the 01 and 03 studies: iterative | sinkhorn (Ito et al.'s)
+sinkhorn: Optional[dict] = None  # keyword arguments of matching.sinkhorn_weight_matching (matcher: sinkhorn)
 
 # %%
 P = profiles.resolve("10_regime_ladder", profile, rungs=rungs, n_pairs=n_pairs, n_triples=n_triples,
                      spawned_pairs=spawned_pairs, parent_epochs=parent_epochs, n_orders=n_orders,
                      loss_subset=loss_subset, match_samples=match_samples, eval_subset=eval_subset,
-                     judge_sparsity=judge_sparsity, ste=ste, scale_claims=scale_claims)
+                     judge_sparsity=judge_sparsity, ste=ste, scale_claims=scale_claims, matcher=matcher,
+                     sinkhorn=sinkhorn)
 figures.setup(P.profile)
 dev = get_device(device)
 ladder = regime_ladder.rungs(P.rungs)
@@ -96,7 +99,8 @@ display(Markdown(verdicts.criteria_markdown(criteria)))
 result = regime_ladder.run(ladder, P.n_pairs, n_triples=P.n_triples, spawned_pairs=P.spawned_pairs,
                            n_orders=P.n_orders, parent_epochs=P.parent_epochs, loss_subset=P.loss_subset,
                            match_samples=P.match_samples, eval_subset=P.eval_subset, ste=P.ste,
-                           judge_sparsity=P.judge_sparsity, seed=seed, device=dev)
+                           judge_sparsity=P.judge_sparsity, seed=seed, device=dev, matcher=P.matcher,
+                           sinkhorn=P.sinkhorn)
 endpoints = regime_ladder.endpoint_summary(result)
 figures.save_table(endpoints, "10_endpoints")
 endpoints

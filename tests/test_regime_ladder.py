@@ -91,6 +91,26 @@ def test_ladder_runs_each_study_and_tags_its_verdicts():
     assert list(summary["models"]) == [4, 4]
 
 
+def test_ladder_passes_the_weight_matching_solver_to_the_01_and_03_studies(monkeypatch):
+    seen = {}
+
+    def recorder(study):
+        def run(*args, **kwargs):
+            seen[study] = (kwargs.get("matcher"), kwargs.get("sinkhorn"))
+            raise StopIteration  # the call is all this test needs
+        return run
+
+    for study in ("distance_taylor", "three_models"):
+        monkeypatch.setattr(getattr(L, study), "run", recorder(study))
+    cfg = dict(MLP, dataset="fashion_mnist", train_subset=100, batch_size=100, model={"depth": 1})
+    for studies in (["distance_taylor"], ["three_models"]):
+        ladder = L.rungs({"tiny": {"config": cfg, "widths": [8], "studies": studies}})
+        with pytest.raises(StopIteration):
+            L.run(ladder, {"tiny": 1}, n_triples={"tiny": 1}, eval_subset=50, device="cpu", progress=False,
+                  matcher="sinkhorn", sinkhorn={"steps": 5})
+    assert seen == {s: ("sinkhorn", {"steps": 5}) for s in ("distance_taylor", "three_models")}
+
+
 def test_ladder_criteria_are_the_notebooks_own():
     ladder = verdicts.load_criteria("10_regime_ladder")
     for notebook in ("01_distance_taylor", "02_singular_vectors", "03_ste_three_models", "04_renormalisation",

@@ -84,7 +84,7 @@ def run(ladder: Sequence[Rung], n_pairs: Mapping[str, int], *, n_triples: Mappin
         spawned_pairs: Mapping[str, int] | None = None, n_orders: int = 3, parent_epochs: int = 2,
         loss_subset: int | None = 5000, match_samples: int | None = 2000, eval_subset: int | None = 2000,
         ste: Mapping | None = None, judge_sparsity: float = 0.8, seed: int = 0, device="auto",
-        progress: bool = True) -> Result:
+        progress: bool = True, matcher: str = "iterative", sinkhorn: Mapping | None = None) -> Result:
     """Every rung's studies, at every width of the rung.
 
     Units per width (the seeds of notebooks 01–05, so models are shared through the cache):
@@ -92,7 +92,9 @@ def run(ladder: Sequence[Rung], n_pairs: Mapping[str, int], *, n_triples: Mappin
     judges each of these models), ``n_triples[rung]`` triples for the three-model study (seeds
     ``seed + 3i ..``; 0 skips it) and ``spawned_pairs[rung]`` spawned pairs for the Taylor
     estimate's same-basin control (parents trained ``parent_epochs``; default ``n_pairs``, 0: none).
-    ``ste``: keyword arguments of :func:`~lmc_utils.matching.ste_matching`.
+    ``ste``: keyword arguments of :func:`~lmc_utils.matching.ste_matching`. ``matcher`` and
+    ``sinkhorn``: weight matching's solver in the ``distance_taylor`` and ``three_models`` studies
+    (:func:`lmc_utils.rebasin.align`); the other studies match with the iterative solver.
     """
     dev = get_device(device)
     ladder = list(ladder)
@@ -116,11 +118,13 @@ def run(ladder: Sequence[Rung], n_pairs: Mapping[str, int], *, n_triples: Mappin
             if "distance_taylor" in r.studies:
                 add("distance_taylor", distance_taylor.run(
                     {name: cfg}, pairs, parent_epochs, loss_subset, match_samples, n_orders=n_orders, seed=seed,
-                    device=dev, progress=progress, n_spawned=int(spawned.get(r.name, pairs))))
+                    device=dev, progress=progress, n_spawned=int(spawned.get(r.name, pairs)), matcher=matcher,
+                    sinkhorn=sinkhorn))
             if "three_models" in r.studies and int(triples.get(r.name, 0)) > 0:
                 add("three_models", three_models.run({name: cfg}, int(triples[r.name]), n_orders, dict(ste or {}),
                                                      match_samples=match_samples, eval_subset=eval_subset,
-                                                     seed=seed, device=dev, planes=False))
+                                                     seed=seed, device=dev, planes=False, matcher=matcher,
+                                                     sinkhorn=sinkhorn))
             if "renormalisation" in r.studies:
                 add("renormalisation", _renormalisation(name, cfg, pairs, n_orders, eval_subset, match_samples,
                                                         seed, dev, progress))
