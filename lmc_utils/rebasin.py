@@ -33,6 +33,12 @@ def check_matcher(matcher: str) -> str:
     return matcher
 
 
+def weight_orders(matcher: str, n_orders: int) -> int:
+    """How many weight-matching group orders a pair gets with ``matcher`` (checked): ``n_orders`` for
+    the iterative solver, 1 for the Sinkhorn relaxation, which optimises every group at once."""
+    return n_orders if check_matcher(matcher) == "iterative" else 1
+
+
 def align(method: str, model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor | None = None,
           seed: int = 0, matcher: str = "iterative", sinkhorn: Mapping | None = None) -> P.Permutation:
     """The permutation to apply to B's state for ``method`` (``inputs`` needed for ``activation``).

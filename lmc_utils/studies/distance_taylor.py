@@ -18,7 +18,7 @@ from .. import verdicts as V
 from .. import zoo
 from ..distance import l2_distance, layer_distances
 from ..interpolation import interpolation_curve
-from ..rebasin import align, check_matcher
+from ..rebasin import align, weight_orders
 from ..taylor import taylor_barrier, taylor_curve
 
 NOTEBOOK = "01_distance_taylor"
@@ -61,8 +61,7 @@ def run(configs: Mapping[str, zoo.TrainConfig], n_pairs: int, parent_epochs: int
     """
     if n_orders < 1:
         raise ValueError(f"n_orders must be at least 1, got {n_orders}")
-    if check_matcher(matcher) == "sinkhorn":
-        n_orders = 1
+    n_orders = weight_orders(matcher, n_orders)
     n_spawned = n_pairs if n_spawned is None else n_spawned
     dist_rows, layer_rows, taylor_rows, curve_frames = [], [], [], []
     for name, base in configs.items():

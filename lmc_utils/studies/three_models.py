@@ -31,7 +31,7 @@ from ..data import TensorData
 from ..evaluation import evaluate
 from ..interpolation import barrier, evaluate_state, has_batchnorm, interpolation_curve, plane_grid
 from ..matching import activation_matching, permutation_agreement, ste_matching
-from ..rebasin import check_matcher
+from ..rebasin import weight_orders
 
 NOTEBOOK = "03_ste_three_models"
 METHODS = ("naive", "weight", "activation", "ste")
@@ -86,8 +86,7 @@ def align(model_a: torch.nn.Module, model_b: torch.nn.Module, train: TensorData,
     it gives one WM permutation (order 0) whatever ``n_orders`` says."""
     if n_orders < 1:
         raise ValueError(f"n_orders must be at least 1, got {n_orders}")
-    if check_matcher(matcher) == "sinkhorn":
-        n_orders = 1
+    n_orders = weight_orders(matcher, n_orders)
     spec = P.spec_for(model_a)
     sa, sb = model_a.state_dict(), model_b.state_dict()
     perms = {("naive", 0): P.identity(spec)}
@@ -159,8 +158,7 @@ def measure_triple(a: torch.nn.Module, b: torch.nn.Module, c: torch.nn.Module, t
     """Every measurement of one triple (see the module docstring): lists of rows for
     ``barriers, merged, agreement, alignment``, the ``ste_history`` frame and, with ``plane``, the
     ``planes`` frame (WM's first order). ``matcher="sinkhorn"``: one WM order (:func:`align`)."""
-    if check_matcher(matcher) == "sinkhorn":
-        n_orders = 1
+    n_orders = weight_orders(matcher, n_orders)
     spec = P.spec_for(a)
     reset = has_batchnorm(a)
     sa = a.state_dict()
