@@ -35,7 +35,10 @@ class ChannelLayerNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.layer_norm(x.permute(0, 2, 3, 1), (x.shape[1],), self.weight, self.bias, self.eps)
+        # the explicit copy to NHWC is the same numbers (bit for bit, forward and training, tested on
+        # VGG11-LN) and 3.8x faster on CPU than layer_norm on the strided view: 10 vs 39 ms for
+        # [500, 8, 28, 28] at 2 threads; a VGG11-LN x1/8 training step runs 2x faster
+        y = F.layer_norm(x.permute(0, 2, 3, 1).contiguous(), (x.shape[1],), self.weight, self.bias, self.eps)
         return y.permute(0, 3, 1, 2)
 
 

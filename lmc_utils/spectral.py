@@ -131,7 +131,7 @@ def layer_inputs(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int =
 
     def hook(name: str, module: torch.nn.Module):
         def pre(_m, args):
-            rows[name].append(_weight_inputs(module, args[0]).double().cpu())
+            rows[name].append(_weight_inputs(module, args[0]).cpu())  # float64 after the draw: the same numbers
         return pre
 
     handles = [m.register_forward_pre_hook(hook(n, m)) for n, m in layers.items()]
@@ -151,7 +151,7 @@ def layer_inputs(model: torch.nn.Module, inputs: torch.Tensor, batch_size: int =
         z = torch.cat(rs) if rs else torch.empty(0)
         if max_rows is not None and z.shape[0] > max_rows:
             z = z[torch.randperm(z.shape[0], generator=g)[:max_rows]]
-        out[name] = z
+        out[name] = z.double()
     return out
 
 

@@ -40,10 +40,14 @@ def split_state(model: nn.Module, state: Mapping[str, torch.Tensor]) -> tuple[Pa
     return params, buffers
 
 
-def dataset_loss(model: nn.Module, data: TensorData, buffers: Params, batch_size: int = 1000
+def dataset_loss(model: nn.Module, data: TensorData, buffers: Params, batch_size: int = 250
                  ) -> list[Callable[[Params], torch.Tensor]]:
     """The mean cross-entropy over ``data`` as a sum of per-batch functions of the parameters,
-    each already weighted by its share of the examples (so their values, gradients and HVPs add up)."""
+    each already weighted by its share of the examples (so their values, gradients and HVPs add up).
+
+    ``batch_size`` changes only the rounding; 250 rather than 1000 made one HVP of a VGG11-LN x1/4
+    on 1000 FashionMNIST images 2.7x faster on 2 CPU cores (1.6 vs 4.4 s: the forward-over-reverse
+    intermediates of a 1000-image batch no longer fit the caches)."""
     model.eval()
     n = len(data)
     fns = []
@@ -76,7 +80,7 @@ def _dot(a: Params, b: Params) -> float:
 
 
 def taylor_barrier(model: nn.Module, state_a: Mapping[str, torch.Tensor], state_b: Mapping[str, torch.Tensor],
-                   data: TensorData | list[Callable[[Params], torch.Tensor]], batch_size: int = 1000) -> dict[str, float]:
+                   data: TensorData | list[Callable[[Params], torch.Tensor]], batch_size: int = 250) -> dict[str, float]:
     """Actual and Taylor-estimated midpoint loss barrier between ``state_a`` and (aligned) ``state_b``.
 
     ``data`` is a dataset (the loss is its mean cross-entropy) or a list of loss functions as

@@ -46,3 +46,25 @@ def test_forward_stacked_equals_forward_per_model_with_its_gradients(kwargs):
         ref.square().sum().backward()
         for k, w in net.named_parameters():
             torch.testing.assert_close(stacked[k].grad[j], w.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_channel_layernorm_is_layernorm_over_channels_bit_for_bit():
+    """ChannelLayerNorm's contiguous NHWC copy (a CPU speed-up) changes no number: output and
+    gradients equal layer_norm on the strided channels-last view, exactly."""
+    import torch.nn.functional as F
+    from lmc_utils.models import ChannelLayerNorm
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 6, 5, 7, generator=g, requires_grad=True)
+    norm = ChannelLayerNorm(6)
+    with torch.no_grad():
+        norm.weight.copy_(torch.rand(6, generator=g) + 0.5)
+        norm.bias.copy_(torch.randn(6, generator=g))
+    w = norm.weight.detach().clone().requires_grad_(True)
+    b = norm.bias.detach().clone().requires_grad_(True)
+    ref = F.layer_norm(x.permute(0, 2, 3, 1), (6,), w, b, norm.eps).permute(0, 3, 1, 2)
+    out = norm(x)
+    assert torch.equal(out, ref)
+    up = torch.randn(out.shape, generator=g)
+    gx, gw, gb = torch.autograd.grad((out * up).sum(), (x, norm.weight, norm.bias))
+    rx, rw, rb = torch.autograd.grad((ref * up).sum(), (x, w, b))
+    assert torch.equal(gx, rx) and torch.equal(gw, rw) and torch.equal(gb, rb)

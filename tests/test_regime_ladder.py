@@ -82,11 +82,21 @@ def test_ladder_runs_each_study_and_tags_its_verdicts():
     criteria = verdicts.load_criteria("10_regime_ladder")
     table = L.verdicts(res, criteria)
     assert set(table["notebook"]) == {L.NOTEBOOK}
-    assert set(table["claim"]) <= set(criteria)
-    assert "taylor_accurate_spawned" not in set(table["claim"])  # no spawned pairs on this rung
-    assert set(table["source"]) == {"01_distance_taylor", "03_ste_three_models", "04_renormalisation", "05_pruning"}
-    assert set(table["rung"]) == {"tiny"} and set(table["width"]) == {8.0, 16.0}
-    assert (table["n"] > 0).all()
+    verdicts.check_declared(table, criteria)  # every declared claim has a row, judged or not
+    judged, unjudged = table[table["n"] > 0], table[table["n"] == 0].set_index("claim")
+    assert set(judged["source"]) == {"01_distance_taylor", "03_ste_three_models", "04_renormalisation", "05_pruning"}
+    assert set(judged["rung"]) == {"tiny"} and set(judged["width"]) == {8.0, 16.0}
+    # no spawned pairs on this rung, and no singular-vector study: inconclusive rows that say so
+    assert set(unjudged.index) == {"taylor_accurate_spawned", "wm_aligns_top_singular_vectors",
+                                   "am_aligns_top_singular_vectors", "wider_lower_wm_midpoint_loss"}
+    assert (unjudged["verdict"] == "inconclusive").all() and (unjudged["rung"] == "").all()
+    assert "had no units" in unjudged.loc["taylor_accurate_spawned", "subject"]
+    assert unjudged.loc["wm_aligns_top_singular_vectors", "subject"] == \
+        "not judged: no rung ran the singular_vectors study"
+    assert unjudged.loc["wm_aligns_top_singular_vectors", "source"] == "02_singular_vectors"
+    assert set(L.matrix(table).set_index("claim").loc["taylor_accurate_spawned"].drop("claim", errors="ignore")
+               .loc[lambda c: c != "—"].index) == {"not judged"}
+    assert L.claim_vs_width(table, list(criteria))["n"].gt(0).all()  # unjudged rows are not drawn
     summary = L.endpoint_summary(res)
     assert list(summary["models"]) == [4, 4]
 
@@ -121,18 +131,25 @@ def test_ladder_criteria_are_the_notebooks_own():
     assert set(profiles.resolve("10_regime_ladder", "cpu").scale_claims) <= set(ladder)
 
 
-@pytest.mark.parametrize("rung", ["mlp_plain", "vgg11_ln"])
-def test_cpu_rungs_build_train_a_step_and_match(rung):
-    """Every width of the cpu ladder builds, takes one optimiser step on real data and weight-matches
-    two of its models (planted permutation recovered exactly)."""
-    (r,) = [x for x in L.rungs(profiles.resolve("10_regime_ladder", "cpu").rungs) if x.name == rung]
-    batch = data.load(r.config.dataset, "train", subset=32)
-    for width in r.widths:
+@pytest.mark.parametrize("profile,rung", [("cpu", "mlp_plain"), ("cpu", "vgg11_ln"), ("paper", "vgg11_ln"),
+                                          ("paper", "resnet20_ln")])
+def test_ladder_rungs_build_train_a_step_and_match(profile, rung):
+    """Every width of the cpu ladder (the narrowest of the paper ladder's, on CIFAR-shaped random
+    tensors: no CIFAR here) builds, takes one optimiser step and weight-matches two of its models
+    (planted permutation recovered exactly)."""
+    (r,) = [x for x in L.rungs(profiles.resolve("10_regime_ladder", profile).rungs) if x.name == rung]
+    if r.config.dataset.startswith("cifar"):
+        g = torch.Generator().manual_seed(0)
+        x, y = torch.randn(8, 3, 32, 32, generator=g), torch.randint(0, data.NUM_CLASSES[r.config.dataset], (8,))
+    else:
+        batch = data.load(r.config.dataset, "train", subset=32)
+        x, y = batch.x, batch.y
+    for width in r.widths if profile == "cpu" else r.widths[:1]:
         cfg = zoo.with_width(r.config, width)
         torch.manual_seed(0)
         model = zoo.build_model(cfg)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        loss = torch.nn.functional.cross_entropy(model(batch.x), batch.y)
+        loss = torch.nn.functional.cross_entropy(model(x), y)
         loss.backward()
         opt.step()
         assert np.isfinite(loss.item())
@@ -142,3 +159,36 @@ def test_cpu_rungs_build_train_a_step_and_match(rung):
         aligned_back = matching.weight_matching(spec, state, P.apply_permutation(spec, planted, state), seed=0).perm
         expected = P.inverse(planted)  # b = planted(a): matching b to a returns the inverse
         assert all(torch.equal(aligned_back[g], expected[g]) for g in spec.sizes)
+
+
+def test_rung_summary_lists_each_rungs_outcomes():
+    def row(claim, subject, verdict):
+        return {"notebook": L.NOTEBOOK, "claim": claim, "subject": subject, "statistic": "s", "estimate": 0.1,
+                "ci_low": 0.0, "ci_high": 0.2, "n": 4, "threshold": 0.0, "verdict": verdict}
+    rows = [row("a", "r / width 0.5 / weight", "held"), row("a", "r / width 0.5 / activation", "held"),
+            row("b", "r / width 0.5", "did not hold"), row("a", "r / width 0.25 / weight", "inconclusive"),
+            row("s", "r", "held")]
+    table = verdicts.table(rows)
+    parsed = table["subject"].map(L._parse_subject)
+    table["rung"], table["width"] = [p[0] for p in parsed], [p[1] for p in parsed]
+    crit = verdicts.Criterion("c", "claim c", "s", "greater", 0.0)
+    table = pd.concat([table, pd.DataFrame([{**verdicts.verdict(L.NOTEBOOK, crit, "not judged: x", []), "rung": "",
+                                             "width": float("nan")}])], ignore_index=True)
+    assert L.rung_summary(table).splitlines() == [
+        "- **r, width 0.25** — inconclusive: a.",
+        "- **r, width 0.5** — held: a (x2); did not hold: b.",
+        "- **r, over all its widths** — held: s.",
+        "- **not judged on any rung**: c."]
+
+
+def test_select_restricts_studies_and_drops_empty_rungs():
+    cfg = dict(MLP, dataset="fashion_mnist", model={"depth": 1})
+    ladder = L.rungs({"a": {"config": cfg, "widths": [8], "studies": ["distance_taylor", "three_models"]},
+                      "b": {"config": cfg, "widths": [8], "studies": ["three_models"]}})
+    assert [(r.name, r.studies) for r in L.select(ladder, {"a": 1, "b": 1})] == \
+        [("a", ("distance_taylor", "three_models")), ("b", ("three_models",))]
+    assert [(r.name, r.studies) for r in L.select(ladder, {"a": 0, "b": 0})] == [("a", ("distance_taylor",))]
+    assert [(r.name, r.studies) for r in L.select(ladder, {"a": 0, "b": 2}, ["three_models"])] == \
+        [("b", ("three_models",))]
+    with pytest.raises(ValueError, match="unknown studies"):
+        L.select(ladder, {}, ["taylor"])

@@ -69,6 +69,25 @@ def rungs(spec: Mapping[str, Mapping[str, Any]]) -> list[Rung]:
     return out
 
 
+def select(ladder: Sequence[Rung], n_triples: Mapping[str, int] | None = None,
+           studies: Sequence[str] | None = None) -> list[Rung]:
+    """The rungs and studies a run measures: each rung's studies restricted to ``studies`` (all when
+    ``None``), ``three_models`` dropped where ``n_triples`` gives the rung none, and rungs left with
+    no study dropped."""
+    if studies is not None:
+        bad = sorted(set(studies) - set(STUDIES))
+        if bad:
+            raise ValueError(f"unknown studies {bad}; choose from {', '.join(STUDIES)}")
+    triples = dict(n_triples or {})
+    out = []
+    for r in ladder:
+        kept = tuple(s for s in r.studies if (studies is None or s in studies)
+                     and (s != "three_models" or int(triples.get(r.name, 0)) > 0))
+        if kept:
+            out.append(Rung(r.name, r.config, r.widths, kept))
+    return out
+
+
 @dataclass
 class Result:
     """Per study, the result objects of its notebook's study (one per rung and width; one per rung
@@ -84,7 +103,8 @@ def run(ladder: Sequence[Rung], n_pairs: Mapping[str, int], *, n_triples: Mappin
         spawned_pairs: Mapping[str, int] | None = None, n_orders: int = 3, parent_epochs: int = 2,
         loss_subset: int | None = 5000, match_samples: int | None = 2000, eval_subset: int | None = 2000,
         ste: Mapping | None = None, judge_sparsity: float = 0.8, seed: int = 0, device="auto",
-        progress: bool = True, matcher: str = "iterative", sinkhorn: Mapping | None = None) -> Result:
+        progress: bool = True, matcher: str = "iterative", sinkhorn: Mapping | None = None,
+        studies: Sequence[str] | None = None) -> Result:
     """Every rung's studies, at every width of the rung.
 
     Units per width (the seeds of notebooks 01–05, so models are shared through the cache):
@@ -95,6 +115,8 @@ def run(ladder: Sequence[Rung], n_pairs: Mapping[str, int], *, n_triples: Mappin
     ``ste``: keyword arguments of :func:`~lmc_utils.matching.ste_matching`. ``matcher`` and
     ``sinkhorn``: weight matching's solver in the ``distance_taylor`` and ``three_models`` studies
     (:func:`lmc_utils.rebasin.align`); the other studies match with the iterative solver.
+    ``studies``: run only these of each rung's studies (default: all of them); a rung left with
+    nothing to run (:func:`select`) is skipped, endpoints included.
     """
     dev = get_device(device)
     ladder = list(ladder)
@@ -102,6 +124,7 @@ def run(ladder: Sequence[Rung], n_pairs: Mapping[str, int], *, n_triples: Mappin
     if missing:
         raise ValueError(f"n_pairs has no entry for rungs {missing}")
     triples, spawned = dict(n_triples or {}), dict(spawned_pairs or {})
+    ladder = select(ladder, triples, studies)
     out = Result(widths={r.experiment(w): (r.name, float(w)) for r in ladder for w in r.widths})
     rows = []
     for r in ladder:
@@ -120,7 +143,7 @@ def run(ladder: Sequence[Rung], n_pairs: Mapping[str, int], *, n_triples: Mappin
                     {name: cfg}, pairs, parent_epochs, loss_subset, match_samples, n_orders=n_orders, seed=seed,
                     device=dev, progress=progress, n_spawned=int(spawned.get(r.name, pairs)), matcher=matcher,
                     sinkhorn=sinkhorn))
-            if "three_models" in r.studies and int(triples.get(r.name, 0)) > 0:
+            if "three_models" in r.studies:  # select kept it: the rung has triples
                 add("three_models", three_models.run({name: cfg}, int(triples[r.name]), n_orders, dict(ste or {}),
                                                      match_samples=match_samples, eval_subset=eval_subset,
                                                      seed=seed, device=dev, planes=False, matcher=matcher,
@@ -170,7 +193,9 @@ def verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFram
     """The ladder's verdict table: every study's own verdicts (judged with its notebook's criteria,
     as declared for notebook 10 in ``params/criteria.yaml``), restricted to the claims the ladder
     declares, with ``notebook`` = :data:`NOTEBOOK` and the columns ``source`` (the notebook whose
-    study and claim it is), ``rung`` and ``width`` (NaN for a claim over all widths)."""
+    study and claim it is), ``rung`` and ``width`` (NaN for a claim over all widths). A declared
+    claim no rung judged has one inconclusive row with ``n`` = 0, an empty ``rung`` and a subject
+    saying why (:func:`_not_judged`), so a run of some of the rungs is still a complete table."""
     frames = []
     for study, results in result.results.items():
         module = _MODULES[study]
@@ -179,15 +204,28 @@ def verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFram
             t = module.verdicts(res, own)
             # a claim a rung cannot measure (a slope over one width) has no units: left out
             frames.append(t[t["claim"].isin(list(criteria)) & (t["n"] > 0)].assign(source=_MODULES[study].NOTEBOOK))
-    if not frames:
-        return V.table([])
-    table = pd.concat(frames, ignore_index=True).assign(notebook=NOTEBOOK)
+    table = pd.concat(frames, ignore_index=True) if frames else V.table([])
     parsed = table["subject"].map(_parse_subject)
     table["rung"] = [p[0] for p in parsed]
     table["width"] = [p[1] for p in parsed]
+    unjudged = [_not_judged(claim, criteria[claim], result) for claim in criteria if claim not in set(table["claim"])]
+    if unjudged:
+        table = pd.concat([table, pd.DataFrame(unjudged)], ignore_index=True)
+    table = table.assign(notebook=NOTEBOOK)
     order = {c: k for k, c in enumerate(criteria)}
     table = table.assign(_o=table["claim"].map(order)).sort_values(["_o", "rung", "width"], kind="stable")
     return V.table(table.drop(columns="_o").to_dict("records"))
+
+
+def _not_judged(claim: str, criterion: V.Criterion, result: Result) -> dict:
+    """The row of a declared claim no rung judged (a run of a subset of the rungs or studies, a
+    profile without triples or spawned pairs, a slope on one width): inconclusive, ``n`` = 0, and
+    a subject naming the study that judges it and why it gave no units."""
+    study = next((s for s in STUDIES if claim in V.load_criteria(_MODULES[s].NOTEBOOK)), "")
+    why = (f"no rung ran the {study} study" if study not in result.results
+           else f"the {study} study had no units for it (no spawned pairs or triples, or one width for a slope)")
+    row = V.verdict(NOTEBOOK, criterion, f"not judged: {why}", [])
+    return {**row, "source": _MODULES[study].NOTEBOOK if study else "", "rung": "", "width": float("nan")}
 
 
 def _parse_subject(subject: str) -> tuple[str, float]:
@@ -217,6 +255,27 @@ def claim_vs_width(table: pd.DataFrame, claims: Sequence[str]) -> pd.DataFrame:
     return t.sort_values(["_o", "rung", "detail", "width"]).drop(columns="_o").reset_index(drop=True)
 
 
+def rung_summary(table: pd.DataFrame) -> str:
+    """Markdown, one bullet per rung and width (widest last, then its claims over all widths): which claims held, did not hold and
+    were inconclusive there (a claim judged on several subjects, e.g. methods, is listed under each
+    of its outcomes with their count), then the claims no rung judged. The prose of item 5 of the
+    ladder: computed from the verdict table, never written by hand."""
+    lines = []
+    judged = table[table["rung"] != ""]
+    for (rung, width), g in judged.groupby(["rung", "width"], dropna=False):  # by rung, widest last
+        where = f"{rung}, width {width:g}" if width == width else f"{rung}, over all its widths"
+        parts = []
+        for outcome in V.OUTCOMES:
+            claims = g.loc[g["verdict"] == outcome, "claim"].value_counts(sort=False)
+            if len(claims):
+                parts.append(f"{outcome}: " + ", ".join(f"{c}" + (f" (x{k})" if k > 1 else "") for c, k in claims.items()))
+        lines.append(f"- **{where}** — " + "; ".join(parts) + ".")
+    missing = sorted(set(table.loc[table["rung"] == "", "claim"]))
+    if missing:
+        lines.append(f"- **not judged on any rung**: {', '.join(missing)}.")
+    return "\n".join(lines)
+
+
 def endpoint_summary(result: Result) -> pd.DataFrame:
     """Mean and range of the endpoints' test accuracy per rung and width."""
     e = result.endpoints
@@ -232,7 +291,8 @@ def matrix(table: pd.DataFrame, criteria: Mapping[str, V.Criterion] | None = Non
     claim's declared ``source`` (the paper's section and number) when ``criteria`` are given."""
     t = table.copy()
     base = list(t["claim"])
-    t["where"] = [f"{r} / width {w:g}" if w == w else f"{r} / all widths" for r, w in zip(t["rung"], t["width"])]
+    t["where"] = [("not judged" if not r else f"{r} / width {w:g}" if w == w else f"{r} / all widths")
+                  for r, w in zip(t["rung"], t["width"])]
     t["detail"] = t["subject"].map(_detail)
     t["cell"] = [f"{V.fmt(e)} [{V.fmt(lo)}, {V.fmt(hi)}] {v}" for e, lo, hi, v in
                  zip(t["estimate"], t["ci_low"], t["ci_high"], t["verdict"])]
