@@ -94,8 +94,9 @@ def test_ladder_runs_each_study_and_tags_its_verdicts():
     assert unjudged.loc["wm_aligns_top_singular_vectors", "subject"] == \
         "not judged: no rung ran the singular_vectors study"
     assert unjudged.loc["wm_aligns_top_singular_vectors", "source"] == "02_singular_vectors"
-    assert set(L.matrix(table).set_index("claim").loc["taylor_accurate_spawned"].drop("claim", errors="ignore")
-               .loc[lambda c: c != "—"].index) == {"not judged"}
+    grid = L.matrix(table).set_index("claim")
+    assert set(grid.loc["taylor_accurate_spawned"].loc[lambda c: c != "—"].index) == {"not judged"}
+    assert grid.loc["wm_aligns_top_singular_vectors", "not judged"] == "no rung ran the singular_vectors study"
     assert L.claim_vs_width(table, list(criteria))["n"].gt(0).all()  # unjudged rows are not drawn
     summary = L.endpoint_summary(res)
     assert list(summary["models"]) == [4, 4]

@@ -288,14 +288,16 @@ def endpoint_summary(result: Result) -> pd.DataFrame:
 
 def matrix(table: pd.DataFrame, criteria: Mapping[str, V.Criterion] | None = None) -> pd.DataFrame:
     """Claim x rung/width: ``estimate [low, high] verdict`` per cell (the closing table), with the
-    claim's declared ``source`` (the paper's section and number) when ``criteria`` are given."""
+    claim's declared ``source`` (the paper's section and number) when ``criteria`` are given. A
+    claim no rung judged has its reason in the column ``not judged``."""
     t = table.copy()
     base = list(t["claim"])
     t["where"] = [("not judged" if not r else f"{r} / width {w:g}" if w == w else f"{r} / all widths")
                   for r, w in zip(t["rung"], t["width"])]
     t["detail"] = t["subject"].map(_detail)
-    t["cell"] = [f"{V.fmt(e)} [{V.fmt(lo)}, {V.fmt(hi)}] {v}" for e, lo, hi, v in
-                 zip(t["estimate"], t["ci_low"], t["ci_high"], t["verdict"])]
+    t["cell"] = [f"{V.fmt(e)} [{V.fmt(lo)}, {V.fmt(hi)}] {v}" if r else s.removeprefix("not judged: ")
+                 for e, lo, hi, v, r, s in zip(t["estimate"], t["ci_low"], t["ci_high"], t["verdict"], t["rung"],
+                                               t["subject"])]  # a claim no rung judged: why
     t["claim"] = [f"{c} ({d})" if d else c for c, d in zip(t["claim"], t["detail"])]
     out = t.pivot_table(index="claim", columns="where", values="cell", aggfunc="first", sort=False)
     out.columns.name = None
