@@ -208,8 +208,10 @@ def verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFram
     parsed = table["subject"].map(_parse_subject)
     table["rung"] = [p[0] for p in parsed]
     table["width"] = [p[1] for p in parsed]
-    unjudged = [_not_judged(claim, criteria[claim], result) for claim in criteria if claim not in set(table["claim"])]
-    if unjudged:
+    unjudged = [claim for claim in criteria if claim not in set(table["claim"])]
+    if unjudged:  # the study whose notebook declares each (the first in STUDIES; criteria.yaml read once each)
+        owner = {c: s for s in reversed(STUDIES) for c in V.load_criteria(_MODULES[s].NOTEBOOK)}
+        unjudged = [_not_judged(claim, criteria[claim], owner.get(claim, ""), result) for claim in unjudged]
         table = pd.concat([table, pd.DataFrame(unjudged)], ignore_index=True)
     table = table.assign(notebook=NOTEBOOK)
     order = {c: k for k, c in enumerate(criteria)}
@@ -217,11 +219,11 @@ def verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFram
     return V.table(table.drop(columns="_o").to_dict("records"))
 
 
-def _not_judged(claim: str, criterion: V.Criterion, result: Result) -> dict:
+def _not_judged(claim: str, criterion: V.Criterion, study: str, result: Result) -> dict:
     """The row of a declared claim no rung judged (a run of a subset of the rungs or studies, a
     profile without triples or spawned pairs, a slope on one width): inconclusive, ``n`` = 0, and
-    a subject naming the study that judges it and why it gave no units."""
-    study = next((s for s in STUDIES if claim in V.load_criteria(_MODULES[s].NOTEBOOK)), "")
+    a subject naming ``study`` (the one whose notebook declares it; empty: none) and why it gave
+    no units."""
     why = (f"no rung ran the {study} study" if study not in result.results
            else f"the {study} study had no units for it (no spawned pairs or triples, or one width for a slope)")
     row = V.verdict(NOTEBOOK, criterion, f"not judged: {why}", [])
@@ -256,10 +258,10 @@ def claim_vs_width(table: pd.DataFrame, claims: Sequence[str]) -> pd.DataFrame:
 
 
 def rung_summary(table: pd.DataFrame) -> str:
-    """Markdown, one bullet per rung and width (widest last, then its claims over all widths): which claims held, did not hold and
-    were inconclusive there (a claim judged on several subjects, e.g. methods, is listed under each
-    of its outcomes with their count), then the claims no rung judged. The prose of item 5 of the
-    ladder: computed from the verdict table, never written by hand."""
+    """Markdown, one bullet per rung and width (widest last, then its claims over all widths):
+    which claims held, did not hold and were inconclusive there (a claim judged on several
+    subjects, e.g. methods, is listed under each of its outcomes with their count), then the
+    claims no rung judged. Computed from the verdict table, never written by hand."""
     lines = []
     judged = table[table["rung"] != ""]
     for (rung, width), g in judged.groupby(["rung", "width"], dropna=False):  # by rung, widest last
