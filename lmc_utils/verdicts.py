@@ -116,8 +116,9 @@ def interval(values: Sequence[float] | np.ndarray, test: str = "t", confidence: 
     """Estimate and interval of the mean over independent units.
 
     ``values`` is 1-D (one value per unit) or 2-D ``units x repeats`` (repeats averaged per unit;
-    NaN repeats ignored). Returns ``estimate, ci_low, ci_high, n, repeats, repeat_sd``. With fewer
-    than two units the interval is infinite. ``t``: Student t interval; ``bootstrap``: percentile
+    NaN repeats ignored). Returns ``estimate, ci_low, ci_high, n, repeats, repeat_sd`` (the mean
+    standard deviation over the repeats of the units that have two or more). With fewer than two
+    units the interval is infinite. ``t``: Student t interval; ``bootstrap``: percentile
     interval of ``resamples`` resamples of the units (seeded, so the same values give the same
     interval).
     """
@@ -130,7 +131,9 @@ def interval(values: Sequence[float] | np.ndarray, test: str = "t", confidence: 
     arr = arr[keep]
     repeats = arr.shape[1]
     unit_means = np.nanmean(arr, axis=1) if arr.size else np.array([])
-    repeat_sd = float(np.nanmean(np.nanstd(arr, axis=1, ddof=1))) if repeats > 1 and len(arr) else float("nan")
+    spread = np.sum(~np.isnan(arr), axis=1) > 1  # units with two or more repeats have a spread
+    repeat_sd = (float(np.mean(np.nanstd(arr[spread], axis=1, ddof=1))) if repeats > 1 and spread.any()
+                 else float("nan"))
     n = len(unit_means)
     if n == 0:
         return {"estimate": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0,

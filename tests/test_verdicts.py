@@ -1,6 +1,7 @@
 """Verdict logic on synthetic values: each of the three outcomes, both directions, both tests."""
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -55,6 +56,18 @@ def test_repeats_are_averaged_per_unit_and_spread_reported():
     ref = V.interval(values.mean(axis=1))
     assert est["ci_low"] == pytest.approx(ref["ci_low"])
     assert est["repeat_sd"] == pytest.approx(np.mean(values.std(axis=1, ddof=1)))
+
+
+def test_repeat_spread_skips_units_with_one_repeat_left():
+    # A unit whose other group orders are NaN has no spread: it is left out of repeat_sd (no
+    # "Degrees of freedom <= 0" warning) but still counts as a unit of the interval.
+    values = np.array([[1.0, np.nan], [2.0, 2.4], [3.0, 3.2]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est = V.interval(values)
+    assert est["n"] == 3
+    assert est["repeat_sd"] == pytest.approx(np.mean([np.std([2.0, 2.4], ddof=1), np.std([3.0, 3.2], ddof=1)]))
+    assert np.isnan(V.interval(np.array([[1.0, np.nan], [2.0, np.nan]]))["repeat_sd"])
 
 
 def test_bootstrap_is_seeded():
