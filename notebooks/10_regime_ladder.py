@@ -70,19 +70,22 @@ scale_claims: Optional[list] = None  # claims drawn against width
 matcher: Optional[str] = None  # WM solver of the 01 and 03 studies: iterative | sinkhorn (Ito et al.'s)
 sinkhorn: Optional[dict] = None  # keyword arguments of matching.sinkhorn_weight_matching (matcher: sinkhorn)
 studies: Optional[list] = None  # run only these of each rung's studies (null: all); the others' claims: "not judged"
+pairs_by_study: Optional[dict] = None  # rung -> {study: at most this many of its pairs}
 
 # %%
 P = profiles.resolve("10_regime_ladder", profile, rungs=rungs, n_pairs=n_pairs, n_triples=n_triples,
                      spawned_pairs=spawned_pairs, parent_epochs=parent_epochs, n_orders=n_orders,
                      loss_subset=loss_subset, match_samples=match_samples, eval_subset=eval_subset,
                      judge_sparsity=judge_sparsity, ste=ste, scale_claims=scale_claims, matcher=matcher,
-                     sinkhorn=sinkhorn, studies=studies)
+                     sinkhorn=sinkhorn, studies=studies, pairs_by_study=pairs_by_study)
 figures.setup(P.profile)
 dev = get_device(device)
 ladder = regime_ladder.select(regime_ladder.rungs(P.rungs), P.n_triples, P.studies)
 criteria = verdicts.load_criteria("10_regime_ladder")
 print(f"profile {P.profile} on {dev}: " + "; ".join(
-    f"{r.name} at widths {list(r.widths)} ({P.n_pairs[r.name]} pairs each): {', '.join(r.studies)}" for r in ladder))
+    f"{r.name} at widths {list(r.widths)} ({P.n_pairs[r.name]} pairs each"
+    + "".join(f", {k} for {s}" for s, k in ((P.pairs_by_study or {}).get(r.name) or {}).items())
+    + f"): {', '.join(r.studies)}" for r in ladder))
 
 # %% [markdown]
 # ## Declared criteria
@@ -102,7 +105,7 @@ result = regime_ladder.run(ladder, P.n_pairs, n_triples=P.n_triples, spawned_pai
                            n_orders=P.n_orders, parent_epochs=P.parent_epochs, loss_subset=P.loss_subset,
                            match_samples=P.match_samples, eval_subset=P.eval_subset, ste=P.ste,
                            judge_sparsity=P.judge_sparsity, seed=seed, device=dev, matcher=P.matcher,
-                           sinkhorn=P.sinkhorn, studies=P.studies)
+                           sinkhorn=P.sinkhorn, studies=P.studies, pairs_by_study=P.pairs_by_study)
 endpoints = regime_ladder.endpoint_summary(result)
 figures.save_table(endpoints, "10_endpoints")
 endpoints

@@ -122,6 +122,28 @@ def test_ladder_passes_the_weight_matching_solver_to_the_01_and_03_studies(monke
     assert seen == {s: ("sinkhorn", {"steps": 5}) for s in ("distance_taylor", "three_models")}
 
 
+def test_pairs_by_study_gives_some_studies_fewer_pairs(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(L.distance_taylor, "run", lambda cfgs, pairs, *a, **k: seen.update(distance_taylor=pairs))
+    monkeypatch.setattr(L, "_renormalisation", lambda name, cfg, pairs, *a: seen.update(renormalisation=pairs))
+    monkeypatch.setattr(L, "_pruning", lambda name, cfg, models, *a: seen.update(pruning=models))
+    monkeypatch.setattr(L.singular_vectors, "run", lambda cfgs, widths, pairs, **k: seen.update(singular_vectors=pairs))
+    cfg = dict(MLP, dataset="fashion_mnist", train_subset=100, batch_size=100, epochs=1, model={"depth": 1})
+    ladder = L.rungs({"tiny": {"config": cfg, "widths": [4],
+                               "studies": ["distance_taylor", "singular_vectors", "renormalisation", "pruning"]}})
+    res = L.run(ladder, {"tiny": 3}, eval_subset=50, device="cpu", progress=False,
+                pairs_by_study={"tiny": {"singular_vectors": 2, "pruning": 2, "renormalisation": 9}})
+    # named studies get at most their count (capped at n_pairs); pruning judges both models of each pair
+    assert seen == {"distance_taylor": 3, "singular_vectors": 2, "renormalisation": 3, "pruning": 4}
+    assert len(res.endpoints) == 6  # every model of the n_pairs pairs is an endpoint
+    with pytest.raises(ValueError, match="not a pair-based study"):
+        L.run(ladder, {"tiny": 3}, pairs_by_study={"tiny": {"three_models": 2}}, device="cpu")
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        L.run(ladder, {"tiny": 3}, pairs_by_study={"tiny": {"pruning": 1}}, device="cpu")
+    with pytest.raises(ValueError, match="unknown rung"):
+        L.run(ladder, {"tiny": 3}, pairs_by_study={"other": {"pruning": 2}}, device="cpu")
+
+
 def test_ladder_criteria_are_the_notebooks_own():
     ladder = verdicts.load_criteria("10_regime_ladder")
     for notebook in ("01_distance_taylor", "02_singular_vectors", "03_ste_three_models", "04_renormalisation",

@@ -104,7 +104,7 @@ def run(ladder: Sequence[Rung], n_pairs: Mapping[str, int], *, n_triples: Mappin
         loss_subset: int | None = 5000, match_samples: int | None = 2000, eval_subset: int | None = 2000,
         ste: Mapping | None = None, judge_sparsity: float = 0.8, seed: int = 0, device="auto",
         progress: bool = True, matcher: str = "iterative", sinkhorn: Mapping | None = None,
-        studies: Sequence[str] | None = None) -> Result:
+        studies: Sequence[str] | None = None, pairs_by_study: Mapping[str, Mapping[str, int]] | None = None) -> Result:
     """Every rung's studies, at every width of the rung.
 
     Units per width (the seeds of notebooks 01–05, so models are shared through the cache):
@@ -116,7 +116,9 @@ def run(ladder: Sequence[Rung], n_pairs: Mapping[str, int], *, n_triples: Mappin
     ``sinkhorn``: weight matching's solver in the ``distance_taylor`` and ``three_models`` studies
     (:func:`lmc_utils.rebasin.align`); the other studies match with the iterative solver.
     ``studies``: run only these of each rung's studies (default: all of them); a rung left with
-    nothing to run (:func:`select`) is skipped, endpoints included.
+    nothing to run (:func:`select`) is skipped, endpoints included. ``pairs_by_study``: at most this
+    many pairs for some studies of a rung (``rung -> {study: pairs}``, at least 2; the first pairs,
+    so the same models), e.g. where a study's verdicts are decided with fewer units.
     """
     dev = get_device(device)
     ladder = list(ladder)
@@ -124,11 +126,13 @@ def run(ladder: Sequence[Rung], n_pairs: Mapping[str, int], *, n_triples: Mappin
     if missing:
         raise ValueError(f"n_pairs has no entry for rungs {missing}")
     triples, spawned = dict(n_triples or {}), dict(spawned_pairs or {})
+    study_pairs = _pairs_by_study(ladder, n_pairs, pairs_by_study or {})
     ladder = select(ladder, triples, studies)
     out = Result(widths={r.experiment(w): (r.name, float(w)) for r in ladder for w in r.widths})
     rows = []
     for r in ladder:
         pairs = int(n_pairs[r.name])
+        units = lambda study: study_pairs.get(r.name, {}).get(study, pairs)  # noqa: E731
         for w in r.widths:
             name, cfg = r.experiment(w), zoo.with_width(r.config, w)
             test = data_mod.load(cfg.dataset, "test", subset=eval_subset, device=dev)
@@ -140,8 +144,9 @@ def run(ladder: Sequence[Rung], n_pairs: Mapping[str, int], *, n_triples: Mappin
             add = lambda study, res: out.results.setdefault(study, []).append(res)  # noqa: E731
             if "distance_taylor" in r.studies:
                 add("distance_taylor", distance_taylor.run(
-                    {name: cfg}, pairs, parent_epochs, loss_subset, match_samples, n_orders=n_orders, seed=seed,
-                    device=dev, progress=progress, n_spawned=int(spawned.get(r.name, pairs)), matcher=matcher,
+                    {name: cfg}, units("distance_taylor"), parent_epochs, loss_subset, match_samples,
+                    n_orders=n_orders, seed=seed, device=dev, progress=progress,
+                    n_spawned=int(spawned.get(r.name, units("distance_taylor"))), matcher=matcher,
                     sinkhorn=sinkhorn))
             if "three_models" in r.studies:  # select kept it: the rung has triples
                 add("three_models", three_models.run({name: cfg}, int(triples[r.name]), n_orders, dict(ste or {}),
@@ -149,15 +154,37 @@ def run(ladder: Sequence[Rung], n_pairs: Mapping[str, int], *, n_triples: Mappin
                                                      seed=seed, device=dev, planes=False, matcher=matcher,
                                                      sinkhorn=sinkhorn))
             if "renormalisation" in r.studies:
-                add("renormalisation", _renormalisation(name, cfg, pairs, n_orders, eval_subset, match_samples,
-                                                        seed, dev, progress))
+                add("renormalisation", _renormalisation(name, cfg, units("renormalisation"), n_orders, eval_subset,
+                                                        match_samples, seed, dev, progress))
             if "pruning" in r.studies:
-                add("pruning", _pruning(name, cfg, 2 * pairs, judge_sparsity, eval_subset, match_samples, seed, dev))
+                add("pruning", _pruning(name, cfg, 2 * units("pruning"), judge_sparsity, eval_subset, match_samples,
+                                        seed, dev))
         if "singular_vectors" in r.studies:  # one call over the widths: its slope claims need them all
             out.results.setdefault("singular_vectors", []).append(singular_vectors.run(
-                {r.name: r.config}, {r.name: list(r.widths)}, pairs, n_orders=n_orders,
+                {r.name: r.config}, {r.name: list(r.widths)}, units("singular_vectors"), n_orders=n_orders,
                 match_samples=match_samples, eval_subset=eval_subset, seed=seed, device=dev))
     out.endpoints = pd.DataFrame(rows)
+    return out
+
+
+def _pairs_by_study(ladder: Sequence[Rung], n_pairs: Mapping[str, int],
+                    given: Mapping[str, Mapping[str, int]]) -> dict[str, dict[str, int]]:
+    """``pairs_by_study`` checked against the ladder (known rungs, pair-based studies, at least 2
+    pairs; ``three_models`` counts triples: set ``n_triples`` instead), capped at ``n_pairs[rung]``."""
+    names = {r.name for r in ladder}
+    out: dict[str, dict[str, int]] = {}
+    for rung, by_study in given.items():
+        if rung not in n_pairs:
+            raise ValueError(f"pairs_by_study: unknown rung {rung!r}; the rungs are {', '.join(sorted(n_pairs))}")
+        if rung not in names:
+            continue  # not run this time (select dropped it)
+        for study, k in dict(by_study or {}).items():
+            if study not in STUDIES or study == "three_models":
+                raise ValueError(f"pairs_by_study[{rung!r}]: {study!r} is not a pair-based study; choose from "
+                                 f"{', '.join(s for s in STUDIES if s != 'three_models')} (triples: n_triples)")
+            if int(k) < 2:
+                raise ValueError(f"pairs_by_study[{rung!r}][{study!r}] = {k}: an interval needs at least 2 pairs")
+            out.setdefault(rung, {})[study] = min(int(k), int(n_pairs[rung]))
     return out
 
 

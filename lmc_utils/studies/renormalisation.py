@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .. import data as data_mod
 from .. import renorm, zoo
 from .. import verdicts as V
-from ..activations import statistics_table
+from ..activations import pre_activation_table, statistics_table
 from ..data import TensorData
 from ..evaluation import evaluate
 from ..interpolation import barrier, has_batchnorm, interpolate
@@ -134,6 +134,8 @@ def midpoint_ablation(pairs: Sequence[tuple[zoo.Trained, zoo.Trained]], eval_dat
     rows, collapse = [], []
     jobs = [(i, m, k) for i in range(len(pairs)) for m in methods for k in orders_for(m, n_orders)]
     ends: dict[int, pd.Series] = {}
+    own_goal: dict[int, renorm.Goal] = {}  # model A's statistics: the same for every method and order
+    endpoint_goals = any(v.mode not in (None, "reset") and not v.third for v in chosen.values())
     for i, method, k in tqdm(jobs, desc="midpoint ablation", disable=not progress, leave=False):
         a, b = pairs[i]
         c = pairs[(i + 1) % len(pairs)][0]
@@ -141,20 +143,25 @@ def midpoint_ablation(pairs: Sequence[tuple[zoo.Trained, zoo.Trained]], eval_dat
             for name, m in (("endpoint A", a.model), ("endpoint B", b.model)):
                 loss, acc = evaluate(m, eval_data)
                 rows.append({"pair": i, "method": "-", "order": 0, "variant": name, "loss": loss, "accuracy": acc})
-            ref = [statistics_table(m, stats_x).set_index("layer")["pre_std"] for m in (a.model, b.model)]
+            ref = [pre_activation_table(m, stats_x).set_index("layer")["pre_std"] for m in (a.model, b.model)]
             ends[i] = (ref[0] + ref[1]) / 2
+            if endpoint_goals:
+                own_goal[i] = renorm.model_statistics([a.model], stats_x)[0]
         state_b = aligned_states(a.model, b.model, [method], stats_x, seed=k)[method]
         b_al, c_al = with_state(a.model, state_b), None
         if any(v.third for v in chosen.values()):  # only then is the third model needed
             c_al = with_state(a.model, aligned_states(a.model, c.model, [method], stats_x, seed=k)[method])
         mid = with_state(a.model, interpolate(a.model.state_dict(), state_b, 0.5))
-        st = statistics_table(mid, stats_x)
+        st = pre_activation_table(mid, stats_x)
         for r in st.itertuples(index=False):
             ref = float(ends[i].loc[r.layer])
             collapse.append({"pair": i, "method": method, "order": k, "layer": int(r.layer), "module": r.module,
                              "pre_std": float(r.pre_std), "endpoint_pre_std": ref,
                              "ratio": float(r.pre_std) / ref if ref > 0 else float("nan")})
         goals: dict = {}  # the variants' shared goal statistics for this pair, method and order
+        if endpoint_goals:  # as goal_statistics([a, b_al], [0.5, 0.5]), with A measured once per pair
+            goals["endpoints"] = renorm.combine_goals([own_goal[i], renorm.model_statistics([b_al], stats_x)[0]],
+                                                      [0.5, 0.5])
         for vname, v in chosen.items():
             fixed = apply_variant(v, mid, [a.model, b_al], [0.5, 0.5], stats_x, reset_data, third=c_al, goals=goals)
             loss, acc = evaluate(fixed, eval_data)
