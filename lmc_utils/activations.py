@@ -69,20 +69,27 @@ def _batches(inputs: torch.Tensor | Iterable[torch.Tensor], batch_size: int) -> 
     return inputs
 
 
-def _run(model: nn.Module, inputs, batch_size: int) -> None:
+class _Enough(Exception):
+    """Raised by a hook to end a forward pass once every module of interest has run."""
+
+
+def _run(model: nn.Module, inputs, batch_size: int, after_batch=None) -> None:
+    """Forward ``inputs`` in eval mode without gradients; a hook may end a batch's pass early by
+    raising :class:`_Enough`. ``after_batch(k)`` is called after batch ``k``."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     try:
         with torch.no_grad():
-            for x in _batches(inputs, batch_size):
-                model(x.to(device))
+            for k, x in enumerate(_batches(inputs, batch_size)):
+                try:
+                    model(x.to(device))
+                except _Enough:
+                    pass
+                if after_batch is not None:
+                    after_batch(k)
     finally:
         model.train(was_training)
-
-
-class _Enough(Exception):
-    """Raised by a hook to end a forward pass once every module of interest has run."""
 
 
 def output_moments(model: nn.Module, names: Sequence[str], inputs: torch.Tensor | Iterable[torch.Tensor],
@@ -107,22 +114,16 @@ def output_moments(model: nn.Module, names: Sequence[str], inputs: torch.Tensor 
         if early and all(calls.values()):
             raise _Enough
 
+    def after_batch(k):
+        nonlocal early
+        if k == 0:
+            early = all(c == 1 for c in calls.values())
+        calls.update(dict.fromkeys(calls, 0))
+
     handles = [modules[n].register_forward_hook(lambda m, i, out, n=n: hook(m, i, out, n)) for n in names]
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
     try:
-        with torch.no_grad():
-            for k, x in enumerate(_batches(inputs, batch_size)):
-                calls.update(dict.fromkeys(calls, 0))
-                try:
-                    model(x.to(device))
-                except _Enough:
-                    pass
-                if k == 0:
-                    early = all(c == 1 for c in calls.values())
+        _run(model, inputs, batch_size, after_batch)
     finally:
-        model.train(was_training)
         for h in handles:
             h.remove()
     return {n: acc[n].mean_std() for n in names}
