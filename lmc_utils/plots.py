@@ -1117,11 +1117,14 @@ def plot_merge_convergence(trace: pd.DataFrame):
 VERDICT_MARKERS = {"held": {"marker": "o"}, "did not hold": {"marker": "X"}, "inconclusive": {"marker": "o", "mfc": "white"}}
 
 
-def plot_claim_vs_width(frame: pd.DataFrame, columns: int = 3, xlabel: str = "width"):
+def plot_claim_vs_width(frame: pd.DataFrame, columns: int = 3, xlabel: str = "width",
+                        verdict_of: dict | None = None):
     """One panel per claim (``claim`` of :func:`lmc_utils.studies.regime_ladder.claim_vs_width`):
     the estimate and its 95% interval against width (log scale), one line per rung and subject
-    detail (e.g. the method), the claim's threshold dashed; filled circle: held, cross: did not hold,
-    hollow circle: inconclusive."""
+    detail (e.g. the method), the claim's threshold dashed; filled circle: the interval lies on the
+    claimed side, cross: on the other side, hollow circle: it straddles the threshold.
+    ``verdict_of``: ``(claim, rung, detail) -> verdict`` over all widths, added to the line's label."""
+    verdict_of = verdict_of or {}
     claims = list(dict.fromkeys(frame["claim"]))
     rows = max(1, -(-len(claims) // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(4.3 * columns, 3.1 * rows), squeeze=False)
@@ -1136,7 +1139,9 @@ def plot_claim_vs_width(frame: pd.DataFrame, columns: int = 3, xlabel: str = "wi
             x = g["width"].to_numpy(dtype=float)
             y = g["estimate"].to_numpy(dtype=float)
             _errorbar(ax, x, g, "estimate", "ci_low", "ci_high", color=colour, lw=1.0,
-                      label=experiment_label(rung) + (f" / {detail}" if detail else ""))
+                      label=experiment_label(rung) + (f" / {detail}" if detail else "")
+                      + (f" — all widths: {verdict_of[(claim, rung, detail)]}" if (claim, rung, detail) in verdict_of
+                         else ""))
             for xi, yi, v in zip(x, y, g["verdict"]):
                 style = VERDICT_MARKERS.get(v, {"marker": "o"})
                 ax.plot([xi], [yi], linestyle="none", color=colour, ms=6, mfc=style.get("mfc", colour),

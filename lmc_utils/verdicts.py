@@ -170,6 +170,59 @@ def decide(ci_low: float, ci_high: float, threshold: float, direction: str) -> s
     return "did not hold" if ci_low >= threshold else "inconclusive"
 
 
+def pooled_interval(strata: pd.DataFrame, confidence: float = 0.95) -> dict[str, float]:
+    """Estimate and interval of the equal-weight mean over strata, from each stratum's t interval.
+
+    ``strata`` has one row per stratum (e.g. one width of a model family) with the columns
+    ``estimate, ci_low, ci_high, n`` of :func:`interval` (test ``t``, at ``confidence``). The
+    estimate is the mean of the stratum means (each stratum counts once, however many units it
+    has); its variance is ``sum(se_k^2) / K^2`` with ``se_k`` recovered exactly from the stratum's
+    interval half-width, and the interval is Student t with Welch–Satterthwaite degrees of
+    freedom. The strata must hold independent units (different models). A stratum with fewer than
+    two units (an infinite interval) makes the pooled interval infinite. Returns ``estimate,
+    ci_low, ci_high, n`` (units over all strata) and ``strata``.
+    """
+    if strata.empty:
+        return {"estimate": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"), "n": 0, "strata": 0}
+    est = strata["estimate"].to_numpy(float)
+    n = strata["n"].to_numpy(int)
+    k = len(strata)
+    out = {"estimate": float(est.mean()), "n": int(n.sum()), "strata": k}
+    if (n < 2).any() or not np.isfinite(strata[["ci_low", "ci_high"]].to_numpy(float)).all():
+        return {**out, "ci_low": -math.inf, "ci_high": math.inf}
+    half = (strata["ci_high"].to_numpy(float) - strata["ci_low"].to_numpy(float)) / 2
+    t = stats.t.ppf(0.5 + confidence / 2, n - 1)
+    var = (half / t) ** 2  # se_k^2 = s_k^2 / n_k
+    total = float(var.sum())
+    if total == 0.0:
+        return {**out, "ci_low": out["estimate"], "ci_high": out["estimate"]}
+    df = total ** 2 / float(np.sum(var ** 2 / (n - 1)))
+    width = float(stats.t.ppf(0.5 + confidence / 2, df)) * math.sqrt(total) / k
+    return {**out, "ci_low": out["estimate"] - width, "ci_high": out["estimate"] + width}
+
+
+def pooled_verdict(rows: pd.DataFrame, criterion: Criterion, subject: str) -> dict[str, Any]:
+    """One verdict row judging ``criterion`` on the equal-weight mean over the strata in ``rows``
+    (verdict rows of that criterion, one per stratum: :func:`pooled_interval`), with ``strata``
+    (how many were pooled). Only ``t`` criteria can be pooled from their rows (a bootstrap
+    interval does not give back its standard error)."""
+    if criterion.test != "t":
+        raise CriteriaError(f"criterion {criterion.name!r}: pooling strata needs test 't', got {criterion.test!r}")
+    bad = sorted(set(rows["claim"]) - {criterion.name}) if "claim" in rows else []
+    if bad:
+        raise ValueError(f"pooled_verdict({criterion.name!r}) got rows of other claims {bad}")
+    est = pooled_interval(rows, criterion.confidence)
+    first = rows.iloc[0] if len(rows) else {}
+    return {"notebook": first.get("notebook", ""), "claim": criterion.name, "subject": subject,
+            "statistic": criterion.statistic, "estimate": est["estimate"], "ci_low": est["ci_low"],
+            "ci_high": est["ci_high"], "n": est["n"], "threshold": criterion.threshold,
+            "verdict": decide(est["ci_low"], est["ci_high"], criterion.threshold, criterion.direction),
+            "direction": criterion.direction, "test": criterion.test,
+            "repeats": int(rows["repeats"].max()) if "repeats" in rows and len(rows) else 1,
+            "repeat_sd": float(rows["repeat_sd"].mean()) if "repeat_sd" in rows and len(rows) else float("nan"),
+            "strata": est["strata"]}
+
+
 def verdict(notebook: str, criterion: Criterion, subject: str, values: Sequence[float] | np.ndarray,
             seed: int = 0) -> dict[str, Any]:
     """One verdict row: ``criterion`` judged on ``values`` (per unit, or units x repeats)."""

@@ -125,7 +125,12 @@ summary["01_taylor_barriers"]
 # %% [markdown]
 # ## Verdicts
 # Computed from the pairs above by the declared rules. A pair whose naive barrier is not positive has
-# no barrier for matching to remove and is left out of the distance-to-barrier ratio (its n shows it).
+# no barrier for matching to remove and is left out of the distance claim (its n shows it). That
+# claim's statistic was changed after results had been seen (2026-12-02): it was first the *ratio*
+# of the two shares (< 0.5), which blew up on notebook 10's narrow VGGs, where matching removes
+# little of the barrier, and left out the pairs where matching did not lower it; it is now the
+# *difference* share of distance − ½ share of barrier (< 0), the same rule for each pair
+# (`params/criteria.yaml` says so).
 
 # %%
 display(Markdown(figures.publish_verdicts(distance_taylor.verdicts(result, criteria), criteria, "01_distance_taylor")))

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from scipy import stats
 
 from lmc_utils import data, matching, profiles, verdicts, zoo
 from lmc_utils import permutation as P
@@ -56,7 +57,8 @@ def test_claim_vs_width_matrix_and_trend():
     assert list(scale["detail"]) == ["activation", "activation", "weight", "weight"]
     assert list(scale["width"]) == [0.25, 0.5, 0.25, 0.5]
     trend = L.trends(scale).set_index("detail")
-    assert trend.loc["weight", "verdicts by width"] == "0.25: held, 0.5: held"
+    assert trend.loc["weight", "readings by width"] == "0.25: held, 0.5: held"
+    assert trend.loc["weight", "verdict (all widths)"] == ""  # no pooled table given
     assert trend.loc["weight", "change"] == "rises" and trend.loc["activation", "change"] == "no clear change"
     assert (trend.loc["weight", "narrowest"], trend.loc["weight", "widest"]) == (0.1, 0.3)
     grid = L.matrix(table).set_index("claim")
@@ -65,6 +67,63 @@ def test_claim_vs_width_matrix_and_trend():
     assert grid.loc["b", "r / width 0.25"] == "—"
     crit = {"a": verdicts.Criterion("a", "c", "s", "greater", 0.0, source="Paper §1 (+9 points)")}
     assert list(L.matrix(table, crit)["paper"]) == ["Paper §1 (+9 points)", "Paper §1 (+9 points)", ""]
+
+
+def _stratum(claim, subject, values, criterion):
+    rung, width = L._parse_subject(subject)
+    return {**verdicts.verdict(L.NOTEBOOK, criterion, subject, values), "source": "01", "rung": rung, "width": width}
+
+
+def test_pool_widths_judges_the_mean_over_a_rungs_widths():
+    """Per-width rows of a rung with two or more widths become one row per claim and detail: the
+    equal-weight mean of the widths' means, its interval from their standard errors (Welch df);
+    one-width rungs, slopes and unjudged rows are kept as they are."""
+    rng = np.random.default_rng(3)
+    crit = {"a": verdicts.Criterion("a", "c", "s", "greater", 0.0), "b": verdicts.Criterion("b", "c", "s", "less", 1.0)}
+    units = {0.25: rng.normal(0.05, 0.1, 6), 0.5: rng.normal(0.1, 0.1, 5), 1.0: rng.normal(0.2, 0.3, 4)}
+    rows = [_stratum("a", f"r / width {w} / weight", v, crit["a"]) for w, v in units.items()]
+    rows += [_stratum("a", "m / width 128 / weight", rng.normal(0.3, 0.1, 8), crit["a"]),
+             _stratum("b", "r", rng.normal(0.0, 0.1, 4), crit["b"])]  # a slope over the widths
+    table = verdicts.table(rows)
+    pooled = L.pool_widths(table, crit)
+    assert list(pooled["subject"]) == ["r / mean over 3 widths / weight", "m / width 128 / weight", "r"]
+    row = pooled.iloc[0]
+    means = [v.mean() for v in units.values()]
+    var = np.array([v.var(ddof=1) / len(v) for v in units.values()])
+    df = var.sum() ** 2 / np.sum(var ** 2 / (np.array([6, 5, 4]) - 1))
+    half = stats.t.ppf(0.975, df) * math.sqrt(var.sum()) / 3
+    assert row["estimate"] == pytest.approx(np.mean(means))
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((np.mean(means) - half, np.mean(means) + half))
+    assert row["n"] == 15 and row["strata"] == 3 and row["widths"] == "0.25, 0.5, 1" and math.isnan(row["width"])
+    assert row["verdict"] == verdicts.decide(row["ci_low"], row["ci_high"], 0.0, "greater")
+    assert pooled.iloc[1].drop(["strata", "widths"]).equals(table.iloc[3])  # one width: unchanged
+    assert L._detail("r / mean over 3 widths / weight / REPAIR") == "weight / REPAIR"
+    assert L._parse_subject("r / mean over 3 widths / weight")[0] == "r"
+    # the matrix: a rung's verdict in "r / all widths", its widths' readings without a verdict word
+    scale = L.claim_vs_width(table, ["a"])
+    grid = L.matrix(pooled, widths=scale).set_index("claim")
+    assert list(grid.columns) == ["r / width 0.25", "r / width 0.5", "r / width 1", "r / all widths",
+                                  "m / width 128"]
+    assert grid.loc["a (weight)", "r / all widths"].endswith(row["verdict"])
+    assert not grid.loc["a (weight)", "r / width 0.5"].endswith(("held", "inconclusive"))
+    assert L.trends(scale, pooled)["verdict (all widths)"].tolist() == [row["verdict"]]
+    assert L.pooled_verdicts(pooled) == {("a", "r", "weight"): row["verdict"]}
+
+
+def test_pooling_widths_settles_a_claim_the_widths_leave_open():
+    """Four widths each with an interval straddling 0 and a common positive effect: the pooled
+    interval is narrower than every width's and lies above 0."""
+    crit = {"a": verdicts.Criterion("a", "c", "s", "greater", 0.0)}
+    rng = np.random.default_rng(0)
+    rows = []
+    for w in (1, 2, 3, 4):
+        v = rng.normal(0.0, 0.1, 5)
+        rows.append(_stratum("a", f"r / width {w}", (v - v.mean()) / v.std(ddof=1) * 0.1 + 0.06, crit["a"]))
+    table = verdicts.table(rows)
+    assert (table["verdict"] == "inconclusive").all()
+    pooled = L.pool_widths(table, crit).iloc[0]
+    assert pooled["verdict"] == "held"
+    assert pooled["ci_high"] - pooled["ci_low"] < (table["ci_high"] - table["ci_low"]).min()
 
 
 def test_ladder_runs_each_study_and_tags_its_verdicts():
@@ -80,12 +139,21 @@ def test_ladder_runs_each_study_and_tags_its_verdicts():
     assert set(res.results) == {"distance_taylor", "three_models", "renormalisation", "pruning"}
     assert len(res.endpoints) == 2 * 4 and set(res.endpoints["width"]) == {8.0, 16.0}
     criteria = verdicts.load_criteria("10_regime_ladder")
-    table = L.verdicts(res, criteria)
+    widths = L.verdicts(res, criteria, unit="width")
+    assert widths.equals(L.per_width(res, criteria))
+    assert set(widths.loc[widths["n"] > 0, "width"]) == {8.0, 16.0}
+    table = L.verdicts(res, criteria)  # the default: one verdict per claim and detail over both widths
     assert set(table["notebook"]) == {L.NOTEBOOK}
     verdicts.check_declared(table, criteria)  # every declared claim has a row, judged or not
     judged, unjudged = table[table["n"] > 0], table[table["n"] == 0].set_index("claim")
     assert set(judged["source"]) == {"01_distance_taylor", "03_ste_three_models", "04_renormalisation", "05_pruning"}
-    assert set(judged["rung"]) == {"tiny"} and set(judged["width"]) == {8.0, 16.0}
+    assert set(judged["rung"]) == {"tiny"}
+    pooled = judged["width"].isna()  # kept per width: a claim with units at one width only
+    assert judged.loc[pooled, "subject"].str.startswith("tiny / mean over 2 widths").all()
+    assert (judged.loc[pooled, "strata"] == 2).all() and judged.loc[~pooled, "strata"].isna().all()
+    assert 2 * pooled.sum() + (~pooled).sum() == (widths["n"] > 0).sum()
+    with pytest.raises(ValueError, match="verdict_unit must be one of rung, width"):
+        L.verdicts(res, criteria, unit="pair")
     # no spawned pairs on this rung, and no singular-vector study: inconclusive rows that say so
     assert set(unjudged.index) == {"taylor_accurate_spawned", "wm_aligns_top_singular_vectors",
                                    "am_aligns_top_singular_vectors", "wider_lower_wm_midpoint_loss"}
@@ -97,7 +165,8 @@ def test_ladder_runs_each_study_and_tags_its_verdicts():
     grid = L.matrix(table).set_index("claim")
     assert set(grid.loc["taylor_accurate_spawned"].loc[lambda c: c != "—"].index) == {"not judged"}
     assert grid.loc["wm_aligns_top_singular_vectors", "not judged"] == "no rung ran the singular_vectors study"
-    assert L.claim_vs_width(table, list(criteria))["n"].gt(0).all()  # unjudged rows are not drawn
+    assert L.claim_vs_width(widths, list(criteria))["n"].gt(0).all()  # unjudged rows are not drawn
+    assert L.claim_vs_width(table, list(criteria)).empty  # pooled rows have no width
     summary = L.endpoint_summary(res)
     assert list(summary["models"]) == [4, 4]
 

@@ -147,8 +147,9 @@ def test_symmetric_relative_error():
     assert err == pytest.approx([0.0, 1 / 3, 1 / 3, 1.0, 0.0])
 
 
-def _synthetic(spawned_error: float, matched_error: float, dist_share: float, n: int = 8, sd: float = 0.02):
-    """A synthetic study result: per pair a naive barrier of 1 that matching lowers to 0.05 while
+def _synthetic(spawned_error: float, matched_error: float, dist_share: float, n: int = 8, sd: float = 0.02,
+               matched_barrier: float = 0.05):
+    """A synthetic study result: per pair a naive barrier of 1 that matching lowers to ``matched_barrier`` while
     shortening the distance to ``1 - dist_share``; Taylor estimates off by the given relative errors."""
     from lmc_utils.studies import distance_taylor
 
@@ -163,8 +164,8 @@ def _synthetic(spawned_error: float, matched_error: float, dist_share: float, n:
                 dist.append({"experiment": "e", "kind": "independent", "pair": pair, "method": method,
                              "order": order, "distance": 10 * rel, "relative_to_naive": rel})
         rows = [("independent", "naive", 0, 1.0, 1.0), ("spawned", "naive", 0, -0.01, spawned_error)]
-        rows += [("independent", "weight", k, 0.05, matched_error) for k in range(3)]
-        rows += [("independent", "activation", 0, 0.05, matched_error)]
+        rows += [("independent", "weight", k, matched_barrier, matched_error) for k in range(3)]
+        rows += [("independent", "activation", 0, matched_barrier, matched_error)]
         for kind, method, order, actual, err in rows:
             e = err + sd * rng.standard_normal()
             estimate = actual * (1 + e) / (1 - e)  # symmetric relative error e (estimate above actual)
@@ -190,6 +191,22 @@ def test_verdicts_follow_the_synthetic_numbers():
     # the opposite: matching removes as much distance as barrier; Taylor as good after matching as in one basin
     other = got(_synthetic(spawned_error=0.6, matched_error=0.05, dist_share=0.9))
     assert set(other.values()) == {"did not hold"}
+
+
+def test_distance_claim_counts_pairs_where_matching_leaves_the_barrier():
+    """The distance statistic is share of distance removed - 0.5 x share of barrier removed: where
+    matching does not lower the barrier at all, a small distance cut still fails the claim (the
+    first-declared ratio left such pairs out), and it is finite where the barrier barely moves."""
+    from lmc_utils import verdicts
+    from lmc_utils.studies import distance_taylor
+
+    criteria = verdicts.load_criteria("01_distance_taylor")
+    rows = distance_taylor.verdicts(_synthetic(0.05, 0.6, dist_share=0.1, matched_barrier=1.0), criteria)
+    shrink = rows[rows["claim"] == "distance_barely_shrinks"]
+    assert list(shrink["verdict"]) == ["did not hold", "did not hold"]
+    assert (shrink["n"] == 8).all() and shrink["estimate"].to_numpy() == pytest.approx([0.1, 0.1], abs=0.02)
+    barely = distance_taylor.verdicts(_synthetic(0.05, 0.6, dist_share=0.1, matched_barrier=0.999), criteria)
+    assert np.isfinite(barely.loc[barely["claim"] == "distance_barely_shrinks", "ci_high"]).all()
 
 
 def test_sinkhorn_matcher_solves_weight_matching_in_the_study(monkeypatch):

@@ -118,3 +118,31 @@ def test_publish_verdicts_checks_saves_and_renders(tmp_path, monkeypatch):
     assert "**held**" in text and (tmp_path / "cpu" / "03_verdicts.csv").exists()
     with pytest.raises(V.CriteriaError, match="never judged"):
         figures.publish_verdicts(frame, {"c": c, "other": c}, "03_x", profile="cpu")
+
+
+def test_pooled_interval_recovers_each_strata_standard_error():
+    """The pooled interval from the strata's t intervals equals the stratified (equal-weight)
+    interval computed from the raw units; a stratum of one unit makes it infinite; a bootstrap
+    criterion cannot be pooled from its rows."""
+    import pandas as pd
+    from scipy import stats as st
+
+    rng = np.random.default_rng(5)
+    groups = [rng.normal(m, s, n) for m, s, n in [(0.1, 0.2, 6), (0.3, 0.1, 3), (0.2, 0.5, 9)]]
+    rows = pd.DataFrame([V.interval(g) for g in groups])
+    got = V.pooled_interval(rows)
+    var = np.array([g.var(ddof=1) / len(g) for g in groups])
+    df = var.sum() ** 2 / np.sum(var ** 2 / (np.array([6, 3, 9]) - 1))
+    half = st.t.ppf(0.975, df) * np.sqrt(var.sum()) / 3
+    mean = np.mean([g.mean() for g in groups])
+    assert got["estimate"] == pytest.approx(mean) and got["n"] == 18 and got["strata"] == 3
+    assert (got["ci_low"], got["ci_high"]) == pytest.approx((mean - half, mean + half))
+    one = pd.DataFrame([V.interval(groups[0]), V.interval([0.5])])
+    assert V.pooled_interval(one)["ci_high"] == float("inf")
+    assert V.pooled_interval(pd.DataFrame(columns=["estimate", "ci_low", "ci_high", "n"]))["n"] == 0
+    boot = V.Criterion("x", "c", "s", "greater", 0.0, test="bootstrap")
+    with pytest.raises(V.CriteriaError, match="needs test 't'"):
+        V.pooled_verdict(rows.assign(claim="x"), boot, "r / mean over 3 widths")
+    ok = V.pooled_verdict(rows.assign(claim="x", repeats=1, repeat_sd=np.nan),
+                          V.Criterion("x", "c", "s", "greater", 0.0), "r / mean over 3 widths")
+    assert ok["verdict"] == V.decide(mean - half, mean + half, 0.0, "greater") and ok["strata"] == 3

@@ -32,6 +32,10 @@ LADDER_VARIANTS = ("none", "REPAIR", "RESCALE", "indep. RESCALE", "RESET")
 _MODULES = {"distance_taylor": distance_taylor, "singular_vectors": singular_vectors,
             "three_models": three_models, "renormalisation": renormalisation, "pruning": pruning}
 _SUBJECT = re.compile(r"^(?P<rung>[^/]+?) / width (?P<width>[0-9.e+-]+)(?: / (?P<detail>.*))?$")
+_POOLED = re.compile(r"^(?P<rung>[^/]+?) / mean over (?P<widths>\d+) widths(?: / (?P<detail>.*))?$")
+# what a verdict judges: the mean over a rung's widths (one verdict per claim, rung and subject detail;
+# the widths' own intervals are the claim-vs-width figure's readings), or each width on its own
+VERDICT_UNITS = ("rung", "width")
 
 
 @dataclass(frozen=True)
@@ -216,8 +220,23 @@ def _pruning(name: str, cfg: zoo.TrainConfig, n_models: int, sparsity: float, ev
                           merge_tol=0.0)
 
 
-def verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFrame:
-    """The ladder's verdict table: every study's own verdicts (judged with its notebook's criteria,
+def check_unit(unit: str) -> str:
+    """``unit`` if it is one of :data:`VERDICT_UNITS` (call it before any work), else a ValueError."""
+    if unit not in VERDICT_UNITS:
+        raise ValueError(f"verdict_unit must be one of {', '.join(VERDICT_UNITS)}, got {unit!r}")
+    return unit
+
+
+def verdicts(result: Result, criteria: Mapping[str, V.Criterion], unit: str = "rung") -> pd.DataFrame:
+    """The ladder's verdict table. ``unit="rung"`` (the declared default): one verdict per claim,
+    rung and subject detail, on the mean over the rung's widths (:func:`pool_widths` of
+    :func:`per_width`); ``"width"``: :func:`per_width`, a verdict at every width."""
+    table = per_width(result, criteria)
+    return table if check_unit(unit) == "width" else pool_widths(table, criteria)
+
+
+def per_width(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFrame:
+    """Every study's own verdicts (judged with its notebook's criteria,
     as declared for notebook 10 in ``params/criteria.yaml``), restricted to the claims the ladder
     declares, with ``notebook`` = :data:`NOTEBOOK` and the columns ``source`` (the notebook whose
     study and claim it is), ``rung`` and ``width`` (NaN for a claim over all widths). A declared
@@ -246,6 +265,39 @@ def verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFram
     return V.table(table.drop(columns="_o").to_dict("records"))
 
 
+def pool_widths(table: pd.DataFrame, criteria: Mapping[str, V.Criterion]) -> pd.DataFrame:
+    """One verdict per claim, rung and subject detail judged at two or more widths, on the
+    equal-weight mean over those widths (:func:`lmc_utils.verdicts.pooled_verdict`: each width's
+    t interval gives its standard error; the widths' models are independent), with the subject
+    ``"<rung> / mean over <k> widths[ / <detail>]"``, ``width`` NaN, ``widths`` (the widths pooled)
+    and ``strata`` = k. Rows at one width only (a one-width rung), over all widths already (a
+    slope) or not judged are kept as they are.
+
+    Why: per width, the cpu VGG rung has 4-6 pairs; two reruns moved 11-12 of its per-width
+    verdicts, all cells within ~3 standard errors of their thresholds. Pooling the widths' units
+    halves the standard error and judges the claim on the family at these widths; the trend with
+    width stays visible in the per-width intervals and :func:`trends`."""
+    t = table.copy()
+    t["_detail"] = t["subject"].map(_detail)
+    at_width = t["width"].notna() & (t["rung"] != "")
+    counts = t[at_width].groupby(["claim", "rung", "_detail"])["width"].transform("nunique")
+    pool = at_width.copy()
+    pool[at_width] = counts > 1
+    rows = []
+    for (claim, rung, detail), g in t[pool].groupby(["claim", "rung", "_detail"], sort=False):
+        g = g.sort_values("width")
+        subject = f"{rung} / mean over {len(g)} widths" + (f" / {detail}" if detail else "")
+        row = V.pooled_verdict(g, criteria[claim], subject)
+        rows.append({**row, "notebook": g["notebook"].iloc[0], "source": g["source"].iloc[0], "rung": rung,
+                     "width": float("nan"), "widths": ", ".join(f"{w:g}" for w in g["width"])})
+    out = pd.concat([t[~pool].drop(columns="_detail"), pd.DataFrame(rows)], ignore_index=True)
+    order = {c: k for k, c in enumerate(criteria)}
+    first = {k: i for i, k in enumerate(dict.fromkeys(zip(table["claim"], table["rung"])))}
+    out = out.assign(_o=out["claim"].map(order), _r=[first.get(k, len(first)) for k in zip(out["claim"], out["rung"])])
+    out = out.sort_values(["_o", "_r"], kind="stable").drop(columns=["_o", "_r"])
+    return V.table(out.to_dict("records"))
+
+
 def _not_judged(claim: str, criterion: V.Criterion, study: str, result: Result) -> dict:
     """The row of a declared claim no rung judged (a run of a subset of the rungs or studies, a
     profile without triples or spawned pairs, a slope on one width): inconclusive, ``n`` = 0, and
@@ -267,14 +319,17 @@ def _parse_subject(subject: str) -> tuple[str, float]:
 
 
 def _detail(subject: str) -> str:
-    """The subject after its rung and width (e.g. ``"weight / REPAIR"``); empty when there is none."""
-    m = _SUBJECT.match(subject)
+    """The subject after its rung and width, or after ``mean over <k> widths`` (e.g. ``"weight /
+    REPAIR"``); empty when there is none."""
+    m = _SUBJECT.match(subject) or _POOLED.match(subject)
     return (m["detail"] or "") if m else ""
 
 
 def claim_vs_width(table: pd.DataFrame, claims: Sequence[str]) -> pd.DataFrame:
-    """The rows of ``claims`` on rungs judged at two or more widths, with ``detail`` (the subject after the width,
-    e.g. the method), sorted by claim, rung, detail and width: the data of the claim-vs-width figure."""
+    """The rows of ``claims`` on rungs judged at two or more widths (a :func:`per_width` table), with
+    ``detail`` (the subject after the width, e.g. the method), sorted by claim, rung, detail and
+    width: the data of the claim-vs-width figure. Where verdicts are judged per rung, a width's
+    ``verdict`` is a *reading* of its own interval against the threshold, not a verdict."""
     widths = table[table["width"].notna()].groupby("rung")["width"].nunique()
     families = set(widths[widths > 1].index)  # one width (the MLP rung) has no trend to draw
     t = table[table["claim"].isin(list(claims)) & table["width"].notna() & table["rung"].isin(families)].copy()
@@ -315,20 +370,28 @@ def endpoint_summary(result: Result) -> pd.DataFrame:
                          "accuracy_max": g.max()}).reset_index()
 
 
-def matrix(table: pd.DataFrame, criteria: Mapping[str, V.Criterion] | None = None) -> pd.DataFrame:
+def matrix(table: pd.DataFrame, criteria: Mapping[str, V.Criterion] | None = None,
+           widths: pd.DataFrame | None = None) -> pd.DataFrame:
     """Claim x rung/width: ``estimate [low, high] verdict`` per cell (the closing table), with the
     claim's declared ``source`` (the paper's section and number) when ``criteria`` are given. A
-    claim no rung judged has its reason in the column ``not judged``."""
+    claim no rung judged has its reason in the column ``not judged``; a rung's verdict over all its
+    widths is in the column ``<rung> / all widths``. ``widths``: per-width rows of the rungs whose
+    verdicts were pooled (:func:`claim_vs_width`), added as ``estimate [low, high]`` cells without a
+    verdict (they are readings of the trend, not verdicts)."""
     t = table.copy()
+    if widths is not None and len(widths):
+        extra = widths.drop(columns=[c for c in ("detail",) if c in widths]).assign(verdict="")
+        t = pd.concat([t, extra], ignore_index=True)
     base = list(t["claim"])
     t["where"] = [("not judged" if not r else f"{r} / width {w:g}" if w == w else f"{r} / all widths")
                   for r, w in zip(t["rung"], t["width"])]
     t["detail"] = t["subject"].map(_detail)
-    t["cell"] = [f"{V.fmt(e)} [{V.fmt(lo)}, {V.fmt(hi)}] {v}" if r else s.removeprefix("not judged: ")
+    t["cell"] = [f"{V.fmt(e)} [{V.fmt(lo)}, {V.fmt(hi)}] {v}".rstrip() if r else s.removeprefix("not judged: ")
                  for e, lo, hi, v, r, s in zip(t["estimate"], t["ci_low"], t["ci_high"], t["verdict"], t["rung"],
                                                t["subject"])]  # a claim no rung judged: why
     t["claim"] = [f"{c} ({d})" if d else c for c, d in zip(t["claim"], t["detail"])]
     out = t.pivot_table(index="claim", columns="where", values="cell", aggfunc="first", sort=False)
+    out = out[sorted(out.columns, key=_column_order(t))]
     out.columns.name = None
     out = out.fillna("—").reset_index()  # —: a claim not judged there
     if criteria is not None:
@@ -337,11 +400,36 @@ def matrix(table: pd.DataFrame, criteria: Mapping[str, V.Criterion] | None = Non
     return out
 
 
-def trends(scale: pd.DataFrame) -> pd.DataFrame:
-    """One row per claim, rung and detail drawn at two or more widths: the verdict at each width
-    (narrowest first), the estimate at the narrowest and the widest, and ``change``: ``rises`` /
-    ``falls`` when neither end's estimate lies in the other end's interval, else ``no clear
-    change``. Only what was measured: nothing beyond the widest width."""
+def pooled_verdicts(table: pd.DataFrame) -> dict[tuple[str, str, str], str]:
+    """``(claim, rung, detail) -> verdict`` of the rows of ``table`` judged on the mean over a
+    rung's widths (:func:`pool_widths`)."""
+    p = table[table["subject"].str.match(_POOLED)]
+    return {(c, r, _detail(s)): v for c, r, s, v in zip(p["claim"], p["rung"], p["subject"], p["verdict"])}
+
+
+def _column_order(t: pd.DataFrame):
+    """Sort key of the matrix's columns: rungs in order of appearance, each rung's widths narrowest
+    first, then its ``all widths`` column; ``not judged`` last."""
+    rungs = list(dict.fromkeys(r for r in t["rung"] if r))
+    widths = dict(zip(t["where"], t["width"]))
+
+    def key(where: str):
+        if where == "not judged":
+            return (len(rungs), 0.0)
+        rung = where.split(" / ")[0]
+        w = widths.get(where, float("nan"))
+        return (rungs.index(rung) if rung in rungs else len(rungs), w if w == w else float("inf"))
+    return key
+
+
+def trends(scale: pd.DataFrame, pooled: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per claim, rung and detail drawn at two or more widths: the reading at each width
+    (narrowest first: where its interval lies against the threshold), the estimate at the
+    narrowest and the widest, and ``change``: ``rises`` / ``falls`` when neither end's estimate
+    lies in the other end's interval, else ``no clear change``. Only what was measured: nothing
+    beyond the widest width. ``pooled``: the verdict table judged per rung (:func:`pool_widths`),
+    whose verdict on the mean over the widths is added as ``verdict (all widths)``."""
+    verdict_of = pooled_verdicts(pooled) if pooled is not None and len(pooled) else {}
     rows = []
     for (claim, rung, detail), g in scale.groupby(["claim", "rung", "detail"], sort=False):
         g = g.sort_values("width")
@@ -352,7 +440,8 @@ def trends(scale: pd.DataFrame) -> pd.DataFrame:
                    or first["ci_low"] <= last["estimate"] <= first["ci_high"])
         change = "no clear change" if overlap else ("rises" if last["estimate"] > first["estimate"] else "falls")
         rows.append({"claim": claim, "rung": rung, "detail": detail, "threshold": float(first["threshold"]),
-                     "verdicts by width": ", ".join(f"{w:g}: {v}" for w, v in zip(g["width"], g["verdict"])),
-                     "narrowest": float(first["estimate"]), "widest": float(last["estimate"]), "change": change})
-    return pd.DataFrame(rows, columns=["claim", "rung", "detail", "threshold", "verdicts by width", "narrowest",
-                                       "widest", "change"])
+                     "readings by width": ", ".join(f"{w:g}: {v}" for w, v in zip(g["width"], g["verdict"])),
+                     "narrowest": float(first["estimate"]), "widest": float(last["estimate"]), "change": change,
+                     "verdict (all widths)": verdict_of.get((claim, rung, detail), "")})
+    return pd.DataFrame(rows, columns=["claim", "rung", "detail", "threshold", "readings by width", "narrowest",
+                                       "widest", "change", "verdict (all widths)"])
