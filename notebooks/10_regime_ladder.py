@@ -162,12 +162,14 @@ figures.save_figure(plots.plot_claim_vs_width(scale, xlabel="width (channel mult
 # %% [markdown]
 # ## Claim × rung
 # Estimate [95% interval] and verdict per claim (and subject detail) and rung — in the column
-# "all widths" for the VGG rung, after its widths' estimates [95% intervals] without a verdict;
+# "all widths" for the VGG rung, after its widths' estimates [95% intervals] without a verdict (every
+# claim judged at two or more widths, not only those drawn above);
 # the last column is the claim's source in the papers, with their number where the declaration
 # gives one.
 
 # %%
-grid = regime_ladder.matrix(table, criteria, widths=scale if P.verdict_unit == "rung" else None)
+readings = regime_ladder.claim_vs_width(widths, list(criteria))  # every claim's per-width interval
+grid = regime_ladder.matrix(table, criteria, widths=readings if P.verdict_unit == "rung" else None)
 figures.save_table(grid, "10_claim_by_rung")
 display(Markdown(figures.to_markdown(grid)))
 
