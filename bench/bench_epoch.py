@@ -17,7 +17,8 @@ import argparse
 
 import torch
 
-from lmc_utils import gpu_data, zoo, zoo_plan
+import gpu_data  # bench/gpu_data.py, beside this script
+from lmc_utils import zoo, zoo_plan
 from lmc_utils.data import TensorData
 from lmc_utils.device import place
 

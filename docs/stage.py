@@ -19,7 +19,7 @@ to the profile's ``claims.md`` or to an executed notebook becomes a link to its 
 verdict table (``figures/<profile>/NN_verdicts.md``) a link to that notebook's page (which shows
 the table), and any other existing file a download of a copy (``.md`` files are copied as
 ``.md.txt`` so that Sphinx does not take them for pages). ``LMC_FIGURES_DIR`` moves ``figures/``
-as for the runner (:func:`lmc_utils.paths.figures_dir`).
+as for the runner (:func:`lmc_utils.core.paths.figures_dir`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from lmc_utils.paths import figures_dir
+from lmc_utils.core.paths import figures_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -3,12 +3,17 @@ makes augmentation reproducible, bf16 autocast training matches float32 training
 bf16=False is plain float32 SGD, and evaluation stays float32 inside an autocast region."""
 
 import copy
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lmc_utils import gpu_data, zoo
+from lmc_utils import zoo
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import gpu_data  # noqa: E402  (bench/gpu_data.py: the GPU data path of bench/bench_epoch.py)
 from lmc_utils.data import TensorData
 
 
@@ -48,7 +53,7 @@ def test_crop_flip_agrees_with_the_zoo_augmentation():
     """With the offsets the zoo would draw, the device crop is the zoo's (bit for bit)."""
     x = _images(8).x
     gen = torch.Generator().manual_seed(5)
-    zoo_out = zoo._augment(x, gen)
+    zoo_out = zoo.trainers._augment(x, gen)
     gen = torch.Generator().manual_seed(5)
     dx, dy = torch.randint(0, 9, (8,), generator=gen), torch.randint(0, 9, (8,), generator=gen)
     flip = torch.rand(8, generator=gen) < 0.5

@@ -62,7 +62,7 @@ def test_paper_model_trains_a_step_and_matches(name, monkeypatch):
         return TensorData(torch.randn(4, *shape, generator=g), torch.randint(0, NUM_CLASSES[dataset], (4,), generator=g),
                           NUM_CLASSES[dataset], dataset, split).to(device)
 
-    monkeypatch.setattr(zoo.data_mod, "load", synthetic)
+    monkeypatch.setattr(zoo.trainers.data_mod, "load", synthetic)
     before = zoo.build_model(config).state_dict()
     trained = zoo.train(config, device="cpu", progress=False)  # one optimisation step (4 examples, batch 4)
     after = trained.model.state_dict()

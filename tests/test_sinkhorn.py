@@ -16,7 +16,7 @@ def _mlp(seed, width=16, depth=3):
 
 
 def test_sinkhorn_is_doubly_stochastic():
-    p = matching._sinkhorn(torch.randn(7, 7, generator=torch.Generator().manual_seed(0)), 100)
+    p = matching.sinkhorn._sinkhorn(torch.randn(7, 7, generator=torch.Generator().manual_seed(0)), 100)
     torch.testing.assert_close(p.sum(0), torch.ones(7), atol=1e-4, rtol=0)
     torch.testing.assert_close(p.sum(1), torch.ones(7), atol=1e-4, rtol=0)
 

@@ -73,19 +73,19 @@ def test_ste_moves_away_from_the_weight_matching_start():
     spec = P.spec_for(a)
     wm = matching.weight_matching(spec, a.state_dict(), b.state_dict()).perm
     seen = []
-    orig = matching._project
+    orig = matching.ste._project
 
     def spy(*args, **kwargs):
         out = orig(*args, **kwargs)
         seen.append(out)
         return out
 
-    matching._project = spy
+    matching.ste._project = spy
     try:
         matching.ste_matching(a, a.state_dict(), b.state_dict(), data, steps=10, lr=0.1, batch_size=100,
                               held_size=100, init_perm=wm, progress=False)
     finally:
-        matching._project = orig
+        matching.ste._project = orig
     assert len(seen) == 10
     assert any(min(matching.permutation_agreement(p, wm).values()) < 1 for p in seen)
 
@@ -97,18 +97,18 @@ def test_projection_recovers_a_permutation_and_is_a_fixed_point():
     sa = a.state_dict()
     pi = P.random_permutation(spec, seed=7)
     sb = P.apply_permutation(spec, pi, sa)
-    got = matching._project(spec, dict(sa), sb, P.identity(spec), max_sweeps=100, seed=0)
+    got = matching.ste._project(spec, dict(sa), sb, P.identity(spec), max_sweeps=100, seed=0)
     assert all(torch.equal(got[g], P.inverse(pi)[g]) for g in spec.sizes)
     # against a different model: a local optimum no single-group step improves, better than identity
     other = _mlp(9, width=20, depth=3).state_dict()
-    got = matching._project(spec, dict(sa), other, P.identity(spec), max_sweeps=100, seed=0)
+    got = matching.ste._project(spec, dict(sa), other, P.identity(spec), max_sweeps=100, seed=0)
 
     def obj(p):
         s = P.apply_permutation(spec, p, other)
         return sum(float((sa[k] * s[k]).sum()) for k in sa)
 
     assert obj(got) >= obj(P.identity(spec)) - 1e-6
-    again = matching._project(spec, dict(sa), other, got, max_sweeps=1, seed=1)
+    again = matching.ste._project(spec, dict(sa), other, got, max_sweeps=1, seed=1)
     assert all(torch.equal(again[g], got[g]) for g in spec.sizes)
 
 

@@ -133,8 +133,8 @@ def test_learning_rate_schedules(schedule):
 
 def test_augmentation_is_seeded_and_shape_preserving():
     x = torch.randn(6, 3, 32, 32)
-    a = zoo._augment(x, torch.Generator().manual_seed(0))
-    b = zoo._augment(x, torch.Generator().manual_seed(0))
+    a = zoo.trainers._augment(x, torch.Generator().manual_seed(0))
+    b = zoo.trainers._augment(x, torch.Generator().manual_seed(0))
     assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, x)
 
 

@@ -1,4 +1,4 @@
-"""The zoo plan (lmc_utils.zoo_plan): a plan run records exactly the cache entries a real run makes
+"""The zoo plan (lmc_utils.run.plan): a plan run records exactly the cache entries a real run makes
 (parents included, each config once), trains nothing, keeps the real parameters, and the compute
 estimate counts the multiply-adds of the architecture."""
 
@@ -22,13 +22,12 @@ def _cached_keys() -> set[str]:
 
 
 @pytest.fixture
-def recorder(tmp_path, monkeypatch):
-    """The recorder installed in this process for a notebook 'nb' (the zoo restored afterwards)."""
-    for name in ("get", "get_many", "train", "train_many", "_plan_recorder"):
-        monkeypatch.setattr(zoo, name, getattr(zoo, name, None), raising=False)
+def recorder(tmp_path):
+    """This process's store recording for a notebook 'nb' (loading and training again afterwards)."""
     requests = tmp_path / "requests.jsonl"
-    zoo_plan.install_recorder("nb", requests)
-    return requests
+    zoo.record_requests("nb", requests)
+    yield requests
+    zoo.stop_recording()
 
 
 def test_recorder_lists_what_the_real_zoo_caches(recorder, monkeypatch):
@@ -43,8 +42,8 @@ def test_recorder_lists_what_the_real_zoo_caches(recorder, monkeypatch):
     plan = zoo_plan.collect("smoke", ["nb"], zoo_plan.read_requests(recorder))
     assert [e.kind for e in plan.entries].count("uncached") == 1
     cache = str(cache_dir())
-    monkeypatch.undo()  # the real zoo (undo also reverts conftest's LMC_CACHE_DIR: set it again)
-    monkeypatch.setenv("LMC_CACHE_DIR", cache)
+    zoo.stop_recording()  # the real zoo
+    assert str(cache_dir()) == cache
     zoo.spawned_pairs(MOONS.replace(epochs=4), 2, parent_epochs=2, seed=0, device="cpu")
     zoo.independent_pairs(MOONS, 2, seed=0, device="cpu")
     assert plan.keys() == _cached_keys() and len(plan.keys()) == 2 + 4 + 4  # 2 parents, 4 children, 4 seeds
@@ -55,6 +54,26 @@ def test_recorder_lists_what_the_real_zoo_caches(recorder, monkeypatch):
 def test_swa_placeholders_have_the_samples_of_the_config(recorder):
     t = zoo.get(MOONS.replace(swa_epochs=3), device="cpu")
     assert len(t.samples) == 3 and t.swa_state is not None and len(t.history) == 6
+
+
+def test_stand_ins_have_every_history_field_training_writes(recorder):
+    """A notebook reads what training returns (07 reads ``l2_from_start``): a stand-in has each field."""
+    tiny = zoo.TrainConfig(dataset="moons", arch="mlp", model={"width": 4, "depth": 1}, epochs=1, seed=0)
+    zoo.stop_recording()
+    real = zoo.train(tiny, device="cpu", progress=False)
+    zoo.record_requests("nb", recorder)
+    stand_in = zoo.train(tiny, device="cpu")
+    assert stand_in.history[0].keys() == real.history[0].keys()
+    assert zoo_plan.read_requests(recorder)[-1]["kind"] == "uncached"
+
+
+@needs_mnist
+def test_the_smoke_plan_of_every_notebook_runs(tmp_path):
+    """Every notebook runs as a plan run at the smoke profile (no KeyError on a stand-in's history, no
+    STE held-out split larger than a plan run's data), and every model it asks for is listed."""
+    plan = zoo_plan.record("smoke", [], threads=1, device="cpu", root=tmp_path / "plan")
+    assert len(plan.notebooks) == 11 and plan.cached()
+    assert {n for e in plan.entries for n in e.notebooks} >= {"07_same_basin", "10_regime_ladder"}
 
 
 def test_plan_budget_keeps_every_config_of_the_paper_profile():
@@ -112,9 +131,8 @@ def test_cli_renders_a_plan_file(tmp_path, capsys):
     assert zoo_cli.main(["plan", "--profile", "nope"]) == 2
 
 
-def test_resolve_in_a_plan_run_keeps_the_configs_and_installs_the_recorder(monkeypatch, tmp_path, capsys):
-    for name in ("get", "get_many", "train", "train_many", "_plan_recorder"):
-        monkeypatch.setattr(zoo, name, getattr(zoo, name, None), raising=False)
+def test_resolve_in_a_plan_run_keeps_the_configs_and_records(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(zoo.store, "_recorder", None)  # resolve switches this process to recording; undone after
     monkeypatch.setenv(dry_run.PLAN_VARIABLE, str(tmp_path / "requests.jsonl"))
     real = profiles.notebook_sections("paper")["00_rebasin_basics"]
     p = profiles.resolve("00_rebasin_basics", "paper")

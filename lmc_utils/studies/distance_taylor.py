@@ -11,15 +11,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .. import data as data_mod
+from ..core import data as data_mod
 from .. import permutation as P
-from .. import tables as tables_mod
-from .. import verdicts as V
+from ..claims import tables as tables_mod
+from ..claims import verdicts as V
 from .. import zoo
-from ..distance import l2_distance, layer_distances
-from ..interpolation import interpolation_curve
-from ..rebasin import align, weight_orders
-from ..taylor import taylor_barrier, taylor_curve
+from ..measure.distance import l2_distance, layer_distances
+from ..measure.interpolation import interpolation_curve
+from ..matching.rebasin import align, weight_orders
+from ..measure.taylor import taylor_barrier, taylor_curve
 
 NOTEBOOK = "01_distance_taylor"
 

@@ -29,13 +29,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .. import imagenet
+from ..core import imagenet
 from .. import permutation as P
-from .. import pruning, renorm, spectral
-from .. import verdicts as V
-from ..device import get_device
-from ..evaluation import evaluate
-from ..interpolation import evaluate_state, interpolate
+from ..measure import pruning, renorm, spectral
+from ..claims import verdicts as V
+from ..core.device import get_device
+from ..measure.evaluation import evaluate
+from ..measure.interpolation import evaluate_state, interpolate
 from ..matching import weight_matching
 from .singular_vectors import permuted_spectra
 

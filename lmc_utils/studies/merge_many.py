@@ -30,14 +30,15 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .. import data as data_mod
+from ..core import data as data_mod
 from .. import permutation as P
-from .. import renorm, tables as tables_mod, verdicts as V, zoo
-from ..data import TensorData
-from ..evaluation import evaluate
-from ..interpolation import evaluate_state, has_batchnorm
-from ..matching import (REGIMES, activation_matcher, average_states, merge_many, ste_matcher,
-                        weight_matcher)
+from ..measure import renorm
+from ..claims import tables as tables_mod, verdicts as V
+from .. import zoo
+from ..core.data import TensorData
+from ..measure.evaluation import evaluate
+from ..measure.interpolation import evaluate_state, has_batchnorm
+from ..matching import REGIMES, activation_matcher, average_states, merge_many, ste_matcher, weight_matcher
 
 NOTEBOOK = "08_merge_many"
 MATCHERS = ("weight", "activation", "ste")

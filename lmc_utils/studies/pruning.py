@@ -29,15 +29,17 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import data as data_mod
+from ..core import data as data_mod
 from .. import permutation as P
-from .. import pruning, renorm, verdicts as verdicts_mod, zoo
-from ..activations import layer_statistics
-from ..data import TensorData
-from ..device import get_device
-from ..evaluation import evaluate
-from ..tables import mean_sd_text
-from ..interpolation import barrier, has_batchnorm, interpolation_curve
+from ..measure import pruning, renorm
+from ..claims import verdicts as verdicts_mod
+from .. import zoo
+from ..measure.activations import layer_statistics
+from ..core.data import TensorData
+from ..core.device import get_device
+from ..measure.evaluation import evaluate
+from ..claims.tables import mean_sd_text
+from ..measure.interpolation import barrier, has_batchnorm, interpolation_curve
 from ..matching import weight_matching
 
 NOTEBOOK = "05_pruning"

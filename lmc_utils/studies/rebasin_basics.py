@@ -14,12 +14,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import permutation as P
-from .. import tables as tables_mod
-from .. import verdicts as V
+from ..claims import tables as tables_mod
+from ..claims import verdicts as V
 from .. import zoo
-from ..data import TensorData
-from ..interpolation import barrier, has_batchnorm, interpolation_curve
-from ..rebasin import align
+from ..core.data import TensorData
+from ..measure.interpolation import barrier, has_batchnorm, interpolation_curve
+from ..matching.rebasin import align
 
 NOTEBOOK = "00_rebasin_basics"
 METHODS = ("naive", "weight", "activation")

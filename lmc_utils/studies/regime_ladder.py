@@ -18,11 +18,11 @@ from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
-from .. import data as data_mod
-from .. import verdicts as V
+from ..core import data as data_mod
+from ..claims import verdicts as V
 from .. import zoo
-from ..device import get_device
-from ..evaluation import evaluate
+from ..core.device import get_device
+from ..measure.evaluation import evaluate
 from . import distance_taylor, pruning, renormalisation, singular_vectors, three_models
 
 NOTEBOOK = "10_regime_ladder"

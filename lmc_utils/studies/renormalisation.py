@@ -23,15 +23,16 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .. import data as data_mod
-from .. import renorm, zoo
-from .. import verdicts as V
-from ..activations import pre_activation_table, statistics_table
-from ..data import TensorData
-from ..evaluation import evaluate
-from ..interpolation import barrier, has_batchnorm, interpolate
-from ..rebasin import aligned_states
-from ..tables import mean_std
+from ..core import data as data_mod
+from ..measure import renorm
+from .. import zoo
+from ..claims import verdicts as V
+from ..measure.activations import pre_activation_table, statistics_table
+from ..core.data import TensorData
+from ..measure.evaluation import evaluate
+from ..measure.interpolation import barrier, has_batchnorm, interpolate
+from ..matching.rebasin import aligned_states
+from ..claims.tables import mean_std
 
 NOTEBOOK = "04_renormalisation"
 

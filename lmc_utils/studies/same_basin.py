@@ -27,15 +27,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .. import permutation as P
-from .. import verdicts as V
+from ..claims import verdicts as V
 from .. import zoo
-from .. import pruning
-from ..data import TensorData
-from ..distance import l2_distance
-from ..evaluation import evaluate
-from ..interpolation import has_batchnorm
+from ..measure import pruning
+from ..core.data import TensorData
+from ..measure.distance import l2_distance
+from ..measure.evaluation import evaluate
+from ..measure.interpolation import has_batchnorm
 from ..matching import activation_correlations, unit_agreement
-from ..rebasin import align, barrier_table, compare_methods
+from ..matching.rebasin import align, barrier_table, compare_methods
 from .pruning import renormalize
 
 NOTEBOOK = "07_same_basin"
@@ -210,7 +210,7 @@ def bias_configs(base: zoo.TrainConfig, weight_decays: Sequence[float],
     decay, ``("init", name)`` is ``base`` (at its own weight decay) with that initialisation. An arm
     equal to ``base`` is ``base`` itself (same cache key): the weight decay of ``base`` and its
     initialisation (``model.init``, default ``kaiming_uniform``) are shared by both studies."""
-    from ..models import INITS as KNOWN
+    from ..core.models import INITS as KNOWN
 
     if not weight_decays and not inits:
         raise ValueError("bias_configs needs weight decays or initialisations")
@@ -285,7 +285,7 @@ def run_bias_experiments(wd_experiments: Mapping[str, Mapping] | None, init_expe
     ``wd_experiments`` (the weight-decay sweep) and ``init_experiments`` (Kaiming uniform vs normal);
     a name in both (with the same fields) runs both studies in one call, sharing the arm equal to its
     base config. Data as :func:`run_experiments` loads it; ``kwargs`` go to :func:`run_bias`."""
-    from ..data import load
+    from ..core.data import load
 
     wd_experiments, init_experiments = dict(wd_experiments or {}), dict(init_experiments or {})
     clash = [n for n in set(wd_experiments) & set(init_experiments) if wd_experiments[n] != init_experiments[n]]
@@ -340,7 +340,7 @@ def run_experiments(experiments: Mapping[str, Mapping], n_pairs: int | Mapping[s
     dataset (``n_pairs``: one count, or one per experiment): barriers on ``eval_subset`` test examples, RESET statistics and activation matching on
     ``match_samples`` training examples; ``retrain_phases`` and ``lrs`` per experiment (an
     experiment missing from ``lrs`` skips the learning-rate study). ``kwargs`` go to :func:`run`."""
-    from ..data import load
+    from ..core.data import load
 
     missing = sorted(set(experiments) - set(retrain_phases))
     if missing:
@@ -567,55 +567,4 @@ def bias_verdicts(result: BiasResult, criteria: Mapping[str, V.Criterion]) -> pd
     return V.table(rows)
 
 
-# What Qu & Horvath (2024) report for VGG16-BN on CIFAR-10 (Sec. 3.2, Fig. 2 C/D; App. E.2), as text
-# beside the measured values: (quantity, their value, (kind, method, reset) of 07_barriers or a
-# (kind, method) of 07_recovery).
-PAPER_REFERENCE = [
-    ("test accuracy barrier: spawned, naive, no RESET", "about 0.15", ("spawned", "naive", False)),
-    ("test accuracy barrier: spawned, naive, RESET", "below 0.01", ("spawned", "naive", True)),
-    ("test accuracy barrier: retrained copy, naive, no RESET", "about 0 (LMC)", ("retrained", "naive", False)),
-    ("test accuracy barrier: independent + WM, no RESET", "over 0.75", ("independent", "weight", False)),
-    ("exact recovery rate of a planted permutation: retrained copy, WM", "1 (\"almost surely\")", ("retrained", "weight")),
-    ("exact recovery rate of a planted permutation: retrained copy, AM", "1 (\"almost surely\")",
-     ("retrained", "activation")),
-]
-
-
-def paper_comparison(summary: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """The measured counterparts of :data:`PAPER_REFERENCE`, one column per experiment (``summary``
-    from :func:`tables`); a quantity an experiment did not measure (no RESET without BatchNorm) is
-    left empty."""
-    bar, rec = summary["07_barriers"], summary["07_recovery"]
-    rows = []
-    for quantity, theirs, key in PAPER_REFERENCE:
-        row = {"quantity": quantity, "paper (VGG16-BN, CIFAR-10)": theirs}
-        for name in dict.fromkeys(bar["experiment"]):
-            if len(key) == 3:
-                sub = bar[(bar["experiment"] == name) & (bar["kind"] == key[0]) & (bar["method"] == key[1])
-                          & (bar["reset"] == key[2])]
-                value = sub["accuracy_barrier"]
-            else:
-                sub = rec[(rec["experiment"] == name) & (rec["kind"] == key[0]) & (rec["method"] == key[1])]
-                value = sub["exact_rate"]
-            row[name] = float(value.iloc[0]) if len(value) else float("nan")
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-# Qu & Horvath (2024, Sec. 4.3): at lr 0.01 the barrier after weight matching between Kaiming-normal
-# VGG16-LN solutions on CIFAR-10 was "over 40% larger" than between Kaiming-uniform ones.
-PAPER_INIT_RATIO = ("over 1.4", "VGG16-LN, CIFAR-10, lr 0.01")
-
-
-def init_comparison(summary: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """Per initialisation experiment and matching method: the mean test accuracy barrier after
-    matching with Kaiming-uniform and Kaiming-normal initialisation (``summary["07_init"]`` of
-    :func:`bias_tables`), their ratio, and the paper's ratio (:data:`PAPER_INIT_RATIO`) beside."""
-    if "07_init" not in summary:
-        return pd.DataFrame(columns=["experiment", "method", "kaiming_uniform", "kaiming_normal", "ratio", "paper"])
-    wide = summary["07_init"].pivot_table(index=["experiment", "method"], columns="init", values="accuracy_barrier",
-                                          sort=False).reset_index()
-    wide["ratio"] = wide["kaiming_normal"] / wide["kaiming_uniform"]
-    wide["paper"] = f"{PAPER_INIT_RATIO[0]} ({PAPER_INIT_RATIO[1]}, weight matching)"
-    wide.columns.name = None
-    return wide[["experiment", "method", "kaiming_uniform", "kaiming_normal", "ratio", "paper"]]
+from .same_basin_paper import PAPER_INIT_RATIO, PAPER_REFERENCE, init_comparison, paper_comparison  # noqa: E402,F401

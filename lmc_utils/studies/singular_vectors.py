@@ -26,16 +26,18 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .. import data as data_mod
+from ..core import data as data_mod
 from .. import permutation as P
-from .. import spectral, verdicts as V, zoo
-from ..data import TensorData
-from ..device import get_device
-from ..distance import l2_distance
-from ..evaluation import evaluate
-from ..interpolation import evaluate_state, interpolate
+from ..measure import spectral
+from ..claims import verdicts as V
+from .. import zoo
+from ..core.data import TensorData
+from ..core.device import get_device
+from ..measure.distance import l2_distance
+from ..measure.evaluation import evaluate
+from ..measure.interpolation import evaluate_state, interpolate
 from ..matching import sinkhorn_weight_matching, unit_agreement, weight_matching
-from ..rebasin import align
+from ..matching.rebasin import align
 
 NOTEBOOK = "02_singular_vectors"
 METHODS = ("naive", "random", "weight", "activation")

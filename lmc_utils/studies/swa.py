@@ -13,10 +13,10 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import permutation as P
-from .. import verdicts as V
+from ..claims import verdicts as V
 from .. import zoo
-from ..data import TensorData
-from ..interpolation import barrier, evaluate_state, has_batchnorm, interpolation_curve
+from ..core.data import TensorData
+from ..measure.interpolation import barrier, evaluate_state, has_batchnorm, interpolation_curve
 from ..matching import unit_agreement, weight_matching
 
 NOTEBOOK = "06_swa_alignment"

@@ -24,14 +24,17 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .. import data as data_mod
+from ..core import data as data_mod
 from .. import permutation as P
-from .. import rebasin, spectral, tables as tables_mod, verdicts as V, zoo
-from ..data import TensorData
-from ..evaluation import evaluate
-from ..interpolation import barrier, evaluate_state, has_batchnorm, interpolation_curve, plane_grid
+from ..matching import rebasin
+from ..measure import spectral
+from ..claims import tables as tables_mod, verdicts as V
+from .. import zoo
+from ..core.data import TensorData
+from ..measure.evaluation import evaluate
+from ..measure.interpolation import barrier, evaluate_state, has_batchnorm, interpolation_curve, plane_grid
 from ..matching import activation_matching, permutation_agreement, ste_matching
-from ..rebasin import weight_orders
+from ..matching.rebasin import weight_orders
 
 NOTEBOOK = "03_ste_three_models"
 METHODS = ("naive", "weight", "activation", "ste")

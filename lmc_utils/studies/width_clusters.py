@@ -32,15 +32,15 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.spatial.distance import squareform
 from tqdm.auto import tqdm
 
-from .. import data as data_mod
+from ..core import data as data_mod
 from .. import permutation as P
-from .. import verdicts as V
+from ..claims import verdicts as V
 from .. import zoo
-from ..data import TensorData
-from ..evaluation import evaluate
-from ..interpolation import batched_curves, curve_barriers
+from ..core.data import TensorData
+from ..measure.evaluation import evaluate
+from ..measure.interpolation import batched_curves, curve_barriers
 from ..matching import activation_matching, weight_matching
-from ..tables import mean_sd_text
+from ..claims.tables import mean_sd_text
 
 NOTEBOOK = "09_width_clusters"
 METHODS = ("naive", "weight", "activation")  # no permutation, weight matching (WM), activation matching (AM)

@@ -1,0 +1,100 @@
+"""The writers of figures (PNG + PDF) and tables (CSV + Markdown, verdict tables too).
+
+Output goes to ``figures/<profile>/`` (see :func:`lmc_utils.core.paths.figures_dir`) for the profile
+:func:`lmc_utils.figures.style.setup` chose. Files are written atomically and without
+timestamps, so re-running a notebook with the same results rewrites identical files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+import pandas as pd
+
+from ..core.atomic import atomic_path, write_text
+from ..core.paths import figures_dir
+
+from .style import _state
+
+
+def output_dir(profile: str | None = None) -> Path:
+    profile = profile or _state["profile"]
+    if profile is None:
+        raise RuntimeError("call lmc_utils.figures.setup(profile) first (or pass profile=...)")
+    return figures_dir(profile)
+
+
+def save_figure(fig: "matplotlib.figure.Figure", name: str, profile: str | None = None) -> list[Path]:
+    """Write ``<name>.png`` and ``<name>.pdf``; returns the paths."""
+    out = output_dir(profile)
+    paths = []
+    for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None})):
+        path = out / f"{name}.{ext}"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, metadata=meta)
+        paths.append(path)
+    return paths
+
+
+def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency). Values that are zero up to
+    floating-point rounding (below ``1e-12`` times the column's largest magnitude, or 1) print as
+    ``0`` instead of e.g. ``5.551e-17``; the CSV beside it keeps full precision."""
+    frame = df.reset_index() if not isinstance(df.index, pd.RangeIndex) else df
+    scales = {}
+    for col in frame.columns:
+        numeric = pd.to_numeric(frame[col], errors="coerce") if frame[col].dtype == object else frame[col]
+        if pd.api.types.is_float_dtype(numeric):
+            finite = numeric[numeric.abs() < float("inf")].abs()
+            scales[col] = max(1.0, float(finite.max())) if len(finite.dropna()) else 1.0
+
+    def cell(col, v) -> str:
+        if isinstance(v, float):
+            if v == v and abs(v) < 1e-12 * scales.get(col, 1.0):
+                return "0"
+            return format(v, floatfmt)
+        return str(v).replace("|", "\\|")  # a literal | would end the cell
+
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    sep = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(cell(c, v) for c, v in zip(frame.columns, row)) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([header, sep, *rows]) + "\n"
+
+
+def save_table(df: pd.DataFrame, name: str, profile: str | None = None) -> list[Path]:
+    """Write ``<name>.csv`` and ``<name>.md``; returns the paths."""
+    out = output_dir(profile)
+    frame = df.reset_index() if not isinstance(df.index, pd.RangeIndex) else df
+    csv = out / f"{name}.csv"
+    with atomic_path(csv) as tmp:
+        frame.to_csv(tmp, index=False)
+    md = write_text(out / f"{name}.md", to_markdown(frame))
+    return [csv, md]
+
+
+def save_verdicts(frame: pd.DataFrame, notebook: str, profile: str | None = None) -> list[Path]:
+    """Write a notebook's verdict rows (:func:`lmc_utils.verdicts.table`) as
+    ``<NN>_verdicts.csv`` (every column, full precision) and ``<NN>_verdicts.md`` (the
+    :data:`lmc_utils.verdicts.COLUMNS`, 3 significant digits). ``notebook`` is the file stem or
+    its number ``NN``."""
+    from ..claims.verdicts import COLUMNS
+
+    number = notebook.split("_", 1)[0]
+    out = output_dir(profile)
+    csv = out / f"{number}_verdicts.csv"
+    with atomic_path(csv) as tmp:
+        frame.to_csv(tmp, index=False)
+    md = write_text(out / f"{number}_verdicts.md", to_markdown(frame[COLUMNS], floatfmt=".3g"))
+    return [csv, md]
+
+
+def publish_verdicts(frame: pd.DataFrame, criteria, notebook: str, profile: str | None = None) -> str:
+    """The verdict cell of every notebook: check that ``frame`` judges exactly the declared
+    ``criteria``, save it (:func:`save_verdicts`) and return its prose (:func:`lmc_utils.verdicts.render`)."""
+    from ..claims.verdicts import check_declared, render
+
+    check_declared(frame, criteria)
+    save_verdicts(frame, notebook, profile)
+    return render(frame, criteria)

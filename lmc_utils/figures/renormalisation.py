@@ -1,0 +1,95 @@
+"""The figures of notebook 04 (renormalisation)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from .style import method_label, method_style, variant_style, variant_label, BIAS_CURVE_STYLES, RETRAIN_STYLES
+
+
+def plot_variant_curves(curves: pd.DataFrame, title: str = ""):
+    """Test accuracy and loss along lambda per re-normalisation variant (colour, line style and
+    marker from :func:`variant_style`), one row per alignment method."""
+    methods = list(dict.fromkeys(curves["method"]))
+    fig, axes = plt.subplots(len(methods), 2, figsize=(8.4, 2.8 * len(methods)), squeeze=False)
+    for row, method in enumerate(methods):
+        sub = curves[curves["method"] == method]
+        for col, metric in enumerate(("accuracy", "loss")):
+            ax = axes[row, col]
+            for variant, c in sub.groupby("variant", sort=False):
+                ax.plot(c["lam"], c[metric], label=variant_label(variant), **variant_style(variant))
+            ax.set_xlabel(r"$\lambda$")
+            ax.set_ylabel(f"test {metric}")
+            ax.set_title(f"{title}: {method_label(method)}")
+            if metric == "loss":
+                ax.set_yscale("log")
+    axes[0, 0].legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def plot_activation_profiles(profiles: pd.DataFrame, title: str = ""):
+    """Per hidden layer: mean pre-activation std, post-activation std and share of zero
+    post-activations, one line per model (endpoints, midpoints, corrected midpoints, random init).
+    Colour and marker: the correction (house style); line style: dashed for the naive midpoint."""
+    fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.2))
+    for name, p in profiles.groupby("model", sort=False):
+        base, _, fix = name.partition(" + ")
+        if base.startswith("endpoint"):
+            style = {"color": "#000000", "linestyle": "-", "marker": "o", "alpha": 0.5}
+        elif base.startswith("random"):
+            style = {"color": "#8c564b", "linestyle": ":", "marker": "x"}
+        else:
+            style = variant_style(fix or "none")
+            style.update(linestyle="--" if base.startswith("naive") else "-", linewidth=1.6, alpha=1.0)
+            if base.startswith("naive"):
+                style["markerfacecolor"] = "white"
+        for ax, col in zip(axes, ("pre_std", "post_std", "zero_share")):
+            ax.plot(p["layer"], p[col], label=name, **style)
+    for ax, label in zip(axes, ("pre-activation std (mean over channels)", "post-activation std",
+                                "share of zero post-activations")):
+        ax.set_xlabel("hidden layer")
+        ax.set_ylabel(label)
+    axes[0].set_yscale("log")
+    axes[1].set_yscale("log")
+    fig.suptitle(title)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, -0.12))
+    fig.tight_layout()
+    return fig
+
+
+def plot_bias_curves(curves: pd.DataFrame, title: str = ""):
+    """Test accuracy and loss along lambda (mean over pairs and group orders) for each bias-study curve."""
+    m = curves.groupby(["curve", "lam"], sort=False)[["accuracy", "loss"]].mean().reset_index()
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.0))
+    for ax, metric in zip(axes, ("accuracy", "loss")):
+        for name, c in m.groupby("curve", sort=False):
+            ax.plot(c["lam"], c[metric], label=name, **method_style(BIAS_CURVE_STYLES.get(name, name)))
+        ax.set_xlabel(r"$\lambda$")
+        ax.set_ylabel(f"test {metric}")
+    axes[0].legend(loc="best")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_retraining(history: pd.DataFrame, target: float):
+    """Running train accuracy per epoch against optimisation steps, per starting point: the mean
+    over pairs (and group orders) as a line, each pair's run as a faint line."""
+    fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    keys = [c for c in ("pair", "order") if c in history]
+    for start, h in history.groupby("start", sort=False):
+        style = method_style(RETRAIN_STYLES.get(start, start))
+        if keys:
+            for _, run in h.groupby(keys):
+                ax.plot(run["steps"], run["train_accuracy"], color=style["color"], lw=0.6, alpha=0.3)
+        mean = h.groupby("steps", sort=True)["train_accuracy"].mean()
+        ax.plot(mean.index, mean.to_numpy(), label=start, **style)
+    ax.axhline(target, color="k", lw=0.8, ls=":")
+    ax.set_xlabel("optimisation steps")
+    ax.set_ylabel("train accuracy (running, per epoch)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
