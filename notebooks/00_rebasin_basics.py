@@ -49,8 +49,7 @@ eval_subset: Optional[int] = None  # examples per split evaluated along the curv
 match_samples: Optional[int] = None  # training examples for activation matching and RESET
 
 # %%
-P = profiles.resolve("00_rebasin_basics", profile, experiments=experiments, n_pairs=n_pairs, n_orders=n_orders,
-                     n_points=n_points, eval_subset=eval_subset, match_samples=match_samples)
+P = profiles.resolve("00_rebasin_basics", profile, globals())  # the parameters cell's values
 figures.setup(P.profile)
 dev = get_device(device)
 criteria = verdicts.load_criteria("00_rebasin_basics")

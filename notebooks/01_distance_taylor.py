@@ -65,9 +65,7 @@ matcher: Optional[str] = None  # weight matching's solver: iterative (Ainsworth 
 sinkhorn: Optional[dict] = None  # keyword arguments of matching.sinkhorn_weight_matching (matcher: sinkhorn)
 
 # %%
-P = profiles.resolve("01_distance_taylor", profile, experiments=experiments, n_pairs=n_pairs, n_orders=n_orders,
-                     parent_epochs=parent_epochs, loss_subset=loss_subset, match_samples=match_samples,
-                     n_points=n_points, matcher=matcher, sinkhorn=sinkhorn)
+P = profiles.resolve("01_distance_taylor", profile, globals())  # the parameters cell's values
 figures.setup(P.profile)
 dev = get_device(device)
 criteria = verdicts.load_criteria("01_distance_taylor")

@@ -61,10 +61,7 @@ sinkhorn_pairs: Optional[int] = None  # pairs per width compared (the first ones
 imagenet: Optional[dict] = None  # App. H.8 on ImageNet: weight files and budgets (paper profile; null/{}: skipped)
 
 # %%
-P = profiles.resolve("02_singular_vectors", profile, experiments=experiments, widths=widths, n_pairs=n_pairs,
-                     n_orders=n_orders, match_samples=match_samples, eval_subset=eval_subset, top=top,
-                     large_ratio=large_ratio, sinkhorn=sinkhorn, sinkhorn_widths=sinkhorn_widths,
-                     sinkhorn_pairs=sinkhorn_pairs, imagenet=imagenet)
+P = profiles.resolve("02_singular_vectors", profile, globals())  # the parameters cell's values
 figures.setup(P.profile)
 dev = get_device(device)
 criteria = verdicts.load_criteria("02_singular_vectors")

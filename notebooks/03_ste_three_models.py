@@ -93,15 +93,7 @@ matcher: Optional[str] = None  # weight matching's solver: iterative (Ainsworth 
 sinkhorn: Optional[dict] = None  # keyword arguments of matching.sinkhorn_weight_matching (matcher: sinkhorn)
 
 # %%
-P = profiles.resolve("03_ste_three_models", profile, experiments=experiments, n_triples=n_triples,
-                     n_orders=n_orders, ste_steps=ste_steps, ste_lr=ste_lr, ste_batch_size=ste_batch_size,
-                     ste_held_size=ste_held_size, ste_eval_every=ste_eval_every,
-                     ste_projection_sweeps=ste_projection_sweeps, ste_init=ste_init, ste_patience=ste_patience,
-                     ste_min_delta=ste_min_delta, ste_optimizer=ste_optimizer, ste_momentum=ste_momentum,
-                     ste_weight_decay=ste_weight_decay, ste_samples=ste_samples,
-                     match_samples=match_samples, eval_subset=eval_subset, n_points=n_points,
-                     plane_resolution=plane_resolution, plane_margin=plane_margin, top_k=top_k,
-                     matcher=matcher, sinkhorn=sinkhorn)
+P = profiles.resolve("03_ste_three_models", profile, globals())  # the parameters cell's values
 figures.setup(P.profile)
 dev = get_device(device)
 criteria = verdicts.load_criteria("03_ste_three_models")

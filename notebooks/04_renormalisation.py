@@ -89,12 +89,7 @@ retrain: Optional[dict] = None  # zoo.TrainConfig changes for re-training
 target_accuracy: Optional[float] = None  # train accuracy to reach when re-training
 
 # %%
-P = profiles.resolve("04_renormalisation", profile, experiments=experiments, n_pairs=n_pairs,
-                     pairs_by_experiment=pairs_by_experiment, n_orders=n_orders, n_points=n_points,
-                     eval_subset=eval_subset, stats_samples=stats_samples, methods=methods,
-                     curve_methods=curve_methods, bias_experiment=bias_experiment, bias_pairs=bias_pairs,
-                     retrain_experiment=retrain_experiment, retrain_pairs=retrain_pairs, retrain=retrain,
-                     target_accuracy=target_accuracy)
+P = profiles.resolve("04_renormalisation", profile, globals())  # the parameters cell's values
 figures.setup(P.profile)
 dev = get_device(device)
 bases = {name: zoo.TrainConfig(**cfg) for name, cfg in P.experiments.items()}

@@ -75,14 +75,7 @@ n_points: Optional[int] = None  # lambdas on [0, 1]
 imagenet: Optional[dict] = None  # Fig. 6D on ImageNet: weight files and budgets (paper profile; null/{}: skipped)
 
 # %%
-P = profiles.resolve("05_pruning", profile, experiments=experiments, n_models=n_models, curve_models=curve_models,
-                     sparsities=sparsities, judge_sparsity=judge_sparsity, methods=methods, eval_subset=eval_subset,
-                     renorm_samples=renorm_samples, sample_sizes=sample_sizes, sample_sparsities=sample_sparsities,
-                     fisher_batches=fisher_batches, fisher_batch_size=fisher_batch_size,
-                     redundancy_moons=redundancy_moons, redundancy_mnist=redundancy_mnist,
-                     redundancy_widths=redundancy_widths, redundancy_models=redundancy_models,
-                     judge_width=judge_width, merge_tols=merge_tols, merge_tol=merge_tol, n_points=n_points,
-                     imagenet=imagenet)
+P = profiles.resolve("05_pruning", profile, globals())  # the parameters cell's values
 figures.setup(P.profile)
 dev = get_device(device)
 criteria = verdicts.load_criteria("05_pruning")

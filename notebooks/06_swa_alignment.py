@@ -56,8 +56,7 @@ eval_subset: Optional[int] = None  # test examples for barriers and the SWA comp
 n_points: Optional[int] = None  # lambdas on [0, 1]
 
 # %%
-P = profiles.resolve("06_swa_alignment", profile, model=model, widths=widths, n_runs=n_runs, n_orders=n_orders,
-                     sample_stride=sample_stride, eval_subset=eval_subset, n_points=n_points)
+P = profiles.resolve("06_swa_alignment", profile, globals())  # the parameters cell's values
 figures.setup(P.profile)
 dev = get_device(device)
 base = zoo.TrainConfig(**P.model)

@@ -77,11 +77,7 @@ match_samples: Optional[int] = None  # training examples for activation matching
 n_points: Optional[int] = None  # lambdas on [0, 1]
 
 # %%
-P = profiles.resolve("07_same_basin", profile, experiments=experiments, n_pairs=n_pairs, parent_epochs=parent_epochs,
-                     retrain_phases=retrain_phases, n_planted=n_planted, lrs=lrs, degrade_epochs=degrade_epochs,
-                     prune_sparsities=prune_sparsities, wd_experiments=wd_experiments,
-                     init_experiments=init_experiments, weight_decays=weight_decays,
-                     judge_weight_decay=judge_weight_decay, bias_pairs=bias_pairs, methods=methods, eval_subset=eval_subset, match_samples=match_samples, n_points=n_points)
+P = profiles.resolve("07_same_basin", profile, globals())  # the parameters cell's values
 figures.setup(P.profile)
 dev = get_device(device)
 criteria = verdicts.load_criteria("07_same_basin")

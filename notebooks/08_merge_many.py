@@ -74,13 +74,7 @@ stats_samples: Optional[int] = None  # training examples for RESET, REPAIR and a
 eval_subset: Optional[int] = None  # test examples for every accuracy
 
 # %%
-P = profiles.resolve("08_merge_many", profile, experiments=experiments, n_groups=n_groups, group_size=group_size,
-                     spawned_groups=spawned_groups, parent_epochs=parent_epochs, ns=ns, jobs=jobs,
-                     jobs_by_experiment=jobs_by_experiment, max_iterations=max_iterations,
-                     max_n_by_matcher=max_n_by_matcher, ste_steps=ste_steps,
-                     ste_lr=ste_lr, ste_batch_size=ste_batch_size, ste_held_size=ste_held_size,
-                     ste_eval_every=ste_eval_every, ste_projection_sweeps=ste_projection_sweeps,
-                     ste_samples=ste_samples, stats_samples=stats_samples, eval_subset=eval_subset)
+P = profiles.resolve("08_merge_many", profile, globals())  # the parameters cell's values
 figures.setup(P.profile)
 dev = get_device(device)
 criteria = verdicts.load_criteria("08_merge_many")

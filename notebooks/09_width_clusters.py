@@ -70,11 +70,7 @@ n_points: Optional[int] = None  # lambdas on [0, 1] for the pair barriers
 cluster_points: Optional[int] = None  # lambdas on [0, 1] for the all-pairs epsilon-losses
 
 # %%
-P = profiles.resolve("09_width_clusters", profile, experiments=experiments, widths=widths, n_models=n_models,
-                     compare_widths=compare_widths, methods=methods, cluster_widths=cluster_widths,
-                     cluster_models=cluster_models, boundary_widths=boundary_widths, duplicate_tol=duplicate_tol,
-                     robustness=robustness, deep=deep, eval_subset=eval_subset, match_samples=match_samples,
-                     n_points=n_points, cluster_points=cluster_points)
+P = profiles.resolve("09_width_clusters", profile, globals())  # the parameters cell's values
 figures.setup(P.profile)
 dev = get_device(device)
 bases = {name: zoo.TrainConfig(**fields) for name, fields in P.experiments.items()}

@@ -84,12 +84,7 @@ pairs_by_study: Optional[dict] = None  # rung -> {study: at most this many of it
 verdict_unit: Optional[str] = None  # rung: one verdict per claim on the mean over a rung's widths | width
 
 # %%
-P = profiles.resolve("10_regime_ladder", profile, rungs=rungs, n_pairs=n_pairs, n_triples=n_triples,
-                     spawned_pairs=spawned_pairs, parent_epochs=parent_epochs, n_orders=n_orders,
-                     loss_subset=loss_subset, match_samples=match_samples, eval_subset=eval_subset,
-                     judge_sparsity=judge_sparsity, ste=ste, scale_claims=scale_claims, matcher=matcher,
-                     sinkhorn=sinkhorn, studies=studies, pairs_by_study=pairs_by_study,
-                     verdict_unit=verdict_unit)
+P = profiles.resolve("10_regime_ladder", profile, globals())  # the parameters cell's values
 figures.setup(P.profile)
 dev = get_device(device)
 ladder = regime_ladder.select(regime_ladder.rungs(P.rungs), P.n_triples, P.studies)

@@ -5,7 +5,8 @@ import shutil
 import pandas as pd
 import pytest
 
-from lmc_utils import check, run
+from lmc_utils import check
+from lmc_utils.run import runner as run
 from lmc_utils.paths import figures_dir
 
 ROWS = [

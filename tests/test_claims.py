@@ -6,7 +6,7 @@ import pandas as pd
 import yaml
 import pytest
 
-from lmc_utils import claims
+from lmc_utils.claims import report as claims
 from lmc_utils.paths import figures_dir, notebooks_dir
 
 COLUMNS = ["notebook", "claim", "subject", "statistic", "estimate", "ci_low", "ci_high", "n", "threshold", "verdict"]

@@ -9,7 +9,8 @@ import pytest
 import torch
 import yaml
 
-from lmc_utils import data, dry_run, matching, profiles, run, zoo
+from lmc_utils import data, dry_run, matching, profiles, zoo
+from lmc_utils.run import runner as run
 from lmc_utils import permutation as P
 from lmc_utils.paths import params_dir
 

@@ -6,7 +6,8 @@ from pathlib import Path
 import nbformat
 import papermill
 
-from lmc_utils import executed, run
+from lmc_utils import executed
+from lmc_utils.run import runner as run
 from lmc_utils.paths import figures_dir
 
 

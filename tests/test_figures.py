@@ -28,7 +28,7 @@ def test_save_figure_and_table(tmp_path):
 
 
 def test_writer_needs_a_profile(monkeypatch):
-    monkeypatch.setitem(figures._state, "profile", None)
+    monkeypatch.setitem(figures.style._state, "profile", None)
     with pytest.raises(RuntimeError, match="setup"):
         figures.save_table(pd.DataFrame({"a": [1]}), "t")
 
@@ -172,7 +172,7 @@ def test_label_check_fails_for_a_new_or_wrong_label():
 
 
 def test_experiment_label_is_the_profiles_label_or_the_name(monkeypatch):
-    monkeypatch.setitem(figures._state, "profile", None)
+    monkeypatch.setitem(figures.style._state, "profile", None)
     assert figures.experiment_label("mlp_plain") == "mlp_plain"  # setup not called
     figures.setup("cpu")
     assert figures.experiment_label("mlp_plain") == "plain MLP 6×128, FashionMNIST"
@@ -186,7 +186,7 @@ def test_experiment_label_is_the_profiles_label_or_the_name(monkeypatch):
 
 
 def test_plots_title_experiments_by_their_label(monkeypatch):
-    monkeypatch.setitem(figures._state, "profile", None)
+    monkeypatch.setitem(figures.style._state, "profile", None)
     figures.setup("cpu")
     table = pd.DataFrame({"experiment": ["mlp_plain"] * 2, "method": ["global_magnitude"] * 2, "sparsity": [0.5, 0.8],
                           "pruned": [0.8, 0.3], "renormalized": [0.85, 0.7], "renorm": ["REPAIR"] * 2, "dense": [0.88] * 2})

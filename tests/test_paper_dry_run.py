@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lmc_utils import run
+from lmc_utils.run import runner as run
 from lmc_utils.paths import cache_dir, figures_dir
 
 from conftest import needs_mnist

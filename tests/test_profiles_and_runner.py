@@ -10,7 +10,8 @@ import jupytext
 import pytest
 import yaml
 
-from lmc_utils import profiles, run
+from lmc_utils import profiles
+from lmc_utils.run import runner as run
 from lmc_utils.paths import figures_dir, notebooks_dir, params_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,7 +59,7 @@ def test_profile_sections_are_notebooks_and_labels(profile):
 
 def test_malformed_labels_are_an_error(monkeypatch, tmp_path):
     (tmp_path / "smoke.yaml").write_text("00_rebasin_basics: {}\nlabels: [mlp_mnist]\n")
-    monkeypatch.setattr("lmc_utils.profiles.params_dir", lambda: tmp_path)
+    monkeypatch.setattr("lmc_utils.core.params.params_dir", lambda: tmp_path)
     with pytest.raises(profiles.ProfileError, match="'labels' must map"):
         profiles.labels("smoke")
 
@@ -353,7 +354,7 @@ def test_profile_file_values_of_the_wrong_type_are_named(monkeypatch, tmp_path, 
     params = tmp_path / "params"
     params.mkdir()
     (params / "smoke.yaml").write_text(yaml.safe_dump(profile))
-    monkeypatch.setattr("lmc_utils.profiles.params_dir", lambda: params)
+    monkeypatch.setattr("lmc_utils.core.params.params_dir", lambda: params)
     assert run.main(["--profile", "smoke", "00"]) == 2
     assert "00_rebasin_basics (params file): parameter 'n_points' must be Optional[int], got 'ten'" in capsys.readouterr().err
 

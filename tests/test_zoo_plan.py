@@ -7,7 +7,8 @@ import json
 import pytest
 import torch
 
-from lmc_utils import dry_run, profiles, run, zoo, zoo_cli, zoo_plan
+from lmc_utils import dry_run, profiles, zoo, zoo_cli, zoo_plan
+from lmc_utils.run import runner as run
 from lmc_utils.paths import cache_dir
 
 from conftest import needs_mnist

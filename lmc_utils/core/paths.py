@@ -32,7 +32,7 @@ def project_root() -> Path:
     env = settings.path(settings.ROOT)
     if env is not None:
         return env
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parents[2]  # lmc_utils/core/paths.py -> the checkout
     if (here / "pyproject.toml").exists():
         return here
     return Path.cwd().resolve()

@@ -66,7 +66,7 @@ from .profiles import PROFILES, ProfileError, check_profile
 from .profiles import load as load_profile
 from ..core.settings import DEFAULT_THREADS  # on a busy machine --threads 1 is faster
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # lmc_utils/
 
 
 class RunError(ValueError):

@@ -4,6 +4,7 @@
     python -m lmc_utils.zoo plan --profile paper 00 06 --json plan.json
     python -m lmc_utils.zoo train --profile paper --executor slurm --slurm-partition gpu
     python -m lmc_utils.zoo train --profile smoke --executor local --parallel 4
+    python -m lmc_utils.zoo rekey                                # entries of equivalent earlier code: renamed
 
 (``python -m lmc_utils.zoo_cli`` is the same command; ``lmc_utils/zoo.py`` hands ``-m`` over to it.)
 ``plan`` is :mod:`lmc_utils.zoo_plan`; ``train`` is :mod:`lmc_utils.cluster`.
@@ -64,7 +65,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                          help="submit and exit (SLURM); run train again later to see what is still missing")
     train_p.add_argument("--slurm-arg", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                          help="any other submitit parameter, e.g. --slurm-arg slurm_account myacct")
+    rekey_p = sub.add_parser("rekey", help="rename the cache entries that earlier, equivalent training code made "
+                                           "(lmc_utils.zoo.store.EQUIVALENT_CODE) instead of retraining them")
+    rekey_p.add_argument("--list", action="store_true", help="only list what would be renamed")
     args = parser.parse_args(argv)
+    if args.command == "rekey":
+        from .. import zoo
+
+        renamed = zoo.rekey(apply=not args.list)
+        for old, new in renamed:
+            print(f"{old.name} -> {new.name}")
+        print(f"{len(renamed)} cache entr{'y' if len(renamed) == 1 else 'ies'} "
+              f"{'would be ' if args.list else ''}renamed to training code {zoo.code_digest()}")
+        return 0
     try:
         params = {name: yaml.safe_load(value) for name, value in args.parameter}
         if args.command == "train" and args.device is None:

@@ -50,7 +50,7 @@ TRAINING_CODE = (train_mod, models, data_mod)
 # Digests of earlier training code that trains bit-identical weights (checked before it was listed):
 # `python -m lmc_utils.zoo rekey` renames such entries to this code's digest instead of retraining them.
 # The one listed is release 0.1.0 before the tiers (byte digest of models.py, zoo.py and data.py).
-EQUIVALENT_CODE = {"__PREVIOUS__": "models.py, zoo.py and data.py of release 0.1.0 before the tiers"}
+EQUIVALENT_CODE = {"43f555186f74f261": "models.py, zoo.py and data.py of release 0.1.0 before the tiers"}
 
 
 def _normalised_source(path: Path) -> str:
@@ -243,6 +243,32 @@ def get_many(configs: list[TrainConfig], device: str | torch.device = "auto", pr
         # a config listed twice gets its own copy, as from two get() calls
         out.append(done.pop(c.key) if c.key in done else get(c, device=dev, progress=progress))
     return out
+
+
+def rekey(apply: bool = True) -> list[tuple[Path, Path]]:
+    """Rename the cache entries made by training code listed in :data:`EQUIVALENT_CODE` to this code's
+    digest (their weights are those this code trains, so retraining them would only cost time); every
+    other part of an entry's environment stays. Each entry is verified before it is rewritten (a corrupt
+    one is left for :func:`get` to report and retrain) and the old file is removed after the new one is
+    written (atomically). With ``apply=False`` only lists what would be renamed. Returns ``(old, new)``."""
+    renamed = []
+    for path in sorted((cache_dir() / "models").glob("*.pt")):
+        try:
+            state, meta, extras = load_checkpoint(path)
+        except (CorruptCheckpoint, OSError):
+            continue
+        env = meta.get("env") or {}
+        if env.get("code") not in EQUIVALENT_CODE:
+            continue
+        new_env = {**env, "code": code_digest()}
+        target = path.with_name(f"{meta['key']}-{config_hash(new_env)[:12]}.pt")
+        renamed.append((path, target))
+        if apply:
+            with entry_lock([path, target]):
+                save_checkpoint(target, state, {**meta, "env": new_env}, extras)
+                path.unlink()
+                path.with_name(path.name + ".lock").unlink(missing_ok=True)
+    return renamed
 
 
 # --------------------------------------------------------------------------- uncached training and plan runs
