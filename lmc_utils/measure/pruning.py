@@ -217,14 +217,6 @@ class Reduction:
     merged: list[int]
 
 
-def _incoming(linear: nn.Linear) -> torch.Tensor:
-    """``[out, in (+1)]``: each unit's incoming weights, with its bias as the last column."""
-    w = linear.weight.detach().double()
-    if linear.bias is not None:
-        w = torch.cat([w, linear.bias.detach().double()[:, None]], dim=1)
-    return w
-
-
 @torch.no_grad()
 def _active(model: models.MLP, inputs: torch.Tensor) -> list[torch.Tensor]:
     """Per hidden layer: a bool ``[width]`` saying whether the unit is > 0 on any input."""

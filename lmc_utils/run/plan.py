@@ -242,11 +242,6 @@ def training_flops(config) -> float:
     return float(config.epochs + config.swa_epochs) * examples * 6.0 * forward_macs(config)
 
 
-def epoch_seconds(config, throughput: float) -> float:
-    """Estimated seconds of one training epoch of ``config`` at ``throughput`` FLOP/s."""
-    return training_flops(config) / max(1, config.epochs + config.swa_epochs) / throughput
-
-
 # --------------------------------------------------------------------------- report
 
 def describe_model(config: dict[str, Any]) -> str:
