@@ -234,15 +234,20 @@ def test_homogeneous_interpolation_endpoints_and_bias_weights():
     torch.testing.assert_close(out["out.bias"], 0.0625 * (sa["out.bias"] + sb["out.bias"]))
 
 
-def test_curve_barriers_and_steps_to_accuracy():
+def test_barrier_rows_and_steps_to_accuracy():
     import pandas as pd
 
-    from lmc_utils.studies.renormalisation import curve_barriers, steps_to_accuracy
+    from lmc_utils.measure.barrier import barrier_rows
+    from lmc_utils.studies.renormalisation import steps_to_accuracy
 
     c = pd.DataFrame({"k": "x", "lam": [0, 0.5, 1], "loss": [1.0, 3.0, 2.0], "accuracy": [0.9, 0.5, 0.8]})
-    r = curve_barriers(c, ["k"]).iloc[0]
+    r = barrier_rows(c, ["k"], midpoint=True).iloc[0]
     assert r["loss_barrier"] == pytest.approx(1.5) and r["accuracy_barrier"] == pytest.approx(0.35)
-    assert r["midpoint_accuracy"] == 0.5
+    assert r["midpoint_accuracy"] == 0.5 and "split" not in r
+    with_ends = barrier_rows(c.assign(split="test"), ["k"], endpoints=("loss", "accuracy"))
+    assert list(with_ends.columns) == ["k", "split", "loss_barrier", "accuracy_barrier", "loss_a", "loss_b",
+                                       "accuracy_a", "accuracy_b"]
+    assert with_ends.iloc[0][["loss_a", "loss_b", "accuracy_a", "accuracy_b"]].tolist() == [1.0, 2.0, 0.9, 0.8]
     h = pd.DataFrame({"start": ["a"] * 3 + ["b"] * 3, "steps": [10, 20, 30] * 2,
                       "train_accuracy": [0.5, 0.91, 0.95, 0.1, 0.2, 0.3]})
     s = steps_to_accuracy(h, 0.9).set_index("start")

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from .. import permutation as P
 from ..core.data import TensorData
-from ..measure.interpolation import barrier, has_batchnorm, interpolation_curve
+from ..measure.interpolation import has_batchnorm, interpolation_curve
 from .activation import activation_matching
 from .sinkhorn import sinkhorn_weight_matching
 from .weight import weight_matching
@@ -103,20 +103,4 @@ def compare_methods(model_a: nn.Module, model_b: nn.Module, data: Mapping[str, T
     cols = ["method", "reset", "lam", "split", "loss", "accuracy"]
     return pd.concat(frames, ignore_index=True)[cols]
 
-
-def barrier_table(curves: pd.DataFrame, by: Iterable[str] = ("method", "reset")) -> pd.DataFrame:
-    """Loss and accuracy barriers for each group of curves (columns ``by`` + ``split``), with the
-    endpoint accuracies (``accuracy_a`` at lambda = 0, ``accuracy_b`` at lambda = 1) for scale."""
-    by = list(by)
-    rows = []
-    for key, group in curves.groupby(by, sort=False):
-        key = key if isinstance(key, tuple) else (key,)
-        b = barrier(group[["lam", "split", "loss", "accuracy"]])
-        for split, r in b.iterrows():
-            g = group[group["split"] == split]
-            rows.append({**dict(zip(by, key)), "split": split, "loss_barrier": r["loss"],
-                         "accuracy_barrier": r["accuracy"],
-                         "accuracy_a": float(g.loc[g["lam"].idxmin(), "accuracy"]),
-                         "accuracy_b": float(g.loc[g["lam"].idxmax(), "accuracy"])})
-    return pd.DataFrame(rows)
 

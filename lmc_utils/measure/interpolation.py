@@ -22,6 +22,7 @@ from torch import nn
 
 from ..core.data import TensorData
 from .evaluation import evaluate
+from .barrier import barrier, curve_barriers  # noqa: F401  (the public face: lmc_utils.interpolation.barrier)
 
 StateDict = Mapping[str, torch.Tensor]
 
@@ -129,33 +130,6 @@ def interpolation_curve(model: nn.Module, state_a: StateDict, state_b: StateDict
     return pd.DataFrame(rows)
 
 
-def _barrier_1d(lam: np.ndarray, values: np.ndarray) -> float:
-    order = np.argsort(lam)
-    lam, values = lam[order], values[order]
-    if lam[0] != 0.0 or lam[-1] != 1.0:
-        raise ValueError("a barrier needs the endpoints lam=0 and lam=1 on the curve")
-    line = (1 - lam) * values[0] + lam * values[-1]
-    return float(np.max(values - line))
-
-
-def barrier(curve: pd.DataFrame) -> pd.DataFrame:
-    """Loss and accuracy barriers of an :func:`interpolation_curve`, one row per split.
-
-    Returns a DataFrame indexed by ``split`` with columns ``loss`` (nats) and ``accuracy``
-    (drop in accuracy, a fraction in ``[0, 1]``).
-    """
-    if "split" not in curve:
-        curve = curve.assign(split="data")
-    rows = {}
-    for split, c in curve.groupby("split", sort=False):
-        lam = c["lam"].to_numpy(float)
-        rows[split] = {"loss": _barrier_1d(lam, c["loss"].to_numpy(float)),
-                       "accuracy": _barrier_1d(lam, -c["accuracy"].to_numpy(float))}
-    out = pd.DataFrame.from_dict(rows, orient="index")
-    out.index.name = "split"
-    return out
-
-
 def plane_basis(state_a: StateDict, state_b: StateDict, state_c: StateDict,
                 ) -> tuple[list[str], torch.Tensor, torch.Tensor, torch.Tensor, dict[str, tuple[float, float]]]:
     """An orthonormal basis of the plane through three states (Gram–Schmidt, float64).
@@ -238,21 +212,6 @@ def plane_grid(model: nn.Module, state_a: StateDict, state_b: StateDict, state_c
                 loss, acc = evaluate(model, ds, batch_size)
                 rows.append({"point": name, "x": x, "y": y, "split": split, "loss": loss, "accuracy": acc})
     return pd.DataFrame(rows)
-
-
-def curve_barriers(values: np.ndarray, lams: np.ndarray) -> dict[str, np.ndarray]:
-    """Barriers of many loss curves at once: ``values`` is ``[curves, lambdas]`` on the grid ``lams``
-    (ascending, from 0 to 1). Returns ``{"barrier": max(L - chord), "epsilon": max(L) - max(L(0), L(1))}``
-    per curve (``[curves]``). The first is :func:`barrier`'s loss barrier; the second is the
-    epsilon-loss, the smallest epsilon for which the pair is epsilon-mode connected (the loss along the
-    line never exceeds the worse endpoint by more than epsilon). Both are 0 for a constant curve; the
-    epsilon-loss is not a metric between models (no triangle inequality)."""
-    values, lams = np.asarray(values, dtype=float), np.asarray(lams, dtype=float)
-    if values.ndim != 2 or values.shape[1] != lams.shape[0] or lams[0] != 0.0 or lams[-1] != 1.0:
-        raise ValueError("curve_barriers needs values [curves, lambdas] on a grid from lam=0 to lam=1")
-    chord = (1 - lams)[None] * values[:, :1] + lams[None] * values[:, -1:]
-    return {"barrier": (values - chord).max(1),
-            "epsilon": values.max(1) - np.maximum(values[:, 0], values[:, -1])}
 
 
 @torch.no_grad()

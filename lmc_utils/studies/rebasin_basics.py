@@ -18,7 +18,8 @@ from ..claims import tables as tables_mod
 from ..claims import verdicts as V
 from .. import zoo
 from ..core.data import TensorData
-from ..measure.interpolation import barrier, has_batchnorm, interpolation_curve
+from ..measure.barrier import barrier_rows
+from ..measure.interpolation import has_batchnorm, interpolation_curve
 from ..matching.rebasin import align
 
 NOTEBOOK = "00_rebasin_basics"
@@ -33,17 +34,6 @@ class Result:
     #                         loss_a, loss_b, accuracy_a, accuracy_b
     curves: pd.DataFrame  # experiment, method, reset, lam, split, loss, accuracy (pair 0, group order 0)
     batchnorm: dict[str, bool] = field(default_factory=dict)  # experiment -> has BatchNorm (RESET applies)
-
-
-def _barrier_rows(curve: pd.DataFrame) -> list[dict]:
-    """Barriers and endpoint losses/accuracies of one curve, one row per split."""
-    rows = []
-    for split, b in barrier(curve).iterrows():
-        g = curve[curve["split"] == split].sort_values("lam")
-        rows.append({"split": split, "loss_barrier": float(b["loss"]), "accuracy_barrier": float(b["accuracy"]),
-                     "loss_a": float(g["loss"].iloc[0]), "loss_b": float(g["loss"].iloc[-1]),
-                     "accuracy_a": float(g["accuracy"].iloc[0]), "accuracy_b": float(g["accuracy"].iloc[-1])})
-    return rows
 
 
 def run(configs: Mapping[str, zoo.TrainConfig], n_pairs: Mapping[str, int] | int,
@@ -79,7 +69,8 @@ def run(configs: Mapping[str, zoo.TrainConfig], n_pairs: Mapping[str, int] | int
                     curve = interpolation_curve(a.model, state_a, aligned, evaluate_on, n_points=n_points,
                                                 reset_bn=reset, reset_data=reset_on)
                     key = {"experiment": name, "pair": i, "method": method, "order": order, "reset": reset}
-                    rows += [{**key, **r} for r in _barrier_rows(curve)]
+                    ends = barrier_rows(curve, endpoints=("loss", "accuracy"))
+                    rows += [{**key, **r} for r in ends.to_dict("records")]
                     if i == 0 and order == 0:
                         curve_frames.append(curve.assign(experiment=name, method=method, reset=reset))
     curves = pd.concat(curve_frames, ignore_index=True)[["experiment", "method", "reset", "lam", "split", "loss",

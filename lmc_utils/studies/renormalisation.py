@@ -24,13 +24,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..core import data as data_mod
+from ..measure.barrier import barrier_rows
 from ..measure import renorm
 from .. import zoo
 from ..claims import verdicts as V
 from ..measure.activations import pre_activation_table, statistics_table
 from ..core.data import TensorData
 from ..measure.evaluation import evaluate
-from ..measure.interpolation import barrier, has_batchnorm, interpolate
+from ..measure.interpolation import has_batchnorm, interpolate
 from ..matching.rebasin import aligned_states
 from ..claims.tables import mean_std
 
@@ -276,21 +277,6 @@ def bias_study(biased: Sequence[tuple[zoo.Trained, zoo.Trained]], unbiased: Sequ
     return pd.DataFrame(rows)
 
 
-def curve_barriers(curves: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-    """Loss and accuracy barriers (:func:`lmc_utils.interpolation.barrier`: the largest gap to the
-    line between the endpoints) and the midpoint accuracy and loss, per group of ``by`` (curves
-    with columns ``lam, loss, accuracy``)."""
-    rows = []
-    for key, g in curves.groupby(list(by), sort=False):
-        key = key if isinstance(key, tuple) else (key,)
-        b = barrier(g[["lam", "loss", "accuracy"]]).iloc[0]
-        lam = g["lam"].to_numpy()
-        mid = g.iloc[int(np.argmin(np.abs(lam - 0.5)))]
-        rows.append({**dict(zip(by, key)), "loss_barrier": float(b["loss"]), "accuracy_barrier": float(b["accuracy"]),
-                     "midpoint_accuracy": float(mid["accuracy"]), "midpoint_loss": float(mid["loss"])})
-    return pd.DataFrame(rows)
-
-
 def retraining(pairs: Sequence[tuple[zoo.Trained, zoo.Trained]], config: zoo.TrainConfig, stats_x: torch.Tensor,
                n_orders: int = 1, device="auto", progress: bool = True) -> pd.DataFrame:
     """Re-train from the naive, weight-matched (each of ``n_orders`` group orders) and
@@ -437,9 +423,9 @@ def tables(result: Result) -> dict[str, pd.DataFrame]:
         "04_ablation_pairs": result.ablation,
         "04_ablation": ablation_summary(result.ablation),
         "04_variance_collapse": collapse_summary(result.collapse),
-        "04_curve_barriers": curve_barriers(result.curves, ["experiment", "method", "variant"]),
+        "04_curve_barriers": barrier_rows(result.curves, ["experiment", "method", "variant"], midpoint=True),
         "04_activation_stats": result.activations,
-        "04_bias_barriers": curve_barriers(result.bias_curves, ["curve", "pair", "order"]),
+        "04_bias_barriers": barrier_rows(result.bias_curves, ["curve", "pair", "order"], midpoint=True),
         "04_retraining": steps,
     }
 
@@ -494,7 +480,7 @@ def verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFram
         if "weight" in methods and "naive" in set(abl["method"]):
             fix = "RESET" if kind == "batchnorm" else "REPAIR"
             add("matching_needed", f"{exp} / {fix}", _diff(acc(exp, "weight", fix), acc(exp, "naive", fix)))
-    bars = (curve_barriers(result.bias_curves, ["curve", "pair", "order"]) if len(result.bias_curves)
+    bars = (barrier_rows(result.bias_curves, ["curve", "pair", "order"], midpoint=True) if len(result.bias_curves)
             else pd.DataFrame(columns=["curve"]))  # empty: a run without the bias study (notebook 10)
     exp = result.bias_experiment
     for curve, label in (("with biases: WM, homogeneous", "homogeneous interpolation"),

@@ -29,13 +29,14 @@ from tqdm.auto import tqdm
 from .. import permutation as P
 from ..claims import verdicts as V
 from .. import zoo
+from ..measure.barrier import barrier_rows
 from ..measure import pruning
 from ..core.data import TensorData
 from ..measure.distance import l2_distance
 from ..measure.evaluation import evaluate
 from ..measure.interpolation import has_batchnorm
 from ..matching import activation_correlations, unit_agreement
-from ..matching.rebasin import align, barrier_table, compare_methods
+from ..matching.rebasin import align, compare_methods
 from .pruning import renormalize
 
 NOTEBOOK = "07_same_basin"
@@ -75,6 +76,11 @@ def _copy_with(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module
     other = copy.deepcopy(model)
     other.load_state_dict(state)
     return other.eval()
+
+
+def _pair_barriers(curves: pd.DataFrame) -> list[dict]:
+    """Barriers of a pair's curves per method, RESET and split, with the endpoints' accuracies."""
+    return barrier_rows(curves, ("method", "reset"), endpoints=("accuracy",)).to_dict("records")
 
 
 def planted_recovery(model_a: nn.Module, model_b: nn.Module, methods: Sequence[str], inputs: torch.Tensor,
@@ -159,7 +165,7 @@ def run(base: zoo.TrainConfig, n_pairs: int, parent_epochs: int, retrain_phases:
                             n_points=n_points, progress=False)
         if i == 0:
             curves.append(c.assign(kind=kind))
-        for r in barrier_table(c).to_dict("records"):
+        for r in _pair_barriers(c):
             b_rows.append({"kind": kind, "pair": i, **r})
         planted = planted_recovery(a, b, [m for m in methods if m != "naive"], match_inputs,
                                    [seed + 100 * i + k for k in range(n_planted)])
@@ -258,7 +264,7 @@ def run_bias(base: zoo.TrainConfig, weight_decays: Sequence[float], n_pairs: int
         for i, (a, b) in enumerate(by_key[c.key]):
             cm = compare_methods(a.model, b.model, {"test": eval_data}, matchers, match_inputs=match_inputs,
                                  reset_bn=[has_bn], reset_data=reset_data, n_points=n_points, progress=False)
-            b_rows += [{"pair": i, **r} for r in barrier_table(cm).to_dict("records")]
+            b_rows += [{"pair": i, **r} for r in _pair_barriers(cm)]
             starts = (zoo.build_model(a.config).eval(), zoo.build_model(b.config).eval())
             for stage, (ma, mb) in (("init", starts), ("trained", (a.model, b.model))):
                 d_rows += [{"pair": i, "stage": stage, "alignment": r["alignment"], "l2": r["l2"]}
@@ -328,7 +334,7 @@ def lr_study(base: zoo.TrainConfig, lrs: Sequence[float], n_pairs: int, eval_dat
             for i, (a, b) in enumerate(ps):
                 c = compare_methods(a.model, b.model, {"test": eval_data}, matchers, match_inputs=match_inputs,
                                     reset_bn=judged, reset_data=reset_data, n_points=n_points, progress=False)
-                rows += [{"lr": float(lr), "variant": variant, "pair": i, **r} for r in barrier_table(c).to_dict("records")]
+                rows += [{"lr": float(lr), "variant": variant, "pair": i, **r} for r in _pair_barriers(c)]
     return pd.DataFrame(rows)
 
 

@@ -16,7 +16,8 @@ from .. import permutation as P
 from ..claims import verdicts as V
 from .. import zoo
 from ..core.data import TensorData
-from ..measure.interpolation import barrier, evaluate_state, has_batchnorm, interpolation_curve
+from ..measure.barrier import barrier_rows
+from ..measure.interpolation import evaluate_state, has_batchnorm, interpolation_curve
 from ..matching import unit_agreement, weight_matching
 
 NOTEBOOK = "06_swa_alignment"
@@ -34,8 +35,8 @@ def _barrier(model, state_a, state_b, eval_data, reset_data, n_points) -> dict[s
     """Naive (no permutation) test barrier between two states, with RESET for BatchNorm models."""
     curve = interpolation_curve(model, state_a, state_b, eval_data, n_points=n_points, reset_bn=has_batchnorm(model),
                                 reset_data=reset_data)
-    b = barrier(curve).iloc[0]
-    return {"loss_barrier": float(b["loss"]), "accuracy_barrier": float(b["accuracy"])}
+    row = barrier_rows(curve).iloc[0]
+    return {"loss_barrier": row["loss_barrier"], "accuracy_barrier": row["accuracy_barrier"]}
 
 
 def _identity_shares(model, state_a, state_b, n_orders: int) -> list[float]:
