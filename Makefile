@@ -12,6 +12,8 @@
 #   make smoke     every notebook at the smoke profile (seconds each)
 #   make lab       JupyterLab (the .py notebooks open as notebooks through jupytext)
 #   make site      static HTML site of a profile's results in build/site/ (PROFILE=smoke|cpu; offline)
+#   make profile   seconds per phase (training, matching, curves, ...) of each notebook, run warm from the
+#                  model cache, into bench/phases_<profile>.md (NOTEBOOKS=... for some)
 # A virtual environment .venv is created unless one is already active.
 
 PROFILE ?= cpu
@@ -36,7 +38,7 @@ PYTHON := .venv/bin/python
 OWN_ENV := yes
 endif
 
-.PHONY: setup figures check claims smoke dry-run test unit nbval lab bench site clean
+.PHONY: setup figures check claims smoke dry-run test unit nbval lab bench profile site clean
 
 # .venv is the Makefile's own: created, pip upgraded and the package installed whenever
 # pyproject.toml is newer than the stamp. An environment you activated is yours: the package is
@@ -103,6 +105,9 @@ bench: setup
 	$(PYTHON) bench/bench_weight_matching.py
 	$(PYTHON) bench/bench_training.py
 	$(PYTHON) bench/bench_activation_matching.py
+
+profile: setup
+	$(PYTHON) bench/profile_notebooks.py --profile $(PROFILE) --threads $(THREADS) --out bench/phases_$(PROFILE).md $(NOTEBOOKS)
 
 clean:
 	rm -rf build .pytest_cache
