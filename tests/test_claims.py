@@ -101,7 +101,7 @@ def test_readme_links_the_executed_notebook_where_there_is_one(folder, tmp_path)
 
 def test_claim_texts_include_a_notebooks_optional_sections(tmp_path, monkeypatch):
     """02_imagenet's claims are 02_singular_vectors' too (the paper-only ImageNet section)."""
-    from lmc_utils.claims import _claim_texts
+    from lmc_utils.claims.report import _claim_texts
 
     crit = {"statistic": "s", "threshold": 0.0, "direction": "greater", "test": "t"}
     (tmp_path / "criteria.yaml").write_text(yaml.safe_dump({

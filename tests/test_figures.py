@@ -8,6 +8,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from lmc_utils import figures  # noqa: E402
+from lmc_utils.figures import layout  # noqa: E402
 
 
 def test_save_figure_and_table(tmp_path):
@@ -193,8 +194,8 @@ def test_plots_title_experiments_by_their_label(monkeypatch):
     fig = plots.plot_pruning(table, 0.8)
     assert fig.axes[0].get_title().splitlines()[0] == "plain MLP 6×128, FashionMNIST"
     plt.close(fig)
-    assert plots._experiment_prefix(table) == "plain MLP 6×128, FashionMNIST, "
-    assert plots._experiment_prefix(table.drop(columns="experiment")) == ""
+    assert layout._experiment_prefix(table) == "plain MLP 6×128, FashionMNIST, "
+    assert layout._experiment_prefix(table.drop(columns="experiment")) == ""
 
 
 def test_every_plot_function_returns_its_figure():

@@ -86,7 +86,7 @@ def test_bad_criteria_are_refused():
 
 
 def test_every_notebook_has_a_criteria_section():
-    from lmc_utils.run import discover
+    from lmc_utils.run.runner import discover
 
     for source in discover():
         V.load_criteria(source.stem)  # raises if absent or malformed

@@ -85,7 +85,7 @@ def test_an_odd_width_model_does_not_depend_on_its_batch_in_passes_of_any_size(p
     configs = [BATCHED.replace(seed=s, model={"width": 13, "depth": 2}) for s in range(5)]
     template = zoo.build_model(configs[0])
     per_model = 4 * max(sum(w.numel() for w in template.parameters()), BATCHED.batch_size * 13)
-    monkeypatch.setattr(zoo, "PASS_BYTES", per_pass * per_model)
+    monkeypatch.setattr(zoo.trainers, "PASS_BYTES", per_pass * per_model)
     assert zoo.models_per_pass(template, batch_size=BATCHED.batch_size) == per_pass
     together = zoo.train_many(configs, device="cpu", progress=False)
     for j in (1, 4):
@@ -113,9 +113,9 @@ def test_mnist_mlp_equals_one_by_one_training():
 def test_get_many_caches_each_batched_entry_and_reloads_it(monkeypatch):
     configs = [BATCHED.replace(seed=s) for s in range(4)]
     calls = []
-    real = zoo.train_many
-    monkeypatch.setattr(zoo, "train_many", lambda cs, **k: calls.append([c.seed for c in cs]) or real(cs, **k))
-    monkeypatch.setattr(zoo, "train", lambda *a, **k: pytest.fail("batched configs never go through train()"))
+    real = zoo.trainers.train_many  # what the store trains with
+    monkeypatch.setattr(zoo.trainers, "train_many", lambda cs, **k: calls.append([c.seed for c in cs]) or real(cs, **k))
+    monkeypatch.setattr(zoo.trainers, "train", lambda *a, **k: pytest.fail("batched configs never go through train()"))
     first = zoo.get_many(configs[:1] + configs[2:3], device="cpu", progress=False)
     full = zoo.get_many(configs, device="cpu", progress=False)
     assert calls == [[0, 2], [1, 3]]  # only the missing ones, in one batch
@@ -124,7 +124,7 @@ def test_get_many_caches_each_batched_entry_and_reloads_it(monkeypatch):
     # weights are a function of the config: the same as training all four at once
     together = real(configs, device="cpu", progress=False)
     assert all(_equal(a.model.state_dict(), b.model.state_dict()) for a, b in zip(full, together))
-    monkeypatch.setattr(zoo, "train_many", lambda *a, **k: pytest.fail("should load from the cache"))
+    monkeypatch.setattr(zoo.trainers, "train_many", lambda *a, **k: pytest.fail("should load from the cache"))
     again = zoo.get_many(configs, device="cpu", progress=False)
     one = zoo.get(configs[3], device="cpu", progress=False)
     assert all(_equal(a.model.state_dict(), b.model.state_dict()) for a, b in zip(full, again))
@@ -133,8 +133,8 @@ def test_get_many_caches_each_batched_entry_and_reloads_it(monkeypatch):
 
 def test_get_of_one_batched_config_trains_it_through_train_many(monkeypatch):
     calls = []
-    real = zoo.train_many
-    monkeypatch.setattr(zoo, "train_many", lambda cs, **k: calls.append(len(cs)) or real(cs, **k))
+    real = zoo.trainers.train_many  # what the store trains with
+    monkeypatch.setattr(zoo.trainers, "train_many", lambda cs, **k: calls.append(len(cs)) or real(cs, **k))
     trained = zoo.get(BATCHED.replace(seed=9), device="cpu", progress=False)
     assert calls == [1]
     assert _equal(trained.model.state_dict(), real([BATCHED.replace(seed=9)], device="cpu",
@@ -170,10 +170,10 @@ def test_a_changed_environment_is_a_cache_miss_not_a_reuse(change, monkeypatch, 
     if change == "threads":
         monkeypatch.setattr(torch, "get_num_threads", lambda: 17)
     else:
-        monkeypatch.setattr(zoo, "code_digest", lambda: "0" * 16)
+        monkeypatch.setattr(zoo.store, "code_digest", lambda: "0" * 16)
     trained = []
-    real = zoo.train
-    monkeypatch.setattr(zoo, "train", lambda *a, **k: trained.append(1) or real(*a, **k))
+    real = zoo.trainers.train
+    monkeypatch.setattr(zoo.trainers, "train", lambda *a, **k: trained.append(1) or real(*a, **k))
     with caplog.at_level(logging.INFO, logger="lmc_utils.zoo"):
         zoo.get(cfg, device="cpu", progress=False)
     assert trained == [1]
@@ -188,7 +188,7 @@ def test_an_entry_from_another_environment_copied_into_place_is_not_used(monkeyp
     cfg = zoo.TrainConfig(dataset="moons", arch="mlp", model={"width": 8, "depth": 1}, epochs=1)
     here = zoo.checkpoint_path(cfg, "cpu")
     with monkeypatch.context() as patched:
-        patched.setattr(zoo, "code_digest", lambda: "0" * 16)
+        patched.setattr(zoo.store, "code_digest", lambda: "0" * 16)
         zoo.get(cfg, device="cpu", progress=False)
         elsewhere = zoo.checkpoint_path(cfg, "cpu")
     here.write_bytes(elsewhere.read_bytes())  # its metadata records the other code digest
@@ -224,7 +224,7 @@ def test_trainer_field_keeps_existing_keys():
 
 def test_spawned_pairs_train_their_parents_together_then_their_children(monkeypatch):
     calls = []
-    real = zoo.train_many
-    monkeypatch.setattr(zoo, "train_many", lambda cs, **k: calls.append(len(cs)) or real(cs, **k))
+    real = zoo.trainers.train_many  # what the store trains with
+    monkeypatch.setattr(zoo.trainers, "train_many", lambda cs, **k: calls.append(len(cs)) or real(cs, **k))
     zoo.spawned_pairs(BATCHED.replace(epochs=2, seed=40), n_pairs=3, parent_epochs=1, seed=40, device="cpu")
     assert calls == [3, 6]  # 3 parents in one batch, then their 6 children in one batch
