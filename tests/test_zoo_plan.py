@@ -68,13 +68,7 @@ def test_stand_ins_have_every_history_field_training_writes(recorder):
     assert zoo_plan.read_requests(recorder)[-1]["kind"] == "uncached"
 
 
-@needs_mnist
-def test_the_smoke_plan_of_every_notebook_runs(tmp_path):
-    """Every notebook runs as a plan run at the smoke profile (no KeyError on a stand-in's history, no
-    STE held-out split larger than a plan run's data), and every model it asks for is listed."""
-    plan = zoo_plan.record("smoke", [], threads=1, device="cpu", root=tmp_path / "plan")
-    assert len(plan.notebooks) == 11 and plan.cached()
-    assert {n for e in plan.entries for n in e.notebooks} >= {"07_same_basin", "10_regime_ladder"}
+
 
 
 def test_plan_budget_keeps_every_config_of_the_paper_profile():
@@ -105,21 +99,6 @@ def test_forward_macs_count_the_architecture():
     assert zoo_plan.training_flops(r20.replace(epochs=2)) == 2 * 50_000 * 6 * macs
 
 
-@needs_mnist
-def test_plan_lists_exactly_the_entries_a_smoke_run_makes(tmp_path):
-    """Notebooks 01 (spawned parents) and 06 (SWA) at the smoke profile: the plan's cache keys are
-    the cache entries a real run then creates, and after it the plan has nothing missing."""
-    notebooks = ["01", "06"]
-    plan = zoo_plan.record("smoke", notebooks, threads=1, device="cpu", root=tmp_path / "plan")
-    assert plan.missing() == plan.cached() and not (cache_dir() / "models").exists()
-    rows = run.run("smoke", notebooks, threads=1, figures_base=tmp_path / "figures")
-    assert all(r["status"] == "ok" for r in rows), rows
-    assert plan.keys() == _cached_keys()
-    again = zoo_plan.from_json(zoo_plan.to_json(plan), device="cpu", threads=1)
-    assert again.keys() == plan.keys() and again.missing() == []
-    assert {n for e in plan.entries for n in e.notebooks} == {"01_distance_taylor", "06_swa_alignment"}
-
-
 def test_cli_renders_a_plan_file(tmp_path, capsys):
     requests = [{"notebook": "00_x", "kind": "cached", "key": MOONS.key, "config": MOONS.to_dict()},
                 {"notebook": "01_y", "kind": "cached", "key": MOONS.key, "config": MOONS.to_dict()}]
@@ -143,3 +122,51 @@ def test_resolve_in_a_plan_run_keeps_the_configs_and_records(monkeypatch, tmp_pa
     zoo.get(MOONS, device="cpu")
     assert [r["key"] for r in zoo_plan.read_requests(tmp_path / "requests.jsonl")] == [MOONS.key]
     assert not (cache_dir() / "models").exists()
+
+
+@pytest.fixture(scope="module")
+def smoke_plan(tmp_path_factory):
+    """The plan of every notebook at the smoke profile (one plan run, shared by the tests below)."""
+    return zoo_plan.record("smoke", [], threads=1, device="cpu", root=tmp_path_factory.mktemp("plan"))
+
+
+@needs_mnist
+def test_the_smoke_plan_of_every_notebook_runs(smoke_plan):
+    """Every notebook runs as a plan run at the smoke profile (no KeyError on a stand-in's history, no
+    STE held-out split larger than a plan run's data), and every model it asks for is listed."""
+    assert len(smoke_plan.notebooks) == 11 and smoke_plan.cached()
+    assert {n for e in smoke_plan.entries for n in e.notebooks} >= {"07_same_basin", "10_regime_ladder"}
+
+
+@needs_mnist
+def test_plan_lists_exactly_the_entries_a_smoke_run_makes(smoke_plan, tmp_path):
+    """Notebooks 01 (spawned parents) and 06 (SWA) at the smoke profile: the plan's cache keys are
+    the cache entries a real run then creates, and after it the plan has nothing missing."""
+    notebooks = {"01_distance_taylor", "06_swa_alignment"}
+    requests = [{"notebook": n, "kind": e.kind, "key": e.key, "config": e.config}
+                for e in smoke_plan.entries for n in e.notebooks if n in notebooks]
+    plan = zoo_plan.collect("smoke", sorted(notebooks), requests, device="cpu", threads=1)  # this test's cache
+    assert plan.missing() == plan.cached() and not (cache_dir() / "models").exists()
+    rows = run.run("smoke", ["01", "06"], threads=1, figures_base=tmp_path / "figures")
+    assert all(r["status"] == "ok" for r in rows), rows
+    assert plan.keys() == _cached_keys()
+    again = zoo_plan.from_json(zoo_plan.to_json(plan), device="cpu", threads=1)
+    assert again.keys() == plan.keys() and again.missing() == []
+    assert {n for e in plan.entries for n in e.notebooks} == notebooks
+
+
+def test_a_plan_run_renders_no_figure_files(monkeypatch, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lmc_utils import figures
+
+    monkeypatch.setenv("LMC_FIGURES_DIR", str(tmp_path))
+    fig = plt.figure()
+    monkeypatch.setenv(dry_run.PLAN_VARIABLE, str(tmp_path / "requests.jsonl"))
+    assert figures.save_figure(fig, "00_x", "smoke") == [] and not list(tmp_path.rglob("*.png"))
+    monkeypatch.delenv(dry_run.PLAN_VARIABLE)
+    assert len(figures.save_figure(fig, "00_x", "smoke")) == 2
+    plt.close(fig)

@@ -12,6 +12,7 @@ from pathlib import Path
 import matplotlib
 import pandas as pd
 
+from ..core import settings
 from ..core.atomic import atomic_path, write_text
 from ..core.paths import figures_dir
 
@@ -26,7 +27,10 @@ def output_dir(profile: str | None = None) -> Path:
 
 
 def save_figure(fig: "matplotlib.figure.Figure", name: str, profile: str | None = None) -> list[Path]:
-    """Write ``<name>.png`` and ``<name>.pdf``; returns the paths."""
+    """Write ``<name>.png`` and ``<name>.pdf``; returns the paths. A plan run (:mod:`lmc_utils.run.plan`),
+    whose numbers mean nothing, renders no files (none: it only records the models asked for)."""
+    if settings.planning() is not None:
+        return []
     out = output_dir(profile)
     paths = []
     for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None})):
