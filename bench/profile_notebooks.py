@@ -12,23 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from bench_batched_training import _cpu  # the CPU's model name, as the other benchmarks record it
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def one(notebook: str, profile: str, threads: int, phases: bool) -> dict[str, float]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
 import runpy
 import sys
 import time
@@ -25,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
+
+from .runner import kernel_environment
 
 # phase -> entry points: "module" (every function and method defined in it) or "module:function"
 PHASES: dict[str, tuple[str, ...]] = {
@@ -120,29 +121,23 @@ def profile_notebook(source: Path, profile: str, figures: Path, threads: int, ph
 
     matplotlib.use("Agg")
     code = Path(source).read_text(encoding="utf-8").replace('profile: str = "cpu"', f'profile: str = "{profile}"', 1)
-    saved = {k: os.environ.get(k) for k in ("LMC_FIGURES_DIR", "LMC_THREADS")}
-    os.environ.update({"LMC_FIGURES_DIR": str(figures), "LMC_THREADS": str(threads)})
     torch.set_num_threads(threads)
     clock = PhaseClock(entry_codes() if phases else {})
     script = Path(figures) / f"{Path(source).stem}.py"
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(code, encoding="utf-8")
     start = time.perf_counter()
-    try:
-        if phases:
-            with clock.running():
-                runpy.run_path(str(script), run_name="__main__")
-        else:
-            runpy.run_path(str(script), run_name="__main__")
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
+    with kernel_environment(threads, figures_base=Path(figures)):  # what the runner gives its kernels
+        try:
+            if phases:
+                with clock.running():
+                    runpy.run_path(str(script), run_name="__main__")
             else:
-                os.environ[k] = v
-        import matplotlib.pyplot as plt
+                runpy.run_path(str(script), run_name="__main__")
+        finally:
+            import matplotlib.pyplot as plt
 
-        plt.close("all")
+            plt.close("all")
     out = dict(clock.seconds)
     out["total"] = time.perf_counter() - start
     return out
