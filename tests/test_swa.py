@@ -89,3 +89,29 @@ def test_with_width_sets_the_right_key():
     res_cfg = zoo.TrainConfig(dataset="cifar10", arch="resnet20", model={"norm": "batchnorm"})
     assert zoo.with_width(mlp_cfg, 32).model == {"depth": 1, "width": 32}
     assert zoo.with_width(res_cfg, 4).model == {"norm": "batchnorm", "width_multiplier": 4}
+
+
+def test_batched_barriers_equal_one_curve_at_a_time():
+    """The study's barriers of many pairs at once (all pairs and lambdas through batched_curves) equal
+    interpolation_curve's, pair by pair, up to float rounding (BatchNorm models, at the paper profile,
+    take one curve at a time with RESET: the paper dry run of notebook 06 runs that path)."""
+    import torch
+
+    from lmc_utils import data as data_mod, models
+    from lmc_utils.measure.barrier import barrier_rows
+    from lmc_utils.measure.interpolation import interpolation_curve
+    from lmc_utils.studies.swa import _barriers
+
+    g = torch.Generator().manual_seed(0)
+    test = data_mod.TensorData(x=torch.randn(300, 6, generator=g), y=torch.randint(0, 3, (300,), generator=g),
+                               num_classes=3, name="synthetic", split="test")
+    states = []
+    for seed in range(4):
+        torch.manual_seed(seed)
+        states.append(models.build("mlp", in_features=6, num_classes=3, width=16, depth=2).state_dict())
+    net = models.build("mlp", in_features=6, num_classes=3, width=16, depth=2)
+    got = _barriers(net, states[:3], states[1:], test, None, n_points=7)
+    for (sa, sb), b in zip(zip(states[:3], states[1:]), got):
+        one = barrier_rows(interpolation_curve(net, sa, sb, test, n_points=7)).iloc[0]
+        assert abs(b["loss_barrier"] - one["loss_barrier"]) < 1e-5
+        assert abs(b["accuracy_barrier"] - one["accuracy_barrier"]) < 1e-9

@@ -16,8 +16,8 @@ from .. import permutation as P
 from ..claims import verdicts as V
 from .. import zoo
 from ..core.data import TensorData
-from ..measure.barrier import barrier_rows
-from ..measure.interpolation import evaluate_state, has_batchnorm, interpolation_curve
+from ..measure.barrier import barrier_rows, curve_barriers
+from ..measure.interpolation import batched_curves, evaluate_state, has_batchnorm, interpolation_curve
 from ..matching import unit_agreement, weight_matching
 
 NOTEBOOK = "06_swa_alignment"
@@ -31,12 +31,22 @@ class Result:
     averages: pd.DataFrame  # width, run, model (sample k | SWA average), loss, accuracy
 
 
-def _barrier(model, state_a, state_b, eval_data, reset_data, n_points) -> dict[str, float]:
-    """Naive (no permutation) test barrier between two states, with RESET for BatchNorm models."""
-    curve = interpolation_curve(model, state_a, state_b, eval_data, n_points=n_points, reset_bn=has_batchnorm(model),
-                                reset_data=reset_data)
-    row = barrier_rows(curve).iloc[0]
-    return {"loss_barrier": row["loss_barrier"], "accuracy_barrier": row["accuracy_barrier"]}
+def _barriers(model, states_a, states_b, eval_data, reset_data, n_points) -> list[dict[str, float]]:
+    """Naive (no permutation) test loss and accuracy barriers between ``states_a[p]`` and ``states_b[p]``
+    for every pair ``p``: all pairs and lambdas evaluated together (:func:`batched_curves`) for models
+    without BatchNorm, one curve at a time with RESET at every lambda for BatchNorm models."""
+    if has_batchnorm(model):
+        out = []
+        for sa, sb in zip(states_a, states_b):
+            curve = interpolation_curve(model, sa, sb, eval_data, n_points=n_points, reset_bn=True,
+                                        reset_data=reset_data)
+            row = barrier_rows(curve).iloc[0]
+            out.append({"loss_barrier": row["loss_barrier"], "accuracy_barrier": row["accuracy_barrier"]})
+        return out
+    curves = batched_curves(model, list(states_a), list(states_b), eval_data, n_points=n_points)
+    loss = curve_barriers(curves["loss"], curves["lam"])["barrier"]
+    accuracy = curve_barriers(-curves["accuracy"], curves["lam"])["barrier"]
+    return [{"loss_barrier": float(l), "accuracy_barrier": float(a)} for l, a in zip(loss, accuracy)]
 
 
 def _identity_shares(model, state_a, state_b, n_orders: int) -> list[float]:
@@ -67,23 +77,24 @@ def run(base: zoo.TrainConfig, widths: list[int], eval_data: TensorData, reset_d
         scratch = runs[0].model
         for r, run_ in enumerate(runs):
             chosen = list(range(0, len(run_.samples), sample_stride))
-            for a_i, i in enumerate(chosen):
-                for j in chosen[a_i + 1:]:
-                    sa, sb = run_.samples[i], run_.samples[j]
-                    rows_s.append({"width": width, "run": r, "i": i + 1, "j": j + 1,
-                                   **_barrier(scratch, sa, sb, eval_data, reset_data, n_points)})
-                    for k, share in enumerate(_identity_shares(scratch, sa, sb, n_orders)):
-                        rows_id.append({"width": width, "kind": "samples", "unit": r, "i": i + 1, "j": j + 1,
-                                        "order": k, "identity_share": share})
+            pairs = [(i, j) for a_i, i in enumerate(chosen) for j in chosen[a_i + 1:]]
+            bars = _barriers(scratch, [run_.samples[i] for i, _ in pairs], [run_.samples[j] for _, j in pairs],
+                             eval_data, reset_data, n_points)
+            for (i, j), b in zip(pairs, bars):
+                sa, sb = run_.samples[i], run_.samples[j]
+                rows_s.append({"width": width, "run": r, "i": i + 1, "j": j + 1, **b})
+                for k, share in enumerate(_identity_shares(scratch, sa, sb, n_orders)):
+                    rows_id.append({"width": width, "kind": "samples", "unit": r, "i": i + 1, "j": j + 1,
+                                    "order": k, "identity_share": share})
             for k, state in enumerate(run_.samples):
                 loss, acc = evaluate_state(scratch, state, eval_data)  # a sample keeps its own BN statistics
                 rows_a.append({"width": width, "run": r, "model": f"sample {k + 1}", "loss": loss, "accuracy": acc})
             loss, acc = evaluate_state(scratch, run_.swa_state, eval_data)
             rows_a.append({"width": width, "run": r, "model": "SWA average", "loss": loss, "accuracy": acc})
-        for p in range(n_runs // 2):
-            fa, fb = runs[2 * p].samples[-1], runs[2 * p + 1].samples[-1]
-            rows_i.append({"width": width, "pair": p, "run_a": 2 * p, "run_b": 2 * p + 1,
-                           **_barrier(scratch, fa, fb, eval_data, reset_data, n_points)})
+        finals = [(runs[2 * p].samples[-1], runs[2 * p + 1].samples[-1]) for p in range(n_runs // 2)]
+        bars = _barriers(scratch, [a for a, _ in finals], [b for _, b in finals], eval_data, reset_data, n_points)
+        for p, ((fa, fb), b) in enumerate(zip(finals, bars)):
+            rows_i.append({"width": width, "pair": p, "run_a": 2 * p, "run_b": 2 * p + 1, **b})
             for k, share in enumerate(_identity_shares(scratch, fa, fb, n_orders)):
                 rows_id.append({"width": width, "kind": "independent", "unit": p, "i": 2 * p, "j": 2 * p + 1,
                                 "order": k, "identity_share": share})
