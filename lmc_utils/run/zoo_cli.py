@@ -6,7 +6,7 @@
     python -m lmc_utils.zoo train --profile smoke --executor local --parallel 4
     python -m lmc_utils.zoo rekey                                # entries of equivalent earlier code: renamed
 
-(``python -m lmc_utils.zoo_cli`` is the same command; ``lmc_utils/zoo.py`` hands ``-m`` over to it.)
+(``python -m lmc_utils.run.zoo_cli`` is the same command; ``lmc_utils/zoo/__main__.py`` hands ``-m`` over to it.)
 ``plan`` is :mod:`lmc_utils.zoo_plan`; ``train`` is :mod:`lmc_utils.cluster`.
 """
 
