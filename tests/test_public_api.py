@@ -94,5 +94,5 @@ def test_the_code_digest_ignores_docstrings_and_comments(tmp_path):
     documented.write_text('"""A module."""\n\n\ndef f(x):  # one more\n    """Add one."""\n    return x + 1\n')
     changed = tmp_path / "c.py"
     changed.write_text("def f(x):\n    return x + 2\n")
-    norm = zoo.store._normalised_source
+    norm = zoo.store.normalised_source
     assert norm(plain) == norm(documented) != norm(changed)

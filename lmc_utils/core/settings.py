@@ -16,6 +16,7 @@ variable                  meaning
 ``LMC_PARAMS_DIR``        the profiles' parameter files and criteria.yaml (default ``<root>/params``)
 ``LMC_THREADS``           torch's thread count in a kernel (:func:`lmc_utils.core.device.apply_threads`)
 ``LMC_OFFLINE``           never download a missing dataset
+``LMC_ANALYSIS_CACHE``    ``off`` (or ``0``, ``no``, ``false``): do not reuse analysis results (:mod:`.memo`)
 ``LMC_PROGRESS_FILE``     the file progress lines go to (:mod:`.progress`)
 ``LMC_DRY_RUN``           a dry run: tiny budgets (:mod:`lmc_utils.run.dry_run`)
 ``LMC_ZOO_PLAN``          a plan run's request file (:mod:`lmc_utils.run.plan`)
@@ -39,6 +40,7 @@ DEFAULT_THREADS = 2  # torch threads per notebook kernel by default: a 2-core ma
 ROOT, DATA_DIR, CACHE_DIR = "LMC_ROOT", "LMC_DATA_DIR", "LMC_CACHE_DIR"
 FIGURES_DIR, FIGURES_SUFFIX, PARAMS_DIR = "LMC_FIGURES_DIR", "LMC_FIGURES_SUFFIX", "LMC_PARAMS_DIR"
 THREADS, OFFLINE, PROGRESS_FILE = "LMC_THREADS", "LMC_OFFLINE", "LMC_PROGRESS_FILE"
+ANALYSIS_CACHE = "LMC_ANALYSIS_CACHE"
 DRY_RUN, ZOO_PLAN = "LMC_DRY_RUN", "LMC_ZOO_PLAN"
 
 SPLIT_EXAMPLES = {"train": 8, "test": 4}  # examples per split in a dry or plan run (real data subsampled, or FakeData)
@@ -68,6 +70,17 @@ def threads() -> int | None:
     if n < 1:
         raise ValueError(f"{THREADS}={value!r}: the thread count must be a positive integer")
     return n
+
+
+def analysis_cache() -> bool:
+    """Whether analysis results are cached (:mod:`.memo`): yes unless ``$LMC_ANALYSIS_CACHE`` is ``off``,
+    ``0``, ``no`` or ``false``; ``ValueError`` for a value that is none of these nor ``on``/``1``/``yes``/``true``."""
+    value = text(ANALYSIS_CACHE).lower()
+    if value in ("", "on", "1", "yes", "true"):
+        return True
+    if value in ("off", "0", "no", "false"):
+        return False
+    raise ValueError(f"{ANALYSIS_CACHE}={value!r}: use on or off")
 
 
 def offline() -> bool:

@@ -13,6 +13,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
+from ..core import memo
 from ..permutation import PermutationSpec, identity, permute_model, spec_for
 from .common import MatchingResult
 
@@ -122,6 +123,7 @@ def activation_correlations(model_a: nn.Module, model_b: nn.Module, inputs: torc
     return corrs
 
 
+@memo.memoized("matching", result_type=MatchingResult)
 def activation_matching(model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor | Iterable[torch.Tensor],
                         spec: PermutationSpec | None = None, batch_size: int = 500,
                         statistics: str = "float64_mean", refeed: bool = False) -> MatchingResult:

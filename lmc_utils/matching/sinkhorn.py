@@ -11,6 +11,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from tqdm.auto import tqdm
 
+from ..core import memo
 from ..permutation import Permutation, PermutationSpec, StateDict, identity
 from .common import MatchingResult, Patience, _layout, _matched_keys, group_order
 from .weight import weight_matching
@@ -62,6 +63,7 @@ def _soft_inner_product(la: dict[str, torch.Tensor], lb: dict[str, torch.Tensor]
     return total
 
 
+@memo.memoized("matching", result_type=MatchingResult)
 def sinkhorn_weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDict, steps: int = 300,
                              lr: float = 0.1, sinkhorn_iters: int = 20, tau: tuple[float, float] = (1.0, 0.01),
                              seed: int = 0, include_buffers: bool = False, device: str | torch.device | None = None,

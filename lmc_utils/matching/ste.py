@@ -11,6 +11,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 
+from ..core import memo
 from ..permutation import Permutation, PermutationSpec, StateDict, identity, spec_for
 from .common import MatchingResult, Patience, group_order
 from .weight import weight_matching
@@ -120,6 +121,7 @@ def ste_start(spec: PermutationSpec, state_a: StateDict, state_b: StateDict, ini
     return perm, start
 
 
+@memo.memoized("matching", ignore=("progress",), result_type=STEResult)
 def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data, steps: int = 200,
                  lr: float = 1e-3, batch_size: int = 500, held_size: int = 1000, eval_every: int = 10,
                  init: str = "wm", init_perm: Permutation | None = None, wm_sweeps: int = 100, seed: int = 0,

@@ -10,11 +10,12 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from ..core import settings
+from ..core import memo, settings
 from ..permutation import Permutation, PermutationSpec, StateDict, identity
 from .common import MatchingResult, _flat, _layout, _matched_keys, group_order
 
 
+@memo.memoized("matching", result_type=MatchingResult)
 def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDict, max_sweeps: int = 100,
                     seed: int = 0, init_perm: Permutation | None = None, include_buffers: bool = False,
                     device: str | torch.device | None = None) -> MatchingResult:

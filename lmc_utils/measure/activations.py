@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..core import memo
 from ..permutation import spec_for
 
 
@@ -92,6 +93,7 @@ def _run(model: nn.Module, inputs, batch_size: int, after_batch=None) -> None:
         model.train(was_training)
 
 
+@memo.memoized("moments")
 def output_moments(model: nn.Module, names: Sequence[str], inputs: torch.Tensor | Iterable[torch.Tensor],
                    batch_size: int = 500) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """Per-channel ``(mean, std)`` (float64, CPU, population std) of the outputs of the named

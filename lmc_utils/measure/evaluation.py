@@ -6,9 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core import memo
 from ..core.data import TensorData
 
 
+@memo.memoized("evaluation")
 @torch.no_grad()
 def evaluate(model: nn.Module, data: TensorData, batch_size: int = 256) -> tuple[float, float]:
     """Return ``(mean cross-entropy loss in nats, accuracy in [0, 1])`` in eval mode.

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..core import memo
 from ..core.data import TensorData
 from .evaluation import evaluate
 from .barrier import barrier, curve_barriers  # noqa: F401  (the public face: lmc_utils.interpolation.barrier)
@@ -95,6 +96,7 @@ def evaluate_state(model: nn.Module, state: StateDict, data: TensorData, reset_d
         return evaluate(model, data, batch_size)
 
 
+@memo.memoized("curve")
 def interpolation_curve(model: nn.Module, state_a: StateDict, state_b: StateDict,
                         data: TensorData | Mapping[str, TensorData], n_points: int = 11,
                         reset_bn: bool = False, reset_data: TensorData | None = None,
@@ -164,6 +166,7 @@ def plane_basis(state_a: StateDict, state_b: StateDict, state_c: StateDict,
     return keys, a, e1, e2, coords
 
 
+@memo.memoized("plane", ignore=("progress",))
 def plane_grid(model: nn.Module, state_a: StateDict, state_b: StateDict, state_c: StateDict,
                data: TensorData | Mapping[str, TensorData], resolution: int = 21, margin: float = 0.2,
                reset_bn: bool = False, reset_data: TensorData | None = None, batch_size: int = 256,
@@ -214,6 +217,7 @@ def plane_grid(model: nn.Module, state_a: StateDict, state_b: StateDict, state_c
     return pd.DataFrame(rows)
 
 
+@memo.memoized("curves")
 @torch.no_grad()
 def batched_curves(model: nn.Module, states_a: list[StateDict], states_b: list[StateDict], data: TensorData,
                    n_points: int = 11, max_models: int = 128, batch_size: int = 1000) -> dict[str, np.ndarray]:

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, jvp
 
+from ..core import memo
 from ..core.data import TensorData
 from .interpolation import interpolate
 
@@ -79,6 +80,7 @@ def _dot(a: Params, b: Params) -> float:
     return float(sum((a[k].double() * b[k].double()).sum() for k in a))
 
 
+@memo.memoized("taylor")
 def taylor_barrier(model: nn.Module, state_a: Mapping[str, torch.Tensor], state_b: Mapping[str, torch.Tensor],
                    data: TensorData | list[Callable[[Params], torch.Tensor]], batch_size: int = 250) -> dict[str, float]:
     """Actual and Taylor-estimated midpoint loss barrier between ``state_a`` and (aligned) ``state_b``.

@@ -24,6 +24,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..core import data as data_mod
+from ..core import memo
+from ..core.device import get_device
 from ..measure.barrier import barrier_rows
 from ..measure import renorm
 from .. import zoo
@@ -296,14 +298,20 @@ def retraining(pairs: Sequence[tuple[zoo.Trained, zoo.Trained]], config: zoo.Tra
         jobs.append((i, "fresh init", 0, None))
     configs = [config.replace(seed=config.seed + i) if state is None else config for i, _, _, state in jobs]
     states = [state for *_, state in jobs]
-    if config.trainer == "batched":  # all starts together: each is what zoo.train would make of it
-        runs = zoo.train_many(configs, device=device, init_states=states, progress=progress)
-    else:
-        runs = [zoo.train(c, device=device, init_state=s, progress=False)
-                for c, s in tqdm(list(zip(configs, states)), desc="re-training", disable=not progress, leave=False)]
+
+    def histories() -> list[list[dict]]:
+        if config.trainer == "batched":  # all starts together: each is what zoo.train would make of it
+            runs = zoo.train_many(configs, device=device, init_states=states, progress=progress)
+        else:
+            runs = [zoo.train(c, device=device, init_state=s, progress=False)
+                    for c, s in tqdm(list(zip(configs, states)), desc="re-training", disable=not progress, leave=False)]
+        return [list(trained.history) for trained in runs]
+
+    # the histories are a function of the configs, the starting states and the training code (in the key)
+    key = {"configs": configs, "states": states, "device": str(get_device(device)), "training": zoo.code_digest()}
     frames = []
-    for (i, start, k, _), trained in zip(jobs, runs):
-        h = pd.DataFrame(trained.history)
+    for (i, start, k, _), history in zip(jobs, memo.cached("retraining", key, histories)):
+        h = pd.DataFrame(history)
         frames.append(h.assign(pair=i, start=start, order=k, steps=h["epoch"] * steps_per_epoch))
     return pd.concat(frames, ignore_index=True)
 

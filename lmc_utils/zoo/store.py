@@ -13,7 +13,6 @@ hook (:func:`record_requests`): nothing is patched from outside.
 
 from __future__ import annotations
 
-import ast
 import functools
 import hashlib
 import json
@@ -30,6 +29,7 @@ from ..core import data as data_mod
 from ..core import models
 from ..core.checkpoint import CorruptCheckpoint, config_hash, load_checkpoint, save_checkpoint
 from ..core.device import get_device, place
+from ..core.memo import normalised_source
 from ..core.paths import cache_dir
 from ..core.progress import note
 from . import trainers as train_mod
@@ -53,17 +53,6 @@ TRAINING_CODE = (train_mod, models, data_mod)
 EQUIVALENT_CODE = {"43f555186f74f261": "models.py, zoo.py and data.py of release 0.1.0 before the tiers"}
 
 
-def _normalised_source(path: Path) -> str:
-    """The module's code with docstrings and comments dropped, as :func:`ast.unparse` writes it."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and \
-                isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.unparse(tree)
-
-
 @functools.lru_cache(maxsize=1)
 def code_digest() -> str:
     """SHA-256 (hex, 16 chars) of the training code (:data:`TRAINING_CODE`), docstrings and comments
@@ -72,7 +61,7 @@ def code_digest() -> str:
     for module in TRAINING_CODE:
         path = Path(module.__file__)
         h.update(path.name.encode())
-        h.update(_normalised_source(path).encode())
+        h.update(normalised_source(path).encode())
     return h.hexdigest()[:16]
 
 
