@@ -203,3 +203,36 @@ def test_a_module_with_hooks_is_computed_not_cached():
     interpolation_curve(a, a.state_dict(), b.state_dict(), _data(), n_points=3)
     handle.remove()
     assert d() == {"hit": 0, "miss": 0} and _entries() == []
+
+
+def test_a_tensor_is_hashed_once_until_it_changes(monkeypatch):
+    calls = []
+    real = memo.hashlib.sha256
+
+    def counting(*a):
+        calls.append(1)
+        return real(*a)
+
+    t = torch.randn(1000)
+    first = memo.fingerprint(t)
+    monkeypatch.setattr(memo.hashlib, "sha256", counting)
+    assert memo.fingerprint(t) == first and memo.fingerprint(t) == first
+    tensor_hashes = len(calls)  # the fingerprints' own hashes only
+    t[0] += 1  # in place: the version counter moves
+    assert memo.fingerprint(t) != first and len(calls) == tensor_hashes + 2
+    p = torch.nn.Parameter(torch.zeros(3))
+    before = memo.fingerprint(p)
+    p.data = torch.ones(3)  # new storage, and .data does not move the version counter
+    assert memo.fingerprint(p) != before
+
+
+def test_a_model_trained_in_place_by_a_fused_optimiser_is_a_new_key():
+    a, b = _pair()
+    data = _data()
+    first = interpolation_curve(a, a.state_dict(), b.state_dict(), data, n_points=3)
+    opt = torch.optim.Adam(b.parameters(), lr=0.1, fused=True)  # steps without moving version counters
+    torch.nn.functional.cross_entropy(b(data.x), data.y).backward()
+    opt.step()
+    d = _delta()
+    again = interpolation_curve(a, a.state_dict(), b.state_dict(), data, n_points=3)
+    assert d() == {"hit": 0, "miss": 1} and not again.equals(first)

@@ -9,7 +9,8 @@ A result is stored under a key made of everything it is a function of:
   a permutation spec) by its fields, plain values (numbers, strings, ``None``, tuples, lists, dicts) by value. An argument
   of any other type is an error, never a silently weak key;
 * the **code** that computes it: the normalised source (docstrings and comments left out) of every module
-  of the tiers the analyses live in (:data:`ANALYSIS_TIERS`), so editing any of them is a miss;
+  of the tiers the analyses live in (:data:`ANALYSIS_TIERS`), so editing any of them is a miss (this
+  module's own storage format is :data:`FORMAT`);
 * the **environment**: torch, NumPy and SciPy versions, whether CUDA is there and torch's thread count
   (float rounding depends on them, as for the model cache), and whether this is a dry run.
 
@@ -50,7 +51,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # The tiers whose code analyses run on: a change to any of their modules invalidates every cached result.
+# This module itself is not hashed (how results are stored is not what they are): FORMAT is its switch,
+# raised when the stored form of a result changes.
 ANALYSIS_TIERS = ("core", "permutation", "measure", "matching")
+FORMAT = 1
 
 _HITS = {"hit": 0, "miss": 0}
 _DEPTH = [0]  # cached computations running now: only the outermost one is stored
@@ -69,11 +73,13 @@ def normalised_source(path: Path) -> str:
 
 @functools.lru_cache(maxsize=1)
 def analysis_code_digest() -> str:
-    """SHA-256 (hex, 16 chars) of the normalised source of every module in :data:`ANALYSIS_TIERS`."""
+    """SHA-256 (hex, 16 chars) of the normalised source of every module in :data:`ANALYSIS_TIERS` but this one."""
     package = Path(__file__).resolve().parent.parent
     h = hashlib.sha256()
     for tier in ANALYSIS_TIERS:
         for path in sorted((package / tier).glob("*.py")):
+            if path == Path(__file__).resolve():
+                continue
             h.update(f"{tier}/{path.name}".encode())
             h.update(normalised_source(path).encode())
     return h.hexdigest()[:16]
@@ -81,23 +87,31 @@ def analysis_code_digest() -> str:
 
 # Tensor digests, remembered per tensor object and its version counter (bumped by every in-place change),
 # so a large dataset used by many calls is hashed once.
-_TENSOR_DIGESTS: "weakref.WeakKeyDictionary[torch.Tensor, tuple[int, str]]" = weakref.WeakKeyDictionary()
+# (A dict by id with a weak reference, not a WeakKeyDictionary: that compares keys with ``==``, which for
+# tensors is elementwise.)
+_TENSOR_DIGESTS: dict[int, tuple[weakref.ref, tuple[int, int], str]] = {}
 
 
 def _tensor_digest(t: torch.Tensor) -> str:
-    t = t.detach()
-    known = _TENSOR_DIGESTS.get(t)
-    if known is not None and known[0] == t._version:
-        return known[1]
-    flat = t.cpu().contiguous().reshape(-1)
+    """SHA-256 of a tensor's dtype, shape and bytes, remembered for this very tensor object (a dataset's
+    inputs) until its version counter (bumped by in-place changes) or its storage changes. Module weights
+    reach this as fresh detached tensors, so they are always hashed (fused optimisers update parameters
+    without moving the version counter)."""
+    stamp = (t._version, t.data_ptr())
+    known = _TENSOR_DIGESTS.get(id(t))
+    if known is not None and known[0]() is t and known[1] == stamp:
+        return known[2]
+    flat = t.detach().cpu().contiguous().reshape(-1)
     h = hashlib.sha256(f"{t.dtype}{tuple(t.shape)}".encode())
     if flat.numel():
         h.update(flat.view(torch.uint8).numpy())
     digest = h.hexdigest()
+    key = id(t)
     try:
-        _TENSOR_DIGESTS[t] = (t._version, digest)
+        ref = weakref.ref(t, lambda _, key=key: _TENSOR_DIGESTS.pop(key, None))
     except TypeError:  # pragma: no cover - a tensor subclass that cannot be weakly referenced
-        pass
+        return digest
+    _TENSOR_DIGESTS[key] = (ref, stamp, digest)
     return digest
 
 
@@ -132,6 +146,8 @@ def _feed(h: "hashlib._Hash", value: Any) -> None:
                 raise TypeError(f"the analysis cache cannot fingerprint module {name!r} with forward hooks")
             h.update(f"{name}:{type(m).__module__}.{type(m).__qualname__}".encode())
             _feed(h, {k: v for k, v in vars(m).items() if _simple(v)})  # eps, training, stride, ...
+        # detached copies (new objects every time), so a model's weights are hashed afresh on every call: a
+        # fused optimiser step changes parameters in place without moving their version counters
         _feed(h, dict(value.state_dict()))
     elif isinstance(value, Mapping):
         h.update(b"{")
@@ -170,7 +186,7 @@ def environment() -> dict[str, Any]:
 
     return {"torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
             "cuda": torch.cuda.is_available(), "threads": torch.get_num_threads(),
-            "code": analysis_code_digest(), "dry_run": settings.dry_run()}
+            "code": analysis_code_digest(), "format": FORMAT, "dry_run": settings.dry_run()}
 
 
 def enabled() -> bool:

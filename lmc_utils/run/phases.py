@@ -42,6 +42,7 @@ PHASES: dict[str, tuple[str, ...]] = {
     "Taylor (gradients, HVPs)": ("lmc_utils.measure.taylor",),
     "spectra (SVDs)": ("lmc_utils.measure.spectral",),
     "pruning": ("lmc_utils.measure.pruning",),
+    "analysis cache": ("lmc_utils.core.memo",),  # fingerprints, loading and storing results (lmc_utils.core.memo)
     "verdicts and tables": ("lmc_utils.claims",),
     "plotting and writing": ("lmc_utils.figures",),
 }
