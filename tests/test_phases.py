@@ -51,7 +51,10 @@ def test_every_entry_point_exists_and_belongs_to_one_phase():
 
     assert codes[trainers.train.__code__] == "training"
     assert codes[inspect.unwrap(interpolation.reset_batchnorm).__code__] == "RESET / REPAIR statistics"
-    assert codes[interpolation.interpolation_curve.__code__] == "curve evaluation"
+    assert codes[inspect.unwrap(interpolation.interpolation_curve).__code__] == "curve evaluation"
+    from lmc_utils.core import memo
+
+    assert codes[memo.cached.__code__] == "analysis cache"  # a hit's lookup; a miss's computation is its own phase
 
 
 def test_a_notebook_runs_as_a_script_under_the_clock(tmp_path):
