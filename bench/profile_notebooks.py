@@ -1,8 +1,9 @@
 """Where the time of a warm run goes: seconds per phase of each notebook (lmc_utils.run.phases).
 
 Runs each notebook's source as a script (one process per notebook, models from the cache
-``LMC_CACHE_DIR``: run the notebooks once first, or the table is mostly training), figures into a
-scratch folder, and writes a Markdown table of seconds per phase (and each phase's share):
+``LMC_CACHE_DIR``: run the notebooks once first, or the table is mostly training; the analysis cache
+off unless ``--analysis-cache``), figures into a scratch folder, and writes a Markdown table of seconds
+per phase (and each phase's share):
 
     LMC_DATA_DIR=... python bench/profile_notebooks.py --profile cpu --threads 2 00 06 09
     make profile NOTEBOOKS="00 06 09"          # the same, into bench/phases_<profile>.md
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -22,12 +24,14 @@ from bench_batched_training import _cpu  # the CPU's model name, as the other be
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def one(notebook: str, profile: str, threads: int, phases: bool) -> dict[str, float]:
-    """Profile one notebook in a fresh process; seconds per phase."""
+def one(notebook: str, profile: str, threads: int, phases: bool, analysis_cache: bool = False) -> dict[str, float]:
+    """Profile one notebook in a fresh process; seconds per phase. The analysis cache is off unless
+    ``analysis_cache`` (the table is about what the computations cost)."""
+    env = {**os.environ, "LMC_ANALYSIS_CACHE": "on" if analysis_cache else "off"}
     with tempfile.TemporaryDirectory(prefix="lmc-phases-") as scratch:
         out = subprocess.run([sys.executable, __file__, "--one", notebook, "--profile", profile, "--threads",
                               str(threads), "--scratch", scratch] + ([] if phases else ["--no-phases"]),
-                             capture_output=True, text=True, cwd=ROOT)
+                             capture_output=True, text=True, cwd=ROOT, env=env)
     if out.returncode != 0:
         raise SystemExit(f"{notebook} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -62,6 +66,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="write the table here too")
     parser.add_argument("--no-phases", action="store_true", help="total only, without the profiler's cost")
+    parser.add_argument("--analysis-cache", action="store_true",
+                        help="use the analysis cache (default: off, so every analysis is computed and timed)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--scratch", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -76,7 +82,7 @@ def main() -> None:
     rows = {}
     for n in names:
         stem = next((ROOT / "notebooks").glob(f"{n}*.py")).stem
-        rows[stem] = one(n, args.profile, args.threads, phases=not args.no_phases)
+        rows[stem] = one(n, args.profile, args.threads, phases=not args.no_phases, analysis_cache=args.analysis_cache)
         print(f"{stem}: {rows[stem]['total']:.1f} s", flush=True)
     text = table(rows, args.profile, args.threads)
     print(text)

@@ -146,6 +146,26 @@ def test_batched_curves_equal_one_pair_curves():
     assert same["barrier"][0] == pytest.approx(0, abs=1e-6) and same["epsilon"][0] == pytest.approx(0, abs=1e-6)
 
 
+def test_batched_curves_equal_one_pair_curves_for_a_layernorm_vgg():
+    """Stacked evaluation of a CNN (vmap over the weights: grouped convolutions) equals one model at a
+    time up to float rounding (accuracies to one example of 40, should rounding tip an argmax)."""
+    from lmc_utils.interpolation import batched_curves
+
+    torch.manual_seed(0)
+    nets = [models.vgg("vgg11", in_channels=1, num_classes=10, image_size=28, norm="layernorm",
+                       width_multiplier=0.0625) for _ in range(2)]
+    states = [n.state_dict() for n in nets]
+    ds = TensorData(torch.randn(40, 1, 28, 28), torch.randint(0, 10, (40,)), 10, "random", "test")
+    got = batched_curves(nets[0], [states[0], states[1]], [states[1], states[1]], ds, n_points=3, batch_size=16)
+    for p, (i, j) in enumerate([(0, 1), (1, 1)]):
+        ref = I.interpolation_curve(nets[0], states[i], states[j], ds, n_points=3)
+        np.testing.assert_allclose(got["loss"][p], ref["loss"].to_numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got["accuracy"][p], ref["accuracy"].to_numpy(), atol=1 / 40 + 1e-12)
+    bn = models.vgg("vgg11", in_channels=1, num_classes=10, image_size=28, norm="batchnorm", width_multiplier=0.0625)
+    with pytest.raises(ValueError, match="BatchNorm"):  # interpolated statistics need RESET, one model at a time
+        batched_curves(bn, [bn.state_dict()], [bn.state_dict()], ds, n_points=3)
+
+
 def test_curve_barriers_epsilon_against_chord():
     from lmc_utils.interpolation import curve_barriers
 
