@@ -299,7 +299,10 @@ def memoized(kind: str, ignore: tuple[str, ...] = (), result_type: type | None =
     progress flag). ``result_type``: as for :func:`cached`. The function must not draw from a global
     random generator (a hit would not draw)."""
     def wrap(fn: Callable[..., T]) -> Callable[..., T]:
-        signature = inspect.signature(fn)
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):  # not a plain function (a documentation build's mocked torch)
+            return fn
 
         @functools.wraps(fn)
         def inner(*args: Any, **kwargs: Any) -> T:
@@ -324,6 +327,9 @@ def memoized(kind: str, ignore: tuple[str, ...] = (), result_type: type | None =
             finally:
                 _DEPTH[0] -= 1
 
+        # the signature itself (functools.wraps copies the wrapped function's __dict__, which for a
+        # torch.no_grad-decorated function holds an object Sphinx and inspect do not take for one)
+        inner.__signature__ = uncached.__signature__ = signature  # type: ignore[attr-defined]
         inner.uncached = uncached  # type: ignore[attr-defined]
         return inner
     return wrap
