@@ -5,9 +5,10 @@ A result is stored under a key made of everything it is a function of:
 
 * the **arguments**, each by content (:func:`fingerprint`): a tensor by its dtype, shape and bytes, a
   state dict by its entries, a module by its structure (``repr``), every submodule's class and plain
-  attributes (``eps``, ``training``, ...) and its state (a module with forward hooks is not fingerprinted), a dataclass (a dataset,
-  a permutation spec) by its fields, plain values (numbers, strings, ``None``, tuples, lists, dicts) by value. An argument
-  of any other type is an error, never a silently weak key;
+  attributes (``eps``, ``training``, ...) and its state, a dataclass (a dataset, a permutation spec) by
+  its fields, plain values (numbers, strings, ``None``, tuples, lists, dicts) by value. A call with an
+  argument of any other type (an iterator of batches, a module with forward hooks) is computed and not
+  cached, never keyed weakly;
 * the **code** that computes it: the normalised source (docstrings and comments left out) of every module
   of the tiers the analyses live in (:data:`ANALYSIS_TIERS`), so editing any of them is a miss (this
   module's own storage format is :data:`FORMAT`);
@@ -34,8 +35,9 @@ import hashlib
 import inspect
 import logging
 import weakref
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -180,8 +182,9 @@ def _feed(h: "hashlib._Hash", value: Any) -> None:
 
 def environment() -> dict[str, Any]:
     """What besides the arguments decides a result: torch, NumPy and SciPy versions (SciPy's assignment
-    solver breaks ties), whether CUDA is there and torch's intra-op thread count (float rounding), the analysis code (:func:`analysis_code_digest`) and whether
-    this is a dry run (whose budgets cut weight matching's sweeps)."""
+    solver breaks ties), whether CUDA is there and torch's intra-op thread count (float rounding), the
+    analysis code (:func:`analysis_code_digest`) and whether this is a dry run (whose budgets cut weight
+    matching's sweeps)."""
     import scipy
 
     return {"torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
@@ -200,7 +203,7 @@ def entry_path(kind: str, key: str) -> Path:
 
 
 def stats() -> dict[str, int]:
-    """Hits and misses of this process so far (for the runner's log and the tests)."""
+    """Hits and misses of this process so far (the tests read them)."""
     return dict(_HITS)
 
 
@@ -217,7 +220,7 @@ def _encode(value: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
                 tensors[f"{prefix}.{i}"] = torch.from_numpy(col.to_numpy().copy())
                 columns[str(c)] = {"tensor": f"{prefix}.{i}", "dtype": str(col.dtype)}
             else:
-                columns[str(c)] = {"values": [None if v is None else v for v in col.tolist()]}
+                columns[str(c)] = {"values": col.tolist()}
         return {"dataframe": columns, "order": [str(c) for c in value.columns]}
     if isinstance(value, torch.Tensor):
         tensors[prefix] = value.detach().cpu()
@@ -257,13 +260,33 @@ def _decode(desc: Any, tensors: Mapping[str, torch.Tensor]) -> Any:
 
 
 # ------------------------------------------------------------------------------------------ the cache
+@contextmanager
+def _computing() -> Iterator[None]:
+    """A cached computation (or an uncached call of one) is running: calls inside it are not stored."""
+    _DEPTH[0] += 1
+    try:
+        yield
+    finally:
+        _DEPTH[0] -= 1
+
+
+def _key(kind: str, key_parts: Mapping[str, Any]) -> str:
+    """The key of a result: the content of ``key_parts`` and the environment (``TypeError`` when a part
+    cannot be fingerprinted)."""
+    return fingerprint({"kind": kind, "parts": dict(key_parts), "env": environment()})
+
+
 def cached(kind: str, key_parts: Mapping[str, Any], compute: Callable[[], T], result_type: type | None = None) -> T:
     """``compute()``, or its result stored under ``kind`` and the content of ``key_parts`` (plus the
     environment). A missing or corrupt entry is computed and stored; with the cache off, just computes.
     ``result_type``: the dataclass ``compute`` returns (stored as its fields, rebuilt on the way out)."""
     if not enabled() or _DEPTH[0] > 0:  # inside another cached computation: that one is stored
         return compute()
-    key = fingerprint({"kind": kind, "parts": dict(key_parts), "env": environment()})
+    return _stored(kind, _key(kind, key_parts), compute, result_type)
+
+
+def _stored(kind: str, key: str, compute: Callable[[], T], result_type: type | None) -> T:
+    """The entry ``key`` of ``kind`` if it is there and sound, else ``compute()``, stored under it."""
     path = entry_path(kind, key)
     if path.exists():
         try:
@@ -275,11 +298,8 @@ def cached(kind: str, key_parts: Mapping[str, Any], compute: Callable[[], T], re
             log.warning("analysis cache: %s is unusable (%s); recomputing", path.name, err)
             path.unlink(missing_ok=True)
     _HITS["miss"] += 1
-    _DEPTH[0] += 1
-    try:
+    with _computing():
         value = compute()
-    finally:
-        _DEPTH[0] -= 1
     if result_type is not None:
         if type(value) is not result_type:
             raise TypeError(f"expected a {result_type.__qualname__}, got a {type(value).__qualname__}")
@@ -313,19 +333,16 @@ def memoized(kind: str, ignore: tuple[str, ...] = (), result_type: type | None =
             parts = {"function": f"{fn.__module__}.{fn.__qualname__}",
                      **{k: v for k, v in bound.arguments.items() if k not in ignore}}
             try:
-                fingerprint(parts)
+                key = _key(kind, parts)
             except TypeError:  # an argument known only by identity (a generator, say): no key, no cache
                 return fn(*args, **kwargs)
-            return cached(kind, parts, lambda: fn(*args, **kwargs), result_type)
+            return _stored(kind, key, lambda: fn(*args, **kwargs), result_type)
 
         @functools.wraps(fn)
         def uncached(*args: Any, **kwargs: Any) -> T:
             """The computation itself, storing nothing (nor any cached call inside it)."""
-            _DEPTH[0] += 1
-            try:
+            with _computing():
                 return fn(*args, **kwargs)
-            finally:
-                _DEPTH[0] -= 1
 
         # the signature itself (functools.wraps copies the wrapped function's __dict__, which for a
         # torch.no_grad-decorated function holds an object Sphinx and inspect do not take for one)
