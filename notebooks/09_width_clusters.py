@@ -149,7 +149,7 @@ if not result.duplicates.empty:
 R = P.robustness
 grid = W.robustness_configs(bases["moons"], R["inits"], R["optimizers"])
 robust = W.run(grid, {name: [R["width"]] for name in grid}, R["n_models"], cluster_widths={}, cluster_models=0,
-               boundary_widths=[], references=R.get("references"), **common)
+               boundary_widths=[], references=R.get("references"), quality_as="robustness", **common)
 robust_table = W.robustness_table(robust)
 figures.save_table(robust_table, "09_robustness")
 figures.save_figure(plots.plot_robustness(robust.pairs), "09_robustness");

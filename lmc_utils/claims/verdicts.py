@@ -41,6 +41,7 @@ import yaml
 from scipy import stats
 
 from ..core.paths import params_dir
+from .quality import APART
 
 OUTCOMES = ("held", "did not hold", "inconclusive")
 DIRECTIONS = ("greater", "less")
@@ -295,11 +296,42 @@ def render(frame: pd.DataFrame, criteria: Mapping[str, Criterion] | None = None)
                 spread = f"; spread over {int(r.repeats)} group orders ±{fmt(r.repeat_sd, 2)}"
             lines.append(f"  - {r.subject}: **{r.verdict}** — {fmt(r.estimate)} "
                          f"[{fmt(r.ci_low)}, {fmt(r.ci_high)}], n = {int(r.n)}{spread}; needed {sign} "
-                         f"{fmt(r.threshold)}.")
-    tally = counts(frame)
+                         f"{fmt(r.threshold)}.{_quality_text(r)}")
     lines.append("")
-    lines.append("Tally: " + ", ".join(f"{v} {k}" for k, v in tally.items()) + ".")
+    lines.append(tally_sentence(frame))
     return "\n".join(lines)
+
+
+def _quality_text(row: Any) -> str:
+    """The models' quality of a rendered verdict row (nothing when the row has none)."""
+    regime = getattr(row, "regime", None)
+    acc = getattr(row, "endpoint_accuracy", float("nan"))
+    if not isinstance(regime, str) or regime == "not measured":
+        return ""
+    if regime in APART:
+        return (f" *{regime.capitalize()}* (models at {100 * acc:.1f}%; {getattr(row, 'quality_note', '')}): "
+                "this row does not test the paper's claim.")
+    if regime == "poor by design":
+        return f" Models poor by design ({100 * acc:.1f}% test accuracy)."
+    return f" Models at floor ({100 * acc:.1f}% test accuracy, floor {100 * float(row.floor):.1f}%)."
+
+
+def below_floor(frame: pd.DataFrame) -> pd.Series:
+    """Which rows are counted apart: on models below their accuracy floor or with none declared (all False
+    without a ``regime`` column)."""
+    if "regime" not in frame:
+        return pd.Series(False, index=frame.index)
+    return frame["regime"].isin(APART)
+
+
+def tally_sentence(frame: pd.DataFrame) -> str:
+    """``Tally: 3 held, ...``; rows on models below their floor are counted apart."""
+    low = below_floor(frame)
+    text = "Tally: " + ", ".join(f"{v} {k}" for k, v in counts(frame[~low]).items()) + "."
+    if low.any():
+        text += (" Counted apart, on models below their accuracy floor (not tests of the papers' claims): "
+                 + ", ".join(f"{v} {k}" for k, v in counts(frame[low]).items()) + ".")
+    return text
 
 
 def check_declared(frame: pd.DataFrame, criteria: Mapping[str, Criterion]) -> None:

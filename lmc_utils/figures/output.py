@@ -81,8 +81,9 @@ def save_table(df: pd.DataFrame, name: str, profile: str | None = None) -> list[
 def save_verdicts(frame: pd.DataFrame, notebook: str, profile: str | None = None) -> list[Path]:
     """Write a notebook's verdict rows (:func:`lmc_utils.verdicts.table`) as
     ``<NN>_verdicts.csv`` (every column, full precision) and ``<NN>_verdicts.md`` (the
-    :data:`lmc_utils.verdicts.COLUMNS`, 3 significant digits). ``notebook`` is the file stem or
-    its number ``NN``."""
+    :data:`lmc_utils.verdicts.COLUMNS`, then the models' quality where present, 3 significant digits).
+    ``notebook`` is the file stem or its number ``NN``."""
+    from ..claims.quality import QUALITY_COLUMNS
     from ..claims.verdicts import COLUMNS
 
     number = notebook.split("_", 1)[0]
@@ -90,15 +91,42 @@ def save_verdicts(frame: pd.DataFrame, notebook: str, profile: str | None = None
     csv = out / f"{number}_verdicts.csv"
     with atomic_path(csv) as tmp:
         frame.to_csv(tmp, index=False)
-    md = write_text(out / f"{number}_verdicts.md", to_markdown(frame[COLUMNS], floatfmt=".3g"))
+    shown = COLUMNS + [c for c in QUALITY_COLUMNS[:3] if c in frame]
+    md = write_text(out / f"{number}_verdicts.md", to_markdown(frame[shown], floatfmt=".3g"))
     return [csv, md]
 
 
 def publish_verdicts(frame: pd.DataFrame, criteria, notebook: str, profile: str | None = None) -> str:
     """The verdict cell of every notebook: check that ``frame`` judges exactly the declared
-    ``criteria``, save it (:func:`save_verdicts`) and return its prose (:func:`lmc_utils.verdicts.render`)."""
+    ``criteria``, give each row its models' quality (:func:`lmc_utils.claims.quality.attach`: the
+    test accuracies the notebook's studies recorded against their declared floors), save it
+    (:func:`save_verdicts`) with the models' quality table ``<NN>_models`` and return its prose
+    (:func:`lmc_utils.verdicts.render`)."""
+    from ..claims import quality
     from ..claims.verdicts import check_declared, render
 
     check_declared(frame, criteria)
+    frame = quality.attach(frame)
     save_verdicts(frame, notebook, profile)
-    return render(frame, criteria)
+    number = notebook.split("_", 1)[0]
+    models = quality.summary()
+    save_table(models, f"{number}_models", profile)
+    return models_markdown(models) + render(frame, criteria)
+
+
+def models_markdown(models: pd.DataFrame) -> str:
+    """The models behind a notebook's verdicts against their declared floors, as a short Markdown table
+    (nothing when no model was recorded)."""
+    if models.empty:
+        return ""
+    pct = lambda x: "" if x != x else f"{100 * x:.1f}%"  # noqa: E731
+    rows = ["| models | test accuracy (lowest) | floor | status |", "|---|---|---|---|"]
+    for r in models.itertuples(index=False):
+        name = f"{r.experiment} / {r.arm}" if r.arm else r.experiment
+        rows.append(f"| {name} ({r.models}) | {pct(r.test_accuracy)} ({pct(r.lowest)}) | {pct(r.floor)} | {r.status} |")
+    below = int(models["status"].isin(["below floor", "no floor"]).sum())
+    lead = ("**The models behind these verdicts**, against the test accuracy declared for them before any result "
+            "(`quality` in `params/<profile>.yaml`): "
+            + (f"{below} of {len(models)} below their floor; the verdicts on them are counted apart."
+               if below else "every one at its floor."))
+    return lead + "\n\n" + "\n".join(rows) + "\n\n"

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from ..core.params import (LABELS, PROFILES, SPECIAL_SECTIONS, ProfileError, check_profile,  # noqa: F401
                            labels, load, notebook_sections)
+from ..claims import quality
 from . import dry_run
 
 
@@ -84,6 +85,8 @@ def resolve(notebook: str, profile: str, namespace: Mapping[str, Any] | None = N
         raise ProfileError(f"{notebook}: parameter(s) {unknown} not defined in params/{profile}.yaml "
                            f"(known: {sorted(values)})")
     values.update({k: v for k, v in given.items() if v is not None})
+    quality.clear()  # a notebook (re)run in this process: its own floors and models only
+    values = quality.strip(values, f"params/{profile}.yaml: {notebook}")  # floors declared, not training fields
     check_counts(notebook, values)
     requests = dry_run.planning()
     if requests is not None:  # a plan run: real parameters, the zoo records instead of training

@@ -59,6 +59,7 @@ import yaml
 
 from . import dry_run as dry_run_mod
 from . import executed, provenance
+from ..claims import quality
 from ..core import progress
 from ..core.atomic import write_text
 from ..core.paths import build_dir, figures_dir, notebooks_dir, params_dir
@@ -489,6 +490,12 @@ def print_summary(rows: list[dict[str, Any]], threads: int | None = None, resuma
     threads_note = f"; {_threads_text(threads)} per kernel" if threads else ""
     for f in folders:
         print(f"figures and tables in {f}/ (provenance.json there{threads_note})")
+        low = quality.below_floor_lines(f)
+        if low:
+            print(f"models below their declared accuracy floor ({len(low)}; their verdicts are counted apart, "
+                  f"NN_models.md has every config):")
+            for line in low:
+                print(f"  {line}")
     for r in rows:
         for w in r.get("warnings") or ():
             print(f"warning ({r['notebook']}): {w}")

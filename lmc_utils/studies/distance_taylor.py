@@ -20,6 +20,7 @@ from ..measure.distance import l2_distance, layer_distances
 from ..measure.interpolation import interpolation_curve
 from ..matching.rebasin import align, weight_orders
 from ..measure.taylor import taylor_barrier, taylor_curve
+from . import quality
 
 NOTEBOOK = "01_distance_taylor"
 
@@ -71,6 +72,8 @@ def run(configs: Mapping[str, zoo.TrainConfig], n_pairs: int, parent_epochs: int
                                  [("naive", 0), *[("weight", k) for k in range(n_orders)], ("activation", 0),
                                   ("random", 0)]),
                  "spawned": (zoo.spawned_pairs(base, n_spawned, parent_epochs, seed, device), [("naive", 0)])}
+        for kind, (pairs, _) in kinds.items():
+            quality.record(name, [m for p in pairs for m in p], arm="" if kind == "independent" else kind, device=device)
         jobs = [(kind, i, a, b, methods) for kind, (pairs, methods) in kinds.items() for i, (a, b) in enumerate(pairs)]
         for kind, i, a, b, methods in tqdm(jobs, desc=f"{name}: pairs", leave=False, disable=not progress):
             spec = P.spec_for(a.model)

@@ -39,6 +39,7 @@ from ..core.data import TensorData
 from ..measure.evaluation import evaluate
 from ..measure.interpolation import evaluate_state, has_batchnorm
 from ..matching import REGIMES, activation_matcher, average_states, merge_many, ste_matcher, weight_matcher
+from . import quality
 
 NOTEBOOK = "08_merge_many"
 MATCHERS = ("weight", "activation", "ste")
@@ -248,6 +249,7 @@ def run(experiments: Mapping[str, Mapping], n_groups: Mapping[str, int], group_s
         for kind, groups in kinds:
             flat = zoo.get_many([c for g in groups for c in g], device=device, progress=progress)
             trained = [flat[i * size:(i + 1) * size] for i in range(len(groups))]
+            quality.record(name, flat, arm="" if kind == "independent" else kind, device=device)
             for g, members in enumerate(tqdm(trained, desc=f"{name}: {kind} groups", leave=False,
                                              disable=not progress)):
                 rows, trace, ends = measure_group([t.model for t in members], ns, exp_jobs, test, stats, ste_data,

@@ -41,6 +41,7 @@ from ..measure.evaluation import evaluate
 from ..claims.tables import mean_sd_text
 from ..measure.interpolation import barrier, has_batchnorm, interpolation_curve
 from ..matching import weight_matching
+from . import quality
 
 NOTEBOOK = "05_pruning"
 # The talk's table "So, what if we prune the networks?" (Moons, one hidden layer; mean over runs):
@@ -124,6 +125,7 @@ def pruning_sweep(experiments: dict[str, zoo.TrainConfig], sparsities: list[floa
     for name, cfg in experiments.items():
         norm = cfg.model.get("norm", "none")
         trained = zoo.get_many([cfg.replace(seed=seed + k) for k in range(_count(n_models, name))], device=device)
+        quality.record(name, trained, device=device)
         ev, rd = eval_data[name], renorm_data[name]
         subsets = {n: rd if n is None else TensorData(rd.x[:n], rd.y[:n], rd.num_classes, rd.name, rd.split)
                    for n in sample_sizes}
@@ -196,6 +198,7 @@ def redundancy_study(configs: dict[str, zoo.TrainConfig], widths: dict[str, list
             n = _count(per_ds, width)
             cfg = base.replace(model={**base.model, "width": width})
             runs = zoo.get_many([cfg.replace(seed=seed + k) for k in range(n)], device=device)
+            quality.record(ds, runs, arm=f"width {width}", device=device, declared_as=f"redundancy_{ds}")
             reduced_for_barrier = []
             for k, r in enumerate(runs):
                 full_loss, full_acc = evaluate(r.model, test[ds], 1000)

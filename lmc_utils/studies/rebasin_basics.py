@@ -21,6 +21,7 @@ from ..core.data import TensorData
 from ..measure.barrier import barrier_rows
 from ..measure.interpolation import has_batchnorm, interpolation_curve
 from ..matching.rebasin import align
+from . import quality
 
 NOTEBOOK = "00_rebasin_basics"
 METHODS = ("naive", "weight", "activation")
@@ -54,6 +55,7 @@ def run(configs: Mapping[str, zoo.TrainConfig], n_pairs: Mapping[str, int] | int
     for name, base in configs.items():
         n = n_pairs if isinstance(n_pairs, int) else n_pairs[name]
         pairs = zoo.independent_pairs(base, n, seed, device)
+        quality.record(name, [m for p in pairs for m in p], device=device)
         bn[name] = has_batchnorm(pairs[0][0].model)
         resets = [False, True] if bn[name] else [False]
         reset_on = match_data[name]

@@ -24,6 +24,7 @@ from .. import zoo
 from ..core.device import get_device
 from ..measure.evaluation import evaluate
 from . import distance_taylor, pruning, renormalisation, singular_vectors, three_models
+from . import quality
 
 NOTEBOOK = "10_regime_ladder"
 STUDIES = ("distance_taylor", "singular_vectors", "three_models", "renormalisation", "pruning")
@@ -141,6 +142,7 @@ def run(ladder: Sequence[Rung], n_pairs: Mapping[str, int], *, n_triples: Mappin
             name, cfg = r.experiment(w), zoo.with_width(r.config, w)
             test = data_mod.load(cfg.dataset, "test", subset=eval_subset, device=dev)
             models = zoo.get_many([cfg.replace(seed=seed + j) for j in range(2 * pairs)], device=dev)
+            quality.record(r.name, models, arm=f"width {w}", device=dev)
             for k, t in enumerate(models):
                 loss, acc = evaluate(t.model, test)
                 rows.append({"experiment": name, "rung": r.name, "width": float(w), "model": k, "loss": loss,

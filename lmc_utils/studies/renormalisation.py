@@ -36,6 +36,7 @@ from ..measure.evaluation import evaluate
 from ..measure.interpolation import has_batchnorm, interpolate
 from ..matching.rebasin import aligned_states
 from ..claims.tables import mean_std
+from . import quality
 
 NOTEBOOK = "04_renormalisation"
 
@@ -381,6 +382,8 @@ def run(experiments: Mapping[str, zoo.TrainConfig], n_pairs: Mapping[str, int], 
     ``seed + 20000``) until ``target_accuracy``."""
     dev = device
     pairs = {n: zoo.independent_pairs(base, n_pairs[n], seed=seed, device=dev) for n, base in experiments.items()}
+    for n, ps in pairs.items():
+        quality.record(n, [m for p in ps for m in p], device=dev)
     stats = {n: data_mod.load(base.dataset, "train", subset=stats_samples, seed=seed + 1, device=dev)
              for n, base in experiments.items()}
     test = {n: data_mod.load(base.dataset, "test", subset=eval_subset, device=dev) for n, base in experiments.items()}
@@ -398,6 +401,8 @@ def run(experiments: Mapping[str, zoo.TrainConfig], n_pairs: Mapping[str, int], 
     biased = zoo.independent_pairs(bias_base, bias_pairs, seed=seed, device=dev)
     unbiased = zoo.independent_pairs(bias_base.replace(model={**bias_base.model, "bias": False}), bias_pairs,
                                      seed=seed, device=dev)
+    quality.record(bias_experiment, [m for p in biased for m in p], device=dev)
+    quality.record(bias_experiment, [m for p in unbiased for m in p], arm="trained without biases", device=dev)
     bias_curves = bias_study(biased, unbiased, test[bias_experiment], stats[bias_experiment].x, n_points=n_points,
                              n_orders=n_orders, progress=progress)
     rbase = experiments[retrain_experiment]

@@ -37,6 +37,7 @@ from ..measure.evaluation import evaluate
 from ..measure.interpolation import has_batchnorm
 from ..matching import activation_correlations, unit_agreement
 from ..matching.rebasin import align, compare_methods
+from . import quality
 from .pruning import renormalize
 
 NOTEBOOK = "07_same_basin"
@@ -144,18 +145,23 @@ def run(base: zoo.TrainConfig, n_pairs: int, parent_epochs: int, retrain_phases:
         eval_data: TensorData, reset_data: TensorData, match_inputs: torch.Tensor,
         methods: Sequence[str] = ("naive", "weight", "activation"), n_planted: int = 3, n_points: int = 11,
         lrs: Sequence[float] = (), degrade_epochs: int = 1, prune_sparsities: Sequence[float] = (), seed: int = 0,
-        device="auto", progress: bool = True) -> Result:
+        device="auto", progress: bool = True, name: str = "") -> Result:
     """The whole protocol (see the module docstring). ``retrain_phases``: ``[(large_lr, epochs),
     (small_lr, epochs)]`` of the retrained copies; ``lrs``: learning rates of the learning-rate study
     (empty: skipped), each with ``n_pairs`` independent pairs of ``base`` at that rate; the pairs at
     the largest rate are also retrained ``degrade_epochs`` more at it (the ``degraded`` variant), and
     every model of the study is pruned at each of ``prune_sparsities`` (:func:`lr_pruning`; empty:
     skipped). Barriers are on ``eval_data``; RESET statistics from ``reset_data``; activation matching on
-    ``match_inputs``."""
+    ``match_inputs``. ``name``: the experiment's name, under which its models' test accuracies are recorded
+    (:func:`lmc_utils.studies.quality.record`; ``""``: not recorded)."""
     if n_pairs < 1 or n_planted < 1:
         raise ValueError(f"n_pairs and n_planted must be at least 1, got {n_pairs} and {n_planted}")
     methods = list(methods)
     pairs = _pairs(base, n_pairs, parent_epochs, retrain_phases, seed, device, progress)
+    if name:
+        for kind, ps in pairs.items():
+            quality.record(name, [m for p in ps for m in p] if kind != "retrained" else [c for _, c in ps],
+                           arm=kind, device=device)
     has_bn = has_batchnorm(pairs["independent"][0][0].model)
     b_rows, curves, r_rows, d_rows, h_rows = [], [], [], [], []
     jobs = [(kind, i) for kind in KINDS for i in range(n_pairs)]
@@ -175,7 +181,7 @@ def run(base: zoo.TrainConfig, n_pairs: int, parent_epochs: int, retrain_phases:
         h_rows += [{"pair": i, **{k: h[k] for k in ("epoch", "lr", "train_loss", "train_accuracy", "l2_from_start")}}
                    for h in copy.history]
     lr_rows = lr_study(base, lrs, n_pairs, eval_data, reset_data, match_inputs, methods, degrade_epochs, n_points,
-                       seed, device, progress) if lrs else pd.DataFrame()
+                       seed, device, progress, name=name) if lrs else pd.DataFrame()
     prune_rows = (lr_pruning(base, lrs, n_pairs, prune_sparsities, eval_data, reset_data, seed, device, progress)
                   if lrs and len(prune_sparsities) else pd.DataFrame())
     return Result(pd.DataFrame(b_rows), pd.concat(curves, ignore_index=True), pd.DataFrame(r_rows),
@@ -238,7 +244,7 @@ def bias_configs(base: zoo.TrainConfig, weight_decays: Sequence[float],
 def run_bias(base: zoo.TrainConfig, weight_decays: Sequence[float], n_pairs: int, eval_data: TensorData,
              reset_data: TensorData, match_inputs: torch.Tensor, methods: Sequence[str] = ("weight", "activation"),
              inits: Sequence[str] = INITS, judge_weight_decay: float | None = None,
-             n_points: int = 11, seed: int = 0, device="auto", progress: bool = True) -> BiasResult:
+             n_points: int = 11, seed: int = 0, device="auto", progress: bool = True, name: str = "") -> BiasResult:
     """The implicit-bias studies (Qu & Horvath 2024, Sec. 4.3 and App. E.5-E.6) on ``base``: ``n_pairs``
     independent pairs (seeds ``seed + 2i``, ``+ 1``, the same at every arm, so arms pair by ``i``)
     for each arm of :func:`bias_configs`. Per pair: test barriers after each matching method of
@@ -258,6 +264,10 @@ def run_bias(base: zoo.TrainConfig, weight_decays: Sequence[float], n_pairs: int
                            progress=progress)
     by_key = {c.key: [(trained[u * 2 * n_pairs + 2 * i], trained[u * 2 * n_pairs + 2 * i + 1]) for i in range(n_pairs)]
               for u, c in enumerate(unique)}
+    if name:  # arms as the verdict subjects name them: "wd 0.05", "Kaiming normal"
+        for (kind, value), c in arms.items():
+            arm = f"wd {value:g}" if kind == "weight_decay" else str(value).replace("kaiming_", "Kaiming ")
+            quality.record(name, [m for p in by_key[c.key] for m in p], arm=arm, device=device)
     measured: dict[str, tuple[list, list, list]] = {}
     for c in tqdm(unique, desc="implicit-bias arms", disable=not progress, leave=False):
         b_rows, d_rows, h_rows = [], [], []
@@ -306,13 +316,13 @@ def run_bias_experiments(wd_experiments: Mapping[str, Mapping] | None, init_expe
         out[name] = run_bias(cfg, weight_decays if name in wd_experiments else (), n_pairs, test, train, train.x,
                              inits=INITS if name in init_experiments else (),
                              judge_weight_decay=judge_weight_decay if name in wd_experiments else None,
-                             seed=seed, device=device, progress=progress, **kwargs)
+                             seed=seed, device=device, progress=progress, name=name, **kwargs)
     return out
 
 
 def lr_study(base: zoo.TrainConfig, lrs: Sequence[float], n_pairs: int, eval_data: TensorData,
              reset_data: TensorData, match_inputs: torch.Tensor, methods: Sequence[str], degrade_epochs: int = 1,
-             n_points: int = 11, seed: int = 0, device="auto", progress: bool = True) -> pd.DataFrame:
+             n_points: int = 11, seed: int = 0, device="auto", progress: bool = True, name: str = "") -> pd.DataFrame:
     """Barriers of independent pairs (seeds ``seed + 2i, + 1``) of ``base`` trained at each learning
     rate in ``lrs``; the pairs at the largest rate also after ``degrade_epochs`` more epochs at that
     constant rate (both models; App. F.5). Only the matching methods of ``methods`` and the judged
@@ -330,6 +340,10 @@ def lr_study(base: zoo.TrainConfig, lrs: Sequence[float], n_pairs: int, eval_dat
             flat = zoo.get_many([zoo.retrain_config(t.config, [(float(lr), degrade_epochs)], data_seed=t.config.seed + 700)
                                  for p in pairs for t in p], device=device, progress=progress)
             variants["degraded"] = [(flat[2 * i], flat[2 * i + 1]) for i in range(n_pairs)]
+        if name:  # arms as the verdict subjects name them: "lr 0.1", "lr 0.1 degraded"
+            for variant, ps in variants.items():
+                quality.record(name, [m for p in ps for m in p], device=device,
+                               arm=f"lr {lr:g}" + (" degraded" if variant == "degraded" else ""))
         for variant, ps in variants.items():
             for i, (a, b) in enumerate(ps):
                 c = compare_methods(a.model, b.model, {"test": eval_data}, matchers, match_inputs=match_inputs,
@@ -358,7 +372,7 @@ def run_experiments(experiments: Mapping[str, Mapping], n_pairs: int | Mapping[s
         train = load(cfg.dataset, "train", subset=match_samples, device=device)
         pairs = n_pairs[name] if isinstance(n_pairs, Mapping) else n_pairs
         out[name] = run(cfg, pairs, parent_epochs, retrain_phases[name], test, train, train.x,
-                        lrs=(lrs or {}).get(name, ()), seed=seed, device=device, progress=progress, **kwargs)
+                        lrs=(lrs or {}).get(name, ()), seed=seed, device=device, progress=progress, name=name, **kwargs)
     return out
 
 

@@ -38,6 +38,7 @@ from ..measure.evaluation import evaluate
 from ..measure.interpolation import evaluate_state, interpolate
 from ..matching import sinkhorn_weight_matching, unit_agreement, weight_matching
 from ..matching.rebasin import align
+from . import quality
 
 NOTEBOOK = "02_singular_vectors"
 METHODS = ("naive", "random", "weight", "activation")
@@ -149,8 +150,9 @@ def measure(base: zoo.TrainConfig, widths: list, n_pairs: int, test: TensorData,
     layers: list[str] = []
     for width in tqdm(widths, desc=f"{name}: widths", leave=False):
         cfg = zoo.with_width(base, width)
-        for p, (ta, tb) in enumerate(tqdm(zoo.independent_pairs(cfg, n_pairs, seed=seed, device=device),
-                                          desc=f"width {width}: pairs", leave=False)):
+        pairs = zoo.independent_pairs(cfg, n_pairs, seed=seed, device=device)
+        quality.record(name, [m for p in pairs for m in p], arm=f"width {width}", device=device)
+        for p, (ta, tb) in enumerate(tqdm(pairs, desc=f"width {width}: pairs", leave=False)):
             a, b = ta.model, tb.model
             keys = {"experiment": name, "width": width, "pair": p}
             spec = P.spec_for(a)

@@ -19,6 +19,7 @@ from ..core.data import TensorData
 from ..measure.barrier import barrier_rows, curve_barriers
 from ..measure.interpolation import batched_curves, evaluate_state, has_batchnorm, interpolation_curve
 from ..matching import unit_agreement, weight_matching
+from . import quality
 
 NOTEBOOK = "06_swa_alignment"
 
@@ -74,6 +75,7 @@ def run(base: zoo.TrainConfig, widths: list[int], eval_data: TensorData, reset_d
     for width in tqdm(widths, desc="widths", leave=False, disable=not progress):
         cfg = zoo.with_width(base, width)
         runs = zoo.get_many([cfg.replace(seed=seed + r) for r in range(n_runs)], device=device, progress=progress)
+        quality.record("SWA runs", runs, arm=f"width {width}", device=device, declared_as="model")  # last iterates
         scratch = runs[0].model
         for r, run_ in enumerate(runs):
             chosen = list(range(0, len(run_.samples), sample_stride))

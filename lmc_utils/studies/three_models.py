@@ -35,6 +35,7 @@ from ..measure.evaluation import evaluate
 from ..measure.interpolation import barrier, evaluate_state, has_batchnorm, interpolation_curve, plane_grid
 from ..matching import activation_matching, permutation_agreement, ste_matching
 from ..matching.rebasin import weight_orders
+from . import quality
 
 NOTEBOOK = "03_ste_three_models"
 METHODS = ("naive", "weight", "activation", "ste")
@@ -226,7 +227,9 @@ def run_experiment(name: str, base: zoo.TrainConfig, n_triples: int, train: Tens
         matcher, sinkhorn: weight matching's solver and the relaxation's options (:func:`align`).
     """
     parts = {k: [] for k in ("barriers", "merged", "agreement", "alignment", "ste_history", "planes")}
-    for t, (a, b, c) in enumerate(tqdm(triples(base, n_triples, seed, device), desc=f"{name}: triples", leave=False)):
+    trios = triples(base, n_triples, seed, device)
+    quality.record(name, [m for trio in trios for m in trio], device=device)
+    for t, (a, b, c) in enumerate(tqdm(trios, desc=f"{name}: triples", leave=False)):
         got = measure_triple(a.model, b.model, c.model, train, eval_data, match_inputs, ste, n_orders=n_orders,
                              n_points=n_points, top_k=top_k, seed=seed + t, plane=planes and t == 0,
                              plane_resolution=plane_resolution, plane_margin=plane_margin, matcher=matcher,

@@ -41,6 +41,7 @@ from ..measure.evaluation import evaluate
 from ..measure.interpolation import batched_curves, curve_barriers
 from ..matching import activation_matching, weight_matching
 from ..claims.tables import mean_sd_text
+from . import quality
 
 NOTEBOOK = "09_width_clusters"
 METHODS = ("naive", "weight", "activation")  # no permutation, weight matching (WM), activation matching (AM)
@@ -248,7 +249,7 @@ def run(experiments: Mapping[str, zoo.TrainConfig], widths: Mapping[str, list[in
         cluster_widths: Mapping[str, list[int]], cluster_models: int, boundary_widths: list[int],
         eval_subset: int | None = 2000, match_samples: int = 1000, n_points: int = 11, cluster_points: int = 5,
         duplicate_tol: float = 0.01, methods: tuple[str, ...] = METHODS, seed: int = 0, device="auto",
-        progress: bool = True, references: Mapping[str, str] | None = None) -> Result:
+        progress: bool = True, references: Mapping[str, str] | None = None, quality_as: str = "") -> Result:
     """For every experiment (name -> base config, width filled in) and each of its widths: train
     ``n_models`` networks; their train/test loss and accuracy; the disjoint pairs' barriers under each
     method; the epsilon-loss matrices of the first ``cluster_models`` networks (naive and weight-matched
@@ -256,7 +257,10 @@ def run(experiments: Mapping[str, zoo.TrainConfig], widths: Mapping[str, list[in
     (the talk scales its colours to it); near-duplicate unit shares (plain MLPs); and, for Moons
     experiments at ``boundary_widths``, the decision boundaries of pair 0. ``references`` (label ->
     experiment name): the last network of that experiment at a width is a reference every experiment's
-    pairs of that width are also weight-matched to (:func:`reference_rows`)."""
+    pairs of that width are also weight-matched to (:func:`reference_rows`). The networks' test accuracies
+    are recorded per experiment and width (:func:`lmc_utils.studies.quality.record`), judged against the
+    floors declared for the experiment (for every experiment under ``quality_as`` when given: the
+    robustness grid's)."""
     references = dict(references or {})
     unknown = sorted(set(references.values()) - set(experiments))
     if unknown:
@@ -270,6 +274,8 @@ def run(experiments: Mapping[str, zoo.TrainConfig], widths: Mapping[str, list[in
         train_eval = data_mod.load(base.dataset, "train", subset=n_train, seed=base.subset_seed, device=device)
         inputs = train_eval.x[:match_samples]
         nets_by_width = train_zoo(base, widths[name], n_models, seed=seed, device=device, progress=progress)
+        for width, nets in nets_by_width.items():
+            quality.record(name, nets, arm=f"width {width}", device=device, declared_as=quality_as)
         if references:
             kept[name] = (nets_by_width, test)
         for width, nets in tqdm(nets_by_width.items(), desc=f"measure {name}", leave=False, disable=not progress):
