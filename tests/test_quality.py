@@ -151,6 +151,11 @@ def test_below_floor_rows_are_flagged_and_counted_apart(tmp_path):
     assert "does not test the paper's claim" in text
     assert "Tally: 1 held, 0 did not hold, 1 inconclusive." in text
     assert "Counted apart, on models below their accuracy floor" in text and "1 held" in text.split("Counted apart")[1]
+    closing = V.conclusion(frame)
+    assert "On models at their accuracy floor** (1 rows), every claim held." in closing
+    assert "1 row(s) on models below their floor are counted apart" in closing
+    missed = frame.assign(verdict=["did not hold", "held", "inconclusive"])
+    assert "the claim did not hold in 1: `c` (mlp / weight" in V.conclusion(missed)
     frame.to_csv(tmp_path / "01_verdicts.csv", index=False)
     md = report.claims_markdown(report.gather(tmp_path), "cpu")
     assert "counted apart, 1 on models below their accuracy floor" in md
@@ -172,3 +177,18 @@ def test_a_verdict_table_without_quality_columns_still_renders():
     assert "Tally:" in V.render(frame, {"c": c})
     assert not V.below_floor(frame).any()
     assert isinstance(report.split_tally(pd.DataFrame(rows)), str)
+
+
+def test_claims_and_readme_list_the_models_below_floor(tmp_path):
+    _declare()
+    Q.record("mlp", "", {"a": 0.95})
+    Q.record("sweep", "width 8", {"e": 0.70})
+    Q.summary().to_csv(tmp_path / "03_models.csv", index=False)
+    rows, _ = _rows()
+    Q.attach(V.table(rows)).to_csv(tmp_path / "03_verdicts.csv", index=False)
+    models = report.gather_models(tmp_path)
+    apart = report.models_markdown(models, only_apart=True)
+    assert "sweep / width 8" in apart and "| mlp |" not in apart and "(1 notebook x experiment arms)" in apart
+    block = report.readme_block(report.gather(tmp_path), "cpu", tmp_path, tmp_path)
+    assert "Models below their accuracy floor" in block and "sweep / width 8" in block
+    assert Q.below_floor_lines(tmp_path) == ["03 sweep / width 8: 70.0% test accuracy < floor 80.0% (1 models)"]

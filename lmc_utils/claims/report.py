@@ -145,6 +145,41 @@ def claims_markdown(frame: pd.DataFrame, profile: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def gather_models(folder: str | os.PathLike) -> pd.DataFrame:
+    """Every ``NN_models.csv`` in ``folder`` (the models behind each notebook's verdicts against their
+    floors), one row per notebook, experiment and arm (column ``notebook``: ``NN``)."""
+    frames = []
+    for p in sorted(Path(folder).glob("[0-9][0-9]_models.csv")):
+        f = pd.read_csv(p, dtype={"experiment": str, "arm": str, "status": str, "reference": str})
+        frames.append(f.assign(notebook=p.name[:2], arm=f["arm"].fillna("")))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["notebook", "experiment", "arm", "models", "test_accuracy", "lowest", "floor", "status"])
+
+
+def models_markdown(models: pd.DataFrame, only_apart: bool = False) -> str:
+    """The models table: per notebook, experiment and arm (a name means one config within a notebook;
+    notebooks share configs through the cache, but 05's ``mnist`` is not 09's), the models, their mean
+    and lowest test accuracy, the floor and the status. ``only_apart``: only the arms below their floor
+    or without one, then a count of the rest."""
+    if models.empty:
+        return "No model tables yet."
+    rows, ok = [], 0
+    for r in models.itertuples(index=False):
+        if only_apart and r.status not in ("below floor", "no floor"):
+            ok += 1
+            continue
+        floor = "" if r.floor != r.floor else f"{100 * r.floor:.1f}%"
+        name = f"{r.experiment} / {r.arm}" if r.arm else r.experiment
+        rows.append(f"| {r.notebook} | {_cell(name)} | {int(r.models)} | "
+                    f"{100 * r.test_accuracy:.1f}% ({100 * r.lowest:.1f}%) | {floor} | {r.status} |")
+    head = ["| notebook | models (experiment / arm) | models | test accuracy (lowest) | floor | status |",
+            "|---|---|---|---|---|---|"]
+    text = "\n".join(head + rows) if rows else ""
+    if only_apart:
+        text += f"\n\nEvery other one ({ok} notebook x experiment arms) is at its floor or poor by design."
+    return text
+
+
 def _link(target: Path, base: Path) -> str:
     return Path(os.path.relpath(target, base)).as_posix()
 
@@ -160,6 +195,10 @@ def readme_block(frame: pd.DataFrame, profile: str, folder: Path, readme_dir: Pa
              f"{len(frame)} in all — {split_tally(frame) if len(frame) else 'none yet'}.", ""]
     if frame.empty:
         return "\n".join(lines)
+    models = gather_models(folder)
+    if not models.empty:
+        lines += ["**Models below their accuracy floor** (their verdicts are counted apart; every configuration "
+                  f"in [claims.md]({_link(folder / FILE, base)})):", "", models_markdown(models, only_apart=True), ""]
     lines += ["| notebook | claim | verdicts | per subject |", "|---|---|---|---|"]
     for notebook, rows in frame.groupby("notebook", sort=False):
         number = notebook.split("_", 1)[0]
@@ -211,7 +250,13 @@ def write(profile: str, readme: str | os.PathLike | None = None, folder: Path | 
     if not folder.is_dir():
         raise ClaimsError(f"{folder} does not exist: run the notebooks first (python -m lmc_utils.run --profile {profile})")
     frame = gather(folder)
-    out = write_text(folder / FILE, claims_markdown(frame, profile))
+    text = claims_markdown(frame, profile)
+    models = gather_models(folder)
+    if not models.empty:
+        text += ("\n## The models behind the verdicts\n\nPer experiment and arm, against the test accuracy declared "
+                 "for its models before any result (`quality` in `params/<profile>.yaml`, with its reference; "
+                 "`NN_models.md` per notebook).\n\n" + models_markdown(models) + "\n")
+    out = write_text(folder / FILE, text)
     if readme is not None:
         readme = Path(readme)
         try:
@@ -234,7 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     frame = gather(out.parent)
-    print(f"{out}: {len(frame)} verdicts ({tally_text(frame) if len(frame) else 'none'})")
+    print(f"{out}: {len(frame)} verdicts ({split_tally(frame) if len(frame) else 'none'})")
     if args.readme:
         print(f"{args.readme}: findings table regenerated between {START} and {END}")
     return 0

@@ -316,6 +316,36 @@ def _quality_text(row: Any) -> str:
     return f" Models at floor ({100 * acc:.1f}% test accuracy, floor {100 * float(row.floor):.1f}%)."
 
 
+def conclusion(frame: pd.DataFrame) -> str:
+    """What the verdicts say once the models' quality is taken into account, in plain words: the claims
+    that did not hold (and were inconclusive) on models at their floor, which are findings about those
+    models, then how many rows are counted apart. Empty without quality columns."""
+    if "regime" not in frame:
+        return ""
+    judged = frame[frame["regime"].eq("at floor")]
+
+    def listing(rows: pd.DataFrame) -> str:
+        return "; ".join(f"`{r.claim}` ({r.subject}: {fmt(r.estimate)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}])"
+                         for r in rows.itertuples(index=False))
+
+    missed = judged[judged["verdict"] == "did not hold"]
+    open_ = judged[judged["verdict"] == "inconclusive"]
+    parts = []
+    if len(judged):
+        parts.append(f"**On models at their accuracy floor** ({len(judged)} rows), "
+                     + ("every claim held." if missed.empty and open_.empty else
+                        (f"the claim did not hold in {len(missed)}: {listing(missed)}. These models are as "
+                         "accurate as the declared baselines, so these are findings about them, not artefacts "
+                         "of undertrained models." if len(missed) else "none failed.")))
+        if len(open_):
+            parts.append(f"Inconclusive there (more units would decide): {listing(open_)}.")
+    low = below_floor(frame)
+    if low.any():
+        parts.append(f"{int(low.sum())} row(s) on models below their floor are counted apart: they keep their "
+                     "statistic but do not test the papers' claims.")
+    return "\n\n".join(parts)
+
+
 def below_floor(frame: pd.DataFrame) -> pd.Series:
     """Which rows are counted apart: on models below their accuracy floor or with none declared (all False
     without a ``regime`` column)."""

@@ -111,7 +111,10 @@ def publish_verdicts(frame: pd.DataFrame, criteria, notebook: str, profile: str 
     number = notebook.split("_", 1)[0]
     models = quality.summary()
     save_table(models, f"{number}_models", profile)
-    return models_markdown(models) + render(frame, criteria)
+    from ..claims.verdicts import conclusion
+
+    closing = conclusion(frame)
+    return models_markdown(models) + render(frame, criteria) + (f"\n\n{closing}" if closing else "")
 
 
 def models_markdown(models: pd.DataFrame) -> str:
