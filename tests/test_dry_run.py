@@ -20,15 +20,6 @@ from conftest import needs_mnist
 PAPER = {nb: quality.strip(section) for nb, section in profiles.notebook_sections("paper").items()}  # floors out
 
 
-def _training_configs(value):
-    """Every mapping with ``dataset`` and ``arch`` inside a parameter value (a training config)."""
-    if isinstance(value, dict):
-        if {"dataset", "arch"} <= set(value):
-            yield value
-        for v in value.values():
-            yield from _training_configs(v)
-
-
 def test_budget_cuts_the_paper_profile_and_keeps_its_models():
     section = PAPER["00_rebasin_basics"]
     small = dry_run.budget("00_rebasin_basics", section)
@@ -54,7 +45,7 @@ def test_budget_keeps_every_paper_config_valid(notebook):
     """At dry-run budgets every training config still builds, SWA keeps a pair of samples and a
     spawned parent is shorter than its child's config."""
     small = dry_run.budget(notebook, PAPER[notebook])
-    configs = [zoo.TrainConfig(**cfg) for cfg in _training_configs(small)]
+    configs = [zoo.TrainConfig(**cfg) for _, cfg in quality.train_configs(small)]
     assert configs and all(c.epochs <= dry_run.TRAINING_CAPS["epochs"] for c in configs)
     if "parent_epochs" in small:
         assert all(0 < small["parent_epochs"] < c.epochs for c in configs)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
@@ -178,15 +179,22 @@ class Entry:
     accuracies: dict[str, float] = field(default_factory=dict)  # model key -> test accuracy
     declared_as: str = ""  # the name its quality is declared under ("": the experiment's)
 
-    def _declaration(self) -> tuple[Quality | None, str]:
-        """The declared quality and the arm within it: an experiment named ``<name> / <arm>`` (notebook
-        10's ``vgg11_ln / width 0.125``) is that arm of ``<name>`` when only ``<name>`` is declared."""
+    def _nested(self) -> tuple[str, str] | None:
+        """``(declared experiment, arm)`` when this experiment is named ``<name> / <arm>`` (notebook 10's
+        ``vgg11_ln / width 0.125``) and only ``<name>`` is declared: then it is that arm of ``<name>``."""
         name = self.declared_as or self.experiment
         if declared(name) is None and " / " in name:
             head, tail = name.split(" / ", 1)
             if declared(head) is not None:
-                return declared(head), f"{tail} / {self.arm}" if self.arm else tail
-        return declared(name), self.arm
+                return head, f"{tail} / {self.arm}" if self.arm else tail
+        return None
+
+    def _declaration(self) -> tuple[Quality | None, str]:
+        """The declared quality and the arm within it."""
+        nested = self._nested()
+        if nested is not None:
+            return declared(nested[0]), nested[1]
+        return declared(self.declared_as or self.experiment), self.arm
 
     @property
     def quality(self) -> Quality | None:
@@ -196,10 +204,7 @@ class Entry:
     def declared_arm(self) -> tuple[str, str]:
         """``(experiment, arm)`` as declared: ``vgg11_ln / width 0.125`` at arm ``spawned`` is
         ``(vgg11_ln, width 0.125 / spawned)`` where only ``vgg11_ln`` is declared."""
-        name = self.declared_as or self.experiment
-        if declared(name) is None and " / " in name and declared(name.split(" / ", 1)[0]) is not None:
-            return name.split(" / ", 1)[0], self._declaration()[1]
-        return self.experiment, self.arm
+        return self._nested() or (self.experiment, self.arm)
 
     @property
     def accuracy(self) -> float:
@@ -321,11 +326,9 @@ def attach(frame: pd.DataFrame, entries: Iterable[Entry] | None = None) -> pd.Da
     return frame
 
 
-def below_floor_lines(folder) -> list[str]:
+def below_floor_lines(folder: str | Path) -> list[str]:
     """One line per experiment arm below its floor (or without one) in a figures folder's
     ``NN_models.csv`` tables (the runner's summary lists them)."""
-    from pathlib import Path
-
     lines = []
     for path in sorted(Path(folder).glob("[0-9][0-9]_models.csv")):
         try:
@@ -333,7 +336,7 @@ def below_floor_lines(folder) -> list[str]:
         except (OSError, pd.errors.EmptyDataError):
             continue
         for r in table.itertuples(index=False):
-            if r.status not in ("below floor", "no floor"):
+            if r.status not in APART:
                 continue
             arm = f" / {r.arm}" if isinstance(r.arm, str) and r.arm else ""
             floor = f" < floor {100 * r.floor:.1f}%" if r.floor == r.floor else " (no floor declared)"
@@ -345,7 +348,7 @@ def below_floor_lines(folder) -> list[str]:
 def summary(entries: Iterable[Entry] | None = None) -> pd.DataFrame:
     """One row per recorded experiment arm (arms recorded under a nested name, such as notebook 10's
     ``vgg11_ln / width 0.125``, merged into their declared experiment's): models, mean / lowest test
-    accuracy, floor, status."""
+    accuracy, floor, status (one of :data:`REGIMES`)."""
     merged: dict[tuple[str, str], Entry] = {}
     for e in (recorded() if entries is None else entries):
         if not e.accuracies:
@@ -357,7 +360,7 @@ def summary(entries: Iterable[Entry] | None = None) -> pd.DataFrame:
     out = []
     for e in merged.values():
         status = "poor by design" if e.poor_reason is not None else (
-            "no floor" if e.floor is None else "below floor" if e.below else "at floor")
+            "no floor declared" if e.floor is None else "below floor" if e.below else "at floor")
         out.append({"experiment": e.experiment, "arm": e.arm, "models": len(e.accuracies),
                     "test_accuracy": e.accuracy, "lowest": min(e.accuracies.values()),
                     "floor": e.floor if e.floor is not None else math.nan, "status": status,

@@ -165,7 +165,7 @@ def models_markdown(models: pd.DataFrame, only_apart: bool = False) -> str:
         return "No model tables yet."
     rows, ok = [], 0
     for r in models.itertuples(index=False):
-        if only_apart and r.status not in ("below floor", "no floor"):
+        if only_apart and r.status not in APART:
             ok += 1
             continue
         floor = "" if r.floor != r.floor else f"{100 * r.floor:.1f}%"

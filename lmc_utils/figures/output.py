@@ -127,7 +127,9 @@ def models_markdown(models: pd.DataFrame) -> str:
     for r in models.itertuples(index=False):
         name = f"{r.experiment} / {r.arm}" if r.arm else r.experiment
         rows.append(f"| {name} ({r.models}) | {pct(r.test_accuracy)} ({pct(r.lowest)}) | {pct(r.floor)} | {r.status} |")
-    below = int(models["status"].isin(["below floor", "no floor"]).sum())
+    from ..claims.quality import APART
+
+    below = int(models["status"].isin(APART).sum())
     lead = ("**The models behind these verdicts**, against the test accuracy declared for them before any result "
             "(`quality` in `params/<profile>.yaml`): "
             + (f"{below} of {len(models)} below their floor; the verdicts on them are counted apart."

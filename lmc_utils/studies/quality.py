@@ -11,16 +11,17 @@ from ..core import data as data_mod
 from ..measure.evaluation import evaluate
 
 
-def test_accuracy(model: zoo.Trained, device="auto") -> float:
-    """Test accuracy of a trained model on the whole test split of its dataset (memoized)."""
-    test = data_mod.load(model.config.dataset, "test", device=device)
-    return float(evaluate(model.model.eval(), test)[1])
-
-
 def record(experiment: str, models: Iterable[zoo.Trained], arm: str = "", device="auto",
            declared_as: str = "") -> Q.Entry:
     """Record the test accuracy of ``models`` of ``experiment`` at ``arm`` (the label its verdict subjects
     use, such as ``width 8``; ``""``: the experiment has one arm), judged against the experiment's
     declared floor (:func:`lmc_utils.claims.quality.declared`; under ``declared_as`` where the params
-    name it otherwise)."""
-    return Q.record(experiment, arm, {m.key: test_accuracy(m, device) for m in models}, declared_as)
+    name it otherwise). Accuracy on the whole test split of each model's dataset (``evaluate``, memoized),
+    loaded once for all of ``models``."""
+    tests: dict[str, data_mod.TensorData] = {}
+    accuracies = {}
+    for m in models:
+        if m.config.dataset not in tests:
+            tests[m.config.dataset] = data_mod.load(m.config.dataset, "test", device=device)
+        accuracies[m.key] = float(evaluate(m.model.eval(), tests[m.config.dataset])[1])
+    return Q.record(experiment, arm, accuracies, declared_as)
