@@ -106,7 +106,7 @@ class TensorData:
             order = torch.randperm(n, generator=generator).to(self.x.device)
             for i in range(0, n, batch_size):
                 idx = order[i:i + batch_size]
-                yield self.x[idx], self.y[idx]
+                yield self.x.index_select(0, idx), self.y.index_select(0, idx)  # the rows of x[idx], gathered faster
         else:
             for i in range(0, n, batch_size):
                 yield self.x[i:i + batch_size], self.y[i:i + batch_size]

@@ -347,7 +347,9 @@ def train_many(configs: Sequence[TrainConfig], device: str | torch.device = "aut
         for i in range(0, n, cfg.batch_size):
             for p, ((a, b), leaf) in enumerate(zip(passes, leaves)):
                 idx = orders[a:b, i:i + cfg.batch_size]  # [slots, batch]
-                x, y = train_data.x[idx], train_data.y[idx]
+                flat_idx = idx.flatten()  # index_select: the same rows as x[idx], gathered faster
+                x = train_data.x.index_select(0, flat_idx).view(*idx.shape, *train_data.x.shape[1:])
+                y = train_data.y.index_select(0, flat_idx).view(idx.shape)
                 logits = template.forward_stacked(as_stacked(leaf), x)  # [slots, batch, classes]
                 losses = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(y.shape).mean(1)
                 leaf.grad = None
