@@ -1,12 +1,14 @@
 """Would a batched trainer pay for the VGG stand-ins? Training steps of 8 VGG11 x 1/8 on FashionMNIST,
-one model at a time (as ``zoo.train`` runs them) against all 8 at once through ``torch.func``
-(stacked weights, ``vmap`` over models: the convolutions become grouped convolutions).
+one model at a time (as ``zoo.train`` runs them) against all 8 at once, two ways: through ``torch.func``
+(stacked weights, ``vmap`` over models) and as one network of grouped convolutions (one group per model,
+the stacked-weights design issue #38 suggests).
 
 Issue #38 asks for the ratio before a batched CNN trainer is built. Measured per optimisation step
-(batch 128 per model, Adam), after a warm-up, in one process, both ways on the same data. BatchNorm
-models are run with per-batch statistics only in the batched arm (``vmap`` cannot update running
-statistics in place), which is what a batched BatchNorm trainer would have to work around, so the
-BatchNorm row is an upper bound on its speed. Writes ``bench/batched_cnn.md``::
+(batch 128 per model, Adam), after a warm-up, in one process, all ways on the same data. BatchNorm
+models are run with per-batch statistics only in the vmap arm (``vmap`` cannot update running
+statistics in place), so that row is an upper bound on its speed. The grouped arm checks that the
+stacked network computes the same function as the 8 models (logits within float tolerance) before
+it is timed. Writes ``bench/batched_cnn.md``::
 
     python bench/bench_batched_cnn.py --threads 2
 """
@@ -69,6 +71,78 @@ def batched(nets, xs, ys, steps: int) -> float:
     return (time.perf_counter() - t0) / steps
 
 
+class GroupedVGG(torch.nn.Module):
+    """``len(nets)`` VGGs as one network of grouped convolutions: model j owns channels
+    ``[j * c, (j + 1) * c)`` of every layer, so its BatchNorm (running statistics included) and its
+    per-pixel LayerNorm see only its own channels; inputs are stacked along the channel axis
+    (one batch per model), the heads are one batched product."""
+
+    def __init__(self, nets):
+        super().__init__()
+        m, first = len(nets), nets[0]
+        self.m, self.norm, self.pool_after = m, first.norm, list(first.pool_after)
+        self.convs, self.norms = torch.nn.ModuleList(), torch.nn.ModuleList()
+        for i, block in enumerate(first.features):
+            c = block.conv
+            conv = torch.nn.Conv2d(c.in_channels * m, c.out_channels * m, 3, padding=1, groups=m,
+                                   bias=c.bias is not None)
+            with torch.no_grad():
+                conv.weight.copy_(torch.cat([n.features[i].conv.weight for n in nets]))
+                if c.bias is not None:
+                    conv.bias.copy_(torch.cat([n.features[i].conv.bias for n in nets]))
+            self.convs.append(conv)
+            if self.norm == "batchnorm":
+                bn = torch.nn.BatchNorm2d(c.out_channels * m)
+                with torch.no_grad():
+                    bn.weight.copy_(torch.cat([n.features[i].norm.weight for n in nets]))
+                    bn.bias.copy_(torch.cat([n.features[i].norm.bias for n in nets]))
+                self.norms.append(bn)
+            else:
+                ln = torch.nn.Module()
+                ln.weight = torch.nn.Parameter(torch.stack([n.features[i].norm.weight.detach() for n in nets]))
+                ln.bias = torch.nn.Parameter(torch.stack([n.features[i].norm.bias.detach() for n in nets]))
+                self.norms.append(ln)
+        self.head_w = torch.nn.Parameter(torch.stack([n.classifier.weight.detach() for n in nets]))  # [m, K, C]
+        self.head_b = torch.nn.Parameter(torch.stack([n.classifier.bias.detach() for n in nets]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: [m, B, C0, H, W] -> logits [m, B, K]
+        m, b = x.shape[:2]
+        x = x.transpose(0, 1).reshape(b, -1, *x.shape[3:])
+        for conv, norm, pool in zip(self.convs, self.norms, self.pool_after):
+            x = conv(x)
+            if self.norm == "batchnorm":
+                x = norm(x)
+            else:
+                h = x.permute(0, 2, 3, 1).reshape(b, x.shape[2], x.shape[3], m, -1)
+                h = F.layer_norm(h, (h.shape[-1],)) * norm.weight + norm.bias
+                x = h.reshape(b, x.shape[2], x.shape[3], -1).permute(0, 3, 1, 2)
+            x = F.relu(x)
+            if pool:
+                x = F.max_pool2d(x, 2)
+        x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1).view(b, m, -1).transpose(0, 1)  # [m, B, C]
+        return torch.baddbmm(self.head_b.unsqueeze(1), x, self.head_w.transpose(1, 2))
+
+
+def grouped(nets, xs, ys, steps: int) -> float:
+    net = GroupedVGG(nets).train()
+    with torch.no_grad():  # the same function as the models it stacks (batch statistics in both)
+        x = torch.stack(xs[0])
+        want = torch.stack([copy.deepcopy(n)(xi) for n, xi in zip(nets, x)])
+        got = GroupedVGG(nets).train()(x)
+        if not torch.allclose(got, want, atol=1e-3, rtol=1e-3):  # float rounding through 8 normalised layers
+            raise AssertionError(f"grouped VGG differs from its models by {float((got - want).abs().max()):.2e}")
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
+    t0 = time.perf_counter()
+    for step in range(steps):
+        x, y = torch.stack(xs[step]), torch.stack(ys[step])
+        logits = net(x)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(y.shape).mean(1).sum()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return (time.perf_counter() - t0) / steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -89,8 +163,12 @@ def main() -> None:
         nets = models(norm, args.models)
         batched(nets, xs[:2], ys[:2], 2)
         together = batched(nets, xs[2:], ys[2:], args.steps)
-        rows.append((norm, single, together))
-        print(norm, f"one by one {single:.3f} s/step, batched {together:.3f} s/step", flush=True)
+        nets = models(norm, args.models)
+        grouped(nets, xs[:2], ys[:2], 2)
+        convs = grouped(nets, xs[2:], ys[2:], args.steps)
+        rows.append((norm, single, together, convs))
+        print(norm, f"one by one {single:.3f} s/step, vmap {together:.3f} s/step, grouped convolutions {convs:.3f} s/step",
+              flush=True)
     cpu = platform.processor() or platform.machine()
     try:
         cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
@@ -102,12 +180,16 @@ def main() -> None:
              f"{args.threads} thread(s), {cpu}; load after: `{load}`.", "",
              f"{args.models} VGG11 x 1/8 on FashionMNIST, batch 128 per model, Adam; seconds per optimisation step "
              f"of all {args.models} models, mean of {args.steps} steps after 2 warm-up steps, both arms in one process.",
-             "", "| norm | one by one (s/step) | batched, vmap (s/step) | speed-up |", "|---|---:|---:|---:|"]
-    for norm, single, together in rows:
-        lines.append(f"| {norm} | {single:.3f} | {together:.3f} | {single / together:.2f}x |")
-    lines += ["", "The batched BatchNorm arm uses per-batch statistics (no running statistics), so it does less work "
-              "than a real BatchNorm trainer would; a speed-up below 1x means the batched trainer would not pay on "
-              "this machine."]
+             "", "| norm | one by one (s/step) | vmap (s/step) | speed-up | grouped convolutions (s/step) | speed-up |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for norm, single, together, convs in rows:
+        lines.append(f"| {norm} | {single:.3f} | {together:.3f} | {single / together:.2f}x | {convs:.3f} | "
+                     f"{single / convs:.2f}x |")
+    lines += ["", "The vmap BatchNorm arm uses per-batch statistics (no running statistics), so it does less work "
+              "than a real BatchNorm trainer would. The grouped-convolution arm is a whole trainer's step: one "
+              "network whose every layer is a grouped convolution with one group per model (BatchNorm with its "
+              "running statistics, LayerNorm per pixel and model, the heads one batched product). A speed-up below "
+              "1x means the batched trainer would not pay on this machine."]
     out = Path(__file__).with_name("batched_cnn.md")
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")

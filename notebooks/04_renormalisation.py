@@ -23,7 +23,10 @@
 #    restores it (RESET for BatchNorm models, REPAIR for plain and LayerNorm models).
 # 2. The rescaling half of REPAIR does the work: RESCALE ≥ REPAIR, RESCALE with one average target
 #    std per layer is close, RESHIFT alone fails (their Table 1, plain VGG16 on CIFAR-10, weight
-#    matching: none 14.2%, REPAIR 75.1%, RESCALE 84.3%, RESCALE (avg) 78.2%, RESHIFT 10%).
+#    matching: none 14.2%, REPAIR 75.1%, RESCALE 84.3%, RESCALE (avg) 78.2%, RESHIFT 10%). The
+#    paper's own ResNet20 tables do not show RESCALE ahead: with weight matching REPAIR 71.3% vs
+#    RESCALE 68.4% (Table 6, plain ResNet20) and 63.6% vs 61.9% (Table 7, Fixup ResNet20), within
+#    their standard deviations; "RESCALE ≥ REPAIR" rests on the VGG16 of Table 1.
 # 3. Without matching, re-normalisation does not help: neurons are dead and the statistics look
 #    like those of a random initialisation. Matching retains information that re-normalisation
 #    amplifies.

@@ -157,6 +157,24 @@ figures.save_figure(plots.plot_claim_vs_width(scale, xlabel="width (channel mult
                     "10_claim_vs_width");
 
 # %% [markdown]
+# ## STE against its training length
+# Where the three-model study ran (the MLP rung here; the VGGs in the STE run below), each STE run
+# also records the permutation it would have returned after each of `ste["budgets"]` steps; per
+# budget, the share of hidden units where STE agrees with WM, the accuracy barriers of the matched
+# edges and of the far edge π_b(b)–π_c(c), and the accuracy of the three-model average (notebook 03
+# says how to read it). The verdicts are judged on the runs' own results (the last point).
+
+# %%
+ste_budgets = regime_ladder.ste_budget_summary(result)
+if not ste_budgets.empty:
+    figures.save_table(ste_budgets, "10_ste_budgets")
+    for name, s in ste_budgets.groupby("experiment", sort=False):
+        figures.save_figure(plots.plot_ste_budgets(s, title=f"{figures.experiment_label(name)}: STE against its steps",
+                                                   paper_agreement=(0.0004, 0.0125)),
+                            f"10_{name.replace(' / ', '_').replace(' ', '_')}_ste_budgets")
+ste_budgets
+
+# %% [markdown]
 # ## Claim × rung
 # Estimate [95% interval] and verdict per claim (and subject detail) and rung — in the column
 # "all widths" for the VGG rung, after its widths' estimates [95% intervals] without a verdict (every

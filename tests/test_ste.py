@@ -91,6 +91,44 @@ def test_ste_moves_away_from_the_weight_matching_start():
     assert any(min(matching.permutation_agreement(p, wm).values()) < 1 for p in seen)
 
 
+def test_ste_leaves_a_wrong_start_for_the_planted_permutation():
+    """Planted: B is a permuted copy of A and the run starts from a wrong permutation (a random one in
+    place of WM's). The midpoint loss is lowest at the planted inverse, so STE must leave its start:
+    it returns the inverse (zero barrier), not the permutation it started from."""
+    data = _data(seed=5)
+    a = fit_briefly(_mlp(0, width=24), data)
+    spec = P.spec_for(a)
+    sa = a.state_dict()
+    planted = P.random_permutation(spec, seed=11)
+    sb = P.apply_permutation(spec, planted, sa)
+    wrong = P.random_permutation(spec, seed=12)
+    res = matching.ste_matching.uncached(a, sa, sb, data, steps=20, lr=0.05, batch_size=100, held_size=100,
+                                         eval_every=2, init="wm", init_perm=wrong, wm_sweeps=1, progress=False)
+    truth = P.inverse(planted)
+    assert any(not torch.equal(wrong[g], truth[g]) for g in spec.sizes)
+    assert all(torch.equal(res.perm[g], truth[g]) for g in spec.sizes)
+    assert res.best_step > 0 and res.history[0]["held_loss"] > min(h["held_loss"] for h in res.history)
+
+
+def test_ste_budgets_give_the_result_of_runs_stopped_there_and_change_nothing_else():
+    data = _data(seed=4)
+    a, b = fit_briefly(_mlp(0, width=24), data), fit_briefly(_mlp(1, width=24), data)
+    sa, sb = a.state_dict(), b.state_dict()
+    kw = dict(lr=0.1, batch_size=100, held_size=100, eval_every=2, progress=False)
+    full = matching.ste_matching.uncached(a, sa, sb, data, steps=12, budgets=(4, 8, 20), **kw)
+    plain = matching.ste_matching.uncached(a, sa, sb, data, steps=12, **kw)
+    for g in full.perm:  # asking for budgets changes nothing else
+        assert torch.equal(full.perm[g], plain.perm[g])
+    pd.testing.assert_frame_equal(pd.DataFrame(full.history), pd.DataFrame(plain.history))
+    assert full.budget_steps == [4, 8, 20]
+    for budget, perm, loss in zip(full.budget_steps, full.budget_perms, full.budget_losses):
+        capped = matching.ste_matching.uncached(a, sa, sb, data, steps=min(budget, 12), **kw)
+        assert all(torch.equal(perm[g], capped.perm[g]) for g in perm), budget
+        assert loss == min(h["held_loss"] for h in capped.history)
+    with pytest.raises(ValueError, match="multiples of eval_every"):
+        matching.ste_matching.uncached(a, sa, sb, data, steps=12, budgets=(5,), **kw)
+
+
 def test_projection_recovers_a_permutation_and_is_a_fixed_point():
     data = _data()
     a = fit_briefly(_mlp(0, width=20, depth=3), data)

@@ -31,6 +31,8 @@ def save_figure(fig: "matplotlib.figure.Figure", name: str, profile: str | None 
     whose numbers mean nothing, renders no files (none: it only records the models asked for)."""
     if settings.planning() is not None:
         return []
+    if "/" in name or "\\" in name:
+        raise ValueError(f"a figure name is a file name, without path separators: {name!r}")
     out = output_dir(profile)
     paths = []
     for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None})):

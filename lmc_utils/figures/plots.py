@@ -5,7 +5,7 @@ the module of its study's name (:mod:`lmc_utils.figures.swa` for notebook 06, ..
 from .rebasin_basics import plot_interpolation  # noqa: F401
 from .distance_taylor import plot_taylor_curves  # noqa: F401
 from .singular_vectors import plot_spectra, plot_alignment_matrices, plot_diagonal_alignment, plot_top_k_contribution, plot_input_alignment, plot_large_vs_merged  # noqa: F401
-from .three_models import plot_planes, plot_three_model_barriers, plot_singular_alignment, plot_ste_history  # noqa: F401
+from .three_models import plot_planes, plot_three_model_barriers, plot_singular_alignment, plot_ste_budgets, plot_ste_history  # noqa: F401
 from .renormalisation import plot_variant_curves, plot_activation_profiles, plot_bias_curves, plot_retraining  # noqa: F401
 from .pruning import plot_pruning, plot_samples, plot_scale, plot_redundancy  # noqa: F401
 from .swa import plot_swa_barriers, plot_identity_share  # noqa: F401

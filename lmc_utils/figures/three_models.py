@@ -140,3 +140,37 @@ def plot_ste_history(history: pd.DataFrame, title: str = ""):
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def plot_ste_budgets(summary: pd.DataFrame, title: str = "", paper_agreement: tuple[float, float] | None = None):
+    """STE against its training length (``summary``: :func:`lmc_utils.studies.three_models.ste_budget_summary`,
+    one experiment): four panels against the STE steps taken (log axis; the last point is where the
+    runs stopped on their own), mean and a band of one standard deviation over triples: the share of
+    hidden units on which STE agrees with weight matching (``paper_agreement``: the range Ito et al.
+    report, shaded), the accuracy barriers of the matched edges (a-pi_b(b), a-pi_c(c)) and of the far
+    edge (pi_b(b)-pi_c(c)), and the accuracy of the three-model average."""
+    import numpy as np
+
+    panels = [("agreement", "units where STE agrees with WM (%)", 100.0),
+              ("near_accuracy_barrier", "accuracy barrier, a to each\nmatched model (points)", 100.0),
+              ("far_accuracy_barrier", "accuracy barrier between\nthe two matched models (points)", 100.0),
+              ("merged_accuracy", "accuracy of the average\nof the three models (%)", 100.0)]
+    fig, axes = plt.subplots(2, 2, figsize=(7.0, 5.0), sharex=True)
+    x = summary["steps_mean"].to_numpy()
+    for ax, (col, label, scale) in zip(axes.flat, panels):
+        m = summary[f"{col}_mean"].to_numpy() * scale
+        sd = np.nan_to_num(summary[f"{col}_std"].to_numpy()) * scale
+        ax.fill_between(x, m - sd, m + sd, color="C0", alpha=0.2, lw=0)
+        ax.plot(x, m, "o-", color="C0", ms=4)
+        conv = summary["budget"].to_numpy() == "converged"
+        ax.plot(x[conv], m[conv], "s", color="C3", ms=6)
+        if col == "agreement" and paper_agreement is not None:
+            ax.axhspan(100 * paper_agreement[0], 100 * paper_agreement[1], color="0.6", alpha=0.4, lw=0)
+        ax.set_ylabel(label)
+        ax.set_xscale("log")
+    for ax in axes[1]:
+        ax.set_xlabel("STE steps (square: stopped by its patience rule)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -67,7 +67,10 @@ class STEResult(MatchingResult):
     loss); ``best_step``: the step whose permutation is returned (0: the starting permutation);
     ``stopped_step``: the last step taken; ``hit_cap``: the run took all ``steps`` steps of its
     budget, i.e. a patience rule (if any) did not stop it earlier (always ``True`` without one);
-    ``init``: the starting point used (see :func:`ste_matching`).
+    ``init``: the starting point used (see :func:`ste_matching`); ``budget_steps``, ``budget_perms``,
+    ``budget_losses``: for each step budget asked for (``budgets``), the permutation the run would have
+    returned had it been stopped there (the best held loss up to that step) and its held loss; a budget
+    beyond ``stopped_step`` gets the run's own result.
     """
 
     history: list[dict[str, float]] = field(default_factory=list)
@@ -75,6 +78,9 @@ class STEResult(MatchingResult):
     stopped_step: int = 0
     hit_cap: bool = True
     init: str = "wm"
+    budget_steps: list[int] = field(default_factory=list)
+    budget_perms: list[Permutation] = field(default_factory=list)
+    budget_losses: list[float] = field(default_factory=list)
 
 
 def ste_start(spec: PermutationSpec, state_a: StateDict, state_b: StateDict, init: str = "wm",
@@ -126,7 +132,7 @@ def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data,
                  lr: float = 1e-3, batch_size: int = 500, held_size: int = 1000, eval_every: int = 10,
                  init: str = "wm", init_perm: Permutation | None = None, wm_sweeps: int = 100, seed: int = 0,
                  patience: int | None = None, min_delta: float = 0.0, optimizer: str = "adam",
-                 momentum: float = 0.9, weight_decay: float = 0.0,
+                 momentum: float = 0.9, weight_decay: float = 0.0, budgets: tuple[int, ...] = (),
                  spec: PermutationSpec | None = None, progress: bool = True) -> STEResult:
     """Straight-through estimator (Ainsworth et al. 2023, "Git Re-Basin", §3.3): learn a
     permutation of B that minimises the loss at the midpoint ``(theta_a + pi(theta_b)) / 2``.
@@ -163,6 +169,10 @@ def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data,
     below the best so far minus ``min_delta`` nats (:class:`Patience`; the step-0 evaluation
     counts as the first best).
 
+    **Budgets:** ``budgets`` (multiples of ``eval_every``) also records, for each, the permutation the
+    run would have returned with that many steps (the best held loss up to it): one run gives STE's
+    result at a ladder of training lengths, and asking for budgets changes nothing else.
+
     Args:
         model: a model of the architecture (used as a functional template; not modified).
         state_a, state_b: state dicts; B is the one permuted.
@@ -182,6 +192,10 @@ def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data,
                          f"(got {steps}, {batch_size}, {lr}, {eval_every})")
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    budgets = sorted({int(b) for b in budgets})
+    if any(b < 1 or b % eval_every for b in budgets):
+        raise ValueError(f"budgets must be positive multiples of eval_every={eval_every} (the held loss is "
+                         f"evaluated there), got {budgets}")
     stopper = Patience(patience, min_delta)
     n = len(data)
     if not 0 < held_size < n:
@@ -231,6 +245,7 @@ def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data,
     stopper.update(best_loss)
     best_perm, best_step = perm, 0
     history = [{"step": 0, "held_loss": best_loss, "batch_loss": float("nan")}]
+    at_budget: dict[int, tuple[Permutation, float]] = {}
     order = torch.randperm(len(train_y), generator=gen)
     pos = 0
     stopped_step, hit_cap = 0, True
@@ -254,6 +269,8 @@ def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data,
                 history.append({"step": step, "held_loss": h, "batch_loss": float(loss.detach())})
                 if h < best_loss:
                     best_loss, best_perm, best_step = h, perm, step
+                if step in budgets:
+                    at_budget[step] = (best_perm, best_loss)
                 bar.set_postfix(held=f"{h:.4f}", best=f"{best_loss:.4f}")
                 if stopper.update(h) and step < steps:
                     hit_cap = False
@@ -261,5 +278,9 @@ def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data,
     finally:
         model.train(was_training)
         bar.close()
+    for b in budgets:  # a budget the run did not reach: it stopped (or was capped) before, with this result
+        at_budget.setdefault(b, (best_perm, best_loss))
     return STEResult(perm=best_perm, history=history, best_step=best_step, sweeps=stopped_step,
-                     stopped_step=stopped_step, hit_cap=hit_cap, init=init)
+                     stopped_step=stopped_step, hit_cap=hit_cap, init=init, budget_steps=list(budgets),
+                     budget_perms=[at_budget[b][0] for b in budgets],
+                     budget_losses=[at_budget[b][1] for b in budgets])

@@ -372,6 +372,14 @@ def endpoint_summary(result: Result) -> pd.DataFrame:
                          "accuracy_max": g.max()}).reset_index()
 
 
+def ste_budget_summary(result: Result) -> pd.DataFrame:
+    """STE against its training length on every rung and width its three-model study ran
+    (:func:`lmc_utils.studies.three_models.ste_budget_summary`; empty without STE budgets)."""
+    frames = [r.ste_budgets for r in result.results.get("three_models", [])
+              if r.ste_budgets is not None and not r.ste_budgets.empty]
+    return three_models.ste_budget_summary(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
+
+
 def matrix(table: pd.DataFrame, criteria: Mapping[str, V.Criterion] | None = None,
            widths: pd.DataFrame | None = None) -> pd.DataFrame:
     """Claim x rung/width: ``estimate [low, high] verdict`` per cell (the closing table), with the

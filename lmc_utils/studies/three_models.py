@@ -33,7 +33,7 @@ from .. import zoo
 from ..core.data import TensorData
 from ..measure.evaluation import evaluate
 from ..measure.interpolation import barrier, evaluate_state, has_batchnorm, interpolation_curve, plane_grid
-from ..matching import activation_matching, permutation_agreement, ste_matching
+from ..matching import activation_matching, permutation_agreement, ste_matching, unit_agreement
 from ..matching.rebasin import weight_orders
 from . import quality
 
@@ -73,6 +73,12 @@ class Result:
     alignment: pd.DataFrame  # experiment, triple, pair, method, order, layer, u_top, v_top, u_all, v_all
     ste_history: pd.DataFrame  # experiment, triple, pair, step, held_loss, batch_loss, best_step
     planes: pd.DataFrame  # experiment, method, point, x, y, split, loss, accuracy (first triple)
+    # STE at a ladder of training lengths (ste["budgets"]; empty without): experiment, triple, budget
+    # ("60", ..., "converged"), steps (the budget, or where the runs stopped), agreement (WM order 0 vs
+    # STE, all hidden units, both pairs), near_loss_barrier / near_accuracy_barrier (a-pi_b(b) and
+    # a-pi_c(c) averaged), far_loss_barrier / far_accuracy_barrier (pi_b(b)-pi_c(c)), merged_loss,
+    # merged_accuracy (the three-model average)
+    ste_budgets: pd.DataFrame = None
 
 
 def _methods_and_orders(n_orders: int) -> list[tuple[str, int]]:
@@ -81,13 +87,15 @@ def _methods_and_orders(n_orders: int) -> list[tuple[str, int]]:
 
 def align(model_a: torch.nn.Module, model_b: torch.nn.Module, train: TensorData, match_inputs: torch.Tensor,
           ste: Mapping, n_orders: int = 1, seed: int = 0, matcher: str = "iterative",
-          sinkhorn: Mapping | None = None) -> tuple[dict[tuple[str, int], P.Permutation], pd.DataFrame]:
+          sinkhorn: Mapping | None = None, budgets: list | None = None
+          ) -> tuple[dict[tuple[str, int], P.Permutation], pd.DataFrame]:
     """B's permutations onto A: ``{(method, order): perm}`` for no permutation, WM with group-order
     seeds ``seed .. seed + n_orders - 1``, AM and STE (``ste``: keyword arguments of
     :func:`~lmc_utils.matching.ste_matching`; its WM starts continue from WM's first order), and the
     STE history (``step, held_loss, batch_loss, best_step, stopped_step, hit_cap, step_cap, init``).
     ``matcher``: WM's solver (:func:`lmc_utils.rebasin.align`); ``sinkhorn`` has no group order, so
-    it gives one WM permutation (order 0) whatever ``n_orders`` says."""
+    it gives one WM permutation (order 0) whatever ``n_orders`` says. ``budgets``: a list that receives
+    STE's ``(budget steps, permutation)`` at each of ``ste["budgets"]`` and ``("converged", perm)`` last."""
     if n_orders < 1:
         raise ValueError(f"n_orders must be at least 1, got {n_orders}")
     n_orders = weight_orders(matcher, n_orders)
@@ -103,6 +111,9 @@ def align(model_a: torch.nn.Module, model_b: torch.nn.Module, train: TensorData,
     start = {"init_perm": perms[("weight", 0)]} if ste.get("init", "wm") in WM_STARTS else {}
     res = ste_matching(model_a, sa, sb, train, seed=seed, spec=spec, progress=False, **start, **ste)
     perms[("ste", 0)] = res.perm
+    if budgets is not None:
+        budgets += [(str(b), min(b, res.stopped_step), p) for b, p in zip(res.budget_steps, res.budget_perms)]
+        budgets.append(("converged", res.stopped_step, res.perm))
     return perms, pd.DataFrame(res.history).assign(best_step=res.best_step, stopped_step=res.stopped_step,
                                                    hit_cap=res.hit_cap, step_cap=int(ste.get("steps", 200)),
                                                    init=res.init)
@@ -168,8 +179,12 @@ def measure_triple(a: torch.nn.Module, b: torch.nn.Module, c: torch.nn.Module, t
     sa = a.state_dict()
     svd_a = spectral.spectra(sa)
     states, rows_ag, rows_al, hist = {}, [], [], []
+    ladders, wm_first = {}, {}
     for name, other in (("b", b), ("c", c)):
-        perms, h = align(a, other, train, match_inputs, ste, n_orders, seed, matcher=matcher, sinkhorn=sinkhorn)
+        ladders[name] = [] if ste.get("budgets") else None
+        perms, h = align(a, other, train, match_inputs, ste, n_orders, seed, matcher=matcher, sinkhorn=sinkhorn,
+                         budgets=ladders[name])
+        wm_first[name] = perms[("weight", 0)]
         hist.append(h.assign(pair=f"a–{name}"))
         so = other.state_dict()
         svd_o = spectral.spectra(so)
@@ -200,13 +215,34 @@ def measure_triple(a: torch.nn.Module, b: torch.nn.Module, c: torch.nn.Module, t
         loss, acc = _merged(a, [sa, sb, sc], eval_data, reset, train)
         rows_m.append({"method": m, "order": k, "loss": loss, "accuracy": acc, "endpoints_accuracy": end_acc})
     out = {"barriers": rows_b, "merged": rows_m, "agreement": rows_ag, "alignment": rows_al,
-           "ste_history": pd.concat(hist, ignore_index=True), "planes": None}
+           "ste_history": pd.concat(hist, ignore_index=True), "planes": None,
+           "ste_budgets": _budget_rows(a, sa, b.state_dict(), c.state_dict(), ladders, wm_first, spec, eval_data,
+                                       n_points, reset, train) if ste.get("budgets") else None}
     if plane:
         out["planes"] = pd.concat([plane_grid(a, sa, states["b"][(m, 0)], states["c"][(m, 0)], eval_data,
                                               resolution=plane_resolution, margin=plane_margin, reset_bn=reset,
                                               reset_data=train).assign(method=m) for m in plane_methods],
                                   ignore_index=True)
     return out
+
+
+def _budget_rows(a, sa, sb, sc, ladders, wm_first, spec, eval_data, n_points, reset, train) -> list[dict]:
+    """STE's measurements at each budget of its ladder (:func:`measure_triple`): the rows of ``ste_budgets``."""
+    rows = []
+    for (label, steps_b, pb), (_, steps_c, pc) in zip(ladders["b"], ladders["c"]):
+        pb_b, pc_c = P.apply_permutation(spec, pb, sb), P.apply_permutation(spec, pc, sc)
+        bars = []
+        for s1, s2 in ((sa, pb_b), (sa, pc_c), (pb_b, pc_c)):
+            curve = interpolation_curve(a, s1, s2, eval_data, n_points=n_points, reset_bn=reset, reset_data=train)
+            bars.append(barrier(curve).iloc[0])
+        loss, acc = _merged(a, [sa, pb_b, pc_c], eval_data, reset, train)
+        agree = np.mean([unit_agreement(wm_first["b"], pb), unit_agreement(wm_first["c"], pc)])
+        rows.append({"budget": label, "steps": float(np.mean([steps_b, steps_c])), "agreement": float(agree),
+                     "near_loss_barrier": float(np.mean([bars[0]["loss"], bars[1]["loss"]])),
+                     "near_accuracy_barrier": float(np.mean([bars[0]["accuracy"], bars[1]["accuracy"]])),
+                     "far_loss_barrier": float(bars[2]["loss"]), "far_accuracy_barrier": float(bars[2]["accuracy"]),
+                     "merged_loss": loss, "merged_accuracy": acc})
+    return rows
 
 
 def run_experiment(name: str, base: zoo.TrainConfig, n_triples: int, train: TensorData, eval_data: TensorData,
@@ -226,7 +262,7 @@ def run_experiment(name: str, base: zoo.TrainConfig, n_triples: int, train: Tens
         top_k: singular-vector ranks averaged in the alignment columns ``u_top``, ``v_top``.
         matcher, sinkhorn: weight matching's solver and the relaxation's options (:func:`align`).
     """
-    parts = {k: [] for k in ("barriers", "merged", "agreement", "alignment", "ste_history", "planes")}
+    parts = {k: [] for k in ("barriers", "merged", "agreement", "alignment", "ste_history", "planes", "ste_budgets")}
     trios = triples(base, n_triples, seed, device)
     quality.record(name, [m for trio in trios for m in trio], device=device)
     for t, (a, b, c) in enumerate(tqdm(trios, desc=f"{name}: triples", leave=False)):
@@ -241,7 +277,7 @@ def run_experiment(name: str, base: zoo.TrainConfig, n_triples: int, train: Tens
             parts[key].append(frame.assign(experiment=name, **({} if key == "planes" else {"triple": t})))
 
     def tidy(frames: list[pd.DataFrame]) -> pd.DataFrame:
-        if not frames:  # planes=False
+        if not frames:  # planes=False, or no STE budgets
             return pd.DataFrame()
         f = pd.concat(frames, ignore_index=True)
         first = [c for c in ("experiment", "triple") if c in f]
@@ -350,12 +386,28 @@ def describe_ste(ste: Mapping) -> str:
             f"{ste.get('wm_sweeps', 100)} WM sweep(s) per projection.")
 
 
+BUDGET_VALUES = ["steps", "agreement", "near_loss_barrier", "near_accuracy_barrier", "far_loss_barrier",
+                 "far_accuracy_barrier", "merged_loss", "merged_accuracy"]
+
+
+def ste_budget_summary(ste_budgets: pd.DataFrame) -> pd.DataFrame:
+    """STE at each budget of its ladder: mean and std over triples of every ``ste_budgets`` measurement,
+    per experiment and budget (in ladder order, ``converged`` last); empty without budgets."""
+    if ste_budgets is None or ste_budgets.empty:
+        return pd.DataFrame()
+    return tables_mod.mean_std(ste_budgets, ["experiment", "budget"], BUDGET_VALUES)
+
+
 def tables(result: Result) -> dict[str, pd.DataFrame]:
     """The summary tables the notebook saves: ``barriers``, ``merged``, ``singular_alignment``,
-    ``agreement`` and ``ste_runs``."""
-    return {"barriers": barrier_summary(result.barriers), "merged": merged_summary(result.merged),
-            "singular_alignment": alignment_summary(result.alignment), "agreement": agreement_summary(result.agreement),
-            "ste_runs": ste_runs(result.ste_history)}
+    ``agreement``, ``ste_runs`` and, with STE budgets, ``ste_budgets``."""
+    out = {"barriers": barrier_summary(result.barriers), "merged": merged_summary(result.merged),
+           "singular_alignment": alignment_summary(result.alignment), "agreement": agreement_summary(result.agreement),
+           "ste_runs": ste_runs(result.ste_history)}
+    budgets = ste_budget_summary(result.ste_budgets)
+    if not budgets.empty:
+        out["ste_budgets"] = budgets
+    return out
 
 
 # --- verdicts -------------------------------------------------------------------------------
