@@ -197,6 +197,34 @@ def test_an_entry_from_another_environment_copied_into_place_is_not_used(monkeyp
     assert cache.load_checkpoint(here)[1]["env"]["code"] == zoo.code_digest()  # rewritten for this one
 
 
+VGG_LN = zoo.TrainConfig(dataset="fashion_mnist", arch="vgg",
+                         model={"config": "vgg11", "norm": "layernorm", "width_multiplier": 0.0625},
+                         optimizer="adam", lr=1e-3, batch_size=64, epochs=1, train_subset=384, trainer="batched")
+
+
+def test_stacked_vgg_is_one_grouped_network_computing_each_model():
+    nets = [zoo.build_model(VGG_LN.replace(seed=s)) for s in range(3)]
+    x = torch.randn(3, 5, 1, 28, 28)
+    params = {k: torch.stack([dict(n.named_parameters())[k] for n in nets]) for k, _ in nets[0].named_parameters()}
+    want = torch.stack([n(xi) for n, xi in zip(nets, x)])
+    torch.testing.assert_close(nets[0].forward_stacked(params, x), want, rtol=1e-5, atol=1e-5)
+    bn = zoo.build_model(VGG_LN.replace(model={**VGG_LN.model, "norm": "batchnorm"}, trainer="single"))
+    with pytest.raises(ValueError, match="BatchNorm"):
+        bn.forward_stacked({k: v.unsqueeze(0) for k, v in bn.named_parameters()}, x[:1])
+
+
+@needs_mnist
+def test_a_batched_vgg_does_not_depend_on_the_others_in_its_batch_and_learns():
+    configs = [VGG_LN.replace(seed=s) for s in range(4)]
+    together = zoo.train_many(configs, device="cpu", progress=False)
+    alone = zoo.train_many([configs[2]], device="cpu", progress=False)[0]
+    assert _equal(together[2].model.state_dict(), alone.model.state_dict())
+    assert not _equal(together[1].model.state_dict(), together[2].model.state_dict())
+    for c, t in zip(configs, together):  # each model moved from its own start, with its own history
+        assert not _equal(t.model.state_dict(), zoo.build_model(c).state_dict())
+        assert t.history[-1]["l2_from_start"] > 0 and 0 <= t.history[-1]["train_accuracy"] <= 1
+
+
 def test_bad_trainer_and_unbatchable_configs_are_rejected():
     with pytest.raises(ValueError, match="unknown trainer 'vmap'"):
         BATCHED.replace(trainer="vmap")

@@ -187,6 +187,7 @@ class VGG(nn.Module):
         super().__init__()
         layers: list[nn.Module] = []
         self.pool_after: list[bool] = []
+        self.sizes: list[int] = []  # each conv layer's output height (= width)
         channels, size = in_channels, image_size
         for item in config:
             if item == "M":
@@ -201,6 +202,7 @@ class VGG(nn.Module):
             block.act = nn.ReLU()
             layers.append(block)
             self.pool_after.append(False)
+            self.sizes.append(size)
             channels = out
         self.features = nn.ModuleList(layers)
         self.classifier = nn.Linear(channels, num_classes, bias=head_bias)
@@ -213,6 +215,35 @@ class VGG(nn.Module):
                 x = F.max_pool2d(x, 2)
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         return self.classifier(x)
+
+    def forward_stacked(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Logits of m VGGs of this structure at once, as :meth:`MLP.forward_stacked`: ``params`` maps
+        each state-dict key to the m models' tensors stacked (``[m, ...]``), model j sees ``x[j]``
+        (``x``: ``[m, batch, C, H, W]``). The m networks are one network of grouped convolutions, one
+        group per model (model j owns channels ``[j * c, (j + 1) * c)`` of every layer), so each model
+        gets the arithmetic of :meth:`forward` up to float rounding, and a model's outputs do not
+        depend on the other groups' values. LayerNorm or no norm only: BatchNorm's running statistics
+        are buffers that batched training does not keep (:func:`lmc_utils.zoo.train_many`)."""
+        if self.norm == "batchnorm":
+            raise ValueError("forward_stacked does not run BatchNorm VGGs (running statistics are buffers)")
+        m, b = x.shape[:2]
+        h = x.transpose(0, 1).reshape(b, -1, *x.shape[3:])  # [batch, m * C, H, W]
+        for i, pool in enumerate(self.pool_after):
+            w = params[f"features.{i}.conv.weight"]
+            bias = params.get(f"features.{i}.conv.bias")
+            h = F.conv2d(h, w.reshape(-1, *w.shape[2:]), None if bias is None else bias.reshape(-1), padding=1,
+                         groups=m)
+            if self.norm == "layernorm":  # per pixel and model over its channels, as ChannelLayerNorm
+                c = w.shape[1]
+                y = h.permute(0, 2, 3, 1).reshape(b, h.shape[2], h.shape[3], m, c)
+                y = F.layer_norm(y, (c,), eps=self.features[i].norm.eps)
+                y = y * params[f"features.{i}.norm.weight"] + params[f"features.{i}.norm.bias"]
+                h = y.reshape(b, h.shape[2], h.shape[3], m * c).permute(0, 3, 1, 2)
+            h = F.relu(h)
+            if pool:
+                h = F.max_pool2d(h, 2)
+        h = torch.flatten(F.adaptive_avg_pool2d(h, 1), 1).view(b, m, -1).transpose(0, 1).contiguous()
+        return _stacked_linear(h, params["classifier.weight"], params.get("classifier.bias"))
 
 
 def vgg(config: str = "vgg11", in_channels: int = 3, num_classes: int = 10, image_size: int = 32,

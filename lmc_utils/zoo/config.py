@@ -192,8 +192,9 @@ def _batching_problem(config: TrainConfig) -> str | None:
     if norm == "batchnorm":
         return ("field 'model.norm' is 'batchnorm': BatchNorm's running statistics are buffers that "
                 "the batched forward does not keep per model; use trainer='single'")
-    if config.arch != "mlp":
-        return f"field 'arch' is {config.arch!r}: trainer='batched' trains MLPs only; use trainer='single'"
+    if config.arch not in ("mlp", "vgg"):
+        return (f"field 'arch' is {config.arch!r}: trainer='batched' trains MLPs and VGGs (LayerNorm or no "
+                f"norm) only; use trainer='single'")
     if config.augment:
         return "field 'augment' is True: trainer='batched' does not augment; use trainer='single'"
     return None

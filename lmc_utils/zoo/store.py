@@ -50,9 +50,11 @@ TRAINING_CODE = (train_mod, models, data_mod)
 # Digests of earlier training code that trains bit-identical weights (checked before it was listed):
 # `python -m lmc_utils.zoo rekey` renames such entries to this code's digest instead of retraining them.
 # Listed: release 0.1.0 before the tiers (byte digest of models.py, zoo.py and data.py), and the trainers
-# before index_select (verified on batched SGD+SWA and Adam LayerNorm groups, and one-by-one MLP and VGG-BN).
+# before index_select and before batched VGGs (each verified on batched SGD+SWA and Adam LayerNorm groups,
+# and one-by-one MLP and VGG-BN).
 EQUIVALENT_CODE = {"43f555186f74f261": "models.py, zoo.py and data.py of release 0.1.0 before the tiers",
-                   "7dbb3ee7a7e25bdf": "the trainers before mini-batches were gathered with index_select (#38; the same rows)"}
+                   "7dbb3ee7a7e25bdf": "the trainers before mini-batches were gathered with index_select (#38; the same rows)",
+                   "3e3e0a5b4465a5b5": "the trainers and models before batched VGGs (#38; MLP and one-by-one paths unchanged)"}
 
 
 @functools.lru_cache(maxsize=1)

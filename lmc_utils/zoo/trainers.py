@@ -220,9 +220,11 @@ def models_per_pass(template: nn.Module, batch_size: int, budget: int | None = N
     inputs or of one layer's activations) within ``budget`` bytes (default :data:`PASS_BYTES`), at
     least one."""
     budget = PASS_BYTES if budget is None else budget
-    widths = [layer.out_features for layer in template.hidden]
-    per_model = 4 * max(sum(w.numel() for w in template.parameters()),
-                        batch_size * max([template.hidden[0].in_features, *widths]))
+    if hasattr(template, "hidden"):  # an MLP: its widest layer
+        widest = max([template.hidden[0].in_features, *[layer.out_features for layer in template.hidden]])
+    else:  # a VGG: its largest feature map
+        widest = max(block.conv.out_channels * size ** 2 for block, size in zip(template.features, template.sizes))
+    per_model = 4 * max(sum(w.numel() for w in template.parameters()), batch_size * widest)
     return max(1, budget // per_model)
 
 
