@@ -255,14 +255,15 @@ def train_many(configs: Sequence[TrainConfig], device: str | torch.device = "aut
     run, or from its entry of ``init_states``) and draws its mini-batches from its own generator
     seeded as :func:`train` seeds it. One optimisation step runs every model's forward and
     backward pass at once (:meth:`lmc_utils.models.MLP.forward_stacked`: one batched matrix product
-    per layer over the stacked weights), then one optimiser over every model's own parameter
+    per layer over the stacked weights; :meth:`lmc_utils.models.VGG.forward_stacked`: one grouped
+    convolution per layer, a group per model), then one optimiser over every model's own parameter
     tensors: the optimisers here are elementwise, so this is each model's own update, bit for bit
     what :func:`train` does with the same gradients. Learning-rate schedule, per-epoch history and SWA (samples and
     ``AveragedModel`` average) are as in :func:`train`; a history row's ``seconds`` is the
     batched epoch's time divided by the number of models.
 
     Raises ``ValueError`` naming the field when the configs differ in anything but seeds, or
-    cannot be batched (BatchNorm, conv nets, augmentation, ``trainer != "batched"``).
+    cannot be batched (BatchNorm, ResNets, augmentation, ``trainer != "batched"``).
     """
     configs = list(configs)
     _check_group(configs)
