@@ -59,7 +59,7 @@ from IPython.display import Markdown, display
 
 from lmc_utils import figures, plots, profiles, verdicts
 from lmc_utils.device import get_device
-from lmc_utils.studies import regime_ladder
+from lmc_utils.studies import regime_ladder, three_models
 
 # %% tags=["parameters"]
 profile: str = "cpu"  # smoke | cpu | paper
@@ -170,7 +170,7 @@ if not ste_budgets.empty:
     figures.save_table(ste_budgets, "10_ste_budgets")
     for name, s in ste_budgets.groupby("experiment", sort=False):
         figures.save_figure(plots.plot_ste_budgets(s, title=f"{figures.experiment_label(name)}: STE against its steps",
-                                                   paper_agreement=(0.0004, 0.0125)),
+                                                   paper_agreement=three_models.PAPER_AGREEMENT["WM vs STE"]),
                             f"10_{name.replace(' / ', '_').replace(' ', '_')}_ste_budgets")
 ste_budgets
 

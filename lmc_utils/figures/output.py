@@ -26,17 +26,23 @@ def output_dir(profile: str | None = None) -> Path:
     return figures_dir(profile)
 
 
+def _output_stem(name: str, profile: str | None) -> Path:
+    """``<output folder>/<name>``, the stem of a figure's or table's files: ``name`` is a file name, so a
+    path separator in it (an experiment named ``rung / width w``) is an error, not a sub-folder."""
+    if "/" in name or "\\" in name:
+        raise ValueError(f"a figure or table name is a file name, without path separators: {name!r}")
+    return output_dir(profile) / name
+
+
 def save_figure(fig: "matplotlib.figure.Figure", name: str, profile: str | None = None) -> list[Path]:
     """Write ``<name>.png`` and ``<name>.pdf``; returns the paths. A plan run (:mod:`lmc_utils.run.plan`),
     whose numbers mean nothing, renders no files (none: it only records the models asked for)."""
     if settings.planning() is not None:
         return []
-    if "/" in name or "\\" in name:
-        raise ValueError(f"a figure name is a file name, without path separators: {name!r}")
-    out = output_dir(profile)
+    stem = _output_stem(name, profile)
     paths = []
     for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None})):
-        path = out / f"{name}.{ext}"
+        path = stem.with_name(f"{stem.name}.{ext}")
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=ext, metadata=meta)
         paths.append(path)
@@ -71,12 +77,12 @@ def to_markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
 
 def save_table(df: pd.DataFrame, name: str, profile: str | None = None) -> list[Path]:
     """Write ``<name>.csv`` and ``<name>.md``; returns the paths."""
-    out = output_dir(profile)
+    stem = _output_stem(name, profile)
     frame = df.reset_index() if not isinstance(df.index, pd.RangeIndex) else df
-    csv = out / f"{name}.csv"
+    csv = stem.with_name(f"{stem.name}.csv")
     with atomic_path(csv) as tmp:
         frame.to_csv(tmp, index=False)
-    md = write_text(out / f"{name}.md", to_markdown(frame))
+    md = write_text(stem.with_name(f"{stem.name}.md"), to_markdown(frame))
     return [csv, md]
 
 
@@ -105,7 +111,7 @@ def publish_verdicts(frame: pd.DataFrame, criteria, notebook: str, profile: str 
     (:func:`save_verdicts`) with the models' quality table ``<NN>_models`` and return its prose
     (:func:`lmc_utils.verdicts.render`)."""
     from ..claims import quality
-    from ..claims.verdicts import check_declared, render
+    from ..claims.verdicts import check_declared, conclusion, render
 
     check_declared(frame, criteria)
     frame = quality.attach(frame)
@@ -113,8 +119,6 @@ def publish_verdicts(frame: pd.DataFrame, criteria, notebook: str, profile: str 
     number = notebook.split("_", 1)[0]
     models = quality.summary()
     save_table(models, f"{number}_models", profile)
-    from ..claims.verdicts import conclusion
-
     closing = conclusion(frame)
     return models_markdown(models) + render(frame, criteria) + (f"\n\n{closing}" if closing else "")
 
@@ -122,6 +126,8 @@ def publish_verdicts(frame: pd.DataFrame, criteria, notebook: str, profile: str 
 def models_markdown(models: pd.DataFrame) -> str:
     """The models behind a notebook's verdicts against their declared floors, as a short Markdown table
     (nothing when no model was recorded)."""
+    from ..claims.quality import APART
+
     if models.empty:
         return ""
     pct = lambda x: "" if x != x else f"{100 * x:.1f}%"  # noqa: E731
@@ -129,8 +135,6 @@ def models_markdown(models: pd.DataFrame) -> str:
     for r in models.itertuples(index=False):
         name = f"{r.experiment} / {r.arm}" if r.arm else r.experiment
         rows.append(f"| {name} ({r.models}) | {pct(r.test_accuracy)} ({pct(r.lowest)}) | {pct(r.floor)} | {r.status} |")
-    from ..claims.quality import APART
-
     below = int(models["status"].isin(APART).sum())
     lead = ("**The models behind these verdicts**, against the test accuracy declared for them before any result "
             "(`quality` in `params/<profile>.yaml`): "

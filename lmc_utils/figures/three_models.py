@@ -144,22 +144,22 @@ def plot_ste_history(history: pd.DataFrame, title: str = ""):
 
 def plot_ste_budgets(summary: pd.DataFrame, title: str = "", paper_agreement: tuple[float, float] | None = None):
     """STE against its training length (``summary``: :func:`lmc_utils.studies.three_models.ste_budget_summary`,
-    one experiment): four panels against the STE steps taken (log axis; the last point is where the
-    runs stopped on their own), mean and a band of one standard deviation over triples: the share of
+    one experiment): four panels against the STE steps taken (log axis; the square is the runs' own
+    result, where they stopped: by a patience rule or at their step cap), mean and a band of one standard deviation over triples: the share of
     hidden units on which STE agrees with weight matching (``paper_agreement``: the range Ito et al.
     report, shaded), the accuracy barriers of the matched edges (a-pi_b(b), a-pi_c(c)) and of the far
     edge (pi_b(b)-pi_c(c)), and the accuracy of the three-model average."""
     import numpy as np
 
-    panels = [("agreement", "units where STE agrees with WM (%)", 100.0),
-              ("near_accuracy_barrier", "accuracy barrier, a to each\nmatched model (points)", 100.0),
-              ("far_accuracy_barrier", "accuracy barrier between\nthe two matched models (points)", 100.0),
-              ("merged_accuracy", "accuracy of the average\nof the three models (%)", 100.0)]
+    panels = [("agreement", "units where STE agrees with WM (%)"),
+              ("near_accuracy_barrier", "accuracy barrier, a to each\nmatched model (points)"),
+              ("far_accuracy_barrier", "accuracy barrier between\nthe two matched models (points)"),
+              ("merged_accuracy", "accuracy of the average\nof the three models (%)")]
     fig, axes = plt.subplots(2, 2, figsize=(7.0, 5.0), sharex=True)
     x = summary["steps_mean"].to_numpy()
-    for ax, (col, label, scale) in zip(axes.flat, panels):
-        m = summary[f"{col}_mean"].to_numpy() * scale
-        sd = np.nan_to_num(summary[f"{col}_std"].to_numpy()) * scale
+    for ax, (col, label) in zip(axes.flat, panels):  # every panel in percent (points)
+        m = 100 * summary[f"{col}_mean"].to_numpy()
+        sd = 100 * np.nan_to_num(summary[f"{col}_std"].to_numpy())
         ax.fill_between(x, m - sd, m + sd, color="C0", alpha=0.2, lw=0)
         ax.plot(x, m, "o-", color="C0", ms=4)
         conv = summary["budget"].to_numpy() == "converged"
@@ -169,7 +169,7 @@ def plot_ste_budgets(summary: pd.DataFrame, title: str = "", paper_agreement: tu
         ax.set_ylabel(label)
         ax.set_xscale("log")
     for ax in axes[1]:
-        ax.set_xlabel("STE steps (square: stopped by its patience rule)")
+        ax.set_xlabel("STE steps (square: where the runs stopped)")
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -217,7 +217,8 @@ def measure_triple(a: torch.nn.Module, b: torch.nn.Module, c: torch.nn.Module, t
     out = {"barriers": rows_b, "merged": rows_m, "agreement": rows_ag, "alignment": rows_al,
            "ste_history": pd.concat(hist, ignore_index=True), "planes": None,
            "ste_budgets": _budget_rows(a, sa, b.state_dict(), c.state_dict(), ladders, wm_first, spec, eval_data,
-                                       n_points, reset, train) if ste.get("budgets") else None}
+                                       n_points, reset, train, _ste_measures(rows_b, rows_m))
+           if ste.get("budgets") else None}
     if plane:
         out["planes"] = pd.concat([plane_grid(a, sa, states["b"][(m, 0)], states["c"][(m, 0)], eval_data,
                                               resolution=plane_resolution, margin=plane_margin, reset_bn=reset,
@@ -226,22 +227,44 @@ def measure_triple(a: torch.nn.Module, b: torch.nn.Module, c: torch.nn.Module, t
     return out
 
 
-def _budget_rows(a, sa, sb, sc, ladders, wm_first, spec, eval_data, n_points, reset, train) -> list[dict]:
-    """STE's measurements at each budget of its ladder (:func:`measure_triple`): the rows of ``ste_budgets``."""
+def _ste_measures(rows_b: list[dict], rows_m: list[dict]) -> dict[str, float]:
+    """The ``ste_budgets`` measurements of STE's own result, from :func:`measure_triple`'s barrier and
+    merged rows (the near edges averaged, the far edge, the merged model)."""
+    bars = {r["pair"]: r for r in rows_b if r["method"] == "ste"}
+    merged = next(r for r in rows_m if r["method"] == "ste")
+    near, far = [bars[PAIRS[0]], bars[PAIRS[1]]], bars[PAIRS[2]]
+    return {"near_loss_barrier": float(np.mean([r["loss_barrier"] for r in near])),
+            "near_accuracy_barrier": float(np.mean([r["accuracy_barrier"] for r in near])),
+            "far_loss_barrier": far["loss_barrier"], "far_accuracy_barrier": far["accuracy_barrier"],
+            "merged_loss": merged["loss"], "merged_accuracy": merged["accuracy"]}
+
+
+def _budget_rows(a, sa, sb, sc, ladders, wm_first, spec, eval_data, n_points, reset, train,
+                 own: dict[str, float]) -> list[dict]:
+    """STE's measurements at each budget of its ladder (:func:`measure_triple`): the rows of ``ste_budgets``.
+    A budget whose permutations are the runs' own (``own``: measured already, :func:`_ste_measures`) or an
+    earlier budget's is not measured again."""
+    measured = [(ladders["b"][-1][2], ladders["c"][-1][2], own)]  # (pi_b, pi_c, measurements)
     rows = []
     for (label, steps_b, pb), (_, steps_c, pc) in zip(ladders["b"], ladders["c"]):
-        pb_b, pc_c = P.apply_permutation(spec, pb, sb), P.apply_permutation(spec, pc, sc)
-        bars = []
-        for s1, s2 in ((sa, pb_b), (sa, pc_c), (pb_b, pc_c)):
-            curve = interpolation_curve(a, s1, s2, eval_data, n_points=n_points, reset_bn=reset, reset_data=train)
-            bars.append(barrier(curve).iloc[0])
-        loss, acc = _merged(a, [sa, pb_b, pc_c], eval_data, reset, train)
-        agree = np.mean([unit_agreement(wm_first["b"], pb), unit_agreement(wm_first["c"], pc)])
-        rows.append({"budget": label, "steps": float(np.mean([steps_b, steps_c])), "agreement": float(agree),
-                     "near_loss_barrier": float(np.mean([bars[0]["loss"], bars[1]["loss"]])),
+        found = next((m for qb, qc, m in measured if unit_agreement(qb, pb) == 1 and unit_agreement(qc, pc) == 1),
+                     None)
+        if found is None:
+            pb_b, pc_c = P.apply_permutation(spec, pb, sb), P.apply_permutation(spec, pc, sc)
+            bars = []
+            for s1, s2 in ((sa, pb_b), (sa, pc_c), (pb_b, pc_c)):
+                curve = interpolation_curve(a, s1, s2, eval_data, n_points=n_points, reset_bn=reset,
+                                            reset_data=train)
+                bars.append(barrier(curve).iloc[0])
+            loss, acc = _merged(a, [sa, pb_b, pc_c], eval_data, reset, train)
+            found = {"near_loss_barrier": float(np.mean([bars[0]["loss"], bars[1]["loss"]])),
                      "near_accuracy_barrier": float(np.mean([bars[0]["accuracy"], bars[1]["accuracy"]])),
                      "far_loss_barrier": float(bars[2]["loss"]), "far_accuracy_barrier": float(bars[2]["accuracy"]),
-                     "merged_loss": loss, "merged_accuracy": acc})
+                     "merged_loss": loss, "merged_accuracy": acc}
+            measured.append((pb, pc, found))
+        agree = np.mean([unit_agreement(wm_first["b"], pb), unit_agreement(wm_first["c"], pc)])
+        rows.append({"budget": label, "steps": float(np.mean([steps_b, steps_c])), "agreement": float(agree),
+                     **found})
     return rows
 
 
