@@ -38,7 +38,7 @@ PYTHON := .venv/bin/python
 OWN_ENV := yes
 endif
 
-.PHONY: setup figures check claims smoke dry-run test unit nbval lab bench profile site clean
+.PHONY: setup figures ste check claims smoke dry-run test unit nbval lab bench profile site clean
 
 # .venv is the Makefile's own: created, pip upgraded and the package installed whenever
 # pyproject.toml is newer than the stamp. An environment you activated is yours: the package is
@@ -70,6 +70,13 @@ endif
 figures: setup
 	$(PYTHON) -m lmc_utils.run --profile $(PROFILE) --threads $(THREADS) $(NOTEBOOKS)
 	$(PYTHON) -m lmc_utils.claims --profile $(PROFILE) $(README_FLAG)
+
+# STE run to convergence (issue #39): notebook 03 with Ainsworth et al.'s STE protocol until each run's held loss
+# plateaus (patience 10 evaluations, 15,000-step cap) and a ladder of budgets; its own figures folder
+# (figures/<profile>+<hash>). The batch (make figures) stops STE after 50 steps and counts those rows apart.
+ste: setup
+	$(PYTHON) -m lmc_utils.run --profile $(PROFILE) --threads $(THREADS) -p ste_steps 15000 -p ste_patience 10 \
+	  -p ste_budgets '[50, 250, 1000]' 03
 
 check: setup
 	$(PYTHON) -m lmc_utils.run --profile $(PROFILE) --threads $(THREADS) --check $(NOTEBOOKS)

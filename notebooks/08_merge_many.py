@@ -28,7 +28,9 @@
 #    RESET and without matching.
 # 4. Re-normalising the merge (RESET with BatchNorm, REPAIR otherwise) changes the picture.
 # 5. For n ≥ 3, weight matching (WM) merges better than the straight-through estimator (STE);
-#    activation matching (AM) alongside.
+#    activation matching (AM) alongside. STE runs Ainsworth et al.'s protocol (notebook 03) for a
+#    fixed `ste_steps` (50 at `cpu`, with no patience rule), so its rows are budget-bound and counted
+#    apart: notebook 03's STE run judges converged STE.
 #
 # At the `cpu` profile: notebook 00's MNIST MLP (3 × 512, eight models per group) and its VGG11-BN
 # with 1/8 of the channels on FashionMNIST (four per group); at `paper`: ResNet20 and ResNet20-LN on
@@ -63,13 +65,14 @@ jobs: Optional[dict] = None  # matcher (weight | activation | ste) -> regimes (r
 jobs_by_experiment: Optional[dict] = None  # experiment -> jobs, replacing `jobs` there
 max_iterations: Optional[int] = None  # cap on the passes of iterative matching
 max_n_by_matcher: Optional[dict] = None  # matcher -> its largest n (None in the yaml: every n)
-ste_steps: Optional[int] = None  # Adam steps of the straight-through estimator per matched pair
+ste_steps: Optional[int] = None  # steps (the cap) of the straight-through estimator per matched pair
 ste_lr: Optional[float] = None
 ste_batch_size: Optional[int] = None
 ste_held_size: Optional[int] = None  # held training examples choosing STE's returned permutation
 ste_eval_every: Optional[int] = None
 ste_projection_sweeps: Optional[int] = None  # weight-matching sweeps per STE projection
 ste_samples: Optional[int] = None  # training examples for STE (None in the yaml: all)
+ste_patience: Optional[int] = None  # STE: stop after this many held evaluations without improvement (null: all steps)
 stats_samples: Optional[int] = None  # training examples for RESET, REPAIR and activation matching
 eval_subset: Optional[int] = None  # test examples for every accuracy
 
@@ -79,7 +82,7 @@ figures.setup(P.profile)
 dev = get_device(device)
 criteria = verdicts.load_criteria("08_merge_many")
 ste = {"steps": P.ste_steps, "lr": P.ste_lr, "batch_size": P.ste_batch_size, "held_size": P.ste_held_size,
-       "eval_every": P.ste_eval_every, "wm_sweeps": P.ste_projection_sweeps}
+       "eval_every": P.ste_eval_every, "wm_sweeps": P.ste_projection_sweeps, "patience": P.ste_patience}
 print(f"profile {P.profile} on {dev}: " + "; ".join(
     f"{name}: {P.n_groups[name]} groups of {P.group_size[name]} (+ {P.spawned_groups[name]} spawned)"
     for name in P.experiments) + f"; n in {P.ns}; iterative cap {P.max_iterations} passes")

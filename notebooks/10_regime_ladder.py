@@ -158,7 +158,10 @@ figures.save_figure(plots.plot_claim_vs_width(scale, xlabel="width (channel mult
 
 # %% [markdown]
 # ## STE against its training length
-# Where the three-model study ran (the MLP rung here; the VGGs in the STE run below), each STE run
+# STE runs Ainsworth et al.'s protocol (notebook 03). In the cpu batch it stops after a fixed
+# `ste["steps"]` = 50 steps, so the STE rows of the MLP rung are budget-bound (counted apart) and
+# there is no ladder; in a run with `ste["patience"]` and `ste["budgets"]` (the STE run below),
+# where the three-model study ran, each STE run
 # also records the permutation it would have returned after each of `ste["budgets"]` steps; per
 # budget, the share of hidden units where STE agrees with WM, the accuracy barriers of the matched
 # edges and of the far edge π_b(b)–π_c(c), and the accuracy of the three-model average (notebook 03

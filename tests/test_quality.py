@@ -192,3 +192,34 @@ def test_claims_and_readme_list_the_models_below_floor(tmp_path):
     block = report.readme_block(report.gather(tmp_path), "cpu", tmp_path, tmp_path)
     assert "Models below their accuracy floor" in block and "sweep / width 8" in block
     assert Q.below_floor_lines(tmp_path) == ["03 sweep / width 8: 70.0% test accuracy < floor 80.0% (1 models)"]
+
+
+def test_rows_on_a_method_stopped_by_its_budget_are_counted_apart(tmp_path):
+    """STE runs that hit their step cap (or had no patience rule) make the STE claims' rows budget-bound:
+    kept, tagged, counted apart like rows below floor; other claims are untouched."""
+    from lmc_utils.studies import quality as SQ
+
+    _declare()
+    Q.record("mlp", "", {"a": 0.95})
+    c = V.Criterion(name="ste_merge_worse", claim="x", statistic="s", direction="greater", threshold=0.0)
+    other = V.Criterion(name="wm_am_agree", claim="y", statistic="s", direction="greater", threshold=0.0)
+    rows = [V.verdict("03_x", c, "mlp / STE vs WM", [1.0, 1.1, 0.9]),
+            V.verdict("03_x", other, "mlp / WM vs AM", [1.0, 1.1, 0.9])]
+    assert SQ.ste_budget([False, False], cap=15000) == ""  # every run converged: nothing flagged
+    assert list(Q.attach(V.table(rows))["regime"]) == ["at floor", "at floor"]
+    why = SQ.ste_budget([True, False, True], cap=50)
+    assert why.startswith("2 of 3 STE runs stopped at their step cap (50 steps)")
+    frame = Q.attach(V.table(rows))
+    assert list(frame["regime"]) == ["budget-bound", "at floor"]
+    assert why in frame["quality_note"].iloc[0]
+    text = V.render(frame, {"ste_merge_worse": c, "wm_am_agree": other})
+    assert "Counted apart, on a method stopped by its budget" in text
+    assert "1 row(s) on a method stopped by its budget are counted apart" in V.conclusion(frame)
+    frame.to_csv(tmp_path / "03_verdicts.csv", index=False)
+    md = report.claims_markdown(report.gather(tmp_path), "cpu")
+    assert "1 on a method stopped by its budget" in md and "**budget-bound**" in md
+    Q.clear()
+    assert "fixed 60 steps" in SQ.ste_budget([], cap=60, patience=None)
+    _declare()
+    Q.record("mlp", "", {"a": 0.95})
+    assert list(Q.attach(V.table(rows))["regime"]) == ["budget-bound", "at floor"]

@@ -84,7 +84,7 @@ def test_ste_moves_away_from_the_weight_matching_start():
     matching.ste._project = spy
     try:
         matching.ste_matching(a, a.state_dict(), b.state_dict(), data, steps=10, lr=0.1, batch_size=100,
-                              held_size=100, init_perm=wm, progress=False)
+                              held_size=100, init_perm=wm, optimizer="adam", progress=False)
     finally:
         matching.ste._project = orig
     assert len(seen) == 10
@@ -477,3 +477,27 @@ def test_plane_labels_are_dark_on_a_light_box():
         assert sum(to_rgb(t.get_color())) < 0.5  # dark text
         assert sum(to_rgb(t.get_bbox_patch().get_facecolor())) > 2.5  # on a light box
     matplotlib.pyplot.close(fig)
+
+
+def test_ste_defaults_are_the_reference_protocol_at_every_profile():
+    """ste_matching's defaults are Ainsworth et al.'s protocol (src/mnist_mlp_ste2.py: theta~ from theta_a,
+    SGD lr 1e-2 momentum 0.9, batches of 1000, a warm-started projection of up to 100 sweeps, 250 epochs),
+    and every notebook at every profile runs it; only the length (cap, patience) differs."""
+    import inspect
+
+    assert matching.STE_PROTOCOL == {"init": "wm", "optimizer": "sgd", "lr": 1e-2, "momentum": 0.9,
+                                     "weight_decay": 0.0, "batch_size": 1000, "wm_sweeps": 100, "steps": 15_000}
+    defaults = inspect.signature(matching.ste_matching).parameters
+    for key, value in matching.STE_PROTOCOL.items():
+        assert defaults[key].default == value, key
+    for profile in profiles.PROFILES:
+        p = profiles.load(profile)
+        nb03, nb08, ste10 = p["03_ste_three_models"], p["08_merge_many"], p["10_regime_ladder"]["ste"]
+        assert (nb03["ste_optimizer"], nb03["ste_lr"], nb03["ste_momentum"], nb03["ste_weight_decay"],
+                nb03["ste_init"], nb03["ste_projection_sweeps"]) == ("sgd", 0.01, 0.9, 0.0, "wm", 100), profile
+        assert (nb08["ste_lr"], nb08["ste_projection_sweeps"]) == (0.01, 100), profile
+        assert (ste10["lr"], ste10["wm_sweeps"], ste10.get("optimizer", "sgd")) == (0.01, 100, "sgd"), profile
+        if profile != "smoke":  # smoke's 200-example data cannot hold batches of 1000
+            assert nb03["ste_batch_size"] == nb08["ste_batch_size"] == ste10["batch_size"] == 1000, profile
+    paper = profiles.load("paper")["03_ste_three_models"]
+    assert paper["ste_steps"] == 15_000 and paper["ste_patience"] is not None  # run to convergence

@@ -244,3 +244,13 @@ def test_sinkhorn_rejects_bad_fast_options():
         matching.sinkhorn_weight_matching(spec, sa, sb, init_perm=P.identity(spec))
     with pytest.raises(ValueError, match="tol"):
         matching.sinkhorn_weight_matching(spec, sa, sb, tol=-1.0)
+
+
+def test_patience_stops_on_a_plateau_and_not_before():
+    """A slow descent (every evaluation a new best, however small) is never stopped; the plateau after
+    it is, exactly ``patience`` evaluations in."""
+    descent = [float(0.9 ** i) for i in range(40)]
+    plateau = [descent[-1] + 1e-4 * ((7 * i) % 5) for i in range(30)]  # never below the last best
+    assert _stop_index(descent, patience=10) is None
+    assert _stop_index(descent + plateau, patience=10) == len(descent) + 10 - 1
+    assert _stop_index(descent + plateau, patience=1) == len(descent)

@@ -28,6 +28,10 @@ and arm); :func:`attach` then gives every verdict row the columns :data:`QUALITY
   behind it is meant to be poor); or ``not measured`` (no models: a claim not run);
 - ``quality_note``: which arms were below their floor, or why they are poor by design.
 
+A method can be short of its regime too: a row whose statistic rests on a search that stopped at its
+step cap instead of converging (STE with a fixed budget) is ``budget-bound`` (:func:`record_budget_bound`:
+the study names the claims and why), counted apart like a row below its floor.
+
 Which models are behind a row is read from its subject: the experiment whose name starts the subject
 (or the only one the notebook recorded), narrowed to the arms the subject names (``width 8``,
 ``wd 0.05``); a subject naming none of them is about the experiment's main arm (recorded as ``""``)
@@ -46,8 +50,8 @@ import pandas as pd
 
 QUALITY_KEY = "quality"
 QUALITY_COLUMNS = ["endpoint_accuracy", "floor", "regime", "quality_note"]
-REGIMES = ("at floor", "below floor", "no floor declared", "poor by design", "not measured")
-APART = ("below floor", "no floor declared")  # regimes counted apart: not tests of the papers' claims
+REGIMES = ("at floor", "below floor", "no floor declared", "budget-bound", "poor by design", "not measured")
+APART = ("below floor", "no floor declared", "budget-bound")  # regimes counted apart: not tests of the papers' claims
 
 
 class QualityError(ValueError):
@@ -243,6 +247,16 @@ def record(experiment: str, arm: str, accuracies: Mapping[str, float], declared_
     return entry
 
 
+_budget_bound: dict[str, str] = {}  # claim -> why the method behind it did not run to convergence
+
+
+def record_budget_bound(claims: Iterable[str], why: str) -> None:
+    """Note that the rows of ``claims`` rest on a method stopped by its budget, not by convergence
+    (e.g. STE runs that hit their step cap), with the reason; :func:`attach` tags them ``budget-bound``."""
+    for claim in claims:
+        _budget_bound[str(claim)] = why
+
+
 def recorded() -> list[Entry]:
     """The entries recorded in this process, in recording order."""
     return list(_ledger.values())
@@ -252,6 +266,7 @@ def clear() -> None:
     """Forget every recorded entry and declaration (a new notebook run in the same process)."""
     _ledger.clear()
     _declared.clear()
+    _budget_bound.clear()
 
 
 def _names(subject: str, name: str) -> bool:
@@ -310,16 +325,23 @@ def _mean(entries: list[Entry]) -> float:
     return sum(values) / len(values)
 
 
-def attach(frame: pd.DataFrame, entries: Iterable[Entry] | None = None) -> pd.DataFrame:
+def attach(frame: pd.DataFrame, entries: Iterable[Entry] | None = None,
+           budget_bound: Mapping[str, str] | None = None) -> pd.DataFrame:
     """``frame`` (verdict rows) with the quality columns of each row; rows judged on no units are
-    ``not measured``."""
+    ``not measured``; rows of a claim in ``budget_bound`` (default: :func:`record_budget_bound`'s) whose
+    models are at their floor are ``budget-bound``, the reason added to their note."""
     entries = list(recorded() if entries is None else entries)
+    bound = dict(_budget_bound if budget_bound is None else budget_bound)
     frame = frame.copy()
     rows = []
     for r in frame.itertuples(index=False):
         q = assess(str(r.subject), entries)
         if int(getattr(r, "n", 0) or 0) == 0:
             q = {**q, "regime": "not measured"}
+        elif str(getattr(r, "claim", "")) in bound and q["regime"] in ("at floor", "no floor declared", "below floor"):
+            why = bound[str(r.claim)]
+            q = {**q, "regime": "budget-bound" if q["regime"] == "at floor" else q["regime"],
+                 "quality_note": "; ".join(x for x in (q["quality_note"], why) if x)}
         rows.append(q)
     for col in QUALITY_COLUMNS:
         frame[col] = [q[col] for q in rows]

@@ -67,7 +67,10 @@ def split_tally(frame: pd.DataFrame) -> str:
     low = below_floor(frame)
     text = tally_text(frame[~low])
     if low.any():
-        text += f"; counted apart, {int(low.sum())} on models below their accuracy floor ({tally_text(frame[low])})"
+        bound = int(frame.loc[low, "regime"].eq("budget-bound").sum())
+        what = (f"{int(low.sum()) - bound} on models below their accuracy floor" if bound < int(low.sum()) else "")
+        what += (" and " if what and bound else "") + (f"{bound} on a method stopped by its budget" if bound else "")
+        text += f"; counted apart, {what} ({tally_text(frame[low])})"
     return text
 
 
@@ -83,7 +86,7 @@ def _models_cell(row) -> str:
         return f"{100 * acc:.1f}% (poor by design)"
     if regime == "no floor declared":
         return f"{100 * acc:.1f}% (**no floor declared**)"
-    mark = " **below floor**" if regime == "below floor" else ""
+    mark = {"below floor": " **below floor**", "budget-bound": " **budget-bound**"}.get(regime, "")
     return f"{100 * acc:.1f}% (floor {100 * float(row.floor):.1f}%){mark}"
 
 
@@ -125,8 +128,9 @@ def claims_markdown(frame: pd.DataFrame, profile: str) -> str:
               "Each row's models are judged against the test accuracy declared for them before any result "
               "(`quality` in `params/<profile>.yaml`: the paper's own accuracy or a standard baseline). A row on "
               "models *below* that floor keeps its statistic but does not test the paper's claim: it is counted "
-              "apart.", "",
-              "| notebook | held | did not hold | inconclusive | below floor (counted apart) |", "|---|---|---|---|---|"]
+              "apart, as is a row resting on a method stopped by its step budget instead of by convergence "
+              "(*budget-bound*).", "",
+              "| notebook | held | did not hold | inconclusive | below floor or budget-bound (counted apart) |", "|---|---|---|---|---|"]
     for notebook, rows in frame.groupby("notebook", sort=False):
         t = tally(rows[~low.loc[rows.index]])
         lines.append(f"| {notebook} | {t['held']} | {t['did not hold']} | {t['inconclusive']} | "

@@ -341,7 +341,10 @@ def conclusion(frame: pd.DataFrame) -> str:
             parts.append(f"Inconclusive there (more units would decide): {listing(open_)}.")
     low = below_floor(frame)
     if low.any():
-        parts.append(f"{int(low.sum())} row(s) on models below their floor are counted apart: they keep their "
+        bound = int(frame.loc[low, "regime"].eq("budget-bound").sum())
+        what = " or ".join(x for x in ("on models below their floor" if bound < int(low.sum()) else "",
+                                       "on a method stopped by its budget" if bound else "") if x)
+        parts.append(f"{int(low.sum())} row(s) {what} are counted apart: they keep their "
                      "statistic but do not test the papers' claims.")
     return "\n\n".join(parts)
 
@@ -359,7 +362,10 @@ def tally_sentence(frame: pd.DataFrame) -> str:
     low = below_floor(frame)
     text = "Tally: " + ", ".join(f"{v} {k}" for k, v in counts(frame[~low]).items()) + "."
     if low.any():
-        text += (" Counted apart, on models below their accuracy floor (not tests of the papers' claims): "
+        bound = frame.loc[low, "regime"].eq("budget-bound")
+        what = " or ".join(x for x in ("on models below their accuracy floor" if not bound.all() else "",
+                                       "on a method stopped by its budget" if bound.any() else "") if x)
+        text += (f" Counted apart, {what} (not tests of the papers' claims): "
                  + ", ".join(f"{v} {k}" for k, v in counts(frame[low]).items()) + ".")
     return text
 

@@ -28,10 +28,10 @@ from .common import MatchingResult, Patience, group_order, permutation_agreement
 from .merge import (REGIMES, Matcher, MergeManyResult, activation_matcher, average_states, merge_many,
                     pairwise_objective, pairwise_scale, ste_matcher, weight_matcher)
 from .sinkhorn import sinkhorn_weight_matching
-from .ste import STE_INITS, STEResult, ste_matching, ste_start
+from .ste import PROTOCOL as STE_PROTOCOL, STE_INITS, STEResult, ste_matching, ste_start
 from .weight import weight_matching
 
-__all__ = ["REGIMES", "STATISTICS", "STE_INITS", "MatchingResult", "Matcher", "MergeManyResult", "Patience",
+__all__ = ["REGIMES", "STATISTICS", "STE_INITS", "STE_PROTOCOL", "MatchingResult", "Matcher", "MergeManyResult", "Patience",
            "STEResult", "activation_correlations", "activation_matcher", "activation_matching", "average_states",
            "group_order", "merge_many", "pairwise_objective", "pairwise_scale", "permutation_agreement",
            "sinkhorn_weight_matching", "ste_matcher", "ste_matching", "ste_start", "unit_agreement", "weight_matcher",

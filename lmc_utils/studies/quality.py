@@ -25,3 +25,27 @@ def record(experiment: str, models: Iterable[zoo.Trained], arm: str = "", device
             tests[m.config.dataset] = data_mod.load(m.config.dataset, "test", device=device)
         accuracies[m.key] = float(evaluate(m.model.eval(), tests[m.config.dataset])[1])
     return Q.record(experiment, arm, accuracies, declared_as)
+
+
+# The claims whose statistic rests on STE's permutations (notebooks 03, 08 and 10).
+STE_CLAIMS = ("ste_barrier_comparable", "ste_aligns_less", "ste_far_edge_worse", "ste_merge_worse",
+              "wm_ste_disagree", "wm_merges_better_than_ste")
+
+
+def ste_budget(hit_cap: Iterable[bool], cap: int, claims: Iterable[str] = STE_CLAIMS,
+               patience: int | None = 0) -> str:
+    """Flag ``claims`` as budget-bound (:func:`lmc_utils.claims.quality.record_budget_bound`) when any STE
+    run behind them stopped at its step cap ``cap`` instead of by its patience rule (``patience=None``:
+    the runs had none, so each took its whole cap); returns the reason ("" when every run converged, or
+    there were none)."""
+    if patience is None:
+        why = (f"STE ran a fixed {cap} steps per run (no patience rule): it was not run to convergence")
+        Q.record_budget_bound(claims, why)
+        return why
+    hits = [bool(h) for h in hit_cap]
+    if not hits or not any(hits):
+        return ""
+    why = (f"{sum(hits)} of {len(hits)} STE runs stopped at their step cap ({cap} steps), not by their "
+           "patience rule: STE was not run to convergence")
+    Q.record_budget_bound(claims, why)
+    return why

@@ -33,7 +33,7 @@ from .. import zoo
 from ..core.data import TensorData
 from ..measure.evaluation import evaluate
 from ..measure.interpolation import barrier, evaluate_state, has_batchnorm, interpolation_curve, plane_grid
-from ..matching import activation_matching, permutation_agreement, ste_matching, unit_agreement
+from ..matching import STE_PROTOCOL, activation_matching, permutation_agreement, ste_matching, unit_agreement
 from ..matching.rebasin import weight_orders
 from . import quality
 
@@ -115,7 +115,7 @@ def align(model_a: torch.nn.Module, model_b: torch.nn.Module, train: TensorData,
         budgets += [(str(b), min(b, res.stopped_step), p) for b, p in zip(res.budget_steps, res.budget_perms)]
         budgets.append(("converged", res.stopped_step, res.perm))
     return perms, pd.DataFrame(res.history).assign(best_step=res.best_step, stopped_step=res.stopped_step,
-                                                   hit_cap=res.hit_cap, step_cap=int(ste.get("steps", 200)),
+                                                   hit_cap=res.hit_cap, step_cap=int(ste.get("steps", STE_PROTOCOL["steps"])),
                                                    init=res.init)
 
 
@@ -299,6 +299,10 @@ def run_experiment(name: str, base: zoo.TrainConfig, n_triples: int, train: Tens
             frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
             parts[key].append(frame.assign(experiment=name, **({} if key == "planes" else {"triple": t})))
 
+    runs = [h.drop_duplicates("pair") for h in parts["ste_history"] if len(h)]  # one row per STE run
+    if runs:
+        quality.ste_budget([bool(x) for h in runs for x in h["hit_cap"]], int(ste.get("steps", STE_PROTOCOL["steps"])))
+
     def tidy(frames: list[pd.DataFrame]) -> pd.DataFrame:
         if not frames:  # planes=False, or no STE budgets
             return pd.DataFrame()
@@ -398,15 +402,21 @@ def describe_ste(ste: Mapping) -> str:
               "wm_projected": "from π_WM(θ_b)", "projected": "from π_WM(θ_b)",
               "a_identity": "from θ_a, projection warm-started at the identity (no WM start)",
               "identity": "from θ_b unpermuted (no WM)", "random": "from a random permutation of θ_b (seeded)"}
-    opt = ste.get("optimizer", "adam")
-    opt_text = f"{opt} (lr {ste.get('lr', 1e-3):g}" + (f", momentum {ste.get('momentum', 0.9):g}" if opt == "sgd" else "")
-    opt_text += f", weight decay {ste.get('weight_decay', 0.0):g})"
+    opt = ste.get("optimizer", STE_PROTOCOL["optimizer"])
+    opt_text = (f"{opt} (lr {ste.get('lr', STE_PROTOCOL['lr']):g}"
+                + (f", momentum {ste.get('momentum', STE_PROTOCOL['momentum']):g}" if opt == "sgd" else ""))
+    opt_text += f", weight decay {ste.get('weight_decay', 0.0):g}) on batches of {ste.get('batch_size', STE_PROTOCOL['batch_size'])}"
     patience = ste.get("patience")
-    stop = (f"a fixed {ste.get('steps', 200)} steps" if patience is None else
-            f"patience {patience} held evaluations (every {ste.get('eval_every', 10)} steps, min. improvement "
-            f"{ste.get('min_delta', 0.0):g} nats), capped at {ste.get('steps', 200)} steps")
+    steps = ste.get("steps", STE_PROTOCOL["steps"])
+    stop = (f"a fixed {steps} steps (no patience rule: every run stops at its cap, so its verdicts are "
+            "budget-bound)" if patience is None else
+            f"until {patience} held evaluations in a row (every {ste.get('eval_every', 50)} steps) bring no "
+            f"improvement of more than {ste.get('min_delta', 0.0):g} nats, capped at {steps} steps")
+    protocol = all(ste.get(k, v) == v for k, v in STE_PROTOCOL.items() if k not in ("steps", "init"))
     return (f"STE setting: start {starts.get(init, init)}; {opt_text}; {stop}; "
-            f"{ste.get('wm_sweeps', 100)} WM sweep(s) per projection.")
+            f"up to {ste.get('wm_sweeps', STE_PROTOCOL['wm_sweeps'])} WM sweep(s) per projection"
+            + (" (Ainsworth et al.'s protocol)." if protocol else " (not Ainsworth et al.'s protocol: "
+               "`lmc_utils.matching.STE_PROTOCOL`)."))
 
 
 BUDGET_VALUES = ["steps", "agreement", "near_loss_barrier", "near_accuracy_barrier", "far_loss_barrier",
@@ -428,7 +438,7 @@ def tables(result: Result) -> dict[str, pd.DataFrame]:
            "singular_alignment": alignment_summary(result.alignment), "agreement": agreement_summary(result.agreement),
            "ste_runs": ste_runs(result.ste_history)}
     budgets = ste_budget_summary(result.ste_budgets)
-    if not budgets.empty:
+    if not budgets.empty and budgets["budget"].nunique() > 1:  # a ladder, not only the runs' own results
         out["ste_budgets"] = budgets
     return out
 
