@@ -207,8 +207,11 @@ display(Markdown(figures.to_markdown(grid)))
 # rung only: on the VGGs a triple costs 25–57 s, so four triples at four widths would take this
 # notebook past its 12-minute budget. It is a run of its own, of this same notebook:
 # `python -m lmc_utils.run 10 -p studies '[three_models]' -p n_triples '{mlp_plain: 0, vgg11_ln: 4}'`
-# (the README links its committed tables and figure); there, the other studies' claims read "not
-# judged".
+# (the README links its committed tables and figure, from STE before it followed the protocol);
+# there, the other studies' claims read "not judged". To run STE to convergence there as well, add
+# `-p ste '{steps: 15000, patience: 10, lr: 0.01, batch_size: 1000, held_size: 1000, eval_every: 50,
+# wm_sweeps: 100, budgets: [50, 250, 1000]}'`; at about 2,000 steps per run that is not yet within a
+# 30-minute budget on two CPU cores for the VGGs.
 
 # %%
 trend = regime_ladder.trends(scale, table)

@@ -151,7 +151,7 @@ def plot_ste_budgets(summary: pd.DataFrame, title: str = "", paper_agreement: tu
     edge (pi_b(b)-pi_c(c)), and the accuracy of the three-model average."""
     import numpy as np
 
-    panels = [("agreement", "units where STE agrees with WM (%)"),
+    panels = [("agreement", "units where STE agrees\nwith WM (%)"),
               ("near_accuracy_barrier", "accuracy barrier, a to each\nmatched model (points)"),
               ("far_accuracy_barrier", "accuracy barrier between\nthe two matched models (points)"),
               ("merged_accuracy", "accuracy of the average\nof the three models (%)")]
