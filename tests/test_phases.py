@@ -49,7 +49,7 @@ def test_every_entry_point_exists_and_belongs_to_one_phase():
     from lmc_utils.zoo import trainers
     from lmc_utils.measure import interpolation
 
-    assert codes[trainers.train.__code__] == "training"
+    assert codes[inspect.unwrap(trainers.train).__code__] == "training"
     assert codes[inspect.unwrap(interpolation.reset_batchnorm).__code__] == "RESET / REPAIR statistics"
     assert codes[inspect.unwrap(interpolation.interpolation_curve).__code__] == "curve evaluation"
     from lmc_utils.core import memo
