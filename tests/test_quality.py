@@ -219,7 +219,7 @@ def test_rows_on_a_method_stopped_by_its_budget_are_counted_apart(tmp_path):
     md = report.claims_markdown(report.gather(tmp_path), "cpu")
     assert "1 on a method stopped by its budget" in md and "**budget-bound**" in md
     Q.clear()
-    assert "fixed 60 steps" in SQ.ste_budget([], cap=60, patience=None)
+    assert "fixed 60 steps" in SQ.ste_budget([], cap=60, fixed_length=True)
     _declare()
     Q.record("mlp", "", {"a": 0.95})
     assert list(Q.attach(V.table(rows))["regime"]) == ["budget-bound", "at floor"]

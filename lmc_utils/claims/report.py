@@ -25,7 +25,7 @@ import yaml
 from ..core.atomic import write_text
 from ..core.paths import figures_dir, notebooks_dir, params_dir, project_root
 from .quality import APART
-from .verdicts import COLUMNS, CRITERIA_FILE, OUTCOMES, CriteriaError, below_floor, fmt, load_criteria
+from .verdicts import COLUMNS, CRITERIA_FILE, OUTCOMES, CriteriaError, apart_counts, below_floor, fmt, load_criteria
 
 START, END = "<!-- claims:start -->", "<!-- claims:end -->"
 FILE = "claims.md"
@@ -67,9 +67,9 @@ def split_tally(frame: pd.DataFrame) -> str:
     low = below_floor(frame)
     text = tally_text(frame[~low])
     if low.any():
-        bound = int(frame.loc[low, "regime"].eq("budget-bound").sum())
-        what = (f"{int(low.sum()) - bound} on models below their accuracy floor" if bound < int(low.sum()) else "")
-        what += (" and " if what and bound else "") + (f"{bound} on a method stopped by its budget" if bound else "")
+        floor, bound = apart_counts(frame)
+        what = " and ".join(x for x in (f"{floor} on models below their accuracy floor" if floor else "",
+                                        f"{bound} on a method stopped by its budget" if bound else "") if x)
         text += f"; counted apart, {what} ({tally_text(frame[low])})"
     return text
 

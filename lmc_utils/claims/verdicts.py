@@ -341,12 +341,20 @@ def conclusion(frame: pd.DataFrame) -> str:
             parts.append(f"Inconclusive there (more units would decide): {listing(open_)}.")
     low = below_floor(frame)
     if low.any():
-        bound = int(frame.loc[low, "regime"].eq("budget-bound").sum())
-        what = " or ".join(x for x in ("on models below their floor" if bound < int(low.sum()) else "",
+        floor, bound = apart_counts(frame)
+        what = " or ".join(x for x in ("on models below their floor" if floor else "",
                                        "on a method stopped by its budget" if bound else "") if x)
         parts.append(f"{int(low.sum())} row(s) {what} are counted apart: they keep their "
                      "statistic but do not test the papers' claims.")
     return "\n\n".join(parts)
+
+
+def apart_counts(frame: pd.DataFrame) -> tuple[int, int]:
+    """The rows counted apart (:func:`below_floor`), split: ``(on models below their floor or with none
+    declared, on a method stopped by its budget)``."""
+    low = below_floor(frame)
+    bound = int(frame.loc[low, "regime"].eq("budget-bound").sum())
+    return int(low.sum()) - bound, bound
 
 
 def below_floor(frame: pd.DataFrame) -> pd.Series:
@@ -362,9 +370,9 @@ def tally_sentence(frame: pd.DataFrame) -> str:
     low = below_floor(frame)
     text = "Tally: " + ", ".join(f"{v} {k}" for k, v in counts(frame[~low]).items()) + "."
     if low.any():
-        bound = frame.loc[low, "regime"].eq("budget-bound")
-        what = " or ".join(x for x in ("on models below their accuracy floor" if not bound.all() else "",
-                                       "on a method stopped by its budget" if bound.any() else "") if x)
+        floor, bound = apart_counts(frame)
+        what = " or ".join(x for x in ("on models below their accuracy floor" if floor else "",
+                                       "on a method stopped by its budget" if bound else "") if x)
         text += (f" Counted apart, {what} (not tests of the papers' claims): "
                  + ", ".join(f"{v} {k}" for k, v in counts(frame[low]).items()) + ".")
     return text

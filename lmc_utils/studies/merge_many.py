@@ -261,7 +261,7 @@ def run(experiments: Mapping[str, Mapping], n_groups: Mapping[str, int], group_s
                 parts["endpoints"] += [{**tag, **r} for r in ends]
     if any("ste" in check_jobs((jobs_by_experiment or {}).get(name, jobs)) for name in experiments):
         quality.ste_budget([], int((ste or {}).get("steps", 15_000)), claims=("wm_merges_better_than_ste",),
-                           patience=(ste or {}).get("patience"))
+                           fixed_length=(ste or {}).get("patience") is None)
     cols = {"trace": ["experiment", "group", "n", "matcher", "iteration", "objective", "cosine", "converged"]}
     return Result(**{k: pd.DataFrame(v, columns=cols.get(k)) for k, v in parts.items()})
 

@@ -33,12 +33,12 @@ STE_CLAIMS = ("ste_barrier_comparable", "ste_aligns_less", "ste_far_edge_worse",
 
 
 def ste_budget(hit_cap: Iterable[bool], cap: int, claims: Iterable[str] = STE_CLAIMS,
-               patience: int | None = 0) -> str:
+               fixed_length: bool = False) -> str:
     """Flag ``claims`` as budget-bound (:func:`lmc_utils.claims.quality.record_budget_bound`) when any STE
-    run behind them stopped at its step cap ``cap`` instead of by its patience rule (``patience=None``:
-    the runs had none, so each took its whole cap); returns the reason ("" when every run converged, or
-    there were none)."""
-    if patience is None:
+    run behind them stopped at its step cap ``cap`` instead of by its patience rule (``fixed_length``:
+    the runs had no patience rule, so each took its whole cap, whatever ``hit_cap`` says); returns the
+    reason ("" when every run converged, or there were none)."""
+    if fixed_length:
         why = (f"STE ran a fixed {cap} steps per run (no patience rule): it was not run to convergence")
         Q.record_budget_bound(claims, why)
         return why

@@ -377,8 +377,7 @@ def ste_budget_summary(result: Result) -> pd.DataFrame:
     (:func:`lmc_utils.studies.three_models.ste_budget_summary`; empty without STE budgets)."""
     frames = [r.ste_budgets for r in result.results.get("three_models", [])
               if r.ste_budgets is not None and not r.ste_budgets.empty]
-    out = three_models.ste_budget_summary(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
-    return out if not out.empty and out["budget"].nunique() > 1 else pd.DataFrame()  # a ladder, not the runs alone
+    return three_models.ste_budget_summary(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
 
 
 def matrix(table: pd.DataFrame, criteria: Mapping[str, V.Criterion] | None = None,

@@ -299,10 +299,6 @@ def run_experiment(name: str, base: zoo.TrainConfig, n_triples: int, train: Tens
             frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
             parts[key].append(frame.assign(experiment=name, **({} if key == "planes" else {"triple": t})))
 
-    runs = [h.drop_duplicates("pair") for h in parts["ste_history"] if len(h)]  # one row per STE run
-    if runs:
-        quality.ste_budget([bool(x) for h in runs for x in h["hit_cap"]], int(ste.get("steps", STE_PROTOCOL["steps"])))
-
     def tidy(frames: list[pd.DataFrame]) -> pd.DataFrame:
         if not frames:  # planes=False, or no STE budgets
             return pd.DataFrame()
@@ -310,7 +306,10 @@ def run_experiment(name: str, base: zoo.TrainConfig, n_triples: int, train: Tens
         first = [c for c in ("experiment", "triple") if c in f]
         return f[first + [c for c in f.columns if c not in first]]
 
-    return Result(**{k: tidy(v) for k, v in parts.items()})
+    result = Result(**{k: tidy(v) for k, v in parts.items()})
+    if not result.ste_history.empty:  # STE's rows are budget-bound where a run stopped at its cap
+        quality.ste_budget(ste_runs(result.ste_history)["hit_cap"], int(ste.get("steps", STE_PROTOCOL["steps"])))
+    return result
 
 
 def run(experiments: Mapping[str, Mapping], n_triples: int, n_orders: int, ste: Mapping,
@@ -438,7 +437,7 @@ def tables(result: Result) -> dict[str, pd.DataFrame]:
            "singular_alignment": alignment_summary(result.alignment), "agreement": agreement_summary(result.agreement),
            "ste_runs": ste_runs(result.ste_history)}
     budgets = ste_budget_summary(result.ste_budgets)
-    if not budgets.empty and budgets["budget"].nunique() > 1:  # a ladder, not only the runs' own results
+    if not budgets.empty:
         out["ste_budgets"] = budgets
     return out
 
