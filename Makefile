@@ -71,12 +71,21 @@ figures: setup
 	$(PYTHON) -m lmc_utils.run --profile $(PROFILE) --threads $(THREADS) $(NOTEBOOKS)
 	$(PYTHON) -m lmc_utils.claims --profile $(PROFILE) $(README_FLAG)
 
-# STE run to convergence (issue #39): notebook 03 with Ainsworth et al.'s STE protocol until each run's held loss
-# plateaus (patience 10 evaluations, 15,000-step cap) and a ladder of budgets; its own figures folder
-# (figures/<profile>+<hash>). The batch (make figures) stops STE after 50 steps and counts those rows apart.
+# STE runs to convergence (issue #39), each in its own figures folder (figures/<profile>+<hash>): Ainsworth
+# et al.'s STE protocol until each run's held loss plateaus (patience 10 evaluations, 15,000-step cap), with the
+# permutation it would have returned after 50, 250 and 1,000 steps. Notebook 03 (MNIST MLP; 23 min on 2 cores
+# from the batch's models) and, at cpu, notebook 10's three-model study on its MLP rung and on VGG11-LN x1/8
+# trained to its floor (rung vgg11_ln_60k, 3 triples; about 75 min cold on 2 cores, 9 models included). The
+# batch (make figures) stops STE after 50 steps and counts those rows apart.
+STE_CONVERGED = {steps: 15000, patience: 10, lr: 0.01, batch_size: 1000, held_size: 1000, eval_every: 50, \
+  wm_sweeps: 100, budgets: [50, 250, 1000]}
 ste: setup
 	$(PYTHON) -m lmc_utils.run --profile $(PROFILE) --threads $(THREADS) -p ste_steps 15000 -p ste_patience 10 \
 	  -p ste_budgets '[50, 250, 1000]' 03
+ifeq ($(PROFILE),cpu)
+	$(PYTHON) -m lmc_utils.run --profile $(PROFILE) --threads $(THREADS) -p studies '[three_models]' \
+	  -p n_triples '{mlp_plain: 8, vgg11_ln: 0, vgg11_ln_60k: 3}' -p ste '$(STE_CONVERGED)' 10
+endif
 
 check: setup
 	$(PYTHON) -m lmc_utils.run --profile $(PROFILE) --threads $(THREADS) --check $(NOTEBOOKS)

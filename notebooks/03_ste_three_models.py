@@ -211,7 +211,9 @@ summary["ste_runs"]
 # the run's own result. For each budget: the share of hidden units on which STE agrees with WM
 # (Ito et al. report 0.04-1.25% for ResNet20, shaded), the accuracy barriers of the two matched
 # edges and of the far edge π_b(b)–π_c(c), and the accuracy of the average of the three models.
-# The verdicts above are judged on the runs' own results.
+# The verdicts above are judged on the runs' own results. Under the table, in words: how far STE
+# moves from WM's permutation, whether that reaches the paper's agreement, and the far edge and the
+# merge at convergence against WM's.
 
 # %%
 if "ste_budgets" in summary:
@@ -221,6 +223,8 @@ if "ste_budgets" in summary:
                                                    paper_agreement=three_models.PAPER_AGREEMENT["WM vs STE"]),
                             f"03_{name}_ste_budgets")
     display(summary["ste_budgets"])
+    display(Markdown(three_models.describe_budgets(summary["ste_budgets"], summary["barriers"], summary["merged"],
+                                                   figures.experiment_label)))
 
 # %% [markdown]
 # ## The loss landscape on the plane through a, π_b(b) and π_c(c)

@@ -65,7 +65,7 @@ def test_claim_vs_width_matrix_and_trend():
     assert grid.loc["a (weight)", "r / width 0.5"] == "0.3 [0.2, 0.4] held"
     assert grid.loc["b", "r / all widths"] == "-0.1 [-0.2, 0] held"
     assert grid.loc["b", "r / width 0.25"] == "—"
-    crit = {"a": verdicts.Criterion("a", "c", "s", "greater", 0.0, source="Paper §1 (+9 points)")}
+    crit = {"a": verdicts.Criterion("a", "c", "s", "greater", 0.0, paper={"work": "external", "place": "Paper §1 (+9 points)", "value": "+9 points"})}
     assert list(L.matrix(table, crit)["paper"]) == ["Paper §1 (+9 points)", "Paper §1 (+9 points)", ""]
 
 

@@ -501,3 +501,21 @@ def test_ste_defaults_are_the_reference_protocol_at_every_profile():
             assert nb03["ste_batch_size"] == nb08["ste_batch_size"] == ste10["batch_size"] == 1000, profile
     paper = profiles.load("paper")["03_ste_three_models"]
     assert paper["ste_steps"] == 15_000 and paper["ste_patience"] is not None  # run to convergence
+
+
+def test_describe_budgets_says_whether_ste_reaches_the_papers_agreement():
+    """The words under the STE ladder: agreement at each budget and at convergence, compared with Ito
+    et al.'s range, and the converged far edge and merge against WM's."""
+    def ladder(final):
+        return pd.DataFrame({"experiment": "e", "budget": ["50", "1000", "converged"],
+                             "agreement_mean": [0.9, 0.5, final], "steps_mean": [50, 1000, 2400],
+                             "far_accuracy_barrier_mean": [0.3, 0.2, 0.25], "merged_accuracy_mean": [0.6, 0.7, 0.65]})
+    barriers = pd.DataFrame({"experiment": "e", "method": ["weight", "weight"], "pair": list(three_models.PAIRS[1:]),
+                             "accuracy_barrier_mean": [0.01, 0.05]})
+    merged = pd.DataFrame({"experiment": "e", "method": ["weight"], "accuracy_mean": [0.8]})
+    far = three_models.describe_budgets(ladder(0.2), barriers, merged, label=str.upper)
+    assert "**E**" in far and "90% of the hidden units after 50 steps" in far and "20% at convergence" in far
+    assert "2,400 steps" in far and "16 times the top" in far
+    assert "25.0% with STE and 5.0% with WM" in far and "65.0% accurate with STE and 80.0% with WM" in far
+    assert "within Ito et al." in three_models.describe_budgets(ladder(0.01), barriers, merged)
+    assert three_models.describe_budgets(pd.DataFrame(), barriers, merged) == ""

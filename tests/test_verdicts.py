@@ -92,6 +92,36 @@ def test_every_notebook_has_a_criteria_section():
         V.load_criteria(source.stem)  # raises if absent or malformed
 
 
+def test_every_claim_has_its_paper_value():
+    """Each declared claim says where it comes from and what the paper printed (or, where the work
+    prints no number, why); the sanity checks (true by construction) say why they hold."""
+    from lmc_utils.run.runner import discover
+
+    sanity = set()
+    for source in discover():
+        for name, c in V.load_criteria(source.stem).items():
+            assert c.paper is not None, f"{source.stem}: {name} has no paper block"
+            assert c.paper.work in V.WORKS and c.paper.place and c.paper.setting, name
+            assert c.paper.value or c.paper.note, name
+            assert c.source == c.paper.citation and c.source, name
+            if c.sanity:
+                sanity.add(name)
+    assert sanity == {"permutation_keeps_singular_values", "renorm_restores_scale"}
+
+
+def test_paper_value_rejects_what_a_reader_could_not_use():
+    base = {"claim": "x", "statistic": "y", "direction": "less", "threshold": 0.0}
+    with pytest.raises(V.CriteriaError, match="work must be one of"):
+        V.parse_criteria({"c": {**base, "paper": {"work": "somebody2023", "place": "Table 1", "value": "3%"}}}, "nb")
+    with pytest.raises(V.CriteriaError, match="note must say why"):
+        V.parse_criteria({"c": {**base, "paper": {"work": "talk", "place": "slide 3"}}}, "nb")
+    with pytest.raises(V.CriteriaError, match="unknown keys"):
+        V.parse_criteria({"c": {**base, "paper": {"work": "talk", "place": "slide 3", "value": "1", "page": 2}}}, "nb")
+    c = V.parse_criteria({"c": {**base, "paper": {"work": "qu_horvath2024", "place": "§4.1, Table 1",
+                                                 "value": "84.32%"}}})["c"]
+    assert c.source == "Qu & Horvath 2024, §4.1, Table 1" and c.paper.value == "84.32%"
+
+
 def test_render_and_save(tmp_path, monkeypatch):
     monkeypatch.setenv("LMC_FIGURES_DIR", str(tmp_path))
     c = _crit()

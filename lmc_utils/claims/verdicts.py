@@ -57,8 +57,47 @@ class CriteriaError(ValueError):
 
 
 @dataclass(frozen=True)
+class PaperValue:
+    """Where a claim comes from and what the paper printed: ``work`` (a key of :data:`WORKS`), the
+    ``place`` in it (section, figure, table), the paper's number(s) as printed (``value``; ``None``
+    where the work prints none, and then ``note`` must say why), the ``setting`` of that number
+    (architecture, dataset, training) and a ``note`` for what a reader needs (``derived:`` marks
+    arithmetic done by the companion, not printed in the work)."""
+
+    work: str
+    place: str
+    value: str | None = None
+    setting: str = ""
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.work not in WORKS:
+            raise CriteriaError(f"paper.work must be one of {sorted(WORKS)}, got {self.work!r}")
+        if not str(self.place).strip():
+            raise CriteriaError("paper.place must say where in the work the claim is")
+        if self.value is None and not str(self.note).strip():
+            raise CriteriaError(f"paper ({self.work}, {self.place}): value is null, so note must say why")
+
+    @property
+    def citation(self) -> str:
+        """The work and place in words, e.g. ``Qu & Horvath 2024, §4.1, Table 1``."""
+        work = WORKS[self.work]
+        place = self.place.removeprefix("external: ")
+        return f"{work}, {place}" if work else place
+
+
+# The works a claim may come from (PaperValue.work): the three of the mission, works outside them that a
+# claim cites (``external``: the place names them) and the companion's own controls (``companion``).
+WORKS = {"ito2025": "Ito et al. 2025", "qu_horvath2024": "Qu & Horvath 2024", "talk": "the talk",
+         "external": "", "companion": "the companion's control"}
+
+
+@dataclass(frozen=True)
 class Criterion:
-    """One declared claim: the statistic, the predicted direction, the threshold and the test."""
+    """One declared claim: the statistic, the predicted direction, the threshold and the test;
+    ``paper``: where it comes from and the paper's number (:class:`PaperValue`); ``sanity``: why it
+    holds by construction, if it does (a check of the implementation, shown apart and never counted
+    as evidence for a paper)."""
 
     name: str
     claim: str
@@ -67,9 +106,24 @@ class Criterion:
     threshold: float
     test: str = "t"
     confidence: float = 0.95
-    source: str = ""
+    paper: PaperValue | None = None
+    sanity: str = ""
+
+    @property
+    def source(self) -> str:
+        """The claim's source in words (:attr:`PaperValue.citation`; empty without ``paper``)."""
+        return self.paper.citation if self.paper is not None else ""
 
     def __post_init__(self) -> None:
+        if isinstance(self.paper, Mapping):
+            unknown = sorted(set(self.paper) - {"work", "place", "value", "setting", "note"})
+            if unknown:
+                raise CriteriaError(f"criterion {self.name!r}: paper has unknown keys {unknown}")
+            try:
+                object.__setattr__(self, "paper", PaperValue(**{k: (str(v) if v is not None else None)
+                                                                for k, v in self.paper.items()}))
+            except (TypeError, CriteriaError) as e:
+                raise CriteriaError(f"criterion {self.name!r}: {e}") from None
         if self.direction not in DIRECTIONS:
             raise CriteriaError(f"criterion {self.name!r}: direction must be one of {DIRECTIONS}, got {self.direction!r}")
         if self.test not in TESTS:
@@ -90,7 +144,7 @@ class Criterion:
 def parse_criteria(section: Mapping[str, Any], notebook: str = "") -> dict[str, Criterion]:
     """Criteria from a mapping ``{name: {claim, statistic, direction, threshold, test?, ...}}``."""
     out = {}
-    known = {"claim", "statistic", "direction", "threshold", "test", "confidence", "source"}
+    known = {"claim", "statistic", "direction", "threshold", "test", "confidence", "paper", "sanity"}
     for name, spec in (section or {}).items():
         if not isinstance(spec, Mapping):
             raise CriteriaError(f"{notebook}: criterion {name!r} must be a mapping, got {spec!r}")

@@ -380,6 +380,18 @@ def ste_budget_summary(result: Result) -> pd.DataFrame:
     return three_models.ste_budget_summary(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
 
 
+def describe_ste_budgets(result: Result, label=lambda name: name) -> str:
+    """:func:`lmc_utils.studies.three_models.describe_budgets` on every rung and width with an STE
+    ladder (empty without one)."""
+    runs = [r for r in result.results.get("three_models", []) if r.ste_budgets is not None and not r.ste_budgets.empty]
+    if not runs:
+        return ""
+    return three_models.describe_budgets(
+        three_models.ste_budget_summary(pd.concat([r.ste_budgets for r in runs], ignore_index=True)),
+        three_models.barrier_summary(pd.concat([r.barriers for r in runs], ignore_index=True)),
+        three_models.merged_summary(pd.concat([r.merged for r in runs], ignore_index=True)), label)
+
+
 def matrix(table: pd.DataFrame, criteria: Mapping[str, V.Criterion] | None = None,
            widths: pd.DataFrame | None = None) -> pd.DataFrame:
     """Claim x rung/width: ``estimate [low, high] verdict`` per cell (the closing table), with the

@@ -430,6 +430,40 @@ def ste_budget_summary(ste_budgets: pd.DataFrame) -> pd.DataFrame:
     return tables_mod.mean_std(ste_budgets, ["experiment", "budget"], BUDGET_VALUES)
 
 
+def describe_budgets(budgets: pd.DataFrame, barriers: pd.DataFrame, merged: pd.DataFrame,
+                     label=lambda name: name) -> str:
+    """Markdown, one bullet per experiment of the STE ladder (:func:`ste_budget_summary`): how much of
+    its WM start STE keeps at each budget and at convergence, whether that reaches Ito et al.'s
+    WM-STE agreement (:data:`PAPER_AGREEMENT`), and at convergence the far edge's accuracy barrier and
+    the three-model average's accuracy with STE and with WM (:func:`barrier_summary`,
+    :func:`merged_summary`; WM averaged over its group orders). Empty without a ladder."""
+    if budgets is None or budgets.empty:
+        return ""
+    lo, hi = PAPER_AGREEMENT["WM vs STE"]
+    far = PAIRS[2]
+    lines = []
+    for name, b in budgets.groupby("experiment", sort=False):
+        conv = b[b["budget"] == "converged"].iloc[0]
+        ladder = ", ".join(f"{r.agreement_mean:.0%} of the hidden units after {int(r.budget):,} steps"
+                           if i == 0 else f"{r.agreement_mean:.0%} after {int(r.budget):,}"
+                           for i, r in enumerate(b[b["budget"] != "converged"].itertuples(index=False)))
+        reach = (f"within Ito et al.'s {lo:.2%}–{hi:.2%} (ResNet20)" if conv.agreement_mean <= hi else
+                 f"{conv.agreement_mean / hi:.0f} times the top of Ito et al.'s {lo:.2%}–{hi:.2%} (ResNet20)")
+        text = (f"- **{label(name)}**: STE agrees with the WM permutation it starts from on {ladder} and on "
+                f"{conv.agreement_mean:.0%} at convergence (after {conv.steps_mean:,.0f} steps on average), "
+                f"{reach}.")
+        wm_far = barriers[(barriers["experiment"] == name) & (barriers["method"] == "weight") & (barriers["pair"] == far)]
+        wm_merge = merged[(merged["experiment"] == name) & (merged["method"] == "weight")]
+        if not wm_far.empty and not wm_merge.empty:
+            text += (f" Converged, the far edge {far} has an accuracy barrier of {conv.far_accuracy_barrier_mean:.1%} "
+                     f"with STE and {wm_far['accuracy_barrier_mean'].iloc[0]:.1%} with WM, and the average of the "
+                     f"three models is {conv.merged_accuracy_mean:.1%} accurate with STE and "
+                     f"{wm_merge['accuracy_mean'].iloc[0]:.1%} with WM (Ito et al.'s Table 5: STE's far edge "
+                     "worse by 20+ points); the verdicts judge these gaps.")
+        lines.append(text)
+    return "\n".join(lines)
+
+
 def tables(result: Result) -> dict[str, pd.DataFrame]:
     """The summary tables the notebook saves: ``barriers``, ``merged``, ``singular_alignment``,
     ``agreement``, ``ste_runs`` and, with STE budgets, ``ste_budgets``."""
