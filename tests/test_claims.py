@@ -51,11 +51,14 @@ def test_claims_markdown_has_overall_and_per_notebook_tallies(folder):
 
 def test_write_creates_claims_md_and_the_readme_block(folder, tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text("# title\n\nintro\n\n<!-- claims:start -->\nstale row\n<!-- claims:end -->\n\n## after\n")
+    readme.write_text("# title\n\nintro\n\n<!-- glance:start -->\nstale glance\n<!-- glance:end -->\n\n"
+                      "<!-- claims:start -->\nstale row\n<!-- claims:end -->\n\n## after\n")
     assert claims.main(["--profile", "cpu", "--readme", str(readme)]) == 0
-    assert (folder / "claims.md").read_text().startswith("# Claims and verdicts (cpu profile)")
+    written = (folder / "claims.md").read_text()
+    assert written.startswith("# Claims and verdicts (cpu profile)") and "## The papers' claims at a glance" in written
     text = readme.read_text()
-    assert "stale row" not in text and text.startswith("# title\n\nintro\n\n<!-- claims:start -->\n")
+    assert "stale glance" not in text and "claims of the three works** at the `cpu` profile" in text
+    assert "stale row" not in text and text.startswith("# title\n\nintro\n\n<!-- glance:start -->\n")
     assert text.endswith("<!-- claims:end -->\n\n## after\n")
     block = text.split("<!-- claims:start -->\n")[1].split("\n<!-- claims:end -->")[0]
     rows = [line for line in block.splitlines() if line.startswith("| ") and "---" not in line][1:]
@@ -111,3 +114,52 @@ def test_claim_texts_include_a_notebooks_optional_sections(tmp_path, monkeypatch
     monkeypatch.setenv("LMC_PARAMS_DIR", str(tmp_path))
     assert _claim_texts("02_singular_vectors") == {"a": "own claim", "b": "imagenet claim"}
     assert _claim_texts("03_ste_three_models") == {"c": "other notebook"}
+
+
+def test_every_claim_of_the_papers_is_one_headline():
+    """params/papers.yaml's headlines cover every declared criterion but the sanity checks, once each."""
+    from lmc_utils.claims import glance
+
+    criteria = glance.all_criteria()
+    headlines = glance.load_headlines(criteria=criteria)
+    named = [n for h in headlines for n in h.criteria]
+    assert sorted(named) == sorted(n for n, c in criteria.items() if not c.sanity)
+    assert 30 <= len(headlines) <= 45 and all(h.claim and h.place for h in headlines)
+
+
+def test_headlines_that_miss_or_repeat_a_criterion_are_errors(tmp_path):
+    from lmc_utils.claims import glance
+    from lmc_utils.claims.verdicts import CriteriaError, parse_criteria
+
+    base = {"statistic": "s", "direction": "less", "threshold": 0.0,
+            "paper": {"work": "talk", "place": "slide 1", "value": "1"}}
+    criteria = parse_criteria({"a": {**base, "claim": "a"}, "b": {**base, "claim": "b"},
+                               "c": {**base, "claim": "c", "sanity": "true by construction"}})
+    def check(headlines):
+        path = tmp_path / "papers.yaml"
+        path.write_text(yaml.safe_dump({"headlines": headlines}))
+        return glance.load_headlines(path, criteria)
+    one = {"id": "x", "work": "talk", "claim": "x", "place": "slide 1", "criteria": ["a", "b"], "primary": "a"}
+    assert [h.id for h in check([one])] == ["x"]
+    with pytest.raises(CriteriaError, match=r"no headline for the criteria \['b'\]"):
+        check([{**one, "criteria": ["a"]}])
+    with pytest.raises(CriteriaError, match="behind two headlines"):
+        check([one, {**one, "id": "y"}])
+    with pytest.raises(CriteriaError, match="sanity check"):
+        check([{**one, "criteria": ["a", "b", "c"]}])
+    with pytest.raises(CriteriaError, match="primary"):
+        check([{**one, "primary": "c"}])
+
+
+def test_a_claims_status_counts_only_rows_on_models_at_their_floor():
+    from lmc_utils.claims import glance
+
+    def rows(*verdicts, regime="at floor"):
+        return pd.DataFrame({"verdict": list(verdicts), "regime": regime, "n": 8})
+    assert glance.status(rows("held", "held")) == "held"
+    assert glance.status(rows("held", "inconclusive")) == "held where conclusive"
+    assert glance.status(rows("held", "did not hold")) == "depends on the setting"
+    assert glance.status(rows("did not hold", "inconclusive")) == "did not hold where conclusive"
+    assert glance.status(rows("held", regime="below floor")) == "only on models below floor"
+    assert glance.status(rows("held", regime="budget-bound")) == "only with a method stopped by its budget"
+    assert glance.status(rows()) == "not run at this profile"

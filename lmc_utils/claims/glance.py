@@ -1,0 +1,243 @@
+"""The papers' claims at a glance: one row per distinct claim of the three works, from the verdicts.
+
+``params/papers.yaml`` lists the works' claims (``headlines``): each in plain words, where the work
+makes it, the work's number and setting, and the declared criteria (``params/criteria.yaml``) that
+test it, one of them ``primary``. :func:`glance_markdown` renders one row per claim from a profile's
+verdict tables (:func:`lmc_utils.claims.report.gather`): ours on each setting of the primary
+criterion (estimate [95% interval] and a symbol), and a caveat column that counts the rows on models
+below their accuracy floor or on a method stopped by its budget (counted apart, never as evidence).
+Sanity checks (criteria that hold by construction) are not claims of a paper; they are listed apart.
+
+A claim's status on models at their floor (:func:`status`) is the tally's unit, so a claim judged on
+eighteen widths counts once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import pandas as pd
+import yaml
+
+from ..core import params as profiles
+from ..core.paths import params_dir
+from .verdicts import WORKS, CriteriaError, Criterion, below_floor, fmt, load_criteria
+
+PAPERS_FILE = "papers.yaml"
+SYMBOLS = {"held": "✓", "did not hold": "✗", "inconclusive": "?"}
+STATUSES = ("held", "held where conclusive", "did not hold", "did not hold where conclusive", "depends on the setting",
+            "inconclusive", "only on models below floor", "only with a method stopped by its budget",
+            "not run at this profile")
+WORK_SHORT = {"ito2025": "Ito et al.", "qu_horvath2024": "Qu & Horvath", "talk": "talk",
+              "external": "earlier work", "companion": "companion"}
+MAX_SETTINGS = 4  # settings shown per claim; the rest are counted (claims.md has them all)
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One claim of a work, tested by ``criteria`` (names in ``params/criteria.yaml``)."""
+
+    id: str
+    work: str
+    claim: str
+    place: str
+    criteria: tuple[str, ...]
+    primary: str
+    paper_value: str | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.work not in WORKS:
+            raise CriteriaError(f"headline {self.id!r}: work must be one of {sorted(WORKS)}, got {self.work!r}")
+        if not self.criteria or self.primary not in self.criteria:
+            raise CriteriaError(f"headline {self.id!r}: primary {self.primary!r} must be one of its criteria")
+
+
+def all_criteria(path: Path | None = None) -> dict[str, Criterion]:
+    """Every declared criterion by name, across the sections of ``criteria.yaml`` (a name reused by a
+    YAML alias is the same criterion)."""
+    path = path or params_dir() / "criteria.yaml"
+    with open(path, encoding="utf-8") as f:
+        sections = list(yaml.safe_load(f) or {})
+    out: dict[str, Criterion] = {}
+    for section in sections:
+        for name, c in load_criteria(section, path).items():
+            out.setdefault(name, c)
+    return out
+
+
+def load_headlines(path: Path | None = None, criteria: Mapping[str, Criterion] | None = None) -> list[Headline]:
+    """The ``headlines`` of ``params/papers.yaml``, checked against the criteria: ids unique, every
+    named criterion declared, and every criterion that is not a sanity check behind exactly one
+    headline (a sanity check behind none)."""
+    path = path or params_dir() / PAPERS_FILE
+    with open(path, encoding="utf-8") as f:
+        raw = (yaml.safe_load(f) or {}).get("headlines") or []
+    criteria = all_criteria() if criteria is None else criteria
+    known = {"id", "work", "claim", "place", "criteria", "primary", "paper_value", "note"}
+    out, seen, owner = [], set(), {}
+    for entry in raw:
+        unknown = sorted(set(entry) - known)
+        if unknown:
+            raise CriteriaError(f"{path}: headline {entry.get('id')!r} has unknown keys {unknown}")
+        h = Headline(**{**entry, "criteria": tuple(entry.get("criteria") or ()), "note": entry.get("note") or ""})
+        if h.id in seen:
+            raise CriteriaError(f"{path}: headline id {h.id!r} appears twice")
+        seen.add(h.id)
+        for name in h.criteria:
+            if name not in criteria:
+                raise CriteriaError(f"{path}: headline {h.id!r} names {name!r}, which params/criteria.yaml does not declare")
+            if criteria[name].sanity:
+                raise CriteriaError(f"{path}: headline {h.id!r} names the sanity check {name!r}, which is no paper's claim")
+            if name in owner:
+                raise CriteriaError(f"{path}: {name!r} is behind two headlines ({owner[name]!r} and {h.id!r})")
+            owner[name] = h.id
+        out.append(h)
+    orphans = sorted(n for n, c in criteria.items() if not c.sanity and n not in owner)
+    if orphans:
+        raise CriteriaError(f"{path}: no headline for the criteria {orphans}")
+    return out
+
+
+def _setting(subject: str, labels: Mapping[str, str]) -> str:
+    """A verdict row's subject in words: its first part (the experiment) by its label."""
+    head, *rest = str(subject).split(" / ")
+    return " / ".join([labels.get(head, head), *rest])
+
+
+def status(rows: pd.DataFrame) -> str:
+    """A claim's status from its primary criterion's verdict rows (one of :data:`STATUSES`)."""
+    if rows.empty:
+        return "not run at this profile"
+    judged = _judged(rows)
+    if judged.empty:
+        if "regime" in rows and rows["regime"].eq("budget-bound").all():
+            return "only with a method stopped by its budget"
+        return "only on models below floor"
+    got = set(judged["verdict"])
+    if got == {"held"}:
+        return "held"
+    if got == {"did not hold"}:
+        return "did not hold"
+    if got == {"inconclusive"}:
+        return "inconclusive"
+    if {"held", "did not hold"} <= got:
+        return "depends on the setting"
+    return "held where conclusive" if "held" in got else "did not hold where conclusive"
+
+
+def _judged(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows that judge the paper: on models at their floor (or with none to reach), with units."""
+    keep = ~below_floor(rows)
+    if "regime" in rows:
+        keep &= ~rows["regime"].eq("not measured")
+    if "n" in rows:
+        keep &= rows["n"].fillna(0).astype(int) >= 2
+    return rows[keep]
+
+
+def _ours(rows: pd.DataFrame, labels: Mapping[str, str]) -> str:
+    judged = _judged(rows)
+    if rows.empty:
+        return "not run at this profile"
+    if judged.empty:
+        return ("only with STE stopped by its step budget (see the STE run)" if "regime" in rows
+                and rows["regime"].eq("budget-bound").all() else "only on models below their floor")
+    cells = [f"{SYMBOLS[r.verdict]} {_setting(r.subject, labels)}: {fmt(float(r.estimate))} "
+             f"[{fmt(float(r.ci_low))}, {fmt(float(r.ci_high))}]" for r in judged.itertuples(index=False)]
+    more = len(cells) - MAX_SETTINGS
+    return "<br>".join(cells[:MAX_SETTINGS]) + (f"<br>… {more} more" if more > 0 else "")
+
+
+def _caveats(h: Headline, frame: pd.DataFrame, primary: pd.DataFrame) -> str:
+    rows = frame[frame["claim"].isin(h.criteria)]
+    out = []
+    if "regime" in rows:
+        n_floor = int(rows["regime"].isin(("below floor", "no floor declared")).sum())
+        n_bound = int(rows["regime"].eq("budget-bound").sum())
+        if n_floor:
+            out.append(f"{n_floor} of {len(rows)} rows on models below their accuracy floor (counted apart)")
+        if n_bound:
+            out.append(f"{n_bound} rows on STE stopped by its step budget (counted apart)")
+    judged = _judged(primary)
+    if len(judged) and "n" in judged and int(judged["n"].min()) < 3:
+        out.append(f"a setting rests on n = {int(judged['n'].min())} units")
+    if len(h.criteria) > 1:
+        out.append(f"{len(h.criteria) - 1} more criteria in claims.md")
+    if h.note:
+        out.append(h.note)
+    return "; ".join(out)
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def glance_table(frame: pd.DataFrame, headlines: Sequence[Headline], profile: str) -> pd.DataFrame:
+    """One row per headline: work, place, claim, the paper's number, ours (primary criterion's rows on
+    models at their floor), status and caveats."""
+    labels = profiles.labels(profile) if profile in profiles.PROFILES else {}
+    rows = []
+    for h in headlines:
+        primary = frame[frame["claim"] == h.primary] if len(frame) else frame
+        rows.append({"id": h.id, "work": h.work, "place": h.place, "claim": h.claim,
+                     "paper_value": h.paper_value or "", "primary": h.primary, "ours": _ours(primary, labels),
+                     "status": status(primary), "caveats": _caveats(h, frame, primary) if len(frame) else ""})
+    return pd.DataFrame(rows)
+
+
+def tally(table: pd.DataFrame) -> dict[str, int]:
+    """Distinct claims per status (:data:`STATUSES`)."""
+    got = table["status"].value_counts()
+    return {s: int(got.get(s, 0)) for s in STATUSES}
+
+
+def glance_markdown(frame: pd.DataFrame, headlines: Sequence[Headline], profile: str,
+                    sanity: Sequence[Criterion] = ()) -> str:
+    """The at-a-glance table in Markdown, its tally over distinct claims, and the sanity checks apart."""
+    table = glance_table(frame, headlines, profile)
+    counts = tally(table)
+    lines = [f"**{len(table)} claims of the three works** at the `{profile}` profile, each judged on models at "
+             "their declared accuracy floor: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v) + ". "
+             "A claim counts once however many settings test it. ✓ held (the 95% interval lies on the claimed "
+             "side of the declared threshold), ✗ did not hold (on the other side), ? inconclusive (it straddles "
+             "the threshold); *depends on the setting*: held on some models and not on others; *where conclusive*: "
+             "the other settings were inconclusive.", "",
+             "| claim | paper: where, and its number | ours: setting, estimate [95% interval] | status | caveats |",
+             "|---|---|---|---|---|"]
+    for r in table.itertuples(index=False):
+        paper = f"{WORK_SHORT[r.work]}, {r.place}" + (f": {r.paper_value}" if r.paper_value else "")
+        lines.append(f"| {_cell(r.claim)} | {_cell(paper)} | {_cell(r.ours)} | {r.status} | {_cell(r.caveats)} |")
+    if sanity:
+        lines += ["", "Sanity checks (true by construction: they test the code, not a paper; not counted): "
+                  + "; ".join(f"`{c.name}` — {c.claim}: "
+                              + _sanity_outcome(frame, c.name) for c in sanity) + "."]
+    return "\n".join(lines)
+
+
+def _sanity_outcome(frame: pd.DataFrame, name: str) -> str:
+    rows = frame[frame["claim"] == name] if len(frame) else frame
+    if rows.empty:
+        return "not run"
+    got = rows["verdict"].value_counts()
+    return ", ".join(f"{int(v)} {k}" for k, v in got.items())
+
+
+def write(frame: pd.DataFrame, profile: str, folder: str | os.PathLike) -> tuple[Path, str]:
+    """The table as ``glance.csv`` in ``folder`` and its Markdown (returned for the README)."""
+    from ..core.atomic import write_text
+
+    criteria = all_criteria()
+    headlines = load_headlines(criteria=criteria)
+    text = glance_markdown(frame, headlines, profile, [c for c in criteria.values() if c.sanity])
+    table = glance_table(frame, headlines, profile)
+    path = Path(folder) / "glance.csv"
+    write_text(path, table.to_csv(index=False))
+    return path, text
+
+
+__all__ = ["Headline", "PAPERS_FILE", "STATUSES", "all_criteria", "glance_markdown", "glance_table",
+           "load_headlines", "status", "tally", "write"]
