@@ -7,7 +7,9 @@ only (it lives under ``build/``, never committed):
 =========================  ====================================================================
 ``index.md``               the README (its links rewritten, see :func:`rewrite_links`) + toctree
 ``claims.md``              ``figures/<profile>/claims.md`` (the first page)
+``paper_index.md``         ``figures/<profile>/paper_index.md``, its links rewritten as the README's
 ``notebooks/NN_*.ipynb``   the executed notebooks ``figures/<profile>/notebooks/NN_topic.ipynb``
+``findings.md``, ...       the pages of ``docs/`` the README links (:data:`DOC_PAGES`), links rewritten
 ``api.md``                 ``docs/api.md`` (autosummary of ``lmc_utils``)
 ``benchmarks.md``          ``bench/batched_training.md``
 ``_repo/...``              every other repository file the README links to or shows (downloads,
@@ -25,6 +27,7 @@ as for the runner (:func:`lmc_utils.core.paths.figures_dir`).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import sys
@@ -36,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 LINK = re.compile(r"(!?\[[^\]]*\])\(([^)\s]+)\)")  # [text](target) and ![alt](target)
 BENCH = ROOT / "bench" / "batched_training.md"
+DOC_PAGES = ("findings", "run_times", "reproducibility", "paper_profile", "package")  # docs/<page>.md, linked by the README
 
 
 class StageError(RuntimeError):
@@ -85,8 +89,8 @@ class Stager:
             return target  # a URL, or an anchor in the README itself
         path_part, _, anchor = target.partition("#")
         here = f"figures/{self.profile}/"
-        if path_part == here + "claims.md":
-            return "claims.md" + (f"#{anchor}" if anchor else "")
+        if path_part in (here + "claims.md", here + "paper_index.md"):
+            return path_part.removeprefix(here) + (f"#{anchor}" if anchor else "")
         m = re.fullmatch(re.escape(here) + r"notebooks/(\d\d_\w+)\.ipynb", path_part)
         if m and m.group(1) in self.pages:
             return f"notebooks/{m.group(1)}.ipynb"
@@ -95,6 +99,9 @@ class Stager:
             page = next((p for p in sorted(self.pages) if p.startswith(m.group(1) + "_")), None)
             if page:
                 return f"notebooks/{page}.ipynb"
+        m = re.fullmatch(r"docs/(\w+)\.md", path_part)
+        if m and m.group(1) in DOC_PAGES:
+            return f"{m.group(1)}.md" + (f"#{anchor}" if anchor else "")
         if path_part == "bench/batched_training.md":
             return "benchmarks.md"
         path = self._repo_path(path_part)
@@ -105,11 +112,22 @@ class Stager:
     def rewrite_links(self, text: str) -> str:
         return LINK.sub(lambda m: f"{m.group(1)}({self.rewrite_target(m.group(2))})", text)
 
+    def page(self, path: Path) -> str:
+        """A generated page of the profile's folder (``paper_index.md``) with its links, relative to
+        that folder, rewritten as README links are."""
+        def target(t: str) -> str:
+            if re.match(r"^[a-z][a-z0-9+.-]*:", t) or t.startswith("#"):
+                return t
+            return os.path.relpath((path.parent / t).resolve(), ROOT).replace(os.sep, "/")
+        return LINK.sub(lambda m: f"{m.group(1)}({self.rewrite_target(target(m.group(2)))})",
+                        path.read_text(encoding="utf-8"))
+
     def index(self) -> str:
         text = (ROOT / "README.md").read_text(encoding="utf-8")
         text = re.sub(r"<!--.*?-->\n?", "", text, flags=re.S)  # the claims/times markers
         text = self.rewrite_links(text)
-        nav = [toctree("Results", ["claims"] + [f"notebooks/{p.stem}" for p in self.notebooks]),
+        nav = [toctree("Results", ["claims", "paper_index"] + [f"notebooks/{p.stem}" for p in self.notebooks]),
+               toctree("More", list(DOC_PAGES)),
                toctree("Reference", ["api", "benchmarks"], maxdepth=2)]
         note = (f"\n```{{note}}\nThis site shows the **{self.profile}** profile: the claims page and the "
                 f"executed notebooks are `figures/{self.profile}/`. Built by `make site PROFILE={self.profile}`; "
@@ -130,11 +148,18 @@ class Stager:
         (self.out / "notebooks").mkdir(parents=True)
         (self.out / "index.md").write_text(self.index(), encoding="utf-8")
         shutil.copyfile(claims, self.out / "claims.md")
+        index = self.figures / "paper_index.md"
+        if not index.is_file():
+            raise StageError(f"{index} is missing: run `make claims PROFILE={self.profile}`")
+        (self.out / "paper_index.md").write_text(self.page(index), encoding="utf-8")
         for nb in self.notebooks:
             shutil.copyfile(nb, self.out / "notebooks" / nb.name)
+        for name in DOC_PAGES:
+            (self.out / f"{name}.md").write_text(self.page(DOCS / f"{name}.md"), encoding="utf-8")
         shutil.copyfile(DOCS / "api.md", self.out / "api.md")
         shutil.copyfile(BENCH, self.out / "benchmarks.md")
-        return ["index", "claims"] + [f"notebooks/{p.stem}" for p in self.notebooks] + ["api", "benchmarks"]
+        return (["index", "claims", "paper_index"] + [f"notebooks/{p.stem}" for p in self.notebooks]
+                + list(DOC_PAGES) + ["api", "benchmarks"])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,7 @@ import yaml
 import pytest
 
 from lmc_utils.claims import report as claims
-from lmc_utils.paths import figures_dir, notebooks_dir
+from lmc_utils.paths import figures_dir, notebooks_dir, params_dir
 
 COLUMNS = ["notebook", "claim", "subject", "statistic", "estimate", "ci_low", "ci_high", "n", "threshold", "verdict"]
 NB0 = [
@@ -51,27 +51,16 @@ def test_claims_markdown_has_overall_and_per_notebook_tallies(folder):
 
 def test_write_creates_claims_md_and_the_readme_block(folder, tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text("# title\n\nintro\n\n<!-- glance:start -->\nstale glance\n<!-- glance:end -->\n\n"
-                      "<!-- claims:start -->\nstale row\n<!-- claims:end -->\n\n## after\n")
+    readme.write_text("# title\n\nintro\n\n<!-- glance:start -->\nstale glance\n<!-- glance:end -->\n\n## after\n")
     assert claims.main(["--profile", "cpu", "--readme", str(readme)]) == 0
     written = (folder / "claims.md").read_text()
     assert written.startswith("# Claims and verdicts (cpu profile)") and "## The papers' claims at a glance" in written
+    assert (folder / "paper_index.md").read_text().startswith("# The papers' figures and tables")
     text = readme.read_text()
     assert "stale glance" not in text and "claims of the three works** at the `cpu` profile" in text
-    assert "stale row" not in text and text.startswith("# title\n\nintro\n\n<!-- glance:start -->\n")
-    assert text.endswith("<!-- claims:end -->\n\n## after\n")
-    block = text.split("<!-- claims:start -->\n")[1].split("\n<!-- claims:end -->")[0]
-    rows = [line for line in block.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert len(rows) == 3  # one per notebook x claim
-    first, second, third = rows
-    # links relative to the README's folder (tmp_path), to the notebook and to its verdict table
-    nb_link = os.path.relpath(notebooks_dir() / "00_rebasin_basics.py", tmp_path)
-    table_link = os.path.relpath(folder / "00_verdicts.md", tmp_path)
-    assert f"[00_rebasin_basics]({nb_link}) ([table]({table_link}))" in first and "`barrier_removed`" in first
-    assert "| 1 held, 1 did not hold | mlp_mnist: held; vgg11_bn: did not hold |" in first
-    assert second.startswith("|  | `reset_needed`") and "| 1 inconclusive | vgg11_bn: inconclusive |" in second
-    assert "01_verdicts.md)" in third and "mlp_mnist: held; mlp_fashion: did not hold" in third
-    assert "5 in all — 2 held, 2 did not hold, 1 inconclusive" in block
+    assert text.startswith("# title\n\nintro\n\n<!-- glance:start -->\n") and text.endswith("<!-- glance:end -->\n\n## after\n")
+    block = text.split("<!-- glance:start -->\n")[1].split("\n<!-- glance:end -->")[0]
+    assert f"[claims.md]({os.path.relpath(folder / 'claims.md', tmp_path)})" in block  # links relative to the README
     assert claims.main(["--profile", "cpu", "--readme", str(readme)]) == 0
     assert readme.read_text() == text  # regenerating is idempotent
 
@@ -81,7 +70,7 @@ def test_readme_without_markers_is_an_error_and_left_unchanged(folder, tmp_path,
     readme.write_text("# no markers here\n")
     assert claims.main(["--profile", "cpu", "--readme", str(readme)]) == 1
     err = capsys.readouterr().err
-    assert "<!-- claims:start -->" in err and "absent" in err and str(readme) in err
+    assert "<!-- glance:start -->" in err and "absent" in err and str(readme) in err
     assert readme.read_text() == "# no markers here\n"
     assert (folder / "claims.md").exists()  # claims.md is still written
     with pytest.raises(claims.ClaimsError):
@@ -93,13 +82,20 @@ def test_no_figures_folder_is_an_error(capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_readme_links_the_executed_notebook_where_there_is_one(folder, tmp_path):
-    (folder / "notebooks").mkdir()
-    (folder / "notebooks" / "01_distance_taylor.ipynb").write_text("{}")
-    block = claims.readme_block(claims.gather(folder), "cpu", folder, readme_dir=tmp_path)
-    executed = os.path.relpath(folder / "notebooks" / "01_distance_taylor.ipynb", tmp_path)
-    assert f", [executed]({executed}))" in block
-    assert block.count("[executed]") == 1  # none for 00, which has no executed copy
+def test_the_paper_index_links_the_executed_notebook_where_there_is_one(tmp_path):
+    from lmc_utils.claims import paper_index
+
+    place = {"notebook": "01_distance_taylor", "section": "s", "files": ["figures/cpu/01_x.md"], "scale": "MLP"}
+    entries = [{"id": "ito2025/t1", "work": "ito2025", "number": "Table 1", "shows": "x", "reproduced_by": [place]},
+               {"id": "ito2025/t2", "work": "ito2025", "number": "Table 2", "shows": "y",
+                "reproduced_by": [{**place, "notebook": "00_rebasin_basics"}]}]
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "notebooks" / "01_distance_taylor.ipynb").write_text("{}")
+    (tmp_path / "01_x.md").write_text("table")
+    page = paper_index.index_markdown(entries, "cpu", tmp_path)
+    assert "[01_distance_taylor](notebooks/01_distance_taylor.ipynb)" in page and "[01_x.md](01_x.md)" in page
+    source = os.path.relpath(notebooks_dir() / "00_rebasin_basics.py", tmp_path)
+    assert f"[00_rebasin_basics]({source})" in page  # no executed copy: the source
 
 
 def test_claim_texts_include_a_notebooks_optional_sections(tmp_path, monkeypatch):
@@ -163,3 +159,40 @@ def test_a_claims_status_counts_only_rows_on_models_at_their_floor():
     assert glance.status(rows("held", regime="below floor")) == "only on models below floor"
     assert glance.status(rows("held", regime="budget-bound")) == "only with a method stopped by its budget"
     assert glance.status(rows()) == "not run at this profile"
+
+
+def test_the_paper_index_names_only_existing_files_and_declared_claims():
+    """Every figure and table of the index is reproduced (by existing notebooks, criteria and committed
+    files) or says why not; the items a CPU could reproduce but the companion does not yet are open
+    items, each tracked in open_cpu_items."""
+    from lmc_utils.claims import glance, paper_index
+
+    entries = paper_index.load_index(criteria=list(glance.all_criteria()))
+    assert len(entries) >= 130
+    assert paper_index.missing_files(entries) == []
+    with open(params_dir() / "papers.yaml", encoding="utf-8") as f:
+        open_items = {o["id"] for o in yaml.safe_load(f)["open_cpu_items"]}
+    for e in entries:
+        if paper_index.reason_of(e) == "no CPU-scale stand-in yet":
+            assert e.get("open_item") in open_items, e["id"]
+    works = {e["work"] for e in entries}
+    assert works == {"ito2025", "qu_horvath2024", "talk"}
+
+
+def test_paper_index_rejects_an_entry_without_a_place_or_reason(tmp_path):
+    from lmc_utils.claims import paper_index
+    from lmc_utils.claims.verdicts import CriteriaError
+
+    entry = {"id": "talk/x", "work": "talk", "number": "slide", "shows": "s", "setting": "", "reproduced_by": []}
+    path = tmp_path / "papers.yaml"
+    path.write_text(yaml.safe_dump({"index": [entry]}))
+    with pytest.raises(CriteriaError, match="either reproduced_by or not_reproduced"):
+        paper_index.load_index(path)
+    path.write_text(yaml.safe_dump({"index": [{**entry, "not_reproduced": "too hard"}]}))
+    with pytest.raises(CriteriaError, match="must start with one of"):
+        paper_index.load_index(path)
+    path.write_text(yaml.safe_dump({"index": [{**entry, "reproduced_by": [{"notebook": "99_nothing"}]}]}))
+    with pytest.raises(CriteriaError, match="is not one of notebooks"):
+        paper_index.load_index(path)
+    assert paper_index.missing_files([{"id": "a", "reproduced_by": [{"files": ["figures/cpu/nope.png"]}]}]) \
+        == ["a: figures/cpu/nope.png"]

@@ -142,6 +142,15 @@ def test_index_renders(site):
     assert report["images"], "the README's figures are missing from the landing page"
     claims = (site / "claims.html").read_text(encoding="utf-8")  # the verdict tables of every notebook
     assert re.search(r"<th[^>]*>(<p>)?verdict(</p>)?</th>", claims) and "Claims and verdicts (smoke profile)" in claims
+    assert "claims at a glance" in dom and "claims at a glance" in claims  # the front page's table, and the profile's
+
+
+def test_paper_index_and_docs_pages_render(site):
+    dom, report = load(site / "paper_index.html")
+    assert_rendered(dom, report)
+    assert "Qu &amp; Horvath, ICML 2024" in dom and "not reproduced" in dom
+    for page in ("findings", "run_times", "reproducibility", "paper_profile", "package"):
+        assert (site / f"{page}.html").is_file(), page
 
 
 def test_notebook_page_has_verdicts_and_figure(site):
