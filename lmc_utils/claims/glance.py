@@ -15,6 +15,7 @@ eighteen widths counts once.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -102,10 +103,18 @@ def load_headlines(path: Path | None = None, criteria: Mapping[str, Criterion] |
     return out
 
 
+WORDS = {"kaiming_normal": "Kaiming-normal init", "kaiming_uniform": "Kaiming-uniform init", "adamw": "AdamW",
+         "rmsprop": "RMSprop", "sgd": "SGD", "adam": "Adam"}  # the 09 grid's arms, named by init and optimiser
+
+
 def _setting(subject: str, labels: Mapping[str, str]) -> str:
-    """A verdict row's subject in words: its first part (the experiment) by its label."""
-    head, *rest = str(subject).split(" / ")
-    return " / ".join([labels.get(head, head), *rest])
+    """A verdict row's subject in words: its experiment (the part before the first `` / ``, ``: `` or
+    ``, ``) by its label, and the init and optimiser names of notebook 09's arms in words."""
+    text = str(subject)
+    cut = min((i for i in (text.find(" / "), text.find(": "), text.find(", ")) if i > 0), default=len(text))
+    head, rest = text[:cut], text[cut:]
+    head = labels.get(head, WORDS.get(head, head))
+    return head + re.sub(r"\b[a-z_]+\b", lambda m: WORDS.get(m.group(0), m.group(0)), rest)
 
 
 def status(rows: pd.DataFrame) -> str:
@@ -183,7 +192,11 @@ def glance_table(frame: pd.DataFrame, headlines: Sequence[Headline], profile: st
     rows = []
     for h in headlines:
         primary = frame[frame["claim"] == h.primary] if len(frame) else frame
-        rows.append({"id": h.id, "work": h.work, "place": h.place, "claim": h.claim,
+        rule = ""
+        if len(primary) and "threshold" in primary and "direction" in primary:
+            sign = "<" if primary["direction"].iloc[0] == "less" else ">"
+            rule = f"{sign} {fmt(float(primary['threshold'].iloc[0]))}"
+        rows.append({"id": h.id, "work": h.work, "place": h.place, "claim": h.claim, "rule": rule,
                      "paper_value": h.paper_value or "", "primary": h.primary, "ours": _ours(primary, labels),
                      "status": status(primary), "caveats": _caveats(h, frame, primary) if len(frame) else ""})
     return pd.DataFrame(rows)
@@ -206,11 +219,12 @@ def glance_markdown(frame: pd.DataFrame, headlines: Sequence[Headline], profile:
              "side of the declared threshold), ✗ did not hold (on the other side), ? inconclusive (it straddles "
              "the threshold); *depends on the setting*: held on some models and not on others; *where conclusive*: "
              "the other settings were inconclusive.", "",
-             "| claim | paper: where, and its number | ours: setting, estimate [95% interval] | status | caveats |",
+             "| claim | paper: where, and its number | ours: setting, estimate [95% interval] | status (claimed side of the threshold) | caveats |",
              "|---|---|---|---|---|"]
     for r in table.itertuples(index=False):
         paper = f"{WORK_SHORT[r.work]}, {r.place}" + (f": {r.paper_value}" if r.paper_value else "")
-        lines.append(f"| {_cell(r.claim)} | {_cell(paper)} | {_cell(r.ours)} | {r.status} | {_cell(r.caveats)} |")
+        status = r.status + (f" (claimed: {r.rule})" if r.rule else "")
+        lines.append(f"| {_cell(r.claim)} | {_cell(paper)} | {_cell(r.ours)} | {status} | {_cell(r.caveats)} |")
     if sanity:
         lines += ["", "Sanity checks (true by construction: they test the code, not a paper; not counted): "
                   + "; ".join(f"`{c.name}` — {c.claim}: "
