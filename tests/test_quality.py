@@ -151,11 +151,12 @@ def test_below_floor_rows_are_flagged_and_counted_apart(tmp_path):
     assert "does not test the paper's claim" in text
     assert "Tally: 1 held, 0 did not hold, 1 inconclusive." in text
     assert "Counted apart, on models below their accuracy floor" in text and "1 held" in text.split("Counted apart")[1]
-    closing = V.conclusion(frame)
-    assert "On models at their accuracy floor** (1 rows), every claim held." in closing
-    assert "1 row(s) on models below their floor are counted apart" in closing
+    closing = V.conclusion(frame, {"c": c})
+    assert f"- **Held**: {c.claim}." in closing  # one claim, once, over its settings at floor
+    assert "Counted apart: 1 on models below their floor" in closing
     missed = frame.assign(verdict=["did not hold", "held", "inconclusive"])
-    assert "the claim did not hold in 1: `c` (mlp / weight" in V.conclusion(missed)
+    closing = V.conclusion(missed, {"c": c}, {"mlp": "an MLP"})
+    assert f"- **Did not hold**: {c.claim} (an MLP / weight: " in closing and "not artefacts of undertrained" in closing
     frame.to_csv(tmp_path / "01_verdicts.csv", index=False)
     md = report.claims_markdown(report.gather(tmp_path), "cpu")
     assert "counted apart, 1 on models below their accuracy floor" in md
@@ -179,7 +180,7 @@ def test_a_verdict_table_without_quality_columns_still_renders():
     assert isinstance(report.split_tally(pd.DataFrame(rows)), str)
 
 
-def test_claims_and_readme_list_the_models_below_floor(tmp_path):
+def test_claims_md_lists_the_models_below_floor(tmp_path):
     _declare()
     Q.record("mlp", "", {"a": 0.95})
     Q.record("sweep", "width 8", {"e": 0.70})
@@ -187,10 +188,8 @@ def test_claims_and_readme_list_the_models_below_floor(tmp_path):
     rows, _ = _rows()
     Q.attach(V.table(rows)).to_csv(tmp_path / "03_verdicts.csv", index=False)
     models = report.gather_models(tmp_path)
-    apart = report.models_markdown(models, only_apart=True)
-    assert "sweep / width 8" in apart and "| mlp |" not in apart and "(1 notebook x experiment arms)" in apart
-    block = report.readme_block(report.gather(tmp_path), "cpu", tmp_path, tmp_path)
-    assert "Models below their accuracy floor" in block and "sweep / width 8" in block
+    table = report.models_markdown(models)
+    assert "| 03 | sweep / width 8 | 1 | 70.0% (70.0%) | 80.0% | below floor |" in table and "| 03 | mlp |" in table
     assert Q.below_floor_lines(tmp_path) == ["03 sweep / width 8: 70.0% test accuracy < floor 80.0% (1 models)"]
 
 
@@ -214,7 +213,9 @@ def test_rows_on_a_method_stopped_by_its_budget_are_counted_apart(tmp_path):
     assert why in frame["quality_note"].iloc[0]
     text = V.render(frame, {"ste_merge_worse": c, "wm_am_agree": other})
     assert "Counted apart, on a method stopped by its budget" in text
-    assert "1 row(s) on a method stopped by its budget are counted apart" in V.conclusion(frame)
+    closing = V.conclusion(frame, {"ste_merge_worse": c, "wm_am_agree": other})
+    assert "Counted apart: 1 on a method stopped by its budget" in closing
+    assert "**Judged only with a method stopped by its step budget" in closing
     frame.to_csv(tmp_path / "03_verdicts.csv", index=False)
     md = report.claims_markdown(report.gather(tmp_path), "cpu")
     assert "1 on a method stopped by its budget" in md and "**budget-bound**" in md

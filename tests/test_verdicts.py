@@ -176,3 +176,20 @@ def test_pooled_interval_recovers_each_strata_standard_error():
     ok = V.pooled_verdict(rows.assign(claim="x", repeats=1, repeat_sd=np.nan),
                           V.Criterion("x", "c", "s", "greater", 0.0), "r / mean over 3 widths")
     assert ok["verdict"] == V.decide(mean - half, mean + half, 0.0, "greater") and ok["strata"] == 3
+
+
+def test_a_claims_status_over_its_settings_and_the_conclusion_in_words():
+    c = _crit()
+    rows = lambda *outcomes, regime="at floor": pd.DataFrame(  # noqa: E731
+        {"claim": "c", "subject": [f"mlp / s{i}" for i in range(len(outcomes))], "verdict": list(outcomes),
+         "estimate": 1.0, "ci_low": 0.5, "ci_high": 1.5, "n": 8, "regime": regime})
+    assert V.claim_status(rows("held", "held")) == "held"
+    assert V.claim_status(rows("held", "inconclusive")) == "held where conclusive"
+    assert V.claim_status(rows("held", "did not hold")) == "depends on the setting"
+    assert V.claim_status(rows("held", regime="below floor")) == "only on models below floor"
+    assert V.claim_status(rows("held").assign(n=1)) == "only on models below floor"  # one unit judges nothing
+    text = V.conclusion(rows("held", "did not hold"), {"c": c}, {"mlp": "an MLP"})
+    assert f"- **Depends on the setting**: {c.claim} (held: an MLP / s0: 1 [0.5, 1.5]; did not hold: an MLP / s1" in text
+    sanity = V.Criterion(**{**c.__dict__, "sanity": "true by construction"})
+    assert "Sanity checks (true by construction, not counted)" in V.conclusion(rows("held"), {"c": sanity})
+    assert V.conclusion(rows("held").drop(columns="regime")) == ""

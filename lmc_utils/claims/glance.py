@@ -15,7 +15,6 @@ eighteen widths counts once.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -25,13 +24,12 @@ import yaml
 
 from ..core import params as profiles
 from ..core.paths import params_dir
-from .verdicts import WORKS, CriteriaError, Criterion, below_floor, fmt, load_criteria
+from .verdicts import (CLAIM_STATUSES, WORKS, CriteriaError, Criterion, claim_status, fmt, judged_rows,
+                       load_criteria, subject_in_words)
 
 PAPERS_FILE = "papers.yaml"
 SYMBOLS = {"held": "✓", "did not hold": "✗", "inconclusive": "?"}
-STATUSES = ("held", "held where conclusive", "did not hold", "did not hold where conclusive", "depends on the setting",
-            "inconclusive", "only on models below floor", "only with a method stopped by its budget",
-            "not run at this profile")
+STATUSES = CLAIM_STATUSES
 WORK_SHORT = {"ito2025": "Ito et al.", "qu_horvath2024": "Qu & Horvath", "talk": "talk",
               "external": "earlier work", "companion": "companion"}
 MAX_SETTINGS = 4  # settings shown per claim; the rest are counted (claims.md has them all)
@@ -103,59 +101,19 @@ def load_headlines(path: Path | None = None, criteria: Mapping[str, Criterion] |
     return out
 
 
-WORDS = {"kaiming_normal": "Kaiming-normal init", "kaiming_uniform": "Kaiming-uniform init", "adamw": "AdamW",
-         "rmsprop": "RMSprop", "sgd": "SGD", "adam": "Adam"}  # the 09 grid's arms, named by init and optimiser
-
-
-def _setting(subject: str, labels: Mapping[str, str]) -> str:
-    """A verdict row's subject in words: its experiment (the part before the first `` / ``, ``: `` or
-    ``, ``) by its label, and the init and optimiser names of notebook 09's arms in words."""
-    text = str(subject)
-    cut = min((i for i in (text.find(" / "), text.find(": "), text.find(", ")) if i > 0), default=len(text))
-    head, rest = text[:cut], text[cut:]
-    head = labels.get(head, WORDS.get(head, head))
-    return head + re.sub(r"\b[a-z_]+\b", lambda m: WORDS.get(m.group(0), m.group(0)), rest)
-
-
 def status(rows: pd.DataFrame) -> str:
-    """A claim's status from its primary criterion's verdict rows (one of :data:`STATUSES`)."""
-    if rows.empty:
-        return "not run at this profile"
-    judged = _judged(rows)
-    if judged.empty:
-        if "regime" in rows and rows["regime"].eq("budget-bound").all():
-            return "only with a method stopped by its budget"
-        return "only on models below floor"
-    got = set(judged["verdict"])
-    if got == {"held"}:
-        return "held"
-    if got == {"did not hold"}:
-        return "did not hold"
-    if got == {"inconclusive"}:
-        return "inconclusive"
-    if {"held", "did not hold"} <= got:
-        return "depends on the setting"
-    return "held where conclusive" if "held" in got else "did not hold where conclusive"
-
-
-def _judged(rows: pd.DataFrame) -> pd.DataFrame:
-    """The rows that judge the paper: on models at their floor (or with none to reach), with units."""
-    keep = ~below_floor(rows)
-    if "regime" in rows:
-        keep &= ~rows["regime"].eq("not measured")
-    if "n" in rows:
-        keep &= rows["n"].fillna(0).astype(int) >= 2
-    return rows[keep]
+    """A claim's status from its primary criterion's verdict rows (:func:`lmc_utils.claims.verdicts.claim_status`)."""
+    return claim_status(rows)
 
 
 def _ours(rows: pd.DataFrame, labels: Mapping[str, str]) -> str:
-    judged = _judged(rows)
+    judged = judged_rows(rows)
     if rows.empty:
         return "not run at this profile"
     if judged.empty:
         return ("only with STE stopped by its step budget (see the STE run)" if "regime" in rows
                 and rows["regime"].eq("budget-bound").all() else "only on models below their floor")
-    cells = [f"{SYMBOLS[r.verdict]} {_setting(r.subject, labels)}: {fmt(float(r.estimate))} "
+    cells = [f"{SYMBOLS[r.verdict]} {subject_in_words(r.subject, labels)}: {fmt(float(r.estimate))} "
              f"[{fmt(float(r.ci_low))}, {fmt(float(r.ci_high))}]" for r in judged.itertuples(index=False)]
     more = len(cells) - MAX_SETTINGS
     return "<br>".join(cells[:MAX_SETTINGS]) + (f"<br>… {more} more" if more > 0 else "")
@@ -171,7 +129,7 @@ def _caveats(h: Headline, frame: pd.DataFrame, primary: pd.DataFrame) -> str:
             out.append(f"{n_floor} of {len(rows)} rows on models below their accuracy floor (counted apart)")
         if n_bound:
             out.append(f"{n_bound} rows on STE stopped by its step budget (counted apart)")
-    judged = _judged(primary)
+    judged = judged_rows(primary)
     if len(judged) and "n" in judged and int(judged["n"].min()) < 3:
         out.append(f"a setting rests on n = {int(judged['n'].min())} units")
     if len(h.criteria) > 1:

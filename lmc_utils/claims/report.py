@@ -26,7 +26,6 @@ import yaml
 from ..core.atomic import write_text
 from ..core.paths import figures_dir, params_dir, project_root
 from . import glance, paper_index
-from .quality import APART
 from .verdicts import COLUMNS, CRITERIA_FILE, OUTCOMES, CriteriaError, apart_counts, below_floor, fmt, load_criteria
 
 GLANCE_START, GLANCE_END = "<!-- glance:start -->", "<!-- glance:end -->"
@@ -165,28 +164,21 @@ def gather_models(folder: str | os.PathLike) -> pd.DataFrame:
         columns=["notebook", "experiment", "arm", "models", "test_accuracy", "lowest", "floor", "status"])
 
 
-def models_markdown(models: pd.DataFrame, only_apart: bool = False) -> str:
+def models_markdown(models: pd.DataFrame) -> str:
     """The models table: per notebook, experiment and arm (a name means one config within a notebook;
     notebooks share configs through the cache, but 05's ``mnist`` is not 09's), the models, their mean
-    and lowest test accuracy, the floor and the status. ``only_apart``: only the arms below their floor
-    or without one, then a count of the rest."""
+    and lowest test accuracy, the floor and the status."""
     if models.empty:
         return "No model tables yet."
-    rows, ok = [], 0
+    rows = []
     for r in models.itertuples(index=False):
-        if only_apart and r.status not in APART:
-            ok += 1
-            continue
         floor = "" if r.floor != r.floor else f"{100 * r.floor:.1f}%"
         name = f"{r.experiment} / {r.arm}" if r.arm else r.experiment
         rows.append(f"| {r.notebook} | {_cell(name)} | {int(r.models)} | "
                     f"{100 * r.test_accuracy:.1f}% ({100 * r.lowest:.1f}%) | {floor} | {r.status} |")
     head = ["| notebook | models (experiment / arm) | models | test accuracy (lowest) | floor | status |",
             "|---|---|---|---|---|---|"]
-    text = "\n".join(head + rows) if rows else ""
-    if only_apart:
-        text += f"\n\nEvery other one ({ok} notebook x experiment arms) is at its floor or poor by design."
-    return text
+    return "\n".join(head + rows)
 
 
 def _link(target: Path, base: Path) -> str:

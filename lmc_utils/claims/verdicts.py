@@ -31,6 +31,7 @@ prose, so no notebook writes verdict sentences by hand.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -370,37 +371,118 @@ def _quality_text(row: Any) -> str:
     return f" Models at floor ({100 * acc:.1f}% test accuracy, floor {100 * float(row.floor):.1f}%)."
 
 
-def conclusion(frame: pd.DataFrame) -> str:
-    """What the verdicts say once the models' quality is taken into account, in plain words: the claims
-    that did not hold (and were inconclusive) on models at their floor, which are findings about those
-    models, then how many rows are counted apart. Empty without quality columns."""
-    if "regime" not in frame:
-        return ""
-    judged = frame[frame["regime"].eq("at floor")]
+WORDS = {"kaiming_normal": "Kaiming-normal init", "kaiming_uniform": "Kaiming-uniform init", "adamw": "AdamW",
+         "rmsprop": "RMSprop", "sgd": "SGD", "adam": "Adam"}  # the 09 grid's arms, named by init and optimiser
 
-    def listing(rows: pd.DataFrame) -> str:
-        return "; ".join(f"`{r.claim}` ({r.subject}: {fmt(r.estimate)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}])"
+
+def subject_in_words(subject: str, labels: Mapping[str, str]) -> str:
+    """A verdict row's subject in words: its experiment (the part before the first `` / ``, ``: `` or
+    ``, ``) by its label, and the init and optimiser names of notebook 09's arms in words."""
+    text = str(subject)
+    cut = min((i for i in (text.find(" / "), text.find(": "), text.find(", ")) if i > 0), default=len(text))
+    head, rest = text[:cut], text[cut:]
+    head = labels.get(head, WORDS.get(head, head))
+    return head + re.sub(r"\b[a-z_]+\b", lambda m: WORDS.get(m.group(0), m.group(0)), rest)
+
+
+def judged_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """The verdict rows that judge a paper: on models at their floor (or with none to reach), measured,
+    with at least two units."""
+    keep = ~below_floor(rows)
+    if "regime" in rows:
+        keep &= ~rows["regime"].eq("not measured")
+    if "n" in rows:
+        keep &= rows["n"].fillna(0).astype(int) >= 2
+    return rows[keep]
+
+
+CLAIM_STATUSES = ("held", "held where conclusive", "did not hold", "did not hold where conclusive",
+                  "depends on the setting", "inconclusive", "only on models below floor",
+                  "only with a method stopped by its budget", "not run at this profile")
+
+
+def claim_status(rows: pd.DataFrame) -> str:
+    """One claim's status over its verdict rows (its settings), one of :data:`CLAIM_STATUSES`, from the
+    rows on models at their floor only (:func:`judged_rows`): *held* / *did not hold* where every such
+    row agrees, *... where conclusive* where the others are inconclusive, *depends on the setting*
+    where some held and some did not."""
+    if rows.empty:
+        return "not run at this profile"
+    judged = judged_rows(rows)
+    if judged.empty:
+        if "regime" in rows and rows["regime"].eq("budget-bound").all():
+            return "only with a method stopped by its budget"
+        return "only on models below floor"
+    got = set(judged["verdict"])
+    if len(got) == 1:
+        return next(iter(got))
+    if {"held", "did not hold"} <= got:
+        return "depends on the setting"
+    return "held where conclusive" if "held" in got else "did not hold where conclusive"
+
+
+def conclusion(frame: pd.DataFrame, criteria: Mapping[str, Criterion] | None = None,
+               labels: Mapping[str, str] | None = None) -> str:
+    """A notebook's conclusion from its verdicts, in plain words: each claim once (the claim sentence of
+    ``criteria``, else its name), grouped by :func:`claim_status` on models at their floor, with the
+    settings and estimates where it did not hold or depends on the setting, then what is counted apart.
+    Sanity checks (``criteria``' ``sanity``) are named apart; ``labels`` put the subjects in words
+    (:func:`subject_in_words`). Empty without quality columns."""
+    if "regime" not in frame or frame.empty:
+        return ""
+    criteria = criteria or {}
+
+    def words(name: str) -> str:
+        c = criteria.get(name)
+        return c.claim if c is not None else f"`{name}`"
+
+    def rows_of(rows: pd.DataFrame, verdict: str | None = None) -> str:
+        rows = judged_rows(rows)
+        if verdict is not None:
+            rows = rows[rows["verdict"] == verdict]
+        return "; ".join(f"{subject_in_words(r.subject, labels or {})}: {fmt(r.estimate)} [{fmt(r.ci_low)}, {fmt(r.ci_high)}]"
                          for r in rows.itertuples(index=False))
 
-    missed = judged[judged["verdict"] == "did not hold"]
-    open_ = judged[judged["verdict"] == "inconclusive"]
-    parts = []
-    if len(judged):
-        parts.append(f"**On models at their accuracy floor** ({len(judged)} rows), "
-                     + ("every claim held." if missed.empty and open_.empty else
-                        (f"the claim did not hold in {len(missed)}: {listing(missed)}. These models are as "
-                         "accurate as the declared baselines, so these are findings about them, not artefacts "
-                         "of undertrained models." if len(missed) else "none failed.")))
-        if len(open_):
-            parts.append(f"Inconclusive there (more units would decide): {listing(open_)}.")
+    groups: dict[str, list[str]] = {}
+    sanity = []
+    for name, rows in frame.groupby("claim", sort=False):
+        if name in criteria and criteria[name].sanity:
+            sanity.append(f"{words(name)} ({claim_status(rows)})")
+            continue
+        status = claim_status(rows)
+        if status in ("did not hold", "did not hold where conclusive"):
+            text = f"{words(name)} ({rows_of(rows, 'did not hold')})"
+        elif status == "depends on the setting":
+            text = (f"{words(name)} (held: {rows_of(rows, 'held')}; did not hold: {rows_of(rows, 'did not hold')})")
+        elif status == "inconclusive":
+            text = f"{words(name)} ({rows_of(rows)})"
+        else:
+            text = words(name)
+        groups.setdefault(status, []).append(text)
+    lead = {"held": "Held", "held where conclusive": "Held where conclusive (inconclusive elsewhere)",
+            "did not hold": "Did not hold", "did not hold where conclusive":
+            "Did not hold where conclusive (inconclusive elsewhere)", "depends on the setting":
+            "Depends on the setting", "inconclusive": "Inconclusive (more units would decide)",
+            "only on models below floor": "Judged only on models below their floor (no verdict on the paper)",
+            "only with a method stopped by its budget": "Judged only with a method stopped by its step budget "
+            "(no verdict on the paper)", "not run at this profile": "Not run at this profile"}
+    lines = ["**Conclusion**, each claim once over its settings, judged on the models at their accuracy floor:", ""]
+    for status in CLAIM_STATUSES:
+        if status in groups:
+            lines.append(f"- **{lead[status]}**: " + "; ".join(groups[status]) + ".")
+    missed = any(s in groups for s in ("did not hold", "did not hold where conclusive", "depends on the setting"))
+    if missed:
+        lines += ["", "Where a claim did not hold, its models are as accurate as the declared baselines: these are "
+                  "findings about them, not artefacts of undertrained models (the papers' own models are larger)."]
     low = below_floor(frame)
     if low.any():
         floor, bound = apart_counts(frame)
-        what = " or ".join(x for x in ("on models below their floor" if floor else "",
-                                       "on a method stopped by its budget" if bound else "") if x)
-        parts.append(f"{int(low.sum())} row(s) {what} are counted apart: they keep their "
-                     "statistic but do not test the papers' claims.")
-    return "\n\n".join(parts)
+        what = " and ".join(x for x in (f"{floor} on models below their floor" if floor else "",
+                                        f"{bound} on a method stopped by its budget" if bound else "") if x)
+        lines += ["", f"Counted apart: {what} (row(s) that keep their statistic but do not test the papers' claims)."]
+    if sanity:
+        lines += ["", "Sanity checks (true by construction, not counted): " + "; ".join(sanity) + "."]
+    return "\n".join(lines)
 
 
 def apart_counts(frame: pd.DataFrame) -> tuple[int, int]:

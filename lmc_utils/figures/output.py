@@ -16,7 +16,7 @@ from ..core import settings
 from ..core.atomic import atomic_path, write_text
 from ..core.paths import figures_dir
 
-from .style import _state
+from .style import _profile_labels, _state
 
 
 def output_dir(profile: str | None = None) -> Path:
@@ -119,7 +119,7 @@ def publish_verdicts(frame: pd.DataFrame, criteria, notebook: str, profile: str 
     number = notebook.split("_", 1)[0]
     models = quality.summary()
     save_table(models, f"{number}_models", profile)
-    closing = conclusion(frame)
+    closing = conclusion(frame, criteria, _profile_labels(profile or _state["profile"]))
     return models_markdown(models) + render(frame, criteria) + (f"\n\n{closing}" if closing else "")
 
 
