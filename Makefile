@@ -102,7 +102,7 @@ dry-run: setup
 test: setup
 	rm -rf build/nbval
 	$(PYTHON) -m lmc_utils.run --profile smoke --prepare build/nbval
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadscope \
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 LMC_STRICT_FIGURES=1 $(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadscope \
 	  -m "not heavy_dry_run" --durations=15 tests build/nbval --nbval-lax --nbval-current-env
 
 lab: setup

@@ -154,7 +154,7 @@ display(Markdown(regime_ladder.rung_summary(table)))
 scale = regime_ladder.claim_vs_width(widths, P.scale_claims)
 figures.save_table(scale, "10_claim_vs_width")
 figures.save_figure(plots.plot_claim_vs_width(scale, xlabel="width (channel multiplier)",
-                                              verdict_of=regime_ladder.pooled_verdicts(table)),
+                                              verdict_of=regime_ladder.pooled_verdicts(table), criteria=criteria),
                     "10_claim_vs_width");
 
 # %% [markdown]

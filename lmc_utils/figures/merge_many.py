@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from .layout import first_column, panels
 from .style import method_label, experiment_label, method_style, SPAWNED_STYLE, REGIME_LINES, REGIME_MARKERS
 
 
@@ -17,8 +18,8 @@ def plot_merge_many(summary: pd.DataFrame, experiment: str):
     :func:`lmc_utils.studies.merge_many.merged_summary`."""
     s = summary[summary["experiment"] == experiment]
     renorms = list(dict.fromkeys(s["renorm"]))
-    fig, axes = plt.subplots(1, len(renorms), figsize=(4.6 * len(renorms), 3.5), squeeze=False, sharey=True)
-    for ax, rn in zip(axes[0], renorms):
+    fig, axes = panels(len(renorms), 4.6, 3.5, sharey=True)
+    for ax, rn in zip(axes, renorms):
         r = s[s["renorm"] == rn]
         ind = r[r["kind"] == "independent"]
         for (matcher, regime), c in ind.groupby(["matcher", "regime"], sort=False):
@@ -39,8 +40,9 @@ def plot_merge_many(summary: pd.DataFrame, experiment: str):
         ax.set_xticks(sorted(s["n"].unique()))
         ax.set_xlabel("models merged (n)")
         ax.set_title("plain average" if rn == "none" else f"+ {rn}")
-    axes[0, 0].set_ylabel("test accuracy of the merge")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    for ax in first_column(axes):
+        ax.set_ylabel("test accuracy of the merge")
+    handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, frameon=False, fontsize="x-small")
     fig.suptitle(f"{experiment_label(experiment)}: mean ± sd over groups")
     fig.tight_layout(rect=(0, 0.05 + 0.035 * ((len(labels) + 2) // 3), 1, 1))
@@ -54,11 +56,11 @@ def plot_merge_convergence(trace: pd.DataFrame):
     stopped by the cap, a filled one where a pass changed no permutation."""
     import numpy as np
 
-    panels = list(dict.fromkeys(zip(trace["experiment"], trace["matcher"])))
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.4 * max(len(panels), 1), 3.2), squeeze=False)
+    keys = list(dict.fromkeys(zip(trace["experiment"], trace["matcher"])))
+    fig, axes = panels(len(keys), 4.4, 3.2)
     ns = sorted(trace["n"].unique()) if len(trace) else []
     colours = dict(zip(ns, plt.get_cmap("viridis")(np.linspace(0, 0.9, max(len(ns), 1)))))
-    for ax, (exp, matcher) in zip(axes[0], panels):
+    for ax, (exp, matcher) in zip(axes, keys):
         t = trace[(trace["experiment"] == exp) & (trace["matcher"] == matcher)]
         for (g, n), h in t.groupby(["group", "n"], sort=False):
             h = h.sort_values("iteration")
@@ -70,6 +72,7 @@ def plot_merge_convergence(trace: pd.DataFrame):
         ax.set_xlabel("pass over the models")
         ax.set_title(f"{experiment_label(exp)}, {method_label(matcher)}", fontsize="small")
         ax.legend(fontsize="x-small")
-    axes[0, 0].set_ylabel("mean pairwise cosine similarity")
+    for ax in first_column(axes):
+        ax.set_ylabel("mean pairwise cosine similarity")
     fig.tight_layout()
     return fig

@@ -16,6 +16,7 @@ from ..core import settings
 from ..core.atomic import atomic_path, write_text
 from ..core.paths import figures_dir
 
+from . import readability
 from .style import _profile_labels, _state
 
 
@@ -35,10 +36,14 @@ def _output_stem(name: str, profile: str | None) -> Path:
 
 
 def save_figure(fig: "matplotlib.figure.Figure", name: str, profile: str | None = None) -> list[Path]:
-    """Write ``<name>.png`` and ``<name>.pdf``; returns the paths. A plan run (:mod:`lmc_utils.run.plan`),
-    whose numbers mean nothing, renders no files (none: it only records the models asked for)."""
+    """Write ``<name>.png`` and ``<name>.pdf``; returns the paths. The figure is checked first
+    (:func:`lmc_utils.figures.readability.check`: a warning per problem, an error with
+    ``LMC_STRICT_FIGURES``). A plan run (:mod:`lmc_utils.run.plan`), whose numbers mean nothing,
+    renders no files (none: it only records the models asked for)."""
     if settings.planning() is not None:
         return []
+    if not settings.dry_run():  # a dry run's figures have a point or two: nothing to read
+        readability.check(fig, name, strict=settings.strict_figures())
     stem = _output_stem(name, profile)
     paths = []
     for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None})):

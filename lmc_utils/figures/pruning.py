@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from .layout import first_column, legend_below, panels
 from .style import method_label, experiment_label, method_style
 
 
@@ -14,8 +15,8 @@ def plot_pruning(table: pd.DataFrame, judge_sparsity: float | None = None):
     line and the judged sparsity as a dotted vertical line. ``table``: rows of
     ``studies.pruning.pruning_table``."""
     exps = list(dict.fromkeys(table["experiment"]))
-    fig, axes = plt.subplots(1, len(exps), figsize=(4.0 * len(exps), 3.2), squeeze=False)
-    for ax, exp in zip(axes[0], exps):
+    fig, axes = panels(len(exps), 4.0, 3.2)
+    for ax, exp in zip(axes, exps):
         t = table[table["experiment"] == exp]
         for method, m in t.groupby("method", sort=False):
             style = method_style(method)
@@ -31,8 +32,8 @@ def plot_pruning(table: pd.DataFrame, judge_sparsity: float | None = None):
         ax.set_ylabel("test accuracy")
         ax.set_title(f"{experiment_label(exp)}\n(dashed: pruned, solid: re-normalised)")
         ax.set_ylim(-0.02, 1.02)
-        ax.legend(fontsize=6, loc="lower left")
     fig.tight_layout()
+    legend_below(fig, axes)
     return fig
 
 
@@ -41,11 +42,11 @@ def plot_samples(samples: pd.DataFrame):
     experiment and magnitude method. ``samples``: ``studies.pruning.samples_table`` (columns
     ``none``, the sample sizes, ``all``)."""
     keys = list(dict.fromkeys(zip(samples["experiment"], samples["method"])))
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.3 * len(keys), 3.0), squeeze=False)
+    fig, axes = panels(len(keys), 3.3, 3.0)
     labels = [c for c in samples.columns if c not in ("experiment", "method", "sparsity")]
     sized = [c for c in labels if c != "none"]
     cmap = plt.get_cmap("viridis")
-    for ax, (exp, method) in zip(axes[0], keys):
+    for ax, (exp, method) in zip(axes, keys):
         t = samples[(samples["experiment"] == exp) & (samples["method"] == method)]
         for lab in labels:
             if lab == "none":
@@ -57,9 +58,10 @@ def plot_samples(samples: pd.DataFrame):
         ax.set_title(f"{experiment_label(exp)}\n{method_label(method)}")
         ax.set_xlabel("sparsity")
         ax.set_ylim(-0.02, 1.02)
-    axes[0, 0].set_ylabel("test accuracy")
-    axes[0, -1].legend(fontsize=7)
+    for ax in first_column(axes):
+        ax.set_ylabel("test accuracy")
     fig.tight_layout()
+    legend_below(fig, axes)
     return fig
 
 
@@ -68,9 +70,9 @@ def plot_scale(scale: pd.DataFrame):
     against sparsity (global magnitude), as pruned (dashed) and re-normalised (solid); means over
     the models in ``scale`` (rows of ``studies.pruning.Result.scale``)."""
     exps = list(dict.fromkeys(scale["experiment"]))
-    fig, axes = plt.subplots(1, len(exps), figsize=(3.8 * len(exps), 3.0), squeeze=False)
+    fig, axes = panels(len(exps), 3.8, 3.0)
     s = scale.groupby(["experiment", "renorm", "layer", "sparsity"])["std_ratio"].mean().reset_index()
-    for ax, exp in zip(axes[0], exps):
+    for ax, exp in zip(axes, exps):
         t = s[s["experiment"] == exp]
         layers = sorted(t["layer"].unique())
         cmap = plt.get_cmap("plasma")
@@ -84,9 +86,10 @@ def plot_scale(scale: pd.DataFrame):
         ax.set_yscale("log")
         ax.set_title(f"{experiment_label(exp)}\n(dashed: pruned, solid: re-normalised)")
         ax.set_xlabel("global magnitude sparsity")
-    axes[0, 0].set_ylabel("pre-activation std / unpruned")
-    axes[0, -1].legend(fontsize=6, ncol=2)
+    for ax in first_column(axes):
+        ax.set_ylabel("pre-activation std / unpruned")
     fig.tight_layout()
+    legend_below(fig, axes)
     return fig
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from .layout import legend_below, panels
 from .style import method_label, method_style, variant_style, variant_label, BIAS_CURVE_STYLES, RETRAIN_STYLES
 
 
@@ -12,7 +13,7 @@ def plot_variant_curves(curves: pd.DataFrame, title: str = ""):
     """Test accuracy and loss along lambda per re-normalisation variant (colour, line style and
     marker from :func:`variant_style`), one row per alignment method."""
     methods = list(dict.fromkeys(curves["method"]))
-    fig, axes = plt.subplots(len(methods), 2, figsize=(8.4, 2.8 * len(methods)), squeeze=False)
+    fig, axes = plt.subplots(len(methods), 2, figsize=(8.4, 3.3 * len(methods)), squeeze=False)
     for row, method in enumerate(methods):
         sub = curves[curves["method"] == method]
         for col, metric in enumerate(("accuracy", "loss")):
@@ -24,8 +25,8 @@ def plot_variant_curves(curves: pd.DataFrame, title: str = ""):
             ax.set_title(f"{title}: {method_label(method)}")
             if metric == "loss":
                 ax.set_yscale("log")
-    axes[0, 0].legend(loc="best")
     fig.tight_layout()
+    legend_below(fig, list(axes.flat))
     return fig
 
 
@@ -33,7 +34,7 @@ def plot_activation_profiles(profiles: pd.DataFrame, title: str = ""):
     """Per hidden layer: mean pre-activation std, post-activation std and share of zero
     post-activations, one line per model (endpoints, midpoints, corrected midpoints, random init).
     Colour and marker: the correction (house style); line style: dashed for the naive midpoint."""
-    fig, axes = plt.subplots(1, 3, figsize=(12.0, 3.2))
+    fig, axes = panels(3, 4.0, 3.2)
     for name, p in profiles.groupby("model", sort=False):
         base, _, fix = name.partition(" + ")
         if base.startswith("endpoint"):
@@ -54,9 +55,8 @@ def plot_activation_profiles(profiles: pd.DataFrame, title: str = ""):
     axes[0].set_yscale("log")
     axes[1].set_yscale("log")
     fig.suptitle(title)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, -0.12))
     fig.tight_layout()
+    legend_below(fig, axes, ncol=3)
     return fig
 
 
@@ -69,9 +69,9 @@ def plot_bias_curves(curves: pd.DataFrame, title: str = ""):
             ax.plot(c["lam"], c[metric], label=name, **method_style(BIAS_CURVE_STYLES.get(name, name)))
         ax.set_xlabel(r"$\lambda$")
         ax.set_ylabel(f"test {metric}")
-    axes[0].legend(loc="best")
     fig.suptitle(title)
     fig.tight_layout()
+    legend_below(fig, list(axes))
     return fig
 
 
@@ -90,6 +90,6 @@ def plot_retraining(history: pd.DataFrame, target: float):
     ax.axhline(target, color="k", lw=0.8, ls=":")
     ax.set_xlabel("optimisation steps")
     ax.set_ylabel("train accuracy (running, per epoch)")
-    ax.legend(loc="lower right")
     fig.tight_layout()
+    legend_below(fig, [ax])
     return fig

@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .layout import _errorbar
+from .layout import _errorbar, legend_below, panels
 from .style import method_label, method_style, KIND_LABELS, INIT_LABELS, INIT_COLORS
 
 
@@ -55,9 +55,9 @@ def plot_retraining_distance(history: pd.DataFrame, reference: float | None = No
     lr.set_ylabel("learning rate", color="grey")
     lr.grid(False)
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(loc="lower right", fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
+    legend_below(fig, [ax], ncol=2)
     return fig
 
 
@@ -86,10 +86,9 @@ def plot_lr_barriers(table: pd.DataFrame, reset: bool, title: str = ""):
         ax.set_xlabel("learning rate")
     axes[0].set_ylabel("test accuracy barrier" + (" (RESET)" if reset else ""))
     axes[1].set_ylabel("endpoint test accuracy")
-    axes[0].legend(fontsize=8)
-    axes[1].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
+    legend_below(fig, list(axes))
     return fig
 
 
@@ -115,9 +114,9 @@ def plot_weight_decay(table: pd.DataFrame, title: str = ""):
         ax.set_xlabel("weight decay")
     axes[0].set_ylabel("test accuracy barrier" + (" (RESET)" if bool(table["reset"].any()) else ""))
     axes[1].set_ylabel("endpoint test accuracy")
-    axes[0].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
+    legend_below(fig, list(axes))
     return fig
 
 
@@ -132,7 +131,7 @@ def plot_init_comparison(table: pd.DataFrame, history: pd.DataFrame, distances: 
 
     inits = [i for i in INIT_LABELS if i in set(table["init"])]
     methods = list(dict.fromkeys(table["method"]))
-    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.1))
+    fig, axes = panels(3, 3.9, 3.1)
     width = 0.8 / max(1, len(inits))
     for k, init in enumerate(inits):
         t = table[table["init"] == init].set_index("method").loc[methods].reset_index()
@@ -157,12 +156,11 @@ def plot_init_comparison(table: pd.DataFrame, history: pd.DataFrame, distances: 
     axes[1].xaxis.get_major_locator().set_params(integer=True)
     axes[2].set_xticks([0, 1], ["initialisation", "trained"])
     axes[2].set_ylabel("L2 distance between the pair")
-    for ax in axes:
-        ax.legend(fontsize=7)
     axes[1].set_ylim(bottom=0)
     axes[2].set_ylim(bottom=0)
     fig.suptitle(title)
     fig.tight_layout()
+    legend_below(fig, axes, ncol=2)
     return fig
 
 
@@ -188,7 +186,7 @@ def plot_lr_pruning(table: pd.DataFrame, renorm_label: str = "RESET", title: str
     ax.set_xlabel("sparsity (share of weights removed)")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=7, loc="lower left")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
+    legend_below(fig, [ax], ncol=2)
     return fig

@@ -7,7 +7,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .layout import layer_panels, _line_style, _experiment_prefix
+from .layout import first_column, layer_panels, legend_below, _line_style, _experiment_prefix
 from .style import method_label, experiment_label, method_style
 
 
@@ -28,12 +28,12 @@ def plot_spectra(spectra: pd.DataFrame, width: int):
                         label="B rescaled to A" if first else None)
         ax.set_xlabel("rank")
         ax.set_title(layer + (" (output)" if layer == layers[-1] else ""), fontsize=9)
-    axes[0].set_ylabel("singular value")
-    axes[0].legend(fontsize=7)
-    axes[-1].legend(fontsize=7)
+    for ax in first_column(axes):
+        ax.set_ylabel("singular value")
     fig.suptitle(f"{_experiment_prefix(sub)}width {width}: singular values of independently trained models",
                  fontsize=10)
     fig.tight_layout()
+    legend_below(fig, axes)
     return fig
 
 
@@ -80,11 +80,12 @@ def plot_diagonal_alignment(diagonal: pd.DataFrame, width: int, side: str = "u",
             ax.plot(c["rank"], c[side], lw=1.2, label=method_label(method), **_line_style(method))
         ax.set_xlabel("singular value rank")
         ax.set_title(layer, fontsize=9)
-    axes[0].set_ylabel(f"|<{side}_i^a, {side}_i^b>|")
-    axes[0].legend(fontsize=7)
+    for ax in first_column(axes):
+        ax.set_ylabel(f"|<{side}_i^a, {side}_i^b>|")
     fig.suptitle(f"{_experiment_prefix(sub)}width {width}: alignment of the i-th "
                  f"{'left' if side == 'u' else 'right'} singular vectors (mean over pairs)", fontsize=10)
     fig.tight_layout()
+    legend_below(fig, axes)
     return fig
 
 
@@ -104,11 +105,12 @@ def plot_top_k_contribution(contribution: pd.DataFrame, width: int):
         ax.axhline(0, color="k", lw=0.5)
         ax.set_xlabel("top-k singular pairs")
         ax.set_title(layer, fontsize=9)
-    axes[0].set_ylabel(r"$\langle W_a, \pi(W_b)\rangle$ from top k / norms")
-    axes[0].legend(fontsize=7)
+    for ax in first_column(axes):
+        ax.set_ylabel(r"$\langle W_a, \pi(W_b)\rangle$ from top k / norms")
     fig.suptitle(f"{_experiment_prefix(sub)}width {width}: part of the inner product from the top-k singular pairs",
                  fontsize=10)
     fig.tight_layout()
+    legend_below(fig, axes)
     return fig
 
 
@@ -127,9 +129,10 @@ def plot_input_alignment(inputs: pd.DataFrame, layers: Sequence[str] | None = No
         ax.set_xscale("log")
         ax.set_xlabel("rank / number of singular values")
         ax.set_title(layer, fontsize=9)
-    axes[0].set_ylabel(r"mean $|\langle v_i, z\rangle| / \|z\|$")
-    axes[0].legend(fontsize=7)
+    for ax in first_column(axes):
+        ax.set_ylabel(r"mean $|\langle v_i, z\rangle| / \|z\|$")
     fig.tight_layout()
+    legend_below(fig, axes)
     return fig
 
 
@@ -155,6 +158,6 @@ def plot_large_vs_merged(summary: pd.DataFrame):
     ax2.tick_params(axis="y", which="minor", labelsize=7)
     ax2.set_xlabel("width")
     ax2.set_ylabel("test loss (log scale)")
-    ax2.legend(fontsize=7)
     fig.tight_layout()
+    legend_below(fig, [ax1, ax2])
     return fig

@@ -65,10 +65,16 @@ def experiment_label(name: str) -> str:
     """The display label of experiment ``name`` for figure titles, e.g. ``"plain MLP 6×128,
     FashionMNIST"`` for ``mlp_plain``: from the ``labels`` section of the profile chosen by
     :func:`setup` (``params/<profile>.yaml``, read once per profile). The name itself when that
-    profile has no label for it, or when :func:`setup` has not been called. File names of saved
-    figures keep the code names."""
+    profile has no label for it, or when :func:`setup` has not been called; a name ``"<experiment> / <rest>"``
+    (a rung and width) gets its experiment's label. File names of saved figures keep the code names."""
     profile = _state["profile"]
-    return _profile_labels(profile).get(name, name) if profile is not None else name
+    if profile is None:
+        return name
+    labels = _profile_labels(profile)
+    if name not in labels and " / " in name:  # a rung's experiment, e.g. "mlp_plain / width 128"
+        head, rest = name.split(" / ", 1)
+        return f"{labels.get(head, head)} / {rest}"
+    return labels.get(name, name)
 
 
 def method_style(method: str) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from .layout import legend_below
 from .style import method_label, method_style, STE_START_LABELS
 
 
@@ -62,29 +63,35 @@ def plot_three_model_barriers(summary: pd.DataFrame, title: str = ""):
     """Loss and accuracy barriers (mean and sd over triples) for each pair of the three aligned
     models, one marker per method (``summary`` from
     :func:`lmc_utils.studies.three_models.barrier_summary`, one experiment); methods differ by
-    colour and marker (:func:`lmc_utils.figures.method_style`)."""
+    colour and marker (:func:`lmc_utils.figures.method_style`). The unmatched models' barriers
+    (``naive``) are an order of magnitude larger, so they have panels of their own (left), and the
+    matching methods share the right ones."""
     import numpy as np
-
 
     pairs = list(dict.fromkeys(summary["pair"]))
     methods = list(dict.fromkeys(summary["method"]))
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.3))
-    step = 0.7 / max(len(methods) - 1, 1)
-    for ax, metric, scale, label in ((axes[0], "loss_barrier", 1.0, "loss barrier (nats)"),
-                                     (axes[1], "accuracy_barrier", 100.0, "accuracy barrier (points)")):
-        for i, m in enumerate(methods):
-            s = summary[summary["method"] == m].set_index("pair").reindex(pairs)
-            style = method_style(m)
-            ax.errorbar(np.arange(len(pairs)) + (i - (len(methods) - 1) / 2) * step, scale * s[f"{metric}_mean"],
-                        yerr=scale * s[f"{metric}_std"].fillna(0), fmt=style["marker"], color=style["color"],
-                        ms=6, capsize=3, label=method_label(m))
-        ax.axhline(0, color="0.5", lw=0.8)
-        ax.set_xticks(np.arange(len(pairs)), pairs)
-        ax.set_ylabel(label)
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+    groups = [g for g in ([m for m in methods if m == "naive"], [m for m in methods if m != "naive"]) if g]
+    fig, axes = plt.subplots(2, len(groups), figsize=(4.6 * len(groups), 6.0), squeeze=False,
+                             gridspec_kw={"width_ratios": [len(g) + 1 for g in groups]})
+    for row, (metric, scale, label) in enumerate((("loss_barrier", 1.0, "loss barrier (nats)"),
+                                                  ("accuracy_barrier", 100.0, "accuracy barrier (points)"))):
+        for col, group in enumerate(groups):
+            ax = axes[row, col]
+            step = 0.7 / max(len(group) - 1, 1)
+            for i, m in enumerate(group):
+                s = summary[summary["method"] == m].set_index("pair").reindex(pairs)
+                style = method_style(m)
+                ax.errorbar(np.arange(len(pairs)) + (i - (len(group) - 1) / 2) * step, scale * s[f"{metric}_mean"],
+                            yerr=scale * s[f"{metric}_std"].fillna(0), fmt=style["marker"], color=style["color"],
+                            ms=6, capsize=3, label=method_label(m))
+            ax.axhline(0, color="0.5", lw=0.8)
+            ax.set_xticks(np.arange(len(pairs)), pairs, fontsize="small")
+            ax.set_ylabel(label)
+            if row == 0:
+                ax.set_title("no matching" if group == ["naive"] else "after matching", fontsize="small")
     fig.suptitle((f"{title}: " if title else "") + "mean ± sd over triples")
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.tight_layout()
+    legend_below(fig, list(axes.flat), ncol=len(methods))
     return fig
 
 
@@ -106,10 +113,10 @@ def plot_singular_alignment(summary: pd.DataFrame, title: str = ""):
         ax.set_title(label)
         ax.set_ylim(0, 1.02)
     axes[0].set_ylabel(r"mean $|\langle x_i^a, x_i^b \rangle|$, top-k ranks")
-    axes[0].legend()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    legend_below(fig, list(axes))
     return fig
 
 
@@ -134,11 +141,11 @@ def plot_ste_history(history: pd.DataFrame, title: str = ""):
     start = STE_START_LABELS.get(inits[0], f"the {inits[0]!r} start") if len(inits) == 1 else "each run's start"
     ax.set_xlabel(f"STE step (0: {start})")
     ax.set_ylabel("held midpoint loss vs start (%)")
-    if len(runs) <= 6:
-        ax.legend(fontsize="x-small", ncol=2)
     if title:
         ax.set_title(title)
     fig.tight_layout()
+    if len(runs) <= 6:
+        legend_below(fig, [ax], ncol=2)
     return fig
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from .layout import legend_below, panels
 from .style import method_label, experiment_label, method_style
 
 
@@ -15,8 +16,8 @@ def plot_width_barriers(pairs: pd.DataFrame, column: str = "loss_barrier", ylabe
     from scipy import stats
 
     names = list(dict.fromkeys(pairs["experiment"]))
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    fig, axes = panels(len(names), 4.2, 3.2)
+    for ax, name in zip(axes, names):
         sub = pairs[pairs["experiment"] == name]
         for method in dict.fromkeys(sub["method"]):
             g = sub[sub["method"] == method].groupby("width")[column]
@@ -29,7 +30,8 @@ def plot_width_barriers(pairs: pd.DataFrame, column: str = "loss_barrier", ylabe
         ax.set_xlabel("hidden width")
         ax.set_ylabel(ylabel)
         ax.set_title(experiment_label(name))
-        ax.legend()
+    fig.tight_layout()
+    legend_below(fig, axes)
     return fig
 
 
@@ -37,8 +39,8 @@ def plot_midpoints(pairs: pd.DataFrame):
     """Per experiment: the endpoints' mean test accuracy and the naive and weight-matched midpoints'
     (mean over pairs) against width ("worse, but not by much")."""
     names = list(dict.fromkeys(pairs["experiment"]))
-    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 3.2), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    fig, axes = panels(len(names), 4.2, 3.2)
+    for ax, name in zip(axes, names):
         sub = pairs[pairs["experiment"] == name]
         ends = sub[sub["method"] == "naive"].groupby("width")["endpoint_accuracy"].mean()
         ax.plot(ends.index, ends.to_numpy(), "k-", marker="o", label="endpoints (mean)")
@@ -49,7 +51,8 @@ def plot_midpoints(pairs: pd.DataFrame):
         ax.set_xlabel("hidden width")
         ax.set_ylabel("test accuracy")
         ax.set_title(experiment_label(name))
-        ax.legend()
+    fig.tight_layout()
+    legend_below(fig, axes)
     return fig
 
 
@@ -83,6 +86,7 @@ def plot_epsilon_clusters(epsilon: pd.DataFrame, clusters: pd.DataFrame, experim
             ax_d.axvline(cut, color="k", linestyle=":", linewidth=1)
             ax_d.set_title(f"width {width}, {ref}", fontsize=9)
             ax_d.set_xlabel("epsilon-loss (nats)")
+            ax_d.set_ylabel("networks (clustered)")
             order = tree["leaves"][::-1]  # top to bottom as in the dendrogram
             im = ax_h.imshow(d[np.ix_(order, order)], vmin=0, vmax=cut, cmap="viridis")
             ax_h.set_xticks([])
