@@ -20,7 +20,8 @@ variable                  meaning
 ``LMC_PROGRESS_FILE``     the file progress lines go to (:mod:`.progress`)
 ``LMC_DRY_RUN``           a dry run: tiny budgets (:mod:`lmc_utils.run.dry_run`)
 ``LMC_ZOO_PLAN``          a plan run's request file (:mod:`lmc_utils.run.plan`)
-``LMC_STRICT_FIGURES``    a figure failing a readability check is an error, not a warning
+``LMC_STRICT_FIGURES``    a figure failing a readability check is an error, not a warning (read with
+                          :func:`text` by :mod:`lmc_utils.figures.output`)
 ========================  ===================================================================
 
 A dry or plan run also shrinks what the low tiers do, at the few places where that happens:
@@ -43,7 +44,6 @@ FIGURES_DIR, FIGURES_SUFFIX, PARAMS_DIR = "LMC_FIGURES_DIR", "LMC_FIGURES_SUFFIX
 THREADS, OFFLINE, PROGRESS_FILE = "LMC_THREADS", "LMC_OFFLINE", "LMC_PROGRESS_FILE"
 ANALYSIS_CACHE = "LMC_ANALYSIS_CACHE"
 DRY_RUN, ZOO_PLAN = "LMC_DRY_RUN", "LMC_ZOO_PLAN"
-STRICT_FIGURES = "LMC_STRICT_FIGURES"
 
 SPLIT_EXAMPLES = {"train": 8, "test": 4}  # examples per split in a dry or plan run (real data subsampled, or FakeData)
 WEIGHT_MATCHING_SWEEPS = 2  # at most this many weight-matching sweeps in a dry or plan run
@@ -88,12 +88,6 @@ def analysis_cache() -> bool:
 def offline() -> bool:
     """Whether downloading a missing dataset is forbidden (``$LMC_OFFLINE`` set to anything)."""
     return bool(os.environ.get(OFFLINE))
-
-
-def strict_figures() -> bool:
-    """Whether a figure failing a readability check (:mod:`lmc_utils.figures.readability`) is an error
-    (``$LMC_STRICT_FIGURES`` set to anything but ``""``/``0``; the test suite sets it)."""
-    return os.environ.get(STRICT_FIGURES, "") not in ("", "0")
 
 
 def planning() -> Path | None:

@@ -43,7 +43,7 @@ def save_figure(fig: "matplotlib.figure.Figure", name: str, profile: str | None 
     if settings.planning() is not None:
         return []
     if not settings.dry_run():  # a dry run's figures have a point or two: nothing to read
-        readability.check(fig, name, strict=settings.strict_figures())
+        readability.check(fig, name, strict=settings.text("LMC_STRICT_FIGURES") not in ("", "0"))
     stem = _output_stem(name, profile)
     paths = []
     for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None})):
