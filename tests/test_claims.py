@@ -196,3 +196,21 @@ def test_paper_index_rejects_an_entry_without_a_place_or_reason(tmp_path):
         paper_index.load_index(path)
     assert paper_index.missing_files([{"id": "a", "reproduced_by": [{"files": ["figures/cpu/nope.png"]}]}]) \
         == ["a: figures/cpu/nope.png"]
+
+
+def test_side_runs_add_their_verdicts_for_the_claims_they_judge(folder):
+    from lmc_utils.claims import glance
+    from lmc_utils.claims.verdicts import CriteriaError
+
+    side = folder.parent / "cpu+abc"
+    side.mkdir()
+    pd.DataFrame(NB1, columns=COLUMNS).to_csv(side / "01_verdicts.csv", index=False)
+    frame = claims.gather(folder)
+    assert glance.with_side_runs(frame, folder) is frame  # no runs.yaml: the batch alone
+    (folder / "runs.yaml").write_text(yaml.safe_dump(
+        {"runs": [{"folder": "../cpu+abc", "what": "long run", "claims": ["distance_small"]}]}))
+    both = glance.with_side_runs(frame, folder)
+    assert len(both) == len(frame) + 2 and "mlp_mnist [long run]" in set(both["subject"])
+    (folder / "runs.yaml").write_text(yaml.safe_dump({"runs": [{"folder": "../nowhere", "what": "x", "claims": []}]}))
+    with pytest.raises(CriteriaError, match="is not a folder"):
+        glance.with_side_runs(frame, folder)

@@ -198,10 +198,46 @@ def _sanity_outcome(frame: pd.DataFrame, name: str) -> str:
     return ", ".join(f"{int(v)} {k}" for k, v in got.items())
 
 
+RUNS_FILE = "runs.yaml"
+
+
+def side_runs(folder: str | os.PathLike) -> list[dict]:
+    """The side runs that complete a profile's batch (``runs.yaml`` in its figures folder): each a
+    ``folder`` (relative to this one), the ``claims`` it judges where the batch cannot (e.g. STE run
+    to convergence, where the batch stops STE after 50 steps) and ``what`` it is. Empty without one."""
+    path = Path(folder) / RUNS_FILE
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8") as f:
+        runs = (yaml.safe_load(f) or {}).get("runs") or []
+    for run in runs:
+        missing = {"folder", "claims", "what"} - set(run)
+        if missing:
+            raise CriteriaError(f"{path}: a run lacks {sorted(missing)}")
+        if not (Path(folder) / run["folder"]).is_dir():
+            raise CriteriaError(f"{path}: {run['folder']} is not a folder next to {folder}")
+    return runs
+
+
+def with_side_runs(frame: pd.DataFrame, folder: str | os.PathLike) -> pd.DataFrame:
+    """``frame`` with the verdict rows of :func:`side_runs` for the claims each judges: their subjects
+    marked with the run (``... [STE run to convergence]``), and the batch's rows of those claims kept."""
+    from .report import gather
+
+    extra = []
+    for run in side_runs(folder):
+        rows = gather(Path(folder) / run["folder"])
+        rows = rows[rows["claim"].isin(run["claims"])]
+        extra.append(rows.assign(subject=rows["subject"].astype(str) + f" [{run['what']}]"))
+    return pd.concat([frame, *extra], ignore_index=True) if extra else frame
+
+
 def write(frame: pd.DataFrame, profile: str, folder: str | os.PathLike) -> tuple[Path, str]:
-    """The table as ``glance.csv`` in ``folder`` and its Markdown (returned for the README)."""
+    """The table as ``glance.csv`` in ``folder`` and its Markdown (returned for the README), with the
+    verdicts of the profile's side runs (:func:`with_side_runs`)."""
     from ..core.atomic import write_text
 
+    frame = with_side_runs(frame, folder)
     criteria = all_criteria()
     headlines = load_headlines(criteria=criteria)
     text = glance_markdown(frame, headlines, profile, [c for c in criteria.values() if c.sanity])
