@@ -15,6 +15,8 @@ def test_save_figure_and_table(tmp_path):
     figures.setup("unit")
     fig, ax = plt.subplots()
     ax.plot([0, 1], [1, 0])
+    ax.set_xlabel("interpolation weight")
+    ax.set_ylabel("test loss (nats)")
     paths = figures.save_figure(fig, "line")
     assert [p.suffix for p in paths] == [".png", ".pdf"]
     first = [p.read_bytes() for p in paths]

@@ -454,7 +454,7 @@ def test_three_model_plots_tell_methods_apart_by_more_than_colour():
     assert am.get_marker() != ste.get_marker() and am.get_linestyle() != ste.get_linestyle()
     matplotlib.pyplot.close(fig)
     fig = plots.plot_three_model_barriers(t["barriers"])
-    markers = {c.get_label(): c.lines[0].get_marker() for c in fig.axes[0].containers}
+    markers = {c.get_label(): c.lines[0].get_marker() for ax in fig.axes for c in ax.containers}
     matplotlib.pyplot.close(fig)
     assert markers["activation matching"] != markers["straight-through estimator"]
 
