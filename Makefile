@@ -75,8 +75,9 @@ figures: setup
 # et al.'s STE protocol until each run's held loss plateaus (patience 10 evaluations, 15,000-step cap), with the
 # permutation it would have returned after 50, 250 and 1,000 steps. Notebook 03 (MNIST MLP; 23 min on 2 cores
 # from the batch's models) and, at cpu, notebook 10's three-model study on its MLP rung and on VGG11-LN x1/8
-# trained to its floor (rung vgg11_ln_60k, 3 triples; about 75 min cold on 2 cores, 9 models included). The
-# batch (make figures) stops STE after 50 steps and counts those rows apart.
+# trained to its floor (rung vgg11_ln_60k, 3 triples: 63 min cold on 2 cores, its 12 models included, and 14 min
+# for the MLP rung; figures/cpu+fe692905/ste_run_2026-12-07.txt). The batch (make figures) stops STE after 50
+# steps and counts those rows apart.
 STE_CONVERGED = {steps: 15000, patience: 10, lr: 0.01, batch_size: 1000, held_size: 1000, eval_every: 50, \
   wm_sweeps: 100, budgets: [50, 250, 1000]}
 ste: setup

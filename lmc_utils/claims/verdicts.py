@@ -376,8 +376,8 @@ WORDS = {"kaiming_normal": "Kaiming-normal init", "kaiming_uniform": "Kaiming-un
 
 
 def subject_in_words(subject: str, labels: Mapping[str, str]) -> str:
-    """A verdict row's subject in words: its experiment (the part before the first `` / ``, ``: `` or
-    ``, ``) by its label, and the init and optimiser names of notebook 09's arms in words."""
+    """A verdict row's subject in words: its experiment (the part before the first slash, colon or
+    comma) by its label, and the init and optimiser names of notebook 09's arms in words."""
     text = str(subject)
     cut = min((i for i in (text.find(" / "), text.find(": "), text.find(", ")) if i > 0), default=len(text))
     head, rest = text[:cut], text[cut:]
