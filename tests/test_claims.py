@@ -206,11 +206,11 @@ def test_side_runs_add_their_verdicts_for_the_claims_they_judge(folder):
     side.mkdir()
     pd.DataFrame(NB1, columns=COLUMNS).to_csv(side / "01_verdicts.csv", index=False)
     frame = claims.gather(folder)
-    assert glance.with_side_runs(frame, folder) is frame  # no runs.yaml: the batch alone
+    assert glance.with_side_runs(frame, folder, claims.gather) is frame  # no runs.yaml: the batch alone
     (folder / "runs.yaml").write_text(yaml.safe_dump(
         {"runs": [{"folder": "../cpu+abc", "what": "long run", "claims": ["distance_small"]}]}))
-    both = glance.with_side_runs(frame, folder)
+    both = glance.with_side_runs(frame, folder, claims.gather)
     assert len(both) == len(frame) + 2 and "mlp_mnist [long run]" in set(both["subject"])
     (folder / "runs.yaml").write_text(yaml.safe_dump({"runs": [{"folder": "../nowhere", "what": "x", "claims": []}]}))
     with pytest.raises(CriteriaError, match="is not a folder"):
-        glance.with_side_runs(frame, folder)
+        glance.with_side_runs(frame, folder, claims.gather)

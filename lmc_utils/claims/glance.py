@@ -219,25 +219,23 @@ def side_runs(folder: str | os.PathLike) -> list[dict]:
     return runs
 
 
-def with_side_runs(frame: pd.DataFrame, folder: str | os.PathLike) -> pd.DataFrame:
-    """``frame`` with the verdict rows of :func:`side_runs` for the claims each judges: their subjects
-    marked with the run (``... [STE run to convergence]``), and the batch's rows of those claims kept."""
-    from .report import gather
-
+def with_side_runs(frame: pd.DataFrame, folder: str | os.PathLike, read) -> pd.DataFrame:
+    """``frame`` with the verdict rows of :func:`side_runs` for the claims each judges (``read``: a
+    folder's verdict rows, :func:`lmc_utils.claims.report.gather`): their subjects marked with the run
+    (``... [STE run to convergence]``), and the batch's rows of those claims kept."""
     extra = []
     for run in side_runs(folder):
-        rows = gather(Path(folder) / run["folder"])
+        rows = read(Path(folder) / run["folder"])
         rows = rows[rows["claim"].isin(run["claims"])]
         extra.append(rows.assign(subject=rows["subject"].astype(str) + f" [{run['what']}]"))
     return pd.concat([frame, *extra], ignore_index=True) if extra else frame
 
 
 def write(frame: pd.DataFrame, profile: str, folder: str | os.PathLike) -> tuple[Path, str]:
-    """The table as ``glance.csv`` in ``folder`` and its Markdown (returned for the README), with the
-    verdicts of the profile's side runs (:func:`with_side_runs`)."""
+    """The table as ``glance.csv`` in ``folder`` and its Markdown (returned for the README); ``frame``
+    holds the batch's verdicts and its side runs' (:func:`with_side_runs`)."""
     from ..core.atomic import write_text
 
-    frame = with_side_runs(frame, folder)
     criteria = all_criteria()
     headlines = load_headlines(criteria=criteria)
     text = glance_markdown(frame, headlines, profile, [c for c in criteria.values() if c.sanity])

@@ -222,7 +222,7 @@ def write(profile: str, readme: str | os.PathLike | None = None, folder: Path | 
     if not folder.is_dir():
         raise ClaimsError(f"{folder} does not exist: run the notebooks first (python -m lmc_utils.run --profile {profile})")
     frame = gather(folder)
-    _, glance_text = glance.write(frame, profile, folder)
+    _, glance_text = glance.write(glance.with_side_runs(frame, folder, gather), profile, folder)
     index = paper_index.write(profile, folder)
     text = claims_markdown(frame, profile, glance_text + (
         "\n\nEvery figure and table of the three works, and where it is reproduced (or why not): "
