@@ -148,17 +148,17 @@ def test_headlines_that_miss_or_repeat_a_criterion_are_errors(tmp_path):
 
 
 def test_a_claims_status_counts_only_rows_on_models_at_their_floor():
-    from lmc_utils.claims import glance
+    from lmc_utils.claims.verdicts import claim_status
 
     def rows(*verdicts, regime="at floor"):
         return pd.DataFrame({"verdict": list(verdicts), "regime": regime, "n": 8})
-    assert glance.status(rows("held", "held")) == "held"
-    assert glance.status(rows("held", "inconclusive")) == "held where conclusive"
-    assert glance.status(rows("held", "did not hold")) == "depends on the setting"
-    assert glance.status(rows("did not hold", "inconclusive")) == "did not hold where conclusive"
-    assert glance.status(rows("held", regime="below floor")) == "only on models below floor"
-    assert glance.status(rows("held", regime="budget-bound")) == "only with a method stopped by its budget"
-    assert glance.status(rows()) == "not run at this profile"
+    assert claim_status(rows("held", "held")) == "held"
+    assert claim_status(rows("held", "inconclusive")) == "held where conclusive"
+    assert claim_status(rows("held", "did not hold")) == "depends on the setting"
+    assert claim_status(rows("did not hold", "inconclusive")) == "did not hold where conclusive"
+    assert claim_status(rows("held", regime="below floor")) == "only on models below floor"
+    assert claim_status(rows("held", regime="budget-bound")) == "only with a method stopped by its budget"
+    assert claim_status(rows()) == "not run at this profile"
 
 
 def test_the_paper_index_names_only_existing_files_and_declared_claims():

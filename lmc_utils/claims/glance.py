@@ -8,7 +8,7 @@ criterion (estimate [95% interval] and a symbol), and a caveat column that count
 below their accuracy floor or on a method stopped by its budget (counted apart, never as evidence).
 Sanity checks (criteria that hold by construction) are not claims of a paper; they are listed apart.
 
-A claim's status on models at their floor (:func:`status`) is the tally's unit, so a claim judged on
+A claim's status on models at their floor (:func:`lmc_utils.claims.verdicts.claim_status`) is the tally's unit, so a claim judged on
 eighteen widths counts once.
 """
 
@@ -24,12 +24,11 @@ import yaml
 
 from ..core import params as profiles
 from ..core.paths import params_dir
-from .verdicts import (CLAIM_STATUSES, WORKS, CriteriaError, Criterion, claim_status, fmt, judged_rows,
-                       load_criteria, subject_in_words)
+from .verdicts import (CLAIM_STATUSES, CRITERIA_FILE, WORKS, CriteriaError, Criterion, apart_counts, claim_status,
+                       fmt, judged_rows, md_cell as _cell, parse_criteria, subject_in_words)
 
 PAPERS_FILE = "papers.yaml"
 SYMBOLS = {"held": "✓", "did not hold": "✗", "inconclusive": "?"}
-STATUSES = CLAIM_STATUSES
 WORK_SHORT = {"ito2025": "Ito et al.", "qu_horvath2024": "Qu & Horvath", "talk": "talk",
               "external": "earlier work", "companion": "companion"}
 MAX_SETTINGS = 4  # settings shown per claim; the rest are counted (claims.md has them all)
@@ -58,12 +57,12 @@ class Headline:
 def all_criteria(path: Path | None = None) -> dict[str, Criterion]:
     """Every declared criterion by name, across the sections of ``criteria.yaml`` (a name reused by a
     YAML alias is the same criterion)."""
-    path = path or params_dir() / "criteria.yaml"
+    path = path or params_dir() / CRITERIA_FILE
     with open(path, encoding="utf-8") as f:
-        sections = list(yaml.safe_load(f) or {})
+        sections = yaml.safe_load(f) or {}
     out: dict[str, Criterion] = {}
-    for section in sections:
-        for name, c in load_criteria(section, path).items():
+    for section, spec in sections.items():
+        for name, c in parse_criteria(spec, section).items():
             out.setdefault(name, c)
     return out
 
@@ -101,18 +100,14 @@ def load_headlines(path: Path | None = None, criteria: Mapping[str, Criterion] |
     return out
 
 
-def status(rows: pd.DataFrame) -> str:
-    """A claim's status from its primary criterion's verdict rows (:func:`lmc_utils.claims.verdicts.claim_status`)."""
-    return claim_status(rows)
-
-
-def _ours(rows: pd.DataFrame, labels: Mapping[str, str]) -> str:
+def _ours(rows: pd.DataFrame, status: str, labels: Mapping[str, str]) -> str:
+    if status == "not run at this profile":
+        return status
+    if status == "only with a method stopped by its budget":
+        return "only with STE stopped by its step budget (see the STE run)"
+    if status == "only on models below floor":
+        return "only on models below their floor"
     judged = judged_rows(rows)
-    if rows.empty:
-        return "not run at this profile"
-    if judged.empty:
-        return ("only with STE stopped by its step budget (see the STE run)" if "regime" in rows
-                and rows["regime"].eq("budget-bound").all() else "only on models below their floor")
     cells = [f"{SYMBOLS[r.verdict]} {subject_in_words(r.subject, labels)}: {fmt(float(r.estimate))} "
              f"[{fmt(float(r.ci_low))}, {fmt(float(r.ci_high))}]" for r in judged.itertuples(index=False)]
     more = len(cells) - MAX_SETTINGS
@@ -122,13 +117,11 @@ def _ours(rows: pd.DataFrame, labels: Mapping[str, str]) -> str:
 def _caveats(h: Headline, frame: pd.DataFrame, primary: pd.DataFrame) -> str:
     rows = frame[frame["claim"].isin(h.criteria)]
     out = []
-    if "regime" in rows:
-        n_floor = int(rows["regime"].isin(("below floor", "no floor declared")).sum())
-        n_bound = int(rows["regime"].eq("budget-bound").sum())
-        if n_floor:
-            out.append(f"{n_floor} of {len(rows)} rows on models below their accuracy floor (counted apart)")
-        if n_bound:
-            out.append(f"{n_bound} rows on STE stopped by its step budget (counted apart)")
+    n_floor, n_bound = apart_counts(rows) if "regime" in rows else (0, 0)
+    if n_floor:
+        out.append(f"{n_floor} of {len(rows)} rows on models below their accuracy floor (counted apart)")
+    if n_bound:
+        out.append(f"{n_bound} rows on STE stopped by its step budget (counted apart)")
     judged = judged_rows(primary)
     if len(judged) and "n" in judged and int(judged["n"].min()) < 3:
         out.append(f"a setting rests on n = {int(judged['n'].min())} units")
@@ -137,10 +130,6 @@ def _caveats(h: Headline, frame: pd.DataFrame, primary: pd.DataFrame) -> str:
     if h.note:
         out.append(h.note)
     return "; ".join(out)
-
-
-def _cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def glance_table(frame: pd.DataFrame, headlines: Sequence[Headline], profile: str) -> pd.DataFrame:
@@ -154,22 +143,22 @@ def glance_table(frame: pd.DataFrame, headlines: Sequence[Headline], profile: st
         if len(primary) and "threshold" in primary and "direction" in primary:
             sign = "<" if primary["direction"].iloc[0] == "less" else ">"
             rule = f"{sign} {fmt(float(primary['threshold'].iloc[0]))}"
+        status = claim_status(primary)
         rows.append({"id": h.id, "work": h.work, "place": h.place, "claim": h.claim, "rule": rule,
-                     "paper_value": h.paper_value or "", "primary": h.primary, "ours": _ours(primary, labels),
-                     "status": status(primary), "caveats": _caveats(h, frame, primary) if len(frame) else ""})
+                     "paper_value": h.paper_value or "", "primary": h.primary, "ours": _ours(primary, status, labels),
+                     "status": status, "caveats": _caveats(h, frame, primary) if len(frame) else ""})
     return pd.DataFrame(rows)
 
 
 def tally(table: pd.DataFrame) -> dict[str, int]:
-    """Distinct claims per status (:data:`STATUSES`)."""
+    """Distinct claims per status (:data:`lmc_utils.claims.verdicts.CLAIM_STATUSES`)."""
     got = table["status"].value_counts()
-    return {s: int(got.get(s, 0)) for s in STATUSES}
+    return {s: int(got.get(s, 0)) for s in CLAIM_STATUSES}
 
 
-def glance_markdown(frame: pd.DataFrame, headlines: Sequence[Headline], profile: str,
-                    sanity: Sequence[Criterion] = ()) -> str:
-    """The at-a-glance table in Markdown, its tally over distinct claims, and the sanity checks apart."""
-    table = glance_table(frame, headlines, profile)
+def glance_markdown(frame: pd.DataFrame, table: pd.DataFrame, profile: str, sanity: Sequence[Criterion] = ()) -> str:
+    """The at-a-glance table (:func:`glance_table` of ``frame``) in Markdown, its tally over distinct
+    claims, and the sanity checks apart (their outcomes read from ``frame``)."""
     counts = tally(table)
     lines = [f"**{len(table)} claims of the three works** at the `{profile}` profile, each judged on models at "
              "their declared accuracy floor: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v) + ". "
@@ -238,12 +227,12 @@ def write(frame: pd.DataFrame, profile: str, folder: str | os.PathLike) -> tuple
 
     criteria = all_criteria()
     headlines = load_headlines(criteria=criteria)
-    text = glance_markdown(frame, headlines, profile, [c for c in criteria.values() if c.sanity])
     table = glance_table(frame, headlines, profile)
+    text = glance_markdown(frame, table, profile, [c for c in criteria.values() if c.sanity])
     path = Path(folder) / "glance.csv"
     write_text(path, table.to_csv(index=False))
     return path, text
 
 
-__all__ = ["Headline", "PAPERS_FILE", "STATUSES", "all_criteria", "glance_markdown", "glance_table",
-           "load_headlines", "status", "tally", "write"]
+__all__ = ["Headline", "PAPERS_FILE", "all_criteria", "glance_markdown", "glance_table", "load_headlines",
+           "side_runs", "tally", "with_side_runs", "write"]

@@ -18,9 +18,9 @@ import yaml
 
 from ..core.atomic import write_text
 from ..core.paths import notebooks_dir, params_dir, project_root
-from .verdicts import CriteriaError
+from .glance import PAPERS_FILE, all_criteria
+from .verdicts import CriteriaError, md_cell as _cell
 
-PAPERS_FILE = "papers.yaml"
 FILE = "paper_index.md"
 REASONS = ("needs CIFAR-10", "needs CIFAR-100", "needs ImageNet", "needs a GPU", "no CPU-scale stand-in yet",
            "content not in the extract")
@@ -97,10 +97,6 @@ def counts(entries: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     return out
 
 
-def _cell(text) -> str:
-    return str(text or "").replace("|", "\\|").replace("\n", " ")
-
-
 def _file_link(path: str, folder: Path, profile: str, root: Path) -> str:
     """A link from the page (in ``folder``) to ``path`` (a ``figures/cpu/`` path), in the profile's
     folder when it has that file; the bare file name when it has not."""
@@ -166,8 +162,6 @@ def index_markdown(entries: Sequence[Mapping[str, Any]], profile: str, folder: P
 
 def write(profile: str, folder: Path) -> Path:
     """``paper_index.md`` of ``profile`` in ``folder``."""
-    from .glance import all_criteria
-
     entries = load_index(criteria=list(all_criteria()))
     return write_text(Path(folder) / FILE, index_markdown(entries, profile, Path(folder)))
 

@@ -26,7 +26,8 @@ import yaml
 from ..core.atomic import write_text
 from ..core.paths import figures_dir, params_dir, project_root
 from . import glance, paper_index
-from .verdicts import COLUMNS, CRITERIA_FILE, OUTCOMES, CriteriaError, apart_counts, below_floor, fmt, load_criteria
+from .verdicts import (COLUMNS, CRITERIA_FILE, OUTCOMES, CriteriaError, apart_counts, below_floor, fmt, load_criteria,
+                       md_cell as _cell)
 
 GLANCE_START, GLANCE_END = "<!-- glance:start -->", "<!-- glance:end -->"
 FILE = "claims.md"
@@ -109,10 +110,6 @@ def _claim_texts(notebook: str) -> dict[str, str]:
         except (CriteriaError, OSError):
             continue
     return texts
-
-
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def claims_markdown(frame: pd.DataFrame, profile: str, glance_text: str | None = None) -> str:

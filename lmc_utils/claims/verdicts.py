@@ -307,6 +307,11 @@ def table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return frame[COLUMNS + extra + rest].reset_index(drop=True)
 
 
+def md_cell(text) -> str:
+    """``text`` as one cell of a Markdown table: pipes escaped, newlines as spaces (``None``: empty)."""
+    return ("" if text is None else str(text)).replace("|", "\\|").replace("\n", " ")
+
+
 def fmt(x: float, digits: int = 3) -> str:
     """A number for prose: ``digits`` significant digits, ``-inf``/``inf`` as such, tiny values as 0."""
     if x is None or (isinstance(x, float) and math.isnan(x)):

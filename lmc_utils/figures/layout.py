@@ -36,11 +36,6 @@ def panels(n: int, width: float = 3.2, height: float = 2.8, sharey: bool = False
     return fig, axes[:n]
 
 
-def layer_panels(n: int, width: float = 3.2, height: float = 2.8, sharey: bool = False) -> tuple[plt.Figure, list]:
-    """One panel per layer (:func:`panels`)."""
-    return panels(n, width, height, sharey=sharey)
-
-
 def first_column(axes: list) -> list:
     """The panels that start a row of their grid (where a shared y label goes)."""
     return [ax for ax in axes if ax.get_subplotspec().is_first_col()]

@@ -7,7 +7,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from .layout import first_column, layer_panels, legend_below, _line_style, _experiment_prefix
+from .layout import first_column, legend_below, panels, _line_style, _experiment_prefix
 from .style import method_label, experiment_label, method_style
 
 
@@ -17,7 +17,7 @@ def plot_spectra(spectra: pd.DataFrame, width: int):
     drawn rescaled by the one fitted constant (dotted)."""
     sub = spectra[spectra["width"] == width]
     layers = list(dict.fromkeys(sub["layer"]))
-    fig, axes = layer_panels(len(layers), height=2.9)
+    fig, axes = panels(len(layers), height=2.9)
     for ax, layer in zip(axes, layers):
         for (pair, model), s in sub[sub["layer"] == layer].groupby(["pair", "model"], sort=False):
             first = pair == sub["pair"].min()
@@ -73,7 +73,7 @@ def plot_diagonal_alignment(diagonal: pd.DataFrame, width: int, side: str = "u",
     if max_rank:
         sub = sub[sub["rank"] <= max_rank]
     layers = list(dict.fromkeys(sub["layer"]))
-    fig, axes = layer_panels(len(layers), height=2.8, sharey=True)
+    fig, axes = panels(len(layers), height=2.8, sharey=True)
     for ax, layer in zip(axes, layers):
         m = sub[sub["layer"] == layer].groupby(["method", "rank"], sort=False)[side].mean().reset_index()
         for method, c in m.groupby("method", sort=False):
@@ -95,7 +95,7 @@ def plot_top_k_contribution(contribution: pd.DataFrame, width: int):
     is the whole inner product."""
     sub = contribution[contribution["width"] == width]
     layers = list(dict.fromkeys(sub["layer"]))
-    fig, axes = layer_panels(len(layers), height=2.8, sharey=True)
+    fig, axes = panels(len(layers), height=2.8, sharey=True)
     for ax, layer in zip(axes, layers):
         m = sub[sub["layer"] == layer].groupby(["method", "k"], sort=True)["contribution"].mean().reset_index()
         for method in dict.fromkeys(sub["method"]):
@@ -119,7 +119,7 @@ def plot_input_alignment(inputs: pd.DataFrame, layers: Sequence[str] | None = No
     ``i / r``, one line per width (colour), one panel per layer."""
     layers = list(layers or dict.fromkeys(inputs["layer"]))
     widths = sorted(inputs["width"].unique())
-    fig, axes = layer_panels(len(layers), height=2.8)
+    fig, axes = panels(len(layers), height=2.8)
     for ax, layer in zip(axes, layers):
         sub = inputs[inputs["layer"] == layer]
         for i, width in enumerate(widths):

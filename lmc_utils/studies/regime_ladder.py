@@ -375,19 +375,24 @@ def endpoint_summary(result: Result) -> pd.DataFrame:
 def ste_budget_summary(result: Result) -> pd.DataFrame:
     """STE against its training length on every rung and width its three-model study ran
     (:func:`lmc_utils.studies.three_models.ste_budget_summary`; empty without STE budgets)."""
-    frames = [r.ste_budgets for r in result.results.get("three_models", [])
-              if r.ste_budgets is not None and not r.ste_budgets.empty]
-    return three_models.ste_budget_summary(pd.concat(frames, ignore_index=True)) if frames else pd.DataFrame()
+    runs = _ste_ladders(result)
+    return three_models.ste_budget_summary(pd.concat([r.ste_budgets for r in runs], ignore_index=True)) \
+        if runs else pd.DataFrame()
+
+
+def _ste_ladders(result: Result) -> list:
+    """The three-model results (one per rung and width) that have an STE ladder."""
+    return [r for r in result.results.get("three_models", []) if r.ste_budgets is not None and not r.ste_budgets.empty]
 
 
 def describe_ste_budgets(result: Result, label=lambda name: name) -> str:
     """:func:`lmc_utils.studies.three_models.describe_budgets` on every rung and width with an STE
     ladder (empty without one)."""
-    runs = [r for r in result.results.get("three_models", []) if r.ste_budgets is not None and not r.ste_budgets.empty]
+    runs = _ste_ladders(result)
     if not runs:
         return ""
     return three_models.describe_budgets(
-        three_models.ste_budget_summary(pd.concat([r.ste_budgets for r in runs], ignore_index=True)),
+        ste_budget_summary(result),
         three_models.barrier_summary(pd.concat([r.barriers for r in runs], ignore_index=True)),
         three_models.merged_summary(pd.concat([r.merged for r in runs], ignore_index=True)), label)
 
