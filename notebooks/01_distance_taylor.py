@@ -113,6 +113,23 @@ summary["01_distances"]
 summary["01_layer_distances"]
 
 # %% [markdown]
+# ## L2 distance over the sweeps of weight matching (Ito et al., revision App. H.1)
+# Ito et al. follow the distance over the iterations of their (Sinkhorn) weight matching; here one
+# iteration is a sweep of the iterative solver over every permutation group (with `matcher: sinkhorn`
+# only the distances before and after the relaxation are recorded). The distance after each sweep
+# follows from the search's own objective history, since a permutation preserves norms:
+# $\lVert\theta_a - \pi(\theta_b)\rVert^2 = \lVert\theta_a\rVert^2 + \lVert\theta_b\rVert^2 - 2\langle\theta_a, \pi(\theta_b)\rangle$
+# (table `01_distance_over_sweeps`: one row per pair, group order and sweep).
+# The figure shows, per experiment, the distance after each sweep as a share of the same pair's distance
+# before matching (sweep 0): a faint line per pair and group order, ending where its search stopped, and
+# their mean in bold (a search that has stopped keeps its last distance).
+
+# %%
+fig = plots.plot_distance_over_sweeps(summary["01_distance_over_sweeps"],
+                                      title="L2 distance over the sweeps of weight matching")
+figures.save_figure(fig, "01_distance_over_sweeps")
+
+# %% [markdown]
 # ## Actual vs Taylor-estimated midpoint barrier (train loss, nats)
 # `diff` = actual − estimate; `rel_error` = abs(actual − estimate) / (abs(actual) + abs(estimate)), per pair
 # (1/3: one is twice the other).

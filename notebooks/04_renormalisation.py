@@ -33,10 +33,14 @@
 # 4. Sequential REPAIR beats the one-pass version, sequential RESCALE changes little (Table 9);
 #    goal statistics from an independent third model still work (Table 8); a data-independent
 #    variant comes close (Tables 10–11).
-# 5. Removing biases, or homogeneous interpolation (Wang et al. 2022), lowers the accuracy barrier
-#    after matching much like re-normalisation — but the loss barrier remains.
+# 5. Removing biases (trained without them, or removed after training and fine-tuned: Fig. 3 (C)),
+#    or homogeneous interpolation (Wang et al. 2022), lowers the accuracy barrier after matching
+#    much like re-normalisation — but the loss barrier remains.
 # 6. The matched midpoint re-trains to high train accuracy in far fewer steps than the naive
-#    midpoint or a fresh model ("knowledge retained", Fig. 4C).
+#    midpoint or a fresh model ("knowledge retained", Fig. 4C), and keeps more of the endpoints'
+#    parameter magnitude (Fig. 4 (D)) and Fisher information (Fig. 42) than the naive midpoint.
+# 7. Without normalisation layers, matching alone leaves a barrier that falls only slowly with
+#    width: less than 10 points from 2× to 8× width on VGG16 (Fig. 2 (B), Figs. 7–8).
 #
 # At the `cpu` profile: six-layer plain and LayerNorm MLPs (width 128) on FashionMNIST — deep enough
 # for the collapse to show, small enough to train in seconds — and a small BatchNorm VGG11 for
@@ -90,6 +94,13 @@ retrain_experiment: Optional[str] = None  # experiment whose pairs are re-traine
 retrain_pairs: Optional[int] = None  # pairs re-trained
 retrain: Optional[dict] = None  # zoo.TrainConfig changes for re-training
 target_accuracy: Optional[float] = None  # train accuracy to reach when re-training
+bias_finetune_pairs: Optional[int] = None  # bias-experiment pairs whose biases are removed after training, then fine-tuned
+bias_finetune: Optional[dict] = None  # zoo.TrainConfig changes for that fine-tuning
+info_pairs: Optional[int] = None  # bias-experiment pairs measured layer by layer (magnitude, Fisher information)
+fisher_batches: Optional[int] = None  # mini-batches of 16 training examples for the diagonal Fisher
+width_experiment: Optional[str] = None  # experiment of the width sweep of matching alone
+widths: Optional[list] = None  # its widths (the verdicts compare the narrowest with the widest)
+width_pairs: Optional[int] = None  # independent pairs per width
 
 # %%
 P = profiles.resolve("04_renormalisation", profile, globals())  # the parameters cell's values
@@ -123,7 +134,10 @@ result = renormalisation.run(bases, pairs_per, seed=seed, device=dev, n_orders=P
                              eval_subset=P.eval_subset, stats_samples=P.stats_samples, methods=P.methods,
                              curve_methods=P.curve_methods, bias_experiment=P.bias_experiment,
                              bias_pairs=P.bias_pairs, retrain_experiment=P.retrain_experiment,
-                             retrain=P.retrain, retrain_pairs=P.retrain_pairs, target_accuracy=P.target_accuracy)
+                             retrain=P.retrain, retrain_pairs=P.retrain_pairs, target_accuracy=P.target_accuracy,
+                             bias_finetune=P.bias_finetune, bias_finetune_pairs=P.bias_finetune_pairs,
+                             info_pairs=P.info_pairs, fisher_batches=P.fisher_batches,
+                             width_experiment=P.width_experiment, widths=P.widths, width_pairs=P.width_pairs)
 T = renormalisation.tables(result)
 for name, frame in T.items():
     figures.save_table(frame, name)
@@ -168,10 +182,40 @@ for n in bases:
 T["04_variance_collapse"].groupby(["experiment", "method"], sort=False)[["first_layer_ratio", "last_layer_ratio"]].mean()
 
 # %% [markdown]
+# ## Matching alone on plain networks, against width (Qu & Horvath Fig. 2 (B), Figs. 7–8)
+# Without normalisation layers, does width alone close the gap? Independent pairs of the width
+# experiment at a four-fold range of widths (the main width in between), the midpoint after weight
+# matching, activation matching or none, with no re-normalisation. The barrier here is the
+# endpoints' mean test accuracy minus the midpoint's. The paper saw it fall by less than 10 points
+# from 2× to 8× width on VGG16.
+
+# %%
+if len(result.widths):
+    figures.save_figure(plots.plot_width_sweep(result.widths, title=f"{figures.experiment_label(P.width_experiment)}: "
+                                                                    "the same network at each width"), "04_width_sweep")
+T["04_width_sweep"]
+
+# %% [markdown]
+# ## What the midpoint keeps, layer by layer (Qu & Horvath Figs. 4 (D), 42, 43)
+# For the first pairs of the bias experiment: each weight layer's mean parameter magnitude and mean
+# diagonal empirical Fisher information (squared loss gradients on mini-batches of training data)
+# of the endpoints, the naive midpoint and the matched midpoints, before any re-normalisation. The
+# paper reads a larger magnitude and more Fisher information after matching as knowledge retained.
+
+# %%
+if len(result.layer_info):
+    figures.save_figure(plots.plot_layer_information(result.layer_info,
+                                                     title=figures.experiment_label(P.bias_experiment)),
+                        "04_layer_information")
+T["04_layer_information_ratios"].groupby("model", sort=False)[["magnitude_ratio", "log10_fisher_vs_naive"]].mean()
+
+# %% [markdown]
 # ## Bias removal and homogeneous interpolation
 # Weight-matched pairs of the bias experiment, trained with biases (plain interpolation, + RESCALE,
-# and homogeneous interpolation: the bias of layer `l` weighted by `(1-λ)^l` and `λ^l`) and the
-# same configuration trained without biases (same seeds). Curves: mean over pairs and orders.
+# and homogeneous interpolation: the bias of layer `l` weighted by `(1-λ)^l` and `λ^l`), the
+# same configuration trained without biases (same seeds), and (Fig. 3 (C), Figs. 17–18) the first
+# pairs with their biases removed after training and then fine-tuned without them (the paper: SGD,
+# learning rate 0.01, momentum 0.9, no weight decay). Curves: mean over pairs and orders.
 
 # %%
 figures.save_figure(plots.plot_bias_curves(result.bias_curves, title=figures.experiment_label(P.bias_experiment)),

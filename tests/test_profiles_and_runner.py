@@ -472,6 +472,8 @@ def test_cpu_profile_has_the_minimum_number_of_units():
     nb = p["07_same_basin"]
     for name, cfg in nb["experiments"].items():
         assert per(nb["n_pairs"], name) >= (4 if is_cnn(cfg) else 8), name
+    for name, cfg in (nb.get("lr_experiments") or {}).items():  # pairs per learning rate
+        assert per(nb["n_pairs"], name) >= (4 if is_cnn(cfg) else 8), name
     for cfg in [*nb["wd_experiments"].values(), *nb["init_experiments"].values()]:  # pairs per weight decay / init
         assert nb["bias_pairs"] >= (4 if is_cnn(cfg) else 8)
     nb = p["08_merge_many"]  # a unit is a group of up to 8 models: 4 groups (32 MLPs) for MLPs too

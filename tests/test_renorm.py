@@ -306,7 +306,8 @@ def _synthetic_result(n_pairs: int = 8, n_orders: int = 3, seed: int = 0):
     return Result(ablation=pd.DataFrame(rows), collapse=pd.DataFrame(collapse), curves=pd.DataFrame(),
                   activations=pd.DataFrame(), bias_curves=pd.DataFrame(bias), retraining=pd.DataFrame(hist),
                   target_accuracy=0.85, bias_experiment="mlp_plain", retrain_experiment="mlp_plain",
-                  experiments={"mlp_plain": "plain", "vgg": "batchnorm"})
+                  experiments={"mlp_plain": "plain", "vgg": "batchnorm"}, layer_info=_planted_info(n_pairs, seed=seed),
+                  widths=_planted_widths(n_pairs, seed=seed), width_experiment="mlp_plain")
 
 
 def test_study_verdicts_follow_the_synthetic_numbers():
@@ -357,7 +358,7 @@ def test_study_verdicts_flip_when_the_numbers_do():
 def test_ablation_summary_averages_orders_within_a_pair_first():
     import pandas as pd
 
-    from lmc_utils.studies.renormalisation import ablation_summary
+    from lmc_utils.studies.midpoint_variants import ablation_summary
 
     t = pd.DataFrame({"experiment": "e", "method": "weight", "variant": "none", "pair": [0, 0, 0, 1],
                       "order": [0, 1, 2, 0], "accuracy": [0.1, 0.2, 0.3, 0.6], "loss": [1.0, 1.0, 1.0, 2.0]})
@@ -388,3 +389,118 @@ def test_batched_retraining_equals_retraining_one_by_one():
     key = ["pair", "start", "order", "epoch"]
     pd.testing.assert_frame_equal(single[key], batched[key])
     np.testing.assert_allclose(single["train_loss"], batched["train_loss"], rtol=1e-4)
+
+
+# --- layer information, the width sweep and bias removal after training (issue #40) -----------
+
+def _moons_pairs(n_pairs: int = 1, bias: bool = True):
+    from lmc_utils import zoo
+
+    base = zoo.TrainConfig(dataset="moons", arch="mlp", model={"width": 16, "depth": 2, "bias": bias},
+                           optimizer="sgd", lr=0.05, batch_size=64, epochs=2, seed=0)
+    return base, [(zoo.train(base.replace(seed=2 * i), device="cpu", progress=False),
+                   zoo.train(base.replace(seed=2 * i + 1), device="cpu", progress=False)) for i in range(n_pairs)]
+
+
+def test_layer_information_is_the_mean_magnitude_and_mean_squared_gradient():
+    import torch.nn.functional as F
+
+    from lmc_utils.core import data as data_mod
+    from lmc_utils.studies import plain_networks
+
+    _, pairs = _moons_pairs()
+    data = data_mod.load("moons", "train", subset=128)
+    info = plain_networks.layer_information(pairs, data, methods=["weight", "naive"], n_batches=4, batch_size=8,
+                                             progress=False)
+    assert set(info["model"]) == {"endpoint A", "endpoint B", "naive", "weight"}
+    a = pairs[0][0].model.eval()
+    g = torch.Generator().manual_seed(0)  # pair 0: the mini-batches fisher_scores draws with seed 0
+    layers = [m for m in a.modules() if isinstance(m, nn.Linear)]
+    sq = [torch.zeros_like(m.weight, dtype=torch.float64) for m in layers]
+    for _ in range(4):
+        idx = torch.randint(0, len(data), (8,), generator=g)
+        a.zero_grad()
+        F.cross_entropy(a(data.x[idx]), data.y[idx]).backward()
+        for s, m in zip(sq, layers):
+            s += m.weight.grad.double() ** 2
+    got = info[info["model"] == "endpoint A"].sort_values("layer")
+    assert len(got) == len(layers)
+    for (_, r), s, m in zip(got.iterrows(), sq, layers):
+        assert r["magnitude"] == pytest.approx(float(m.weight.detach().abs().mean()), rel=1e-6)
+        assert r["fisher"] == pytest.approx(float((s / 4).mean()), rel=1e-4)
+
+
+def _planted_info(n_pairs: int = 6, matched_magnitude: float = 0.9, fisher_gain: float = 10.0, seed: int = 0):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_pairs):
+        for layer in range(3):
+            for model, order, mag, fisher in (("endpoint A", 0, 1.0, 1e-3), ("endpoint B", 0, 1.0, 1e-3),
+                                              ("naive", 0, 0.7, 1e-4), ("weight", 0, matched_magnitude, 1e-4 * fisher_gain),
+                                              ("weight", 1, matched_magnitude, 1e-4 * fisher_gain)):
+                rows.append({"pair": i, "model": model, "order": order, "layer": layer, "module": f"l{layer}",
+                             "magnitude": mag + rng.normal(0, 0.01), "fisher": fisher * np.exp(rng.normal(0, 0.05))})
+    return pd.DataFrame(rows)
+
+
+def _planted_widths(n_pairs: int = 6, wide_barrier: float = 0.45, seed: int = 0):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_pairs):
+        for width, barrier in ((64, 0.5), (128, 0.48), (256, wide_barrier)):
+            for method, orders in (("weight", 2), ("naive", 1)):
+                for k in range(orders):
+                    b = barrier + (0.3 if method == "naive" else 0) + rng.normal(0, 0.01)
+                    rows.append({"width": width, "pair": i, "method": method, "order": k, "accuracy": 0.85 - b,
+                                 "endpoint_accuracy": 0.85, "midpoint_barrier": b, "loss": 1.0})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("magnitude, gain, wide, expect", [
+    (0.9, 10.0, 0.45, ("held", "held", "held", "held")),
+    (0.5, 0.1, 0.10, ("did not hold", "did not hold", "held", "did not hold")),
+    (0.9, 10.0, 0.60, ("held", "held", "did not hold", "held"))])
+def test_layer_information_and_width_verdicts_follow_planted_numbers(magnitude, gain, wide, expect):
+    from lmc_utils import verdicts
+    from lmc_utils.studies import plain_networks, renormalisation
+
+    res = _synthetic_result()
+    res.layer_info = _planted_info(matched_magnitude=magnitude, fisher_gain=gain)
+    res.widths, res.width_experiment = _planted_widths(wide_barrier=wide), "mlp_plain"
+    criteria = verdicts.load_criteria("04_renormalisation")
+    frame = renormalisation.verdicts(res, criteria)
+    verdicts.check_declared(frame, criteria)
+    got = {(r.claim, r.subject): r.verdict for r in frame.itertuples()}
+    width = "mlp_plain / width 64 vs width 256 / WM"
+    assert (got[("matching_keeps_magnitude", "mlp_plain / WM vs naive midpoint")],
+            got[("matching_raises_fisher", "mlp_plain / WM vs naive midpoint")],
+            got[("plain_barrier_falls_with_width", width)], got[("plain_barrier_falls_slowly", width)]) == expect
+    summary = plain_networks.width_summary(res.widths)
+    assert list(summary["width"].unique()) == [64, 128, 256] and (summary["pairs"] == 6).all()
+    ratios = plain_networks.layer_information_ratios(res.layer_info)
+    assert ratios[ratios["model"] == "naive"]["log10_fisher_vs_naive"].abs().max() < 1e-12
+
+
+def test_biases_removed_then_fine_tuned():
+    from lmc_utils import zoo
+    from lmc_utils.studies import plain_networks
+
+    base, pairs = _moons_pairs()
+    free = base.replace(model={**base.model, "bias": False}, epochs=1, lr=0.01)
+    state = plain_networks.biases_removed(pairs[0][0], free)
+    assert state and not any(k.endswith("bias") for k in state)
+    assert all(torch.equal(v, pairs[0][0].model.state_dict()[k]) for k, v in state.items())
+    tuned = plain_networks.finetuned_without_biases(pairs, free, device="cpu", progress=False)
+    assert len(tuned) == 1 and all(not any(k.endswith("bias") for k in t.model.state_dict()) for t in tuned[0])
+    assert tuned[0][0].config.seed == pairs[0][0].config.seed and len(tuned[0][0].history) == 1
+    again = zoo.train(free.replace(seed=pairs[0][0].config.seed), device="cpu", init_state=state, progress=False)
+    for k, v in again.model.state_dict().items():  # exactly what training from the bias-free weights gives
+        assert torch.allclose(v, tuned[0][0].model.state_dict()[k])
+    with pytest.raises(ValueError, match="without biases"):
+        plain_networks.finetuned_without_biases(pairs, base, device="cpu", progress=False)

@@ -132,7 +132,13 @@ def test_distance_and_taylor_study_on_moons():
     assert d[("spawned", 0, "naive", 0)] < d[("independent", 0, "naive", 0)]
     assert res.taylor["rel_error"].between(0, 1).all()
     tables = distance_taylor.tables(res)
-    assert set(tables) == {"01_distances", "01_layer_distances", "01_taylor_barriers"}
+    assert set(tables) == {"01_distances", "01_layer_distances", "01_taylor_barriers", "01_distance_over_sweeps"}
+    # the distance over weight matching's sweeps: from the naive distance to the weight row's, never rising
+    for (pair, order), s in res.sweeps.groupby(["pair", "order"]):
+        assert list(s["sweep"]) == list(range(len(s))) and len(s) >= 2
+        assert s["distance"].iloc[0] == pytest.approx(d[("independent", pair, "naive", 0)], rel=1e-5)
+        assert s["distance"].iloc[-1] == pytest.approx(d[("independent", pair, "weight", order)], rel=1e-5)
+        assert (s["distance"].diff().dropna() <= 1e-5).all() and s["relative_to_naive"].iloc[0] == 1
     criteria = verdicts.load_criteria("01_distance_taylor")
     frame = distance_taylor.verdicts(res, criteria)
     verdicts.check_declared(frame, criteria)
@@ -249,3 +255,91 @@ def test_both_matchers_recover_a_planted_permutation():
         perm = rebasin.align("weight", a, b, matcher=matcher, sinkhorn={"steps": 60})
         back = P.apply_permutation(spec, perm, b.state_dict())
         assert all(torch.allclose(back[k], v) for k, v in a.state_dict().items()), matcher
+
+
+def _two_models(arch: str):
+    """Two independently initialised small models of ``arch`` (mlp: an unpermuted output bias; vgg: BatchNorm,
+    whose running statistics are buffers the distance leaves out) and their spec."""
+    def make():
+        if arch == "mlp":
+            return models.mlp(in_features=12, num_classes=5, width=24, depth=3)
+        return models.vgg("vgg11", in_channels=1, image_size=28, width_multiplier=0.125)
+
+    torch.manual_seed(0)
+    a, b = make(), make()
+    if arch == "vgg":  # running statistics that differ between the models (and are not matched on)
+        for m in (a, b):
+            for buf in m.buffers():
+                if buf.is_floating_point():
+                    buf.add_(torch.rand_like(buf))
+    return a.state_dict(), b.state_dict(), P.spec_for(a)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "vgg"])
+def test_distance_over_sweeps_is_the_distance_measured_after_each_sweep(arch):
+    """||a - pi(b)||^2 = ||a||^2 + ||b||^2 - 2 <a, pi(b)> over the matched entries, plus the unpermuted
+    ones: the distance derived from weight matching's objective history is the distance measured directly
+    to B permuted by the search stopped after that many sweeps (same seeded group orders), sweep 0 is the
+    naive distance, the last one the final permutation's, and it never rises."""
+    from lmc_utils import rebasin
+    from lmc_utils.studies import distance_taylor
+
+    sa, sb, spec = _two_models(arch)
+    search = distance_taylor.weight_search(spec, sa, sb, seed=3)
+    derived = distance_taylor.distance_over_sweeps(spec, sa, sb, search.objective)
+    assert len(derived) == search.sweeps + 1 and search.sweeps >= 3  # several sweeps improved
+    naive = distance.l2_distance(sa, sb, spec.buffers)
+    final = distance.l2_distance(sa, P.apply_permutation(spec, search.perm, sb), spec.buffers)
+    assert derived[0] == pytest.approx(naive, rel=1e-6)
+    assert derived[-1] == pytest.approx(final, rel=1e-6) and final < 0.99 * naive
+    assert (np.diff(derived) <= 1e-6 * naive).all()
+    for s in range(1, search.sweeps):
+        partial = rebasin.weight_matching(spec, sa, sb, max_sweeps=s, seed=3)
+        measured = distance.l2_distance(sa, P.apply_permutation(spec, partial.perm, sb), spec.buffers)
+        assert derived[s] == pytest.approx(measured, rel=1e-6), s
+    # the Sinkhorn solver's history (before, after the relaxation) gives its two distances the same way
+    relaxed = distance_taylor.weight_search(spec, sa, sb, seed=0, matcher="sinkhorn", sinkhorn={"steps": 20})
+    two = distance_taylor.distance_over_sweeps(spec, sa, sb, relaxed.objective)
+    measured = distance.l2_distance(sa, P.apply_permutation(spec, relaxed.perm, sb), spec.buffers)
+    assert two == pytest.approx([naive, measured], rel=1e-6)
+
+
+def test_weight_search_is_what_align_solves():
+    """The study reads the history from weight_search, and the permutation it applies must stay align's."""
+    from lmc_utils import rebasin
+    from lmc_utils.studies import distance_taylor
+
+    torch.manual_seed(1)
+    a = models.mlp(in_features=12, num_classes=5, width=16, depth=2)
+    b = models.mlp(in_features=12, num_classes=5, width=16, depth=2)
+    spec = P.spec_for(a)
+    for matcher, kw in (("iterative", None), ("sinkhorn", {"steps": 20})):
+        for seed in (0, 2):
+            got = distance_taylor.weight_search(spec, a.state_dict(), b.state_dict(), seed, matcher, kw).perm
+            want = rebasin.align("weight", a, b, seed=seed, matcher=matcher, sinkhorn=kw)
+            assert all(torch.equal(got[g], want[g]) for g in want), (matcher, seed)
+
+
+def test_distance_over_sweeps_figure_is_readable():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lmc_utils import plots
+    from lmc_utils.figures import readability
+
+    rows = []
+    for name, pairs in (("MNIST", 3), ("FashionMNIST", 2)):  # labels as a profile gives them
+        for pair in range(pairs):
+            for order in range(2):
+                n = 3 + (pair + order) % 3  # searches of different lengths
+                for s in range(n + 1):
+                    rel = 1.0 if s == 0 else 0.9 - 0.02 * min(s, n - 1) + 0.01 * pair
+                    rows.append({"experiment": name, "pair": pair, "order": order, "sweep": s,
+                                 "distance": 40 * rel, "relative_to_naive": rel})
+    fig = plots.plot_distance_over_sweeps(pd.DataFrame(rows), title="L2 distance over the sweeps")
+    assert readability.problems(fig) == []
+    mean = fig.axes[0].get_lines()[-1]  # the bold mean: stopped searches keep their last value
+    assert len(mean.get_xdata()) == 6 and mean.get_ydata()[0] == pytest.approx(1.0)
+    plt.close(fig)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import pandas as pd
 
 from .layout import legend_below, panels
@@ -90,6 +91,59 @@ def plot_retraining(history: pd.DataFrame, target: float):
     ax.axhline(target, color="k", lw=0.8, ls=":")
     ax.set_xlabel("optimisation steps")
     ax.set_ylabel("train accuracy (running, per epoch)")
+    fig.tight_layout()
+    legend_below(fig, [ax])
+    return fig
+
+
+LAYER_MODEL_LABELS = {"endpoint A": "endpoints (mean of the two)", "naive": "naive midpoint",
+                      "weight": "WM midpoint", "activation": "AM midpoint"}
+
+
+def plot_layer_information(info: pd.DataFrame, title: str = ""):
+    """Per weight layer (Qu & Horvath Figs. 4 (D), 42, 43): mean parameter magnitude and mean diagonal
+    Fisher information of the endpoints (their mean), the naive midpoint and the matched midpoints;
+    the mean over pairs (and group orders) as a line with markers, each pair faint."""
+    frame = info.assign(model=info["model"].replace({"endpoint B": "endpoint A"}))
+    fig, axes = panels(2, 4.2, 3.2)
+    for model, g in frame.groupby("model", sort=False):
+        style = {"color": "#000000", "linestyle": "-", "marker": "o"} if model == "endpoint A" \
+            else method_style(model)
+        for ax, col in zip(axes, ("magnitude", "fisher")):
+            per_pair = g.groupby(["pair", "layer"])[col].mean().unstack("layer")
+            for _, row in per_pair.iterrows():
+                ax.plot(row.index + 1, row.to_numpy(), color=style["color"], lw=0.5, alpha=0.25)
+            mean = per_pair.mean()
+            ax.plot(mean.index + 1, mean.to_numpy(), label=LAYER_MODEL_LABELS.get(model, model), **style)
+    axes[0].set_ylabel("mean |weight|")
+    axes[1].set_ylabel("Fisher information (diagonal mean)")
+    axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xlabel("weight layer (1 = input, last = output)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(title)
+    fig.tight_layout()
+    legend_below(fig, axes, ncol=4)
+    return fig
+
+
+def plot_width_sweep(sweep: pd.DataFrame, title: str = ""):
+    """Midpoint test accuracy barrier (endpoints' mean minus the midpoint's, no re-normalisation) against
+    width per alignment (Qu & Horvath Fig. 2 (B), Figs. 7-8): mean over pairs with a bar of one
+    standard deviation (group orders averaged within a pair), width on a log axis."""
+    per_pair = sweep.groupby(["method", "width", "pair"], sort=False)["midpoint_barrier"].mean().reset_index()
+    fig, ax = plt.subplots(figsize=(5.0, 3.4))
+    for method, g in per_pair.groupby("method", sort=False):
+        stats = g.groupby("width")["midpoint_barrier"].agg(["mean", "std"])
+        ax.errorbar(stats.index, 100 * stats["mean"], yerr=100 * stats["std"].fillna(0), capsize=3,
+                    label=method_label(method), **method_style(method))
+    ax.set_xscale("log", base=2)
+    widths = sorted(set(per_pair["width"]))
+    ax.set_xticks(widths)
+    ax.set_xticklabels([f"{w:g}" for w in widths])
+    ax.set_xlabel("hidden units per layer" if max(widths) >= 16 else "width multiplier (channels)")
+    ax.set_ylabel("midpoint accuracy barrier (points)")
+    ax.set_title(title)
     fig.tight_layout()
     legend_below(fig, [ax])
     return fig

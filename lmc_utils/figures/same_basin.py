@@ -92,11 +92,44 @@ def plot_lr_barriers(table: pd.DataFrame, reset: bool, title: str = ""):
     return fig
 
 
-def plot_weight_decay(table: pd.DataFrame, title: str = ""):
+def plot_lr_only(table: pd.DataFrame, title: str = ""):
+    """The learning-rate-only study of one experiment (``table``: :func:`lmc_utils.studies.same_basin.lr_table`,
+    one experiment): test accuracy barrier and test loss barrier after matching, one line per method,
+    and the endpoints' test accuracy, against the training learning rate on a log axis; means over
+    pairs with 95% t intervals; the declared accuracy floor (column ``floor``) drawn on the endpoints' panel."""
+    fig, axes = plt.subplots(1, 3, figsize=(9.6, 3.3))
+    rates = sorted(set(table["lr"]))
+    for method, m in table.groupby("method", sort=False):
+        m = m.sort_values("lr")
+        style = method_style(method)
+        for ax, col in zip(axes[:2], ("accuracy_barrier", "loss_barrier")):
+            _errorbar(ax, m["lr"], m, col, f"{col}_low", f"{col}_high", fmt="o-", color=style["color"],
+                      label=method_label(method))
+    first = table[table["method"] == table["method"].iloc[0]].sort_values("lr")
+    _errorbar(axes[2], first["lr"], first, "endpoint_accuracy", "endpoint_accuracy_low", "endpoint_accuracy_high",
+              fmt="o-", color="black", label="endpoints")
+    floor = float(table["floor"].iloc[0]) if "floor" in table else float("nan")
+    if floor == floor:  # not NaN
+        axes[2].axhline(floor, color="grey", linestyle=":", label=f"declared floor ({floor:.0%})")
+    for ax, label in zip(axes, ("test accuracy barrier", "test loss barrier (nats)", "endpoint test accuracy")):
+        ax.set_xscale("log")
+        ax.set_xticks(rates, [f"{v:g}" for v in rates])
+        ax.minorticks_off()
+        ax.set_xlabel("peak learning rate")
+        ax.set_ylabel(label)
+    fig.suptitle(title)
+    fig.tight_layout()
+    legend_below(fig, list(axes))
+    return fig
+
+
+def plot_weight_decay(table: pd.DataFrame, title: str = "", degraded: pd.DataFrame | None = None):
     """Test accuracy barrier after matching (left) and endpoint test accuracy (right) against the
     training weight decay, one line per method, means over pairs with 95% t intervals (``table``:
-    ``07_weight_decay`` of :func:`lmc_utils.studies.same_basin.bias_tables`, one experiment). The
-    weight decays are evenly spaced (0 has no place on a log axis) and labelled."""
+    ``07_weight_decay`` of :func:`lmc_utils.studies.implicit_bias.bias_tables`, one experiment). The
+    weight decays are evenly spaced (0 has no place on a log axis) and labelled. ``degraded``
+    (``07_weight_decay_degraded``, one experiment): the judged weight decay's pairs after their
+    degrading epochs as open markers, as the learning-rate figure shows its degraded pairs."""
     values = sorted(set(table["weight_decay"]))
     pos = {v: i for i, v in enumerate(values)}
     fig, axes = plt.subplots(1, 2, figsize=(8.0, 3.0))
@@ -109,6 +142,15 @@ def plot_weight_decay(table: pd.DataFrame, title: str = ""):
     first = table[table["method"] == table["method"].iloc[0]].sort_values("weight_decay")
     _errorbar(axes[1], [pos[v] for v in first["weight_decay"]], first, "endpoint_accuracy", "endpoint_ci_low",
               "endpoint_ci_high", fmt="o-", color="black", label="endpoints")
+    worse = degraded[degraded["variant"] == "degraded"] if degraded is not None else pd.DataFrame()
+    for method, m in worse.groupby("method", sort=False):
+        x = [pos[v] + 0.08 for v in m["weight_decay"]]  # beside the trained arm's marker
+        _errorbar(axes[0], x, m, "accuracy_barrier", "ci_low", "ci_high", fmt="o", mfc="none", markersize=8,
+                  color=method_style(method)["color"], label=f"{method_label(method)}, degraded")
+    if len(worse):
+        w = worse[worse["method"] == worse["method"].iloc[0]]
+        _errorbar(axes[1], [pos[v] + 0.08 for v in w["weight_decay"]], w, "endpoint_accuracy", "endpoint_ci_low",
+                  "endpoint_ci_high", fmt="o", mfc="none", markersize=8, color="black", label="endpoints, degraded")
     for ax in axes:
         ax.set_xticks(range(len(values)), [f"{v:g}" for v in values])
         ax.set_xlabel("weight decay")
@@ -120,9 +162,79 @@ def plot_weight_decay(table: pd.DataFrame, title: str = ""):
     return fig
 
 
+COMPRESSION_AXES = {"parameter magnitude": "parameter magnitude |w| (log scale)",
+                    "channel activation": "mean activation per hidden unit (log scale)"}
+
+
+def plot_weight_decay_compression(hist: pd.DataFrame, title: str = ""):
+    """The compression effect of weight decay (Qu & Horvath 2024, Fig. 6 (B), Figs. 69-70): per
+    quantity (a panel: every parameter's magnitude; each hidden unit's post-ReLU activation averaged
+    over the training examples) the density over a log axis, one line per training weight decay,
+    pooled over the models of that weight decay (``hist``:
+    :attr:`lmc_utils.studies.implicit_bias.BiasResult.compression_hist` of
+    :func:`lmc_utils.studies.implicit_bias.run_bias`, one experiment). Densities are per decade (each
+    line integrates to 1 over log10 of the value); values below the first bin (zeros: dead units)
+    are counted in it."""
+    import numpy as np
+
+    quantities = [q for q in COMPRESSION_AXES if q in set(hist["quantity"])]
+    wds = sorted(set(hist["value"]))
+    cmap = plt.get_cmap("viridis")
+    fig, axes = panels(len(quantities), 3.9, 3.0)
+    for ax, q in zip(axes, quantities):
+        for k, wd in enumerate(wds):
+            h = hist[(hist["quantity"] == q) & (hist["value"] == wd)].sort_values("bin_low")
+            width = np.log10(h["bin_high"].to_numpy()) - np.log10(h["bin_low"].to_numpy())
+            density = h["count"].to_numpy(dtype=float) / max(1.0, float(h["count"].sum())) / width
+            centre = np.sqrt(h["bin_low"].to_numpy() * h["bin_high"].to_numpy())
+            ax.plot(centre, density, "-", color=cmap(0.1 + 0.75 * k / max(1, len(wds) - 1)),
+                    label=f"weight decay {wd:g}")
+        ax.set_xscale("log")
+        ax.set_xlabel(COMPRESSION_AXES[q])
+        ax.set_ylabel("density (per decade)")
+        ax.set_ylim(bottom=0)
+    fig.suptitle(title)
+    fig.tight_layout()
+    legend_below(fig, axes, ncol=min(4, len(wds)))
+    return fig
+
+
+RENORM_LABELS = {"none": "WM midpoint, no correction", "REPAIR": "WM midpoint + REPAIR",
+                 "RESCALE": "WM midpoint + RESCALE", "endpoints": "endpoints (mean)"}
+
+
+def plot_repair_rescale_by_weight_decay(table: pd.DataFrame, title: str = ""):
+    """Test accuracy of the weight-matched midpoint against the training weight decay, plain, after
+    REPAIR and after RESCALE, with the endpoints' mean for reference (dashed), means over pairs with
+    95% t intervals (``table``: ``07_repair_rescale_by_weight_decay`` of
+    :func:`lmc_utils.studies.implicit_bias.bias_tables`, one experiment; Qu & Horvath 2024, Fig. 6 (C),
+    Fig. 71). The weight decays are evenly spaced (0 has no place on a log axis) and labelled; the
+    series sit side by side at each."""
+    from .style import variant_style
+
+    values = sorted(set(table["weight_decay"]))
+    pos = {v: i for i, v in enumerate(values)}
+    fig, ax = plt.subplots(figsize=(5.0, 3.2))
+    shown = [v for v in RENORM_LABELS if v in set(table["variant"])]
+    for j, variant in enumerate(shown):
+        t = table[table["variant"] == variant].sort_values("weight_decay")
+        dodge = 0.07 * (j - (len(shown) - 1) / 2)  # side by side at each weight decay, so every interval shows
+        style = ({"color": "black"} if variant == "endpoints" else
+                 {k: v for k, v in variant_style(variant).items() if k in ("color", "linewidth", "alpha")})
+        _errorbar(ax, [pos[v] + dodge for v in t["weight_decay"]], t, "accuracy", "ci_low", "ci_high",
+                  fmt="o--" if variant == "endpoints" else "o-", label=RENORM_LABELS[variant], **style)
+    ax.set_xticks(range(len(values)), [f"{v:g}" for v in values])
+    ax.set_xlabel("weight decay")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    legend_below(fig, [ax], ncol=2)
+    return fig
+
+
 def plot_init_comparison(table: pd.DataFrame, history: pd.DataFrame, distances: pd.DataFrame, title: str = ""):
     """The initialisation study of one experiment (tables of
-    :func:`lmc_utils.studies.same_basin.bias_tables`): the test accuracy barrier after each matching
+    :func:`lmc_utils.studies.implicit_bias.bias_tables`): the test accuracy barrier after each matching
     method per initialisation with 95% intervals over pairs (``07_init``); each model's L2 distance
     from its initialisation per epoch, mean and 95% band over models (``07_init_history``); and the
     distance between a pair's models at initialisation and after training, without and after weight

@@ -138,7 +138,8 @@ def variant_label(variant: str) -> str:
 
 
 BIAS_CURVE_STYLES = {"with biases: WM": "weight", "with biases: WM + RESCALE": "rescale",
-                     "with biases: WM, homogeneous": "seq_repair", "no biases: WM": "reshift"}
+                     "with biases: WM, homogeneous": "seq_repair", "no biases: WM": "reshift",
+                     "biases removed after training, fine-tuned: WM": "sinkhorn"}
 
 
 STE_START_LABELS = {"wm": "weight-matching permutation", "wm_projected": "weight-matching permutation",

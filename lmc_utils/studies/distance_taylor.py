@@ -1,11 +1,13 @@
 """Notebook 01's protocol (Ito et al. 2025 §3): L2 distances and the second-order Taylor
 estimate of the midpoint barrier, for independent pairs (naive, WM over random group orders, AM,
-random) and spawned pairs; summary tables and verdict rows. No plots, no prose."""
+random) and spawned pairs; the distance after each sweep of WM (the revision's App. H.1); summary
+tables and verdict rows. No plots, no prose."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,7 +20,9 @@ from ..claims import verdicts as V
 from .. import zoo
 from ..measure.distance import l2_distance, layer_distances
 from ..measure.interpolation import interpolation_curve
-from ..matching.rebasin import align, weight_orders
+from ..matching import rebasin
+from ..matching.common import MatchingResult, _matched_keys
+from ..matching.rebasin import align, check_matcher, weight_orders
 from ..measure.taylor import taylor_barrier, taylor_curve
 from . import quality
 
@@ -31,6 +35,8 @@ class Result:
     layers: pd.DataFrame  # experiment, kind, pair, method, order, layer, distance
     taylor: pd.DataFrame  # experiment, kind, pair, method, order, loss_a, loss_b, loss_mid, actual, estimate, ...
     curves: pd.DataFrame  # experiment, kind, method, source (actual | taylor), lam, loss (first pair, order 0)
+    # independent pairs, weight matching: experiment, pair, order, sweep, distance, relative_to_naive
+    sweeps: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def relative_error(actual: np.ndarray | pd.Series, estimate: np.ndarray | pd.Series) -> np.ndarray:
@@ -39,6 +45,54 @@ def relative_error(actual: np.ndarray | pd.Series, estimate: np.ndarray | pd.Ser
     a, e = np.asarray(actual, dtype=float), np.asarray(estimate, dtype=float)
     den = np.abs(a) + np.abs(e)
     return np.divide(np.abs(a - e), den, out=np.zeros_like(den), where=den > 0)
+
+
+def weight_search(spec: P.PermutationSpec, state_a: P.StateDict, state_b: P.StateDict, seed: int,
+                  matcher: str = "iterative", sinkhorn: Mapping | None = None) -> MatchingResult:
+    """Weight matching of B to A exactly as ``align("weight", ..., seed=seed, matcher=matcher,
+    sinkhorn=sinkhorn)`` runs it (the same memoized call with the same arguments: the same analysis-cache
+    entry, the same permutation), returning the whole :class:`~lmc_utils.matching.MatchingResult`: the
+    permutation and the objective before and after every sweep."""
+    if check_matcher(matcher) == "sinkhorn":
+        return rebasin.sinkhorn_weight_matching(spec, state_a, state_b, seed=seed, **dict(sinkhorn or {}))
+    return rebasin.weight_matching(spec, state_a, state_b, seed=seed)
+
+
+def distance_over_sweeps(spec: P.PermutationSpec, state_a: P.StateDict, state_b: P.StateDict,
+                         objective: Sequence[float]) -> np.ndarray:
+    """The L2 distance between A and the permuted B before and after every sweep of weight matching,
+    from the search's objective history alone (no matching rerun).
+
+    ``objective`` is :attr:`MatchingResult.objective <lmc_utils.matching.MatchingResult>` of
+    :func:`weight_search`: ``<A, pi_s(B)>`` summed over the entries weight matching compares
+    (floating-point, permuted on some axis, parameters only), before the first sweep (``s = 0``,
+    the identity: B as trained) and after each sweep ``s``. A permutation only reorders entries, so
+    ``||pi_s(B)|| = ||B||`` and over those entries::
+
+        ||A - pi_s(B)||^2 = ||A||^2 + ||B||^2 - 2 <A, pi_s(B)>;
+
+    the parameters no group permutes (an output layer's bias) add ``||A_k - B_k||^2``, the same after
+    every sweep. The distance covers the same entries as :func:`~lmc_utils.distance.l2_distance` with
+    ``spec.buffers`` left out (parameters only), so the last value is the distance of A to B permuted
+    by the search's final permutation, up to the float32 rounding of the stored objective (about
+    1e-6 relative). For the Sinkhorn solver the history is before and after the whole relaxation.
+
+    Returns:
+        float64 array ``[len(objective)]``: distances in weight units, non-increasing (up to that
+        rounding) since every sweep keeps or raises the objective.
+    """
+    view_a, view_b = spec.viewed(state_a), spec.viewed(state_b)
+    matched = set(_matched_keys(spec, view_a, include_buffers=False))  # the entries the objective sums over
+    norms = constant = 0.0
+    for k, a in view_a.items():
+        if not a.is_floating_point() or k in spec.buffers:
+            continue
+        a64, b64 = a.detach().double().cpu(), view_b[k].detach().double().cpu()
+        if k in matched:
+            norms += float(a64.pow(2).sum() + b64.pow(2).sum())
+        else:
+            constant += float((a64 - b64).pow(2).sum())
+    return np.array([math.sqrt(max(norms - 2.0 * float(o) + constant, 0.0)) for o in objective])
 
 
 def run(configs: Mapping[str, zoo.TrainConfig], n_pairs: int, parent_epochs: int, loss_subset: int | None,
@@ -55,6 +109,10 @@ def run(configs: Mapping[str, zoo.TrainConfig], n_pairs: int, parent_epochs: int
     For ``n_spawned`` (default ``n_pairs``) spawned pairs (same basin; parents trained
     ``parent_epochs``): the same as trained. Curves (actual and quadratic) for the first pair of each kind.
 
+    Weight matching's objective history gives the distance after each of its sweeps
+    (:func:`distance_over_sweeps`; ``Result.sweeps``, ``relative_to_naive``: over the pair's distance
+    before matching).
+
     ``matcher``: weight matching's solver (:data:`~lmc_utils.rebasin.MATCHERS`; ``sinkhorn``: with
     the keyword arguments ``sinkhorn`` of :func:`~lmc_utils.matching.sinkhorn_weight_matching`). The
     relaxation optimises every group at once, so it has no group order: with ``sinkhorn`` there is
@@ -64,7 +122,7 @@ def run(configs: Mapping[str, zoo.TrainConfig], n_pairs: int, parent_epochs: int
         raise ValueError(f"n_orders must be at least 1, got {n_orders}")
     n_orders = weight_orders(matcher, n_orders)
     n_spawned = n_pairs if n_spawned is None else n_spawned
-    dist_rows, layer_rows, taylor_rows, curve_frames = [], [], [], []
+    dist_rows, layer_rows, taylor_rows, curve_frames, sweep_rows = [], [], [], [], []
     for name, base in configs.items():
         loss_data = data_mod.load(base.dataset, "train", subset=loss_subset, device=device)
         match_inputs = loss_data.subset(match_samples).x
@@ -79,8 +137,15 @@ def run(configs: Mapping[str, zoo.TrainConfig], n_pairs: int, parent_epochs: int
             spec = P.spec_for(a.model)
             state_a, state_b = a.model.state_dict(), b.model.state_dict()
             for method, order in methods:
-                perm = align(method, a.model, b.model, match_inputs, seed=order if method == "weight" else seed + i,
-                             matcher=matcher, sinkhorn=sinkhorn)
+                if method == "weight":  # what align("weight", ...) solves, with its objective history
+                    search = weight_search(spec, state_a, state_b, order, matcher, sinkhorn)
+                    perm = search.perm
+                    sweep_rows += [{"experiment": name, "pair": i, "order": order, "sweep": s, "distance": dist}
+                                   for s, dist in enumerate(distance_over_sweeps(spec, state_a, state_b,
+                                                                                 search.objective))]
+                else:
+                    perm = align(method, a.model, b.model, match_inputs, seed=seed + i, matcher=matcher,
+                                 sinkhorn=sinkhorn)
                 aligned = P.apply_permutation(spec, perm, state_b)
                 key = {"experiment": name, "kind": kind, "pair": i, "method": method, "order": order}
                 dist_rows.append({**key, "distance": l2_distance(state_a, aligned, spec.buffers)})
@@ -102,13 +167,18 @@ def run(configs: Mapping[str, zoo.TrainConfig], n_pairs: int, parent_epochs: int
     taylor["diff"] = taylor["actual"] - taylor["estimate"]
     taylor["rel_error"] = relative_error(taylor["actual"], taylor["estimate"])
     curves = pd.concat(curve_frames, ignore_index=True).drop(columns=["pair", "order"])
-    return Result(distances, pd.DataFrame(layer_rows), taylor, curves)
+    sweeps = pd.DataFrame(sweep_rows, columns=["experiment", "pair", "order", "sweep", "distance"])
+    start = sweeps.groupby(["experiment", "pair", "order"], sort=False)["distance"].transform("first")
+    sweeps["relative_to_naive"] = sweeps["distance"] / start  # sweep 0 is B as trained
+    return Result(distances, pd.DataFrame(layer_rows), taylor, curves, sweeps)
 
 
 def tables(result: Result) -> dict[str, pd.DataFrame]:
     """``01_distances`` (mean/sd over pairs and group orders), ``01_layer_distances`` (independent pairs,
-    mean per layer and method) and ``01_taylor_barriers`` (actual and estimated midpoint barrier, their
-    difference and the symmetric relative error, mean/sd over pairs and group orders)."""
+    mean per layer and method), ``01_taylor_barriers`` (actual and estimated midpoint barrier, their
+    difference and the symmetric relative error, mean/sd over pairs and group orders) and
+    ``01_distance_over_sweeps`` (independent pairs: the distance before and after each sweep of weight
+    matching, one row per pair, group order and sweep; ``Result.sweeps``)."""
     by = ["experiment", "kind", "method"]
     distances = tables_mod.mean_std(result.distances, by, ["distance", "relative_to_naive"])
     layers = result.layers[result.layers["kind"] == "independent"]
@@ -116,7 +186,8 @@ def tables(result: Result) -> dict[str, pd.DataFrame]:
                                       aggfunc="mean", sort=False).reset_index())
     layer_table.columns.name = None
     taylor = tables_mod.mean_std(result.taylor, by, ["actual", "estimate", "diff", "rel_error"])
-    return {"01_distances": distances, "01_layer_distances": layer_table, "01_taylor_barriers": taylor}
+    return {"01_distances": distances, "01_layer_distances": layer_table, "01_taylor_barriers": taylor,
+            "01_distance_over_sweeps": result.sweeps.reset_index(drop=True)}
 
 
 def _units(frame: pd.DataFrame, column: str) -> pd.DataFrame:

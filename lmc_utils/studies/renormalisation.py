@@ -2,7 +2,9 @@
 re-normalisation ablation of matched midpoints (REPAIR, RESCALE, RESHIFT, RESET and their
 variants) over independent pairs and random group orders of weight matching, the variance
 collapse of the matched midpoint, interpolation curves per variant, bias removal and
-homogeneous interpolation, and re-training from midpoints.
+homogeneous interpolation (and biases removed after training), re-training from midpoints, and
+the plain-network studies of :mod:`.plain_networks` (width sweep, what the midpoint keeps). The
+variants and the midpoint ablation themselves are in :mod:`.midpoint_variants`.
 
 Shape of the tier: :func:`run` trains or loads the models (through :mod:`lmc_utils.zoo`) and
 measures everything into a :class:`Result` of tidy DataFrames; :func:`tables` gives the summary
@@ -13,8 +15,7 @@ No plots and no prose here.
 
 from __future__ import annotations
 
-import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -30,159 +31,23 @@ from ..measure.barrier import barrier_rows
 from ..measure import renorm
 from .. import zoo
 from ..claims import verdicts as V
-from ..measure.activations import pre_activation_table, statistics_table
+from ..measure.activations import statistics_table
 from ..core.data import TensorData
 from ..measure.evaluation import evaluate
 from ..measure.interpolation import has_batchnorm, interpolate
 from ..matching.rebasin import aligned_states
-from ..claims.tables import mean_std
 from . import quality
+from .midpoint_variants import ablation_summary, apply_variant, midpoint_ablation, variants_for, with_state
+from .plain_networks import (finetuned_without_biases, layer_information, layer_information_ratios,
+                             width_summary, width_sweep)
 
 NOTEBOOK = "04_renormalisation"
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One re-normalisation variant: ``mode`` of :func:`renorm.correct` (``None``: nothing;
-    ``reset``: RESET), layer-average goals, sequential, goal from the endpoints or from an
-    independent third model, and data-independent (per-batch statistics at evaluation)."""
-
-    mode: str | None
-    average: bool = False
-    sequential: bool = False
-    third: bool = False
-    per_batch: bool = False
-
-
-PLAIN_VARIANTS = {
-    "none": Variant(None),
-    "REPAIR": Variant("repair"),
-    "RESCALE": Variant("rescale"),
-    "RESCALE (avg)": Variant("rescale", average=True),
-    "RESHIFT": Variant("reshift"),
-    "SEQ REPAIR": Variant("repair", sequential=True),
-    "SEQ RESCALE": Variant("rescale", sequential=True),
-    "indep. RESCALE": Variant("rescale", third=True),
-    "indep. RESCALE (avg)": Variant("rescale", average=True, third=True),
-    "data-indep. REPAIR": Variant("repair", per_batch=True),
-    "data-indep. RESCALE": Variant("rescale", per_batch=True),
-}
-BN_VARIANTS = {
-    "none": Variant(None),
-    "RESET": Variant("reset"),
-    "data-indep. RESET": Variant("reset", per_batch=True),
-}
 CURVE_VARIANTS = ("none", "REPAIR", "RESCALE", "RESCALE (avg)", "RESHIFT", "SEQ REPAIR", "RESET")
 BIAS_BASE = "with biases: WM"
-
-
-def variants_for(model: nn.Module) -> dict[str, Variant]:
-    """BatchNorm models get RESET (and its data-independent form); others REPAIR and its ablations."""
-    return BN_VARIANTS if has_batchnorm(model) else PLAIN_VARIANTS
-
-
-def orders_for(method: str, n_orders: int) -> range:
-    """Group orders to run for ``method``: ``n_orders`` for weight matching (its result depends
-    on the random order of permutation groups, seeded by the order index), one for the others."""
-    return range(max(1, n_orders)) if method == "weight" else range(1)
-
-
-def with_state(template: nn.Module, state: dict) -> nn.Module:
-    """A copy of ``template`` holding ``state`` (eval mode)."""
-    m = copy.deepcopy(template)
-    m.load_state_dict(state)
-    return m.eval()
-
-
-def apply_variant(variant: Variant, model: nn.Module, endpoints: Sequence[nn.Module], weights: Sequence[float],
-                  stats_x: torch.Tensor, reset_data: TensorData, third: nn.Module | None = None,
-                  goals: dict | None = None) -> nn.Module:
-    """``model`` re-normalised by ``variant``; goal statistics on ``stats_x`` from the weighted
-    ``endpoints`` (or from ``third`` alone). ``goals``: a dict kept by the caller for one set of
-    endpoints, third model and ``stats_x``, so that the variants sharing a goal measure it once."""
-    if variant.mode is None:
-        return model
-    if variant.mode == "reset":
-        return renorm.per_batch(model) if variant.per_batch else renorm.reset(model, reset_data)
-    if variant.third and third is None:
-        raise ValueError("this variant needs an independent third model")
-    goals = {} if goals is None else goals
-    which = "third" if variant.third else "endpoints"
-    if which not in goals:
-        goals[which] = (renorm.goal_statistics([third], [1.0], stats_x) if variant.third
-                        else renorm.goal_statistics(list(endpoints), list(weights), stats_x))
-    goal = goals[which]
-    if variant.per_batch:
-        return renorm.per_batch(model, goal, mode=variant.mode, average=variant.average)
-    return renorm.correct(model, goal, stats_x, mode=variant.mode, average=variant.average,
-                          sequential=variant.sequential)
-
-
-def midpoint_ablation(pairs: Sequence[tuple[zoo.Trained, zoo.Trained]], eval_data: TensorData, stats_x: torch.Tensor,
-                      reset_data: TensorData, methods: Sequence[str] = ("weight", "activation", "naive"),
-                      n_orders: int = 1, progress: bool = True,
-                      variants: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Test loss and accuracy of the midpoint of every pair, aligned by each method (weight
-    matching under ``n_orders`` random group orders, ``order`` = the matching seed), under every
-    variant (:func:`variants_for`; only those named in ``variants`` when given). The independent third model of pair ``i`` is model A of pair
-    ``i + 1`` (cyclically), aligned to A by the same method and order.
-
-    Returns ``(ablation, collapse)``: ``ablation`` has columns ``pair, method, order, variant,
-    loss, accuracy`` (the endpoints as method ``-``, variants ``endpoint A``/``endpoint B``);
-    ``collapse`` has, per pair, method, order and hidden layer, the plain midpoint's
-    pre-activation std (channel mean on ``stats_x``), the endpoints' mean of it and their ratio
-    (``pair, method, order, layer, module, pre_std, endpoint_pre_std, ratio``).
-    """
-    if len(pairs) < 2:
-        raise ValueError("the ablation needs at least 2 pairs (the third model comes from another pair)")
-    chosen = {k: v for k, v in variants_for(pairs[0][0].model).items() if variants is None or k in variants}
-    rows, collapse = [], []
-    jobs = [(i, m, k) for i in range(len(pairs)) for m in methods for k in orders_for(m, n_orders)]
-    ends: dict[int, pd.Series] = {}
-    own_goal: dict[int, renorm.Goal] = {}  # model A's statistics: the same for every method and order
-    endpoint_goals = any(v.mode not in (None, "reset") and not v.third for v in chosen.values())
-    for i, method, k in tqdm(jobs, desc="midpoint ablation", disable=not progress, leave=False):
-        a, b = pairs[i]
-        c = pairs[(i + 1) % len(pairs)][0]
-        if i not in ends:
-            for name, m in (("endpoint A", a.model), ("endpoint B", b.model)):
-                loss, acc = evaluate(m, eval_data)
-                rows.append({"pair": i, "method": "-", "order": 0, "variant": name, "loss": loss, "accuracy": acc})
-            ref = [pre_activation_table(m, stats_x).set_index("layer")["pre_std"] for m in (a.model, b.model)]
-            ends[i] = (ref[0] + ref[1]) / 2
-            if endpoint_goals:
-                own_goal[i] = renorm.model_statistics([a.model], stats_x)[0]
-        state_b = aligned_states(a.model, b.model, [method], stats_x, seed=k)[method]
-        b_al, c_al = with_state(a.model, state_b), None
-        if any(v.third for v in chosen.values()):  # only then is the third model needed
-            c_al = with_state(a.model, aligned_states(a.model, c.model, [method], stats_x, seed=k)[method])
-        mid = with_state(a.model, interpolate(a.model.state_dict(), state_b, 0.5))
-        st = pre_activation_table(mid, stats_x)
-        for r in st.itertuples(index=False):
-            ref = float(ends[i].loc[r.layer])
-            collapse.append({"pair": i, "method": method, "order": k, "layer": int(r.layer), "module": r.module,
-                             "pre_std": float(r.pre_std), "endpoint_pre_std": ref,
-                             "ratio": float(r.pre_std) / ref if ref > 0 else float("nan")})
-        goals: dict = {}  # the variants' shared goal statistics for this pair, method and order
-        if endpoint_goals:  # as goal_statistics([a, b_al], [0.5, 0.5]), with A measured once per pair
-            goals["endpoints"] = renorm.combine_goals([own_goal[i], renorm.model_statistics([b_al], stats_x)[0]],
-                                                      [0.5, 0.5])
-        for vname, v in chosen.items():
-            fixed = apply_variant(v, mid, [a.model, b_al], [0.5, 0.5], stats_x, reset_data, third=c_al, goals=goals)
-            loss, acc = evaluate(fixed, eval_data)
-            rows.append({"pair": i, "method": method, "order": k, "variant": vname, "loss": loss, "accuracy": acc})
-    return pd.DataFrame(rows), pd.DataFrame(collapse)
-
-
-def ablation_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean and std over pairs of midpoint test accuracy and loss per experiment, method and
-    variant; group orders are averaged within each pair first (the pairs are the independent
-    units), ``orders`` says how many."""
-    by = [c for c in ("experiment", "method", "variant") if c in table]
-    per_pair = table.groupby(by + ["pair"], sort=False).agg(accuracy=("accuracy", "mean"), loss=("loss", "mean"),
-                                                           orders=("order", "nunique")).reset_index()
-    out = mean_std(per_pair, by, ["accuracy", "loss"])
-    return out.merge(per_pair.groupby(by, sort=False)["orders"].max().reset_index(), on=by)
+FINETUNED = "biases removed after training, fine-tuned"  # the bias study's curve kind (": WM" appended)
+FINETUNED_ARM = "removed after training and fine-tuned"  # its quality arm and verdict subject
 
 
 def variant_curves(a: zoo.Trained, b: zoo.Trained, eval_data: TensorData, stats_x: torch.Tensor,
@@ -253,14 +118,16 @@ def homogeneous_interpolate(model: nn.Module, state_a: dict, state_b: dict, lam:
 
 def bias_study(biased: Sequence[tuple[zoo.Trained, zoo.Trained]], unbiased: Sequence[tuple[zoo.Trained, zoo.Trained]],
                eval_data: TensorData, stats_x: torch.Tensor, n_points: int = 11, n_orders: int = 1,
-               progress: bool = True) -> pd.DataFrame:
+               progress: bool = True, finetuned: Sequence[tuple[zoo.Trained, zoo.Trained]] = ()) -> pd.DataFrame:
     """Weight-matched interpolation curves (test loss and accuracy), under ``n_orders`` group
     orders, of pairs trained with biases (plain linear interpolation, + RESCALE at every lambda,
-    homogeneous interpolation) and of pairs trained without biases (pair ``i`` of each list shares
-    its seeds). Columns ``pair, order, curve, lam, loss, accuracy``."""
+    homogeneous interpolation), of pairs trained without biases and of ``finetuned`` pairs (biases
+    removed after training, then fine-tuned; :func:`.plain_networks.finetuned_without_biases`); pair ``i`` of each
+    list shares its seeds. Columns ``pair, order, curve, lam, loss, accuracy``."""
     rows = []
     lams = np.linspace(0, 1, n_points)
-    jobs = [(kind, i, k, p) for kind, pairs in (("with biases", biased), ("no biases", unbiased))
+    jobs = [(kind, i, k, p) for kind, pairs in (("with biases", biased), ("no biases", unbiased),
+                                                (FINETUNED, finetuned))
             for i, p in enumerate(pairs) for k in range(max(1, n_orders))]
     for kind, i, k, (a, b) in tqdm(jobs, desc="bias study", disable=not progress, leave=False):
         state_b = aligned_states(a.model, b.model, ["weight"], seed=k)["weight"]
@@ -334,6 +201,7 @@ def steps_to_accuracy(history: pd.DataFrame, target: float = 0.9) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+
 # --- the protocol ---------------------------------------------------------------------------
 
 @dataclass
@@ -346,7 +214,11 @@ class Result:
     per variant of the first pair; ``activations``: per-layer statistics of the first pair's
     endpoints, midpoints and corrected midpoints; ``bias_curves``: the bias study's curves;
     ``retraining``: per-epoch re-training histories; ``target_accuracy``: the re-training target;
-    ``experiments``: name -> ``"plain" | "layernorm" | "batchnorm" | "fixup"``.
+    ``experiments``: name -> ``"plain" | "layernorm" | "batchnorm" | "fixup"``; ``layer_info``: per-layer
+    parameter magnitude and Fisher information of endpoints and midpoints
+    (:func:`lmc_utils.studies.plain_networks.layer_information`);
+    ``widths``: the width sweep of matching alone (:func:`~lmc_utils.studies.plain_networks.width_sweep`);
+    both empty where not run.
     """
 
     ablation: pd.DataFrame
@@ -359,6 +231,9 @@ class Result:
     bias_experiment: str
     retrain_experiment: str
     experiments: dict[str, str]
+    layer_info: pd.DataFrame = field(default_factory=pd.DataFrame)
+    widths: pd.DataFrame = field(default_factory=pd.DataFrame)
+    width_experiment: str = ""
 
 
 def norm_kind(config: zoo.TrainConfig) -> str:
@@ -371,7 +246,10 @@ def run(experiments: Mapping[str, zoo.TrainConfig], n_pairs: Mapping[str, int], 
         n_orders: int = 1, n_points: int = 11, eval_subset: int | None = None, stats_samples: int | None = None,
         methods: Sequence[str] = ("weight", "activation", "naive"), curve_methods: Sequence[str] = ("naive", "weight"),
         bias_experiment: str, bias_pairs: int, retrain_experiment: str, retrain: Mapping | None = None,
-        retrain_pairs: int = 1, target_accuracy: float = 0.9, progress: bool = True) -> Result:
+        retrain_pairs: int = 1, target_accuracy: float = 0.9, bias_finetune: Mapping | None = None,
+        bias_finetune_pairs: int = 0, info_pairs: int = 0, fisher_batches: int = 32,
+        width_experiment: str | None = None, widths: Sequence[float] = (), width_pairs: int = 0,
+        progress: bool = True) -> Result:
     """Notebook 04's protocol. ``experiments``: name -> base config; ``n_pairs``: name -> number of
     independent pairs (seeds ``seed + 2i, seed + 2i + 1``); weight matching runs under group
     orders ``0 .. n_orders - 1``. Goal statistics, activation matching and RESET use
@@ -379,7 +257,11 @@ def run(experiments: Mapping[str, zoo.TrainConfig], n_pairs: Mapping[str, int], 
     ``eval_subset`` test examples. The bias study compares the first ``bias_pairs`` pairs of
     ``bias_experiment`` with the same seeds trained without biases; the first ``retrain_pairs``
     pairs of ``retrain_experiment`` are re-trained with ``retrain`` (config changes, seed
-    ``seed + 20000``) until ``target_accuracy``."""
+    ``seed + 20000``) until ``target_accuracy``. The first ``bias_finetune_pairs`` biased pairs also
+    join the bias study with their biases removed after training and fine-tuned with ``bias_finetune``
+    (config changes; :func:`.plain_networks.finetuned_without_biases`). The first ``info_pairs`` pairs of
+    the bias experiment get :func:`.plain_networks.layer_information` (``fisher_batches`` mini-batches of 16); ``width_pairs`` pairs of
+    ``width_experiment`` at each of ``widths`` get :func:`.plain_networks.width_sweep` (0 or empty: not run)."""
     dev = device
     pairs = {n: zoo.independent_pairs(base, n_pairs[n], seed=seed, device=dev) for n, base in experiments.items()}
     for n, ps in pairs.items():
@@ -403,8 +285,20 @@ def run(experiments: Mapping[str, zoo.TrainConfig], n_pairs: Mapping[str, int], 
                                      seed=seed, device=dev)
     quality.record(bias_experiment, [m for p in biased for m in p], device=dev)
     quality.record(bias_experiment, [m for p in unbiased for m in p], arm="trained without biases", device=dev)
+    finetuned = []
+    if bias_finetune_pairs > 0:
+        fconfig = bias_base.replace(**dict(bias_finetune or {}), model={**bias_base.model, "bias": False})
+        finetuned = finetuned_without_biases(biased[:bias_finetune_pairs], fconfig, device=dev, progress=progress)
+        quality.record(bias_experiment, [m for p in finetuned for m in p], arm=FINETUNED_ARM, device=dev)
     bias_curves = bias_study(biased, unbiased, test[bias_experiment], stats[bias_experiment].x, n_points=n_points,
-                             n_orders=n_orders, progress=progress)
+                             n_orders=n_orders, progress=progress, finetuned=finetuned)
+    info = (layer_information(biased[:info_pairs], stats[bias_experiment], methods=methods, n_orders=n_orders,
+                              n_batches=fisher_batches, progress=progress) if info_pairs > 0 else pd.DataFrame())
+    sweep = pd.DataFrame()
+    if width_pairs > 0 and widths:
+        wexp = width_experiment or bias_experiment
+        sweep = width_sweep(experiments[wexp], widths, width_pairs, test[wexp], stats[wexp], methods=methods,
+                            n_orders=n_orders, seed=seed, device=dev, progress=progress, name=wexp)
     rbase = experiments[retrain_experiment]
     rconfig = rbase.replace(**dict(retrain or {}), seed=seed + 20_000)
     rpairs = zoo.independent_pairs(rbase, retrain_pairs, seed=seed, device=dev)
@@ -414,7 +308,8 @@ def run(experiments: Mapping[str, zoo.TrainConfig], n_pairs: Mapping[str, int], 
     return Result(ablation=first(abl), collapse=first(col), curves=first(curves), activations=first(acts),
                   bias_curves=bias_curves, retraining=history, target_accuracy=float(target_accuracy),
                   bias_experiment=bias_experiment, retrain_experiment=retrain_experiment,
-                  experiments={n: norm_kind(c) for n, c in experiments.items()})
+                  experiments={n: norm_kind(c) for n, c in experiments.items()}, layer_info=info, widths=sweep,
+                  width_experiment=(width_experiment or bias_experiment) if len(sweep) else "")
 
 
 def collapse_summary(collapse: pd.DataFrame) -> pd.DataFrame:
@@ -440,6 +335,9 @@ def tables(result: Result) -> dict[str, pd.DataFrame]:
         "04_activation_stats": result.activations,
         "04_bias_barriers": barrier_rows(result.bias_curves, ["curve", "pair", "order"], midpoint=True),
         "04_retraining": steps,
+        "04_layer_information": result.layer_info,
+        "04_layer_information_ratios": layer_information_ratios(result.layer_info),
+        "04_width_sweep": width_summary(result.widths),
     }
 
 
@@ -497,7 +395,8 @@ def verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFram
             else pd.DataFrame(columns=["curve"]))  # empty: a run without the bias study (notebook 10)
     exp = result.bias_experiment
     for curve, label in (("with biases: WM, homogeneous", "homogeneous interpolation"),
-                         ("no biases: WM", "trained without biases"), ("with biases: WM + RESCALE", "RESCALE")):
+                         ("no biases: WM", "trained without biases"), (f"{FINETUNED}: WM", FINETUNED_ARM),
+                         ("with biases: WM + RESCALE", "RESCALE")):
         if curve not in set(bars["curve"]):
             continue
         base_acc = _grid(bars, "accuracy_barrier", curve=BIAS_BASE)
@@ -516,4 +415,22 @@ def verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> pd.DataFram
         for other in ("naive midpoint", "fresh init"):
             add("retrains_faster", f"{result.retrain_experiment} / WM midpoint vs {other}",
                 _diff(_grid(steps, "steps", start=other), wm))
+    ratios = layer_information_ratios(result.layer_info)
+    if len(ratios):
+        naive_mag = _grid(ratios, "magnitude_ratio", model="naive")
+        for m in [m for m in dict.fromkeys(ratios["model"]) if m != "naive"]:
+            label = {"weight": "WM", "activation": "AM"}.get(m, m)
+            add("matching_keeps_magnitude", f"{exp} / {label} vs naive midpoint",
+                _diff(_grid(ratios, "magnitude_ratio", model=m), naive_mag))
+            add("matching_raises_fisher", f"{exp} / {label} vs naive midpoint",
+                _grid(ratios, "log10_fisher_vs_naive", model=m).to_numpy())
+    if len(result.widths):
+        ws = sorted(set(result.widths["width"]))
+        narrow, wide = ws[0], ws[-1]
+        for m in [m for m in dict.fromkeys(result.widths["method"]) if m != "naive"]:
+            label = {"weight": "WM", "activation": "AM"}.get(m, m)
+            at = lambda w: _grid(result.widths, "midpoint_barrier", width=w, method=m)  # noqa: E731
+            subject = f"{result.width_experiment} / width {narrow:g} vs width {wide:g} / {label}"
+            add("plain_barrier_falls_with_width", subject, _diff(at(narrow), at(wide)))
+            add("plain_barrier_falls_slowly", subject, _diff(at(narrow), at(wide)))
     return V.table(rows)

@@ -9,11 +9,9 @@ alignment, with and without RESET for BatchNorm; a planted random permutation of
 whether matching returns exactly its inverse; L2 distances (BatchNorm statistics included) before
 and after weight matching. Learning-rate study: independent pairs at each learning rate, and the
 largest one's pairs degraded by one more epoch at that rate (App. F.5's control), and the
-lr-study models' global magnitude pruning curves (App. F.4, Fig. 44). Implicit biases
-(:func:`run_bias`; Sec. 4.3, App. E.5-E.6): independent pairs of one base config per weight decay of
-a sweep and per initialisation (Kaiming uniform / normal) at a small learning rate, with their
-barriers after matching, endpoint accuracies, L2 distances at initialisation and after training,
-and each model's distance from its initialisation per epoch. Data only: no plots, no prose.
+lr-study models' global magnitude pruning curves (App. F.4, Fig. 44). The implicit biases of weight
+decay and initialisation (Sec. 4.3, App. E.5-E.6) are :mod:`lmc_utils.studies.implicit_bias`'s; their
+verdict rows join this module's in :func:`verdicts`. Data only: no plots, no prose.
 """
 
 from __future__ import annotations
@@ -42,8 +40,8 @@ from .pruning import renormalize
 
 NOTEBOOK = "07_same_basin"
 KINDS = ("independent", "spawned", "retrained")
-INITS = ("kaiming_uniform", "kaiming_normal")  # the initialisation study's arms (lmc_utils.models.INITS)
 SAME_BASIN = ("spawned", "retrained")
+LR_ONLY_CLAIM = "large_lr_rescues_ln_mnist"  # the claim every learning-rate-only experiment is judged by
 
 
 @dataclass
@@ -58,18 +56,6 @@ class Result:
     lr_pruning: pd.DataFrame = field(default_factory=pd.DataFrame)  # lr, model, sparsity, renorm, accuracy
 
 
-@dataclass
-class BiasResult:
-    """The implicit-bias studies of one base config (:func:`run_bias`). ``study`` is
-    ``weight_decay`` (``value``: the weight decay) or ``init`` (``value``: the initialisation)."""
-
-    barriers: pd.DataFrame  # study, value, pair, method, reset, split, loss/accuracy barrier, accuracy_a, accuracy_b
-    distances: pd.DataFrame  # study, value, pair, stage (init | trained), alignment (naive | weight), l2
-    history: pd.DataFrame  # study, value, pair, model (a | b), epoch, train_loss, train_accuracy, l2_from_start
-    has_bn: bool
-    judge_weight_decay: float | None  # the moderate weight decay the barrier claim compares with the smallest
-
-
 def _copy_with(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module:
     """A fresh model of ``model``'s architecture holding ``state`` (``model`` is left alone)."""
     import copy
@@ -79,7 +65,7 @@ def _copy_with(model: nn.Module, state: Mapping[str, torch.Tensor]) -> nn.Module
     return other.eval()
 
 
-def _pair_barriers(curves: pd.DataFrame) -> list[dict]:
+def pair_barriers(curves: pd.DataFrame) -> list[dict]:
     """Barriers of a pair's curves per method, RESET and split, with the endpoints' accuracies."""
     return barrier_rows(curves, ("method", "reset"), endpoints=("accuracy",)).to_dict("records")
 
@@ -171,7 +157,7 @@ def run(base: zoo.TrainConfig, n_pairs: int, parent_epochs: int, retrain_phases:
                             n_points=n_points, progress=False)
         if i == 0:
             curves.append(c.assign(kind=kind))
-        for r in _pair_barriers(c):
+        for r in pair_barriers(c):
             b_rows.append({"kind": kind, "pair": i, **r})
         planted = planted_recovery(a, b, [m for m in methods if m != "naive"], match_inputs,
                                    [seed + 100 * i + k for k in range(n_planted)])
@@ -216,116 +202,12 @@ def lr_pruning(base: zoo.TrainConfig, lrs: Sequence[float], n_pairs: int, sparsi
     return pd.DataFrame(rows)
 
 
-def bias_configs(base: zoo.TrainConfig, weight_decays: Sequence[float],
-                 inits: Sequence[str] = INITS) -> dict[tuple[str, object], zoo.TrainConfig]:
-    """The configs of the implicit-bias studies: ``("weight_decay", wd)`` is ``base`` at that weight
-    decay, ``("init", name)`` is ``base`` (at its own weight decay) with that initialisation. An arm
-    equal to ``base`` is ``base`` itself (same cache key): the weight decay of ``base`` and its
-    initialisation (``model.init``, default ``kaiming_uniform``) are shared by both studies."""
-    from ..core.models import INITS as KNOWN
-
-    if not weight_decays and not inits:
-        raise ValueError("bias_configs needs weight decays or initialisations")
-    if any(float(w) < 0 for w in weight_decays):
-        raise ValueError(f"weight decays must be non-negative, got {list(weight_decays)}")
-    bad = [i for i in inits if i not in KNOWN]
-    if bad:
-        raise ValueError(f"unknown init(s) {bad}; choose from {', '.join(KNOWN)}")
-    base = base.replace(weight_decay=float(base.weight_decay))  # 0 and 0.0 are one config
-    own_init = base.model.get("init", "kaiming_uniform")
-    out: dict[tuple[str, object], zoo.TrainConfig] = {}
-    for wd in weight_decays:
-        out[("weight_decay", float(wd))] = base if float(wd) == base.weight_decay else base.replace(weight_decay=float(wd))
-    for init in inits:
-        out[("init", init)] = base if init == own_init else base.replace(model={**base.model, "init": init})
-    return out
-
-
-def run_bias(base: zoo.TrainConfig, weight_decays: Sequence[float], n_pairs: int, eval_data: TensorData,
-             reset_data: TensorData, match_inputs: torch.Tensor, methods: Sequence[str] = ("weight", "activation"),
-             inits: Sequence[str] = INITS, judge_weight_decay: float | None = None,
-             n_points: int = 11, seed: int = 0, device="auto", progress: bool = True, name: str = "") -> BiasResult:
-    """The implicit-bias studies (Qu & Horvath 2024, Sec. 4.3 and App. E.5-E.6) on ``base``: ``n_pairs``
-    independent pairs (seeds ``seed + 2i``, ``+ 1``, the same at every arm, so arms pair by ``i``)
-    for each arm of :func:`bias_configs`. Per pair: test barriers after each matching method of
-    ``methods`` (RESET for BatchNorm only), L2 distances (:func:`pair_distances`) of the two
-    initialisations and of the trained models, and both models' per-epoch history (``l2_from_start``:
-    distance from their initialisation). A config shared by two arms is trained and measured once.
-    ``judge_weight_decay`` (default: the median of ``weight_decays``) is recorded for the verdicts."""
-    if n_pairs < 1:
-        raise ValueError(f"n_pairs must be at least 1, got {n_pairs}")
-    if judge_weight_decay is not None and float(judge_weight_decay) not in {float(w) for w in weight_decays}:
-        raise ValueError(f"judge_weight_decay {judge_weight_decay} is not one of weight_decays {list(weight_decays)}")
-    arms = bias_configs(base, weight_decays, inits)
-    matchers = [m for m in methods if m != "naive"] or ["weight"]
-    has_bn = has_batchnorm(zoo.build_model(base))
-    unique = list({c.key: c for c in arms.values()}.values())
-    trained = zoo.get_many([c.replace(seed=seed + k) for c in unique for k in range(2 * n_pairs)], device=device,
-                           progress=progress)
-    by_key = {c.key: [(trained[u * 2 * n_pairs + 2 * i], trained[u * 2 * n_pairs + 2 * i + 1]) for i in range(n_pairs)]
-              for u, c in enumerate(unique)}
-    if name:  # arms as the verdict subjects name them: "wd 0.05", "Kaiming normal"
-        for (kind, value), c in arms.items():
-            arm = f"wd {value:g}" if kind == "weight_decay" else str(value).replace("kaiming_", "Kaiming ")
-            quality.record(name, [m for p in by_key[c.key] for m in p], arm=arm, device=device)
-    measured: dict[str, tuple[list, list, list]] = {}
-    for c in tqdm(unique, desc="implicit-bias arms", disable=not progress, leave=False):
-        b_rows, d_rows, h_rows = [], [], []
-        for i, (a, b) in enumerate(by_key[c.key]):
-            cm = compare_methods(a.model, b.model, {"test": eval_data}, matchers, match_inputs=match_inputs,
-                                 reset_bn=[has_bn], reset_data=reset_data, n_points=n_points, progress=False)
-            b_rows += [{"pair": i, **r} for r in _pair_barriers(cm)]
-            starts = (zoo.build_model(a.config).eval(), zoo.build_model(b.config).eval())
-            for stage, (ma, mb) in (("init", starts), ("trained", (a.model, b.model))):
-                d_rows += [{"pair": i, "stage": stage, "alignment": r["alignment"], "l2": r["l2"]}
-                           for r in pair_distances(ma, mb)]
-            for side, t in (("a", a), ("b", b)):
-                h_rows += [{"pair": i, "model": side, **{k: h[k] for k in ("epoch", "train_loss", "train_accuracy",
-                                                                            "l2_from_start")}} for h in t.history]
-        measured[c.key] = (b_rows, d_rows, h_rows)
-    frames: list[list[dict]] = [[], [], []]
-    for (study, value), c in arms.items():
-        for out, rows in zip(frames, measured[c.key]):
-            out += [{"study": study, "value": value, **r} for r in rows]
-    wds = sorted(float(w) for w in weight_decays)
-    judge = (float(judge_weight_decay) if judge_weight_decay is not None
-             else wds[len(wds) // 2] if len(wds) > 2 else None)
-    return BiasResult(*(pd.DataFrame(f) for f in frames), has_bn=has_bn, judge_weight_decay=judge)
-
-
-def run_bias_experiments(wd_experiments: Mapping[str, Mapping] | None, init_experiments: Mapping[str, Mapping] | None,
-                         weight_decays: Sequence[float], n_pairs: int, eval_subset: int | None = None,
-                         match_samples: int = 2000, judge_weight_decay: float | None = None, seed: int = 0,
-                         device="auto", progress: bool = True, **kwargs) -> dict[str, BiasResult]:
-    """:func:`run_bias` for each experiment (name -> :class:`lmc_utils.zoo.TrainConfig` fields) of
-    ``wd_experiments`` (the weight-decay sweep) and ``init_experiments`` (Kaiming uniform vs normal);
-    a name in both (with the same fields) runs both studies in one call, sharing the arm equal to its
-    base config. Data as :func:`run_experiments` loads it; ``kwargs`` go to :func:`run_bias`."""
-    from ..core.data import load
-
-    wd_experiments, init_experiments = dict(wd_experiments or {}), dict(init_experiments or {})
-    clash = [n for n in set(wd_experiments) & set(init_experiments) if wd_experiments[n] != init_experiments[n]]
-    if clash:
-        raise ValueError(f"experiment(s) {sorted(clash)} have different configs in wd_experiments and "
-                         f"init_experiments; give them different names")
-    out = {}
-    for name, fields in {**wd_experiments, **init_experiments}.items():
-        cfg = fields if isinstance(fields, zoo.TrainConfig) else zoo.TrainConfig(**fields)
-        test = load(cfg.dataset, "test", subset=eval_subset, device=device)
-        train = load(cfg.dataset, "train", subset=match_samples, device=device)
-        out[name] = run_bias(cfg, weight_decays if name in wd_experiments else (), n_pairs, test, train, train.x,
-                             inits=INITS if name in init_experiments else (),
-                             judge_weight_decay=judge_weight_decay if name in wd_experiments else None,
-                             seed=seed, device=device, progress=progress, name=name, **kwargs)
-    return out
-
-
 def lr_study(base: zoo.TrainConfig, lrs: Sequence[float], n_pairs: int, eval_data: TensorData,
              reset_data: TensorData, match_inputs: torch.Tensor, methods: Sequence[str], degrade_epochs: int = 1,
              n_points: int = 11, seed: int = 0, device="auto", progress: bool = True, name: str = "") -> pd.DataFrame:
     """Barriers of independent pairs (seeds ``seed + 2i, + 1``) of ``base`` trained at each learning
     rate in ``lrs``; the pairs at the largest rate also after ``degrade_epochs`` more epochs at that
-    constant rate (both models; App. F.5). Only the matching methods of ``methods`` and the judged
+    constant rate (both models; App. F.5; ``0``: no such control). Only the matching methods of ``methods`` and the judged
     RESET setting (on with BatchNorm, off without) are measured. Rows: ``lr, variant, pair, method, reset, split,
     loss_barrier, accuracy_barrier, accuracy_a, accuracy_b``."""
     rows = []
@@ -336,7 +218,7 @@ def lr_study(base: zoo.TrainConfig, lrs: Sequence[float], n_pairs: int, eval_dat
     for lr in tqdm(sorted(lrs), desc="learning rates", disable=not progress, leave=False):
         pairs = zoo.independent_pairs(base.replace(lr=float(lr)), n_pairs, seed=seed, device=device)
         variants = {"trained": pairs}
-        if lr == top:
+        if lr == top and degrade_epochs > 0:
             flat = zoo.get_many([zoo.retrain_config(t.config, [(float(lr), degrade_epochs)], data_seed=t.config.seed + 700)
                                  for p in pairs for t in p], device=device, progress=progress)
             variants["degraded"] = [(flat[2 * i], flat[2 * i + 1]) for i in range(n_pairs)]
@@ -348,8 +230,67 @@ def lr_study(base: zoo.TrainConfig, lrs: Sequence[float], n_pairs: int, eval_dat
             for i, (a, b) in enumerate(ps):
                 c = compare_methods(a.model, b.model, {"test": eval_data}, matchers, match_inputs=match_inputs,
                                     reset_bn=judged, reset_data=reset_data, n_points=n_points, progress=False)
-                rows += [{"lr": float(lr), "variant": variant, "pair": i, **r} for r in _pair_barriers(c)]
+                rows += [{"lr": float(lr), "variant": variant, "pair": i, **r} for r in pair_barriers(c)]
     return pd.DataFrame(rows)
+
+
+@dataclass
+class LrResult:
+    """The learning-rate study alone of one base config (:func:`run_lr_experiments`; Qu & Horvath 2024,
+    §4.3, Fig. 5 (D), App. F.5, Fig. 59): no same-basin pairs, no degrade control."""
+
+    lr_barriers: pd.DataFrame  # lr, variant (trained), pair, method, reset, split, barriers, endpoint accuracies
+    has_bn: bool
+
+
+def run_lr_experiments(lr_experiments: Mapping[str, Mapping] | None, lrs: Mapping[str, Sequence[float]] | None,
+                       n_pairs: int | Mapping[str, int], eval_subset: int | None = None, match_samples: int = 2000,
+                       methods: Sequence[str] = ("weight", "activation"), n_points: int = 11, seed: int = 0,
+                       device="auto", progress: bool = True) -> dict[str, LrResult]:
+    """:func:`lr_study` alone (no degrade control) for each experiment (name -> :class:`lmc_utils.zoo.TrainConfig`
+    fields) of ``lr_experiments``, at its rates ``lrs[name]`` with ``n_pairs`` (one count, or one per
+    experiment) independent pairs per rate; data as :func:`run_experiments` loads it. Its models'
+    test accuracies are recorded per rate (arms ``lr 0.01``)."""
+    from ..core.data import load
+
+    lr_experiments = dict(lr_experiments or {})
+    missing = sorted(n for n in lr_experiments if len((lrs or {}).get(n, ())) < 2)
+    if missing:
+        raise ValueError(f"lrs needs at least two learning rates for lr experiment(s) {missing}")
+    out = {}
+    for name, fields in lr_experiments.items():
+        cfg = fields if isinstance(fields, zoo.TrainConfig) else zoo.TrainConfig(**fields)
+        test = load(cfg.dataset, "test", subset=eval_subset, device=device)
+        train = load(cfg.dataset, "train", subset=match_samples, device=device)
+        pairs = n_pairs[name] if isinstance(n_pairs, Mapping) else n_pairs
+        rows = lr_study(cfg, lrs[name], pairs, test, train, train.x, methods, degrade_epochs=0, n_points=n_points,
+                        seed=seed, device=device, progress=progress, name=name)
+        out[name] = LrResult(rows, has_batchnorm(zoo.build_model(cfg)))
+    return out
+
+
+def lr_table(results: Mapping[str, LrResult]) -> pd.DataFrame:
+    """Per experiment, learning rate and matching method (the judged RESET setting): the mean test
+    accuracy barrier, loss barrier (nats) and endpoint accuracy over pairs, each with its 95% t
+    interval (``*_low``, ``*_high``), the number of pairs ``n``, and the experiment's declared
+    accuracy ``floor`` (NaN where none is declared)."""
+    from ..claims.quality import declared
+
+    frames = []
+    for name, r in results.items():
+        b = r.lr_barriers[r.lr_barriers["reset"] == r.has_bn]
+        b = b.assign(endpoint_accuracy=(b["accuracy_a"] + b["accuracy_b"]) / 2)
+        by = ["lr", "method"]
+        parts = [with_interval(b, by, c).rename(columns={"ci_low": f"{c}_low", "ci_high": f"{c}_high"})
+                 for c in ("accuracy_barrier", "loss_barrier", "endpoint_accuracy")]
+        t = parts[0].drop(columns="n").merge(parts[1].drop(columns="n"), on=by).merge(parts[2], on=by)
+        q = declared(name)
+        floor = q.floor_of() if q is not None else None
+        frames.append(t.assign(experiment=name, floor=float("nan") if floor is None else float(floor)))
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    return out[["experiment", *[c for c in out if c != "experiment"]]]
 
 
 def run_experiments(experiments: Mapping[str, Mapping], n_pairs: int | Mapping[str, int], parent_epochs: int,
@@ -407,11 +348,11 @@ def experiment_tables(result: Result) -> dict[str, pd.DataFrame]:
         out["07_lr"] = result.lr_barriers.groupby(["lr", "variant", "method", "reset"], sort=False)[
             ["loss_barrier", "accuracy_barrier", "accuracy_a", "accuracy_b"]].mean().reset_index()
     if not result.lr_pruning.empty:
-        out["07_lr_pruning"] = _with_interval(result.lr_pruning, ["lr", "renorm", "sparsity"], "accuracy")
+        out["07_lr_pruning"] = with_interval(result.lr_pruning, ["lr", "renorm", "sparsity"], "accuracy")
     return out
 
 
-def _with_interval(frame: pd.DataFrame, by: list[str], column: str) -> pd.DataFrame:
+def with_interval(frame: pd.DataFrame, by: list[str], column: str) -> pd.DataFrame:
     """Per group of ``by``: the mean of ``column`` over its rows (the units) with a 95% t interval
     (:func:`lmc_utils.verdicts.interval`) and the number of units: columns ``by, column, ci_low,
     ci_high, n``."""
@@ -423,38 +364,6 @@ def _with_interval(frame: pd.DataFrame, by: list[str], column: str) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-def bias_tables(results: Mapping[str, BiasResult]) -> dict[str, pd.DataFrame]:
-    """The implicit-bias tables, stacked over experiments (an ``experiment`` column first):
-    ``07_weight_decay`` and ``07_init``: per arm and method the mean test accuracy barrier after
-    matching over pairs with its 95% t interval, and the mean endpoint accuracy with its interval;
-    ``07_init_distances``: per initialisation, stage (init | trained) and alignment the mean L2
-    distance between a pair's models; ``07_init_history``: per initialisation and epoch the mean
-    distance of a model from its initialisation, with its interval (the units: models)."""
-    out: dict[str, list[pd.DataFrame]] = {"07_weight_decay": [], "07_init": [], "07_init_distances": [],
-                                          "07_init_history": []}
-    for name, r in results.items():
-        bar = r.barriers.assign(endpoint_accuracy=(r.barriers["accuracy_a"] + r.barriers["accuracy_b"]) / 2)
-        for study, table in (("weight_decay", "07_weight_decay"), ("init", "07_init")):
-            sub = bar[bar["study"] == study]
-            if sub.empty:
-                continue
-            a = _with_interval(sub, ["value", "method", "reset"], "accuracy_barrier")
-            e = _with_interval(sub, ["value", "method", "reset"], "endpoint_accuracy").rename(
-                columns={"ci_low": "endpoint_ci_low", "ci_high": "endpoint_ci_high"}).drop(columns="n")
-            t = a.merge(e, on=["value", "method", "reset"]).rename(columns={"value": study})
-            out[table].append(t.assign(experiment=name))
-        d = r.distances[r.distances["study"] == "init"]
-        if not d.empty:
-            out["07_init_distances"].append(d.groupby(["value", "stage", "alignment"], sort=False)["l2"].mean()
-                                            .reset_index().rename(columns={"value": "init"}).assign(experiment=name))
-        h = r.history[r.history["study"] == "init"]
-        if not h.empty:
-            out["07_init_history"].append(_with_interval(h, ["value", "epoch"], "l2_from_start")
-                                          .rename(columns={"value": "init"}).assign(experiment=name))
-    return {k: pd.concat(v, ignore_index=True).pipe(lambda f: f[["experiment", *[c for c in f if c != "experiment"]]])
-            for k, v in out.items() if v}
-
-
 def _acc(frame: pd.DataFrame, kind: str, method: str, reset: bool) -> pd.Series:
     """Test accuracy barrier per pair of one kind, method and RESET setting (indexed by pair)."""
     sub = frame[(frame["kind"] == kind) & (frame["method"] == method) & (frame["reset"] == reset)]
@@ -462,13 +371,17 @@ def _acc(frame: pd.DataFrame, kind: str, method: str, reset: bool) -> pd.Series:
 
 
 def verdicts(results: Mapping[str, Result], criteria: Mapping[str, V.Criterion],
-             bias: Mapping[str, BiasResult] | None = None) -> pd.DataFrame:
-    """:func:`experiment_verdicts` of every experiment and :func:`bias_verdicts` of every
-    implicit-bias experiment, subjects prefixed by the experiment's name; a declared claim no
-    experiment could judge gets one inconclusive row naming the regime it needs."""
+             bias_rows: Mapping[str, pd.DataFrame] | None = None,
+             lr_only: Mapping[str, LrResult] | None = None) -> pd.DataFrame:
+    """:func:`experiment_verdicts` of every experiment, the verdict rows of every implicit-bias
+    experiment (``bias_rows``: name -> its :func:`lmc_utils.studies.implicit_bias.bias_verdicts`) and
+    :func:`lr_verdicts` of every learning-rate-only experiment, subjects prefixed by the experiment's
+    name; a declared claim no experiment could judge gets one inconclusive row naming the regime it
+    needs (:data:`NOT_JUDGED`, the implicit-bias claims included)."""
     rows = []
     frames = [(name, experiment_verdicts(r, criteria)) for name, r in results.items()]
-    frames += [(name, bias_verdicts(r, criteria)) for name, r in (bias or {}).items()]
+    frames += list((bias_rows or {}).items())
+    frames += [(name, lr_verdicts(r, criteria)) for name, r in (lr_only or {}).items()]
     for name, frame in frames:
         rows += [{**row, "subject": f"{name}: {row['subject']}"} for row in frame.to_dict("records")]
     judged = {row["claim"] for row in rows}
@@ -485,8 +398,12 @@ NOT_JUDGED = {  # claim -> the regime it needs, for profiles without one
     "larger_lr_prunes_better": "no learning-rate study with pruning in this profile (lrs, prune_sparsities)",
     "weight_decay_lowers_barrier": "no weight-decay sweep of at least three values in this profile (weight_decays)",
     "too_much_weight_decay_degrades": "no weight-decay sweep of at least three values in this profile (weight_decays)",
+    "weight_decay_compresses": "no weight-decay sweep with a judged weight decay in this profile (weight_decays)",
+    "rescale_robust_to_weight_decay": "no weight-decay sweep of models without BatchNorm (two or more pairs) in this profile",
+    "weight_decay_lowers_barrier_degraded": "no weight-decay sweep with a degrade control in this profile (degrade_epochs)",
     "init_changes_barrier": "no initialisation study in this profile (bias_experiments)",
     "init_distance_persists": "no initialisation study in this profile (bias_experiments)",
+    LR_ONLY_CLAIM: "no learning-rate-only experiment in this profile (lr_experiments)",
 }
 
 
@@ -528,8 +445,7 @@ def experiment_verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> 
         lo, hi = min(lrb["lr"]), max(lrb["lr"])
         for m in matchers:
             def acc(lr, variant):
-                s = lrb[(lrb["lr"] == lr) & (lrb["variant"] == variant) & (lrb["method"] == m) & (lrb["reset"] == reset)]
-                return s.set_index("pair")["accuracy_barrier"].sort_index()
+                return _lr_per_pair(lrb, lr, variant, m, reset)
             add("larger_lr_lower_barrier", f"lr {lo:g} - lr {hi:g}, {m}", acc(lo, "trained") - acc(hi, "trained"))
             add("larger_lr_lower_barrier_degraded", f"lr {lo:g} - lr {hi:g} degraded, {m}",
                 acc(lo, "trained") - acc(hi, "degraded"))
@@ -543,47 +459,23 @@ def experiment_verdicts(result: Result, criteria: Mapping[str, V.Criterion]) -> 
     return V.table(rows)
 
 
-def _per_pair(frame: pd.DataFrame, study: str, value, method: str, column: str = "accuracy_barrier") -> pd.Series:
-    """``column`` per pair of one arm and method of a :class:`BiasResult`'s barriers (indexed by pair)."""
-    sub = frame[(frame["study"] == study) & (frame["value"] == value) & (frame["method"] == method)]
-    return sub.set_index("pair")[column].sort_index()
+def _lr_per_pair(lrb: pd.DataFrame, lr: float, variant: str, method: str, reset: bool) -> pd.Series:
+    """Test accuracy barrier per pair of a learning-rate study at one rate, variant, method and RESET setting."""
+    s = lrb[(lrb["lr"] == lr) & (lrb["variant"] == variant) & (lrb["method"] == method) & (lrb["reset"] == reset)]
+    return s.set_index("pair")["accuracy_barrier"].sort_index()
 
 
-def bias_verdicts(result: BiasResult, criteria: Mapping[str, V.Criterion]) -> pd.DataFrame:
-    """Verdict rows of the implicit-bias claims (``params/criteria.yaml``, section ``07_same_basin``).
-    Arms pair by index ``i`` (the same seeds at every arm). Weight decay (needs three or more
-    values): the smallest minus the judged moderate one (barrier), and the endpoint accuracy of the
-    largest below that of the best of the others (the one with the highest mean endpoint accuracy
-    over pairs). Initialisation: Kaiming normal minus Kaiming uniform (barrier), and the ratio of
-    their trained pairs' L2 distance after weight matching."""
-    rows = []
-
-    def add(claim: str, subject: str, values) -> None:
-        if claim in criteria:
-            rows.append(V.verdict(NOTEBOOK, criteria[claim], subject, values))
-
-    bar, dist = result.barriers, result.distances
-    bar = bar.assign(endpoint_accuracy=(bar["accuracy_a"] + bar["accuracy_b"]) / 2)
-    matchers = list(dict.fromkeys(bar["method"]))
-    wds = sorted(set(bar.loc[bar["study"] == "weight_decay", "value"]))
-    if len(wds) >= 3 and result.judge_weight_decay is not None:
-        lo, mid, top = wds[0], float(result.judge_weight_decay), wds[-1]
-        for m in matchers:
-            add("weight_decay_lowers_barrier", f"wd {lo:g} - wd {mid:g}, {m}",
-                _per_pair(bar, "weight_decay", lo, m) - _per_pair(bar, "weight_decay", mid, m))
-        ends = {w: _per_pair(bar, "weight_decay", w, matchers[0], "endpoint_accuracy") for w in wds}
-        best = max(wds[:-1], key=lambda w: float(ends[w].mean()))
-        add("too_much_weight_decay_degrades", f"wd {best:g} (best) - wd {top:g} (largest), endpoint accuracy",
-            ends[best] - ends[top])
-    inits = set(bar.loc[bar["study"] == "init", "value"])
-    if {"kaiming_uniform", "kaiming_normal"} <= inits:
-        for m in matchers:
-            add("init_changes_barrier", f"Kaiming normal - uniform, {m}",
-                _per_pair(bar, "init", "kaiming_normal", m) - _per_pair(bar, "init", "kaiming_uniform", m))
-        d = dist[(dist["study"] == "init") & (dist["stage"] == "trained") & (dist["alignment"] == "weight")]
-        l2 = {i: d[d["value"] == i].set_index("pair")["l2"].sort_index() for i in ("kaiming_normal", "kaiming_uniform")}
-        add("init_distance_persists", "Kaiming normal / uniform, trained, after WM",
-            l2["kaiming_normal"] / l2["kaiming_uniform"])
+def lr_verdicts(result: LrResult, criteria: Mapping[str, V.Criterion]) -> pd.DataFrame:
+    """Rows of :data:`LR_ONLY_CLAIM` for one learning-rate-only experiment, per matching method: test
+    accuracy barrier of pair ``i`` at the smallest rate minus that of pair ``i`` (the same seeds) at the
+    largest, with RESET for BatchNorm."""
+    rows, lrb = [], result.lr_barriers
+    if LR_ONLY_CLAIM in criteria and not lrb.empty:
+        lo, hi = min(lrb["lr"]), max(lrb["lr"])
+        for m in [m for m in dict.fromkeys(lrb["method"]) if m != "naive"]:
+            values = (_lr_per_pair(lrb, lo, "trained", m, result.has_bn)
+                      - _lr_per_pair(lrb, hi, "trained", m, result.has_bn))
+            rows.append(V.verdict(NOTEBOOK, criteria[LR_ONLY_CLAIM], f"lr {lo:g} - lr {hi:g}, {m}", values))
     return V.table(rows)
 
 

@@ -51,7 +51,8 @@ PAPER_INIT_RATIO = ("over 1.4", "VGG16-LN, CIFAR-10, lr 0.01")
 def init_comparison(summary: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     """Per initialisation experiment and matching method: the mean test accuracy barrier after
     matching with Kaiming-uniform and Kaiming-normal initialisation (``summary["07_init"]`` of
-    :func:`bias_tables`), their ratio, and the paper's ratio (:data:`PAPER_INIT_RATIO`) beside."""
+    :func:`lmc_utils.studies.implicit_bias.bias_tables`), their ratio, and the paper's ratio
+    (:data:`PAPER_INIT_RATIO`) beside."""
     if "07_init" not in summary:
         return pd.DataFrame(columns=["experiment", "method", "kaiming_uniform", "kaiming_normal", "ratio", "paper"])
     wide = summary["07_init"].pivot_table(index=["experiment", "method"], columns="init", values="accuracy_barrier",
