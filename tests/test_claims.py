@@ -123,6 +123,21 @@ def test_every_claim_of_the_papers_is_one_headline():
     assert 30 <= len(headlines) <= 45 and all(h.claim and h.place for h in headlines)
 
 
+def test_the_front_page_text_of_every_headline_is_words_not_code_names():
+    """The glance table shows each headline's claim, place, paper value and note to a reader: no
+    criterion or experiment identifiers (snake_case) there."""
+    import re
+
+    from lmc_utils.claims import glance
+
+    headlines = glance.load_headlines(criteria=glance.all_criteria())
+    code = re.compile(r"\b[a-z0-9]+_[a-z0-9_]+\b")
+    found = {(h.id, field): code.findall(text) for h in headlines
+             for field, text in (("claim", h.claim), ("place", h.place), ("paper_value", h.paper_value or ""),
+                                 ("note", h.note)) if code.search(text)}
+    assert found == {}
+
+
 def test_headlines_that_miss_or_repeat_a_criterion_are_errors(tmp_path):
     from lmc_utils.claims import glance
     from lmc_utils.claims.verdicts import CriteriaError, parse_criteria
