@@ -14,12 +14,15 @@
 
 Each returns the permutation to apply to B (see :mod:`lmc_utils.permutation`).
 
+* :func:`verify_spec` — check a permutation spec on a model (outputs unchanged under a random
+  permutation, a planted permutation recovered, the entries no group permutes): a readable report.
 * :func:`merge_many` — merge three or more models: reference, sequential or iterative matching
   (Qu & Horvath 2024, App. E.3; Ainsworth et al.'s MergeMany) with any matcher wrapped as a
   :data:`Matcher` (:func:`weight_matcher`, :func:`activation_matcher`, :func:`ste_matcher`).
 
 Layout: :mod:`.common` (result, group order, agreement), :mod:`.weight`, :mod:`.sinkhorn`,
-:mod:`.activation`, :mod:`.ste`, :mod:`.merge`, and :mod:`.rebasin` (align a pair by a named method).
+:mod:`.activation`, :mod:`.ste`, :mod:`.merge`, :mod:`.verify` (spec checks), and :mod:`.rebasin` (align a
+pair by a named method).
 The matching tier imports core, permutation and measure.
 """
 
@@ -29,10 +32,11 @@ from .merge import (REGIMES, Matcher, MergeManyResult, activation_matcher, avera
                     pairwise_objective, pairwise_scale, ste_matcher, weight_matcher)
 from .sinkhorn import sinkhorn_weight_matching
 from .ste import PROTOCOL as STE_PROTOCOL, STE_INITS, STEResult, ste_matching, ste_start
+from .verify import SpecReport, verify_spec
 from .weight import weight_matching
 
 __all__ = ["REGIMES", "STATISTICS", "STE_INITS", "STE_PROTOCOL", "MatchingResult", "Matcher", "MergeManyResult", "Patience",
-           "STEResult", "activation_correlations", "activation_matcher", "activation_matching", "average_states",
+           "STEResult", "SpecReport", "activation_correlations", "activation_matcher", "activation_matching", "average_states",
            "group_order", "merge_many", "pairwise_objective", "pairwise_scale", "permutation_agreement",
-           "sinkhorn_weight_matching", "ste_matcher", "ste_matching", "ste_start", "unit_agreement", "weight_matcher",
-           "weight_matching"]
+           "sinkhorn_weight_matching", "ste_matcher", "ste_matching", "ste_start", "unit_agreement", "verify_spec",
+           "weight_matcher", "weight_matching"]

@@ -139,7 +139,7 @@ def _meta(node: Any) -> TensorMetadata | None:
     return None
 
 
-def _example_input(model: nn.Module) -> torch.Tensor:
+def default_example_input(model: nn.Module) -> torch.Tensor:
     """Two random inputs for the model's first layer: ``[2, C, 64, 64]`` for a Conv2d (64 for each
     spatial axis of a Conv1d/3d), ``[2, in_features]`` for a Linear."""
     p = next(model.parameters(), None)
@@ -172,7 +172,7 @@ def traced_spec(model: nn.Module, example_input: torch.Tensor | None = None) -> 
     Args:
         model: any ``nn.Module`` whose forward ``torch.fx`` can trace (traced as in eval mode; the
             model is not modified).
-        example_input: one batch the model accepts (default: :func:`_example_input`); only its
+        example_input: one batch the model accepts (default: :func:`default_example_input`); only its
             shapes matter (it must be large enough for every pooling layer).
     Returns:
         a :class:`~lmc_utils.permutation.PermutationSpec` covering every state-dict entry, with
@@ -192,7 +192,7 @@ def traced_spec(model: nn.Module, example_input: torch.Tensor | None = None) -> 
             raise UnsupportedModel(f"no permutation spec for {name}: torch.fx cannot trace it "
                                    f"({type(e).__name__}: {e})") from e
         gm = fx.GraphModule(tracer.root, graph)
-        x = example_input if example_input is not None else _example_input(model)
+        x = example_input if example_input is not None else default_example_input(model)
         try:
             with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):  # ShapeProp prints tracebacks
                 ShapeProp(gm).propagate(x)

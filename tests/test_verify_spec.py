@@ -1,0 +1,99 @@
+"""verify_spec: the public check of a permutation spec on a model (issue #41).
+
+Correct specs pass (outputs unchanged, planted permutation recovered exactly), a deliberately wrong
+spec fails with a readable report, and a model no spec can be built for is reported, not raised."""
+
+import dataclasses
+
+import pytest
+import torch
+import torchvision.models as tvm
+from torch import nn
+
+from lmc_utils import models
+from lmc_utils import permutation as P
+from lmc_utils.matching import SpecReport, verify_spec
+
+
+def _randomise_batchnorm(model: nn.Module) -> nn.Module:
+    """Non-trivial BatchNorm running statistics and affine parameters, so a wrong permutation of them shows."""
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+    return model.eval()
+
+
+def _vgg11_bn_small_head() -> nn.Module:
+    model = tvm.vgg11_bn(weights=None, num_classes=10)
+    model.classifier[0] = nn.Linear(512 * 7 * 7, 64)
+    model.classifier[3] = nn.Linear(64, 64)
+    model.classifier[6] = nn.Linear(64, 10)
+    return model
+
+
+MODELS = {
+    "package MLP": lambda: models.mlp(width=32, depth=3),
+    "package ResNet20": lambda: models.resnet20(width_multiplier=1, num_classes=10),
+    "torchvision ResNet18": lambda: tvm.resnet18(weights=None, num_classes=10),
+    "torchvision VGG11-BN": _vgg11_bn_small_head,
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_correct_specs_pass(name):
+    torch.manual_seed(0)
+    model = _randomise_batchnorm(MODELS[name]())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    report = verify_spec(model)
+    assert report.ok, str(report)
+    assert report.function_preserved and report.planted_recovered and not report.error
+    assert report.output_difference < report.tolerance and sum(report.groups.values()) > 0
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the model is left as it was
+    assert "OK" in str(report) and "recovered exactly" in str(report)
+
+
+def test_the_report_lists_what_no_group_permutes():
+    report = verify_spec(_randomise_batchnorm(tvm.resnet18(weights=None, num_classes=10)))
+    assert report.unpermuted == ["fc.bias"]  # the classifier's bias: its axis is the classes
+    assert report.counters == 20  # num_batches_tracked of every BatchNorm layer
+
+
+def test_a_wrong_spec_fails_with_a_readable_report():
+    """The second hidden layer's input axis left unpermuted: its inputs are shuffled but its weights are
+    not, so the function changes; the report must say so and not raise."""
+    torch.manual_seed(0)
+    model = models.mlp(width=32, depth=3)
+    spec = P.spec_for(model)
+    wrong = dataclasses.replace(spec, axes={**spec.axes, "hidden.1.weight": ("hidden.1", None)})
+    report = verify_spec(model, wrong)
+    assert not report.ok and not report.function_preserved
+    assert report.output_difference > 100 * report.tolerance
+    text = str(report)
+    assert "FAILED" in text and "CHANGED" in text
+    assert isinstance(report, SpecReport) and report._repr_markdown_().startswith("```")
+
+
+def test_a_model_without_a_spec_is_reported_not_raised():
+    report = verify_spec(tvm.mobilenet_v2(weights=None))
+    assert not report.ok and "UnsupportedModel" in report.error
+    assert "features_1_conv_0_0" in str(report) and "depthwise convolution" in str(report)
+
+
+def test_a_spec_of_another_architecture_is_reported():
+    small = models.mlp(width=16, depth=2)
+    report = verify_spec(models.mlp(width=32, depth=2), P.spec_for(small))
+    assert not report.ok and "different width" in report.error
+
+
+def test_the_same_call_gives_the_same_report_and_leaves_the_global_rng_alone():
+    model = models.mlp(width=16, depth=2)
+    torch.manual_seed(5)
+    expected_next = torch.rand(1)
+    torch.manual_seed(5)
+    first = verify_spec(model)
+    assert torch.equal(torch.rand(1), expected_next)
+    assert verify_spec(model) == first
