@@ -78,9 +78,21 @@ def test_a_wrong_spec_fails_with_a_readable_report():
 
 
 def test_a_model_without_a_spec_is_reported_not_raised():
-    report = verify_spec(tvm.mobilenet_v2(weights=None))
+    report = verify_spec(tvm.resnext50_32x4d(weights=None))
     assert not report.ok and "UnsupportedModel" in report.error
-    assert "features_1_conv_0_0" in str(report) and "depthwise convolution" in str(report)
+    assert "layer1_0_conv2" in str(report) and "grouped convolution" in str(report)
+
+
+def test_a_correct_spec_that_weight_matching_cannot_recover_is_told_apart():
+    """MobileNetV2 at random init: the traced spec preserves the function, but weight matching's
+    coordinate ascent stops at a local optimum of its objective; the report says which it is."""
+    torch.manual_seed(0)
+    report = verify_spec(tvm.mobilenet_v2(weights=None, num_classes=10))
+    assert report.function_preserved and not report.planted_recovered
+    assert report.objective < report.planted_objective
+    assert "local optimum" in str(report)
+    good = verify_spec(models.mlp(width=16, depth=2))
+    assert good.objective == pytest.approx(good.planted_objective, rel=1e-6)
 
 
 def test_a_spec_of_another_architecture_is_reported():

@@ -27,6 +27,7 @@ from torch import nn
 
 from ..permutation import (PermutationSpec, UnsupportedModel, apply_permutation, default_example_input, inverse,
                            random_permutation, spec_for)
+from .common import _matched_keys
 from .weight import weight_matching
 
 # Relative tolerance on the largest output magnitude, by dtype: a permutation only re-orders sums,
@@ -45,6 +46,8 @@ class SpecReport:
     output_difference: float = float("nan")  # largest |output change| / largest |output|
     tolerance: float = float("nan")
     wrong_units: dict[str, int] = field(default_factory=dict)  # group -> units matching put elsewhere
+    objective: float = float("nan")  # weight matching's objective sum <A, pi(B)> where it stopped
+    planted_objective: float = float("nan")  # the objective at the planted permutation's inverse (its maximum)
     unpermuted: list[str] = field(default_factory=list)  # floating-point state entries no group permutes
     counters: int = 0  # integer state entries (BatchNorm's num_batches_tracked), never permuted
     error: str = ""
@@ -76,6 +79,13 @@ class SpecReport:
             listed = ", ".join(f"{g}: {n} of {self.groups[g]}" for g, n in list(wrong.items())[:8])
             lines.append(f"  planted permutation NOT recovered by weight matching, units misplaced per group: "
                          f"{listed}{' ...' if len(wrong) > 8 else ''}")
+            if self.objective < self.planted_objective * (1 - 1e-6):
+                lines.append(f"    weight matching stopped at a local optimum: objective {self.objective:.6g} against "
+                             f"{self.planted_objective:.6g} at the planted permutation (its coordinate ascent, "
+                             f"not necessarily the spec)")
+            else:
+                lines.append("    at the planted permutation's objective: some units are interchangeable (equal "
+                             "weights), or a group permutes less than the function allows")
         else:
             lines.append("  planted permutation recovered exactly by weight matching")
         shown = ", ".join(self.unpermuted[:12]) + (f" ... ({len(self.unpermuted)} in all)"
@@ -148,7 +158,11 @@ def verify_spec(model: nn.Module, spec: PermutationSpec | None = None, example_i
     report.output_difference = diff / scale if scale > 0 else diff
     dtype = before[0].dtype if before else torch.float32
     report.tolerance = TOLERANCE.get(dtype, 1e-4)
-    found = weight_matching(spec, state, permuted, seed=seed).perm
+    result = weight_matching(spec, state, permuted, seed=seed)
     expected = inverse(planted)
-    report.wrong_units = {g: int((found[g].cpu() != expected[g].cpu()).sum()) for g in spec.sizes}
+    report.wrong_units = {g: int((result.perm[g].cpu() != expected[g].cpu()).sum()) for g in spec.sizes}
+    viewed = spec.viewed(state)
+    report.objective = float(result.objective[-1]) if result.objective else float("nan")
+    report.planted_objective = float(sum(float(viewed[k].double().pow(2).sum())
+                                         for k in _matched_keys(spec, viewed, include_buffers=False)))
     return report

@@ -8,7 +8,8 @@ which permutation group acts on its channel axis (axis 1; the feature axis of a 
   group of its input (the input image and the model's outputs are never permuted);
 * BatchNorm, LayerNorm over the features, GroupNorm with one group or one group per channel,
   elementwise activations, dropout and pooling keep their input's group (their parameters and
-  running statistics are permuted with it);
+  running statistics are permuted with it), and so does a depthwise convolution (one filter per
+  channel, as in MobileNet: its weight ``[C, 1, *kernel]`` is permuted on its channel axis);
 * an elementwise sum or product of two tensors (a residual connection) merges their groups;
 * a scalar parameter (one element, e.g. Fixup's scalar biases and multipliers) added to or
   multiplying permuted features acts on every channel alike: it keeps their group and is not permuted;
@@ -16,7 +17,8 @@ which permutation group acts on its channel axis (axis 1; the feature axis of a 
   torchvision's VGG) keeps the group on ``C``: the next Linear's weight is *viewed* as
   ``[out, C, h*w]`` (the spec's ``views``), so a permutation moves whole blocks of ``h*w`` inputs.
 
-Anything else -- grouped or depthwise convolution, concatenation along the channel axis, attention,
+Anything else -- grouped convolution (ResNeXt), a depthwise one with a channel multiplier, concatenation
+along the channel axis, attention,
 a parameter of more than one element used outside a layer (class token, position embedding), a reshape that moves the channel
 axis, an unknown layer or function -- raises one :class:`UnsupportedModel` error naming the graph node,
 never a wrong spec. Groups are named after the first layer that produces them.
@@ -88,7 +90,7 @@ _RAW = "raw parameter"  # the tag of a parameter/buffer read outside a layer (ge
 class _Layer:
     """A Conv/Linear/norm layer seen in the graph: its output and input groups and how it is seen."""
 
-    kind: str  # "conv" | "linear" | "norm"
+    kind: str  # "conv" | "linear" | "norm" | "depthwise"
     out: int
     inp: int | None = None
     spatial: int = 1  # spatial of the input (Linear after a flatten)
@@ -299,9 +301,13 @@ def _module(node, mod, walk, layers, observed, first, plain, tag_of, where, meta
             and not any(True for _ in mod.buffers()):
         return _Tag(FIXED)  # a parameter-free module of never-permuted inputs
     if isinstance(mod, _CONVS):
+        if mod.groups != 1 and mod.groups == mod.in_channels == mod.out_channels:
+            return _depthwise(target, plain(node, t, "depthwise convolution"), walk, layers, observed, where)
         if mod.groups != 1:
             kind = "depthwise" if mod.groups == mod.in_channels else "grouped"
-            raise UnsupportedModel(f"{where}: {kind} convolution (groups={mod.groups}) is not supported")
+            why = ("with a channel multiplier" if kind == "depthwise"
+                   else "(permutations would have to stay within each group of channels)")
+            raise UnsupportedModel(f"{where}: {kind} convolution (groups={mod.groups}) {why} is not supported")
         t = plain(node, t, "convolution")
         return _Tag(_layer(target, "conv", mod.out_channels, t, walk, layers, observed, where))
     if isinstance(mod, nn.Linear):
@@ -365,6 +371,19 @@ def _is_channel_norm(mod: nn.Module, xm: TensorMetadata | None) -> str | None:
     if isinstance(mod, (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)):
         return ""
     return None
+
+
+def _depthwise(target, t: _Tag, walk: _Walk, layers, observed, where) -> _Tag:
+    """A depthwise convolution (one filter per channel) keeps its input's group: channel ``c`` of its
+    output is computed from channel ``c`` of its input alone, so both permute together."""
+    prev = layers.get(target)
+    if prev is None:
+        layers[target] = _Layer("depthwise", t.group)
+    else:
+        walk.union(prev.out, t.group, where)
+    layers[target].calls += 1
+    observed.append((target, "layer", t))
+    return t
 
 
 def _layer(target, kind, size, t: _Tag, walk: _Walk, layers, observed, where) -> int:
@@ -491,6 +510,9 @@ def _build(model: nn.Module, walk: _Walk, layers: dict[str, _Layer], calls: dict
                                    f"and bias (weight norm or another parametrisation?)")
         if layer.kind == "norm":
             axes[key] = () if tensor.ndim == 0 else (out_g,)
+            continue
+        if layer.kind == "depthwise":  # weight [C, 1, *kernel], bias [C]: only the channel axis permutes
+            axes[key] = (out_g,) + (None,) * (tensor.ndim - 1)
             continue
         if param != "weight":
             axes[key] = (out_g,)
