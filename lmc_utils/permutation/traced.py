@@ -302,7 +302,9 @@ def _module(node, mod, walk, layers, observed, first, plain, tag_of, where, meta
         return _Tag(FIXED)  # a parameter-free module of never-permuted inputs
     if isinstance(mod, _CONVS):
         if mod.groups != 1 and mod.groups == mod.in_channels == mod.out_channels:
-            return _depthwise(target, plain(node, t, "depthwise convolution"), walk, layers, observed, where)
+            # one filter per channel: output channel c is computed from input channel c alone
+            return _channelwise(target, "depthwise", plain(node, t, "depthwise convolution"), walk, layers,
+                                observed, where)
         if mod.groups != 1:
             kind = "depthwise" if mod.groups == mod.in_channels else "grouped"
             why = ("with a channel multiplier" if kind == "depthwise"
@@ -326,14 +328,7 @@ def _module(node, mod, walk, layers, observed, first, plain, tag_of, where, meta
         size = _num_channels(mod)
         if g != FIXED and walk.size[g] != size:
             raise UnsupportedModel(f"{where}: {type(mod).__name__} of {size} channels on {walk.size[g]}")
-        prev = layers.get(target)
-        if prev is None:
-            layers[target] = _Layer("norm", t.group)
-        else:
-            walk.union(prev.out, t.group, where)
-        layers[target].calls += 1
-        observed.append((target, "norm", t))
-        return t
+        return _channelwise(target, "norm", t, walk, layers, observed, where)
     if isinstance(mod, _ACTIVATION_MODULES):
         observed.append((target, "act", plain(node, t, type(mod).__name__)))
         return t
@@ -373,16 +368,16 @@ def _is_channel_norm(mod: nn.Module, xm: TensorMetadata | None) -> str | None:
     return None
 
 
-def _depthwise(target, t: _Tag, walk: _Walk, layers, observed, where) -> _Tag:
-    """A depthwise convolution (one filter per channel) keeps its input's group: channel ``c`` of its
-    output is computed from channel ``c`` of its input alone, so both permute together."""
+def _channelwise(target, kind: str, t: _Tag, walk: _Walk, layers, observed, where) -> _Tag:
+    """A layer acting on each channel alone (a norm layer, a depthwise convolution) keeps its input's
+    group, and its parameters are permuted with it (a layer called again merges the groups it sees)."""
     prev = layers.get(target)
     if prev is None:
-        layers[target] = _Layer("depthwise", t.group)
+        layers[target] = _Layer(kind, t.group)
     else:
         walk.union(prev.out, t.group, where)
     layers[target].calls += 1
-    observed.append((target, "layer", t))
+    observed.append((target, "norm" if kind == "norm" else "layer", t))
     return t
 
 

@@ -29,7 +29,7 @@ from ..measure.interpolation import has_batchnorm
 from ..matching.rebasin import compare_methods
 from . import quality
 from .renormalisation import midpoint_ablation
-from .same_basin import NOTEBOOK, pair_barriers, pair_distances, with_interval
+from .same_basin import NOTEBOOK, experiment_data, pair_barriers, pair_distances, with_interval
 
 INITS = ("kaiming_uniform", "kaiming_normal")  # the initialisation study's arms (lmc_utils.models.INITS)
 
@@ -233,8 +233,6 @@ def run_bias_experiments(wd_experiments: Mapping[str, Mapping] | None, init_expe
     a name in both (with the same fields) runs both studies in one call, sharing the arm equal to its
     base config. Data as :func:`lmc_utils.studies.same_basin.run_experiments` loads it; ``kwargs`` go to
     :func:`run_bias`."""
-    from ..core.data import load
-
     wd_experiments, init_experiments = dict(wd_experiments or {}), dict(init_experiments or {})
     clash = [n for n in set(wd_experiments) & set(init_experiments) if wd_experiments[n] != init_experiments[n]]
     if clash:
@@ -242,9 +240,7 @@ def run_bias_experiments(wd_experiments: Mapping[str, Mapping] | None, init_expe
                          f"init_experiments; give them different names")
     out = {}
     for name, fields in {**wd_experiments, **init_experiments}.items():
-        cfg = fields if isinstance(fields, zoo.TrainConfig) else zoo.TrainConfig(**fields)
-        test = load(cfg.dataset, "test", subset=eval_subset, device=device)
-        train = load(cfg.dataset, "train", subset=match_samples, device=device)
+        cfg, test, train = experiment_data(fields, eval_subset, match_samples, device)
         out[name] = run_bias(cfg, weight_decays if name in wd_experiments else (), n_pairs, test, train, train.x,
                              inits=INITS if name in init_experiments else (),
                              judge_weight_decay=judge_weight_decay if name in wd_experiments else None,

@@ -140,10 +140,7 @@ def finetuned_without_biases(pairs: Sequence[tuple[zoo.Trained, zoo.Trained]], c
     states = [biases_removed(t, config) for p in pairs for t in p]
 
     def finetune() -> list[dict]:
-        if config.trainer == "batched":
-            runs = zoo.train_many(configs, device=device, init_states=states, progress=progress)
-        else:
-            runs = [zoo.train(c, device=device, init_state=s, progress=False) for c, s in zip(configs, states)]
+        runs = zoo.train_each(configs, states, device=device, progress=progress, desc="fine-tuning")
         return [{"state": {k: v.detach().cpu() for k, v in r.model.state_dict().items()}, "history": r.history}
                 for r in runs]
 

@@ -168,11 +168,7 @@ def retraining(pairs: Sequence[tuple[zoo.Trained, zoo.Trained]], config: zoo.Tra
     states = [state for *_, state in jobs]
 
     def histories() -> list[list[dict]]:
-        if config.trainer == "batched":  # all starts together: each is what zoo.train would make of it
-            runs = zoo.train_many(configs, device=device, init_states=states, progress=progress)
-        else:
-            runs = [zoo.train(c, device=device, init_state=s, progress=False)
-                    for c, s in tqdm(list(zip(configs, states)), desc="re-training", disable=not progress, leave=False)]
+        runs = zoo.train_each(configs, states, device=device, progress=progress, desc="re-training")
         return [list(trained.history) for trained in runs]
 
     # the histories are a function of the configs, the starting states and the training code (in the key)

@@ -243,6 +243,18 @@ class LrResult:
     has_bn: bool
 
 
+def experiment_data(fields: Mapping | zoo.TrainConfig, eval_subset: int | None, match_samples: int,
+                    device="auto") -> tuple[zoo.TrainConfig, TensorData, TensorData]:
+    """An experiment's config (from its :class:`lmc_utils.zoo.TrainConfig` fields) and the data every
+    07 study measures it on: ``eval_subset`` test examples (barriers) and ``match_samples`` training
+    examples (RESET statistics and activation matching)."""
+    from ..core.data import load
+
+    cfg = fields if isinstance(fields, zoo.TrainConfig) else zoo.TrainConfig(**fields)
+    return (cfg, load(cfg.dataset, "test", subset=eval_subset, device=device),
+            load(cfg.dataset, "train", subset=match_samples, device=device))
+
+
 def run_lr_experiments(lr_experiments: Mapping[str, Mapping] | None, lrs: Mapping[str, Sequence[float]] | None,
                        n_pairs: int | Mapping[str, int], eval_subset: int | None = None, match_samples: int = 2000,
                        methods: Sequence[str] = ("weight", "activation"), n_points: int = 11, seed: int = 0,
@@ -251,17 +263,13 @@ def run_lr_experiments(lr_experiments: Mapping[str, Mapping] | None, lrs: Mappin
     fields) of ``lr_experiments``, at its rates ``lrs[name]`` with ``n_pairs`` (one count, or one per
     experiment) independent pairs per rate; data as :func:`run_experiments` loads it. Its models'
     test accuracies are recorded per rate (arms ``lr 0.01``)."""
-    from ..core.data import load
-
     lr_experiments = dict(lr_experiments or {})
     missing = sorted(n for n in lr_experiments if len((lrs or {}).get(n, ())) < 2)
     if missing:
         raise ValueError(f"lrs needs at least two learning rates for lr experiment(s) {missing}")
     out = {}
     for name, fields in lr_experiments.items():
-        cfg = fields if isinstance(fields, zoo.TrainConfig) else zoo.TrainConfig(**fields)
-        test = load(cfg.dataset, "test", subset=eval_subset, device=device)
-        train = load(cfg.dataset, "train", subset=match_samples, device=device)
+        cfg, test, train = experiment_data(fields, eval_subset, match_samples, device)
         pairs = n_pairs[name] if isinstance(n_pairs, Mapping) else n_pairs
         rows = lr_study(cfg, lrs[name], pairs, test, train, train.x, methods, degrade_epochs=0, n_points=n_points,
                         seed=seed, device=device, progress=progress, name=name)
@@ -301,16 +309,12 @@ def run_experiments(experiments: Mapping[str, Mapping], n_pairs: int | Mapping[s
     dataset (``n_pairs``: one count, or one per experiment): barriers on ``eval_subset`` test examples, RESET statistics and activation matching on
     ``match_samples`` training examples; ``retrain_phases`` and ``lrs`` per experiment (an
     experiment missing from ``lrs`` skips the learning-rate study). ``kwargs`` go to :func:`run`."""
-    from ..core.data import load
-
     missing = sorted(set(experiments) - set(retrain_phases))
     if missing:
         raise ValueError(f"retrain_phases has no entry for experiment(s) {missing}")
     out = {}
     for name, fields in experiments.items():
-        cfg = fields if isinstance(fields, zoo.TrainConfig) else zoo.TrainConfig(**fields)
-        test = load(cfg.dataset, "test", subset=eval_subset, device=device)
-        train = load(cfg.dataset, "train", subset=match_samples, device=device)
+        cfg, test, train = experiment_data(fields, eval_subset, match_samples, device)
         pairs = n_pairs[name] if isinstance(n_pairs, Mapping) else n_pairs
         out[name] = run(cfg, pairs, parent_epochs, retrain_phases[name], test, train, train.x,
                         lrs=(lrs or {}).get(name, ()), seed=seed, device=device, progress=progress, name=name, **kwargs)

@@ -303,3 +303,14 @@ def train_many(configs: Sequence[TrainConfig], device: str | torch.device = "aut
         states = list(init_states) if init_states is not None else [None] * len(configs)
         return [_recorder.uncached(c, device, s) for c, s in zip(configs, states)]
     return train_mod.train_many(configs, device=device, init_states=init_states, progress=progress)
+
+
+def train_each(configs: Sequence[TrainConfig], init_states: Sequence[dict | None], device: str | torch.device = "auto",
+               progress: bool = True, desc: str = "training") -> list[Trained]:
+    """Every config trained from its entry of ``init_states`` (``None``: a fresh init), nothing cached:
+    together through :func:`train_many` when all are batched configs (each is what :func:`train` would
+    make of it), one by one otherwise (a progress bar ``desc`` over the runs)."""
+    if all(c.trainer == "batched" for c in configs):
+        return train_many(configs, device=device, init_states=init_states, progress=progress)
+    return [train(c, device=device, init_state=s, progress=False)
+            for c, s in tqdm(list(zip(configs, init_states)), desc=desc, disable=not progress, leave=False)]
