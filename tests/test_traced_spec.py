@@ -2,7 +2,9 @@
 
 For every supported torchvision CNN at random init: permuting by a random permutation of the traced
 spec leaves the outputs unchanged (BatchNorm in eval mode with non-trivial running statistics), and
-weight matching against a permuted copy recovers the planted permutation exactly. Models are built
+weight matching from the identity against a permuted copy recovers the planted permutation exactly
+on the model's own weights (ResNet18 and VGG11-BN here; ``tests/test_verify_spec.py`` checks every
+supported torchvision model with ``verify_spec`` on generic weights). Models are built
 once per module (``_tv`` fixture) since they are large. torchvision's VGGs keep their conv features,
 7x7 adaptive pool and flatten, but their two 4096-unit classifier layers are replaced by 64-unit ones
 of the same layout (the full head alone costs about 1 TFLOP per weight-matching sweep); weight
@@ -91,7 +93,7 @@ def test_torchvision_permutation_preserves_outputs(_tv, name):
     torch.testing.assert_close(after, before, rtol=1e-4, atol=1e-5 * float(before.abs().max()))
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if "50" in n else n for n in TORCHVISION])
+@pytest.mark.parametrize("name", ["resnet18", "vgg11_bn"])
 def test_torchvision_weight_matching_recovers_planted_permutation(_tv, name):
     _, spec, state_a, perm, state_b = _tv(name)
     res = matching.weight_matching(spec, state_a, state_b, seed=0)
@@ -206,16 +208,9 @@ def test_depthwise_convolutions_keep_their_input_group(name):
     assert report.function_preserved, str(report)
 
 
-def test_a_depthwise_convolution_with_a_channel_multiplier_is_refused():
-    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 8, 3, groups=4), nn.Flatten(), nn.LazyLinear(2))
-    model(torch.randn(1, 3, 8, 8))
-    with pytest.raises(UnsupportedModel, match=r"depthwise convolution \(groups=4\) with a channel multiplier"):
-        P.spec_for(model, torch.randn(2, 3, 8, 8))
-
-
 @pytest.mark.parametrize("name, pattern", [
-    ("resnext50_32x4d", r"node 'layer1_0_conv2' .*grouped convolution \(groups=32\)"),
-    ("densenet121", r"node 'cat' .*concatenation along axis 1"),
+    ("shufflenet_v2_x0_5", r"node 'view' .*reshape \[2, 48, 8, 8\] -> \[2, 2, 24, 8, 8\] of concatenated features"),
+    ("convnext_tiny", r"node 'permute' .*unsupported operation permute"),
 ])
 def test_unsupported_torchvision_models_are_refused_by_node(name, pattern):
     with pytest.raises(UnsupportedModel, match=pattern):
@@ -240,14 +235,14 @@ class _Attention(nn.Module):
         return self.out(self.attn(h, h, h)[0])
 
 
-class _Cat(nn.Module):
+class _CatSum(nn.Module):
     def __init__(self):
         super().__init__()
-        self.a, self.b = nn.Linear(4, 8), nn.Linear(4, 8)
+        self.a, self.b, self.c = nn.Linear(4, 8), nn.Linear(4, 8), nn.Linear(4, 16)
         self.out = nn.Linear(16, 2)
 
     def forward(self, x):
-        return self.out(torch.cat([self.a(x), self.b(x)], dim=1))
+        return self.out(torch.cat([self.a(x), self.b(x)], dim=1) + self.c(x))
 
 
 class _Token(nn.Module):
@@ -281,7 +276,7 @@ class _Branchy(nn.Module):
 
 @pytest.mark.parametrize("model, pattern", [
     (_Attention(), r"node 'attn' .*attention \(MultiheadAttention\)"),
-    (_Cat(), r"node 'cat' .*concatenation along axis 1"),
+    (_CatSum(), r"node 'add' .*a sum or product of concatenated features is not supported"),
     (_Token(), r"node 'add' .*parameter 'shift' is used outside a layer"),
     (_Unused(), r"state entry 'spare.weight' belongs to no layer"),
     (_Branchy(), r"torch.fx cannot trace it"),

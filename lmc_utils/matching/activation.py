@@ -10,12 +10,11 @@ from dataclasses import replace
 from typing import Iterable
 
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import nn
 
 from ..core import memo
 from ..permutation import PermutationSpec, identity, permute_model, spec_for
-from .common import MatchingResult
+from .common import MatchingResult, assignment
 
 
 def _features(output: torch.Tensor) -> torch.Tensor:
@@ -147,13 +146,12 @@ def activation_matching(model_a: nn.Module, model_b: nn.Module, inputs: torch.Te
     if statistics not in STATISTICS:
         raise ValueError(f"unknown statistics {statistics!r}; choose one of {', '.join(STATISTICS)}")
 
-    def assign(c: torch.Tensor) -> torch.Tensor:
-        _, q = linear_sum_assignment(c.numpy(), maximize=True)
-        return torch.as_tensor(q, dtype=torch.long)
+    def assign(c: torch.Tensor, g: str) -> torch.Tensor:
+        return torch.as_tensor(assignment(c.numpy(), *spec.structure(g)), dtype=torch.long)
 
     if not refeed:
         corrs = activation_correlations(model_a, model_b, inputs, spec, batch_size, statistics)
-        return MatchingResult(perm={g: assign(c) for g, c in corrs.items()})
+        return MatchingResult(perm={g: assign(c, g) for g, c in corrs.items()})
     if not isinstance(inputs, torch.Tensor):
         inputs = list(inputs)  # fed once per group
     position = {n: i for i, (n, _) in enumerate(model_a.named_modules())}
@@ -162,7 +160,7 @@ def activation_matching(model_a: nn.Module, model_b: nn.Module, inputs: torch.Te
     perm = identity(spec)
     for g in order:
         one = replace(spec, activations={g: spec.activations[g]})
-        perm[g] = assign(activation_correlations(model_a, b, inputs, one, batch_size, statistics)[g])
+        perm[g] = assign(activation_correlations(model_a, b, inputs, one, batch_size, statistics)[g], g)
         step = identity(spec)
         step[g] = perm[g]
         permute_model(b, step, spec)  # each group is permuted once, so ``perm`` is the composition

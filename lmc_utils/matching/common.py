@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 
 from ..permutation import Permutation, PermutationSpec, StateDict
 
@@ -29,6 +30,32 @@ def group_order(groups: list[str], sweep: int, seed: int) -> list[str]:
     """The order groups are visited in a sweep: a seeded shuffle, different every sweep."""
     rng = np.random.default_rng([seed, sweep])
     return [groups[i] for i in rng.permutation(len(groups))]
+
+
+def assignment(cost: np.ndarray, heads: int = 1, blocks: int = 1) -> np.ndarray:
+    """The permutation ``q`` maximising ``sum_i cost[i, q[i]]`` (SciPy's linear assignment) among those
+    a group allows (:meth:`~lmc_utils.permutation.PermutationSpec.structure`): any one; with ``blocks``
+    > 1 sub-blocks, each unit kept within its block of consecutive units (one assignment per diagonal
+    block); with ``heads`` > 1, whole heads re-ordered, the best re-ordering found from every pair of
+    heads' summed within-block assignments (one assignment of heads on those sums)."""
+    if heads == 1 and blocks == 1:
+        return linear_sum_assignment(cost, maximize=True)[1]
+    n = len(cost)
+    per, size = n // heads, n // (heads * blocks)
+    value = np.zeros((heads, heads))
+    best: dict[tuple[int, int], np.ndarray] = {}
+    for h in range(heads):
+        for h2 in range(heads) if heads > 1 else [h]:
+            cols = []
+            for s in range(blocks):
+                r, c = h * per + s * size, h2 * per + s * size
+                block = cost[r:r + size, c:c + size]
+                q = linear_sum_assignment(block, maximize=True)[1]
+                value[h, h2] += block[np.arange(size), q].sum()
+                cols.append(q + c)
+            best[h, h2] = np.concatenate(cols)
+    order = linear_sum_assignment(value, maximize=True)[1] if heads > 1 else [0]
+    return np.concatenate([best[h, int(order[h])] for h in range(heads)])
 
 
 def _matched_keys(spec: PermutationSpec, state: StateDict, include_buffers: bool) -> list[str]:

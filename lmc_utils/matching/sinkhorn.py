@@ -120,6 +120,9 @@ def sinkhorn_weight_matching(spec: PermutationSpec, state_a: StateDict, state_b:
         raise ValueError("init_perm is only used with init='wm'")
     if tol is not None and tol < 0:
         raise ValueError(f"tol must be None or >= 0, got {tol}")
+    if not spec.is_plain:
+        raise NotImplementedError("Sinkhorn matching needs a plain spec (no grouped convolution or concatenated "
+                                  "features); use weight_matching for this model")
     spec.check_state(state_a, "state_a")
     spec.check_state(state_b, "state_b")
     state_a, state_b = spec.viewed(state_a), spec.viewed(state_b)

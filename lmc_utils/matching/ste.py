@@ -212,6 +212,9 @@ def ste_matching(model: nn.Module, state_a: StateDict, state_b: StateDict, data,
     if not 0 < held_size < n:
         raise ValueError(f"held_size must be between 1 and len(data) - 1 = {n - 1}, got {held_size}")
     spec = spec or spec_for(model)
+    if not spec.is_plain:
+        raise NotImplementedError("STE matching needs a plain spec (no grouped convolution or concatenated "
+                                  "features); use weight_matching for this model")
     spec.check_state(state_a, "state_a")
     spec.check_state(state_b, "state_b")
     params = [k for k, _ in model.named_parameters()]

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 from ..core import memo, settings
 from ..permutation import Permutation, PermutationSpec, StateDict, identity
-from .common import MatchingResult, _flat, _layout, _matched_keys, group_order
+from ..permutation.spec import positions_in
+from .common import MatchingResult, _flat, _layout, _matched_keys, assignment, group_order
 
 
 @memo.memoized("matching", result_type=MatchingResult)
@@ -61,21 +61,26 @@ def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDic
 
     la: dict[str, torch.Tensor] = {}
     lb: dict[str, torch.Tensor] = {}
-    slots: dict[str, list[tuple[str, int]]] = {g: [] for g in spec.sizes}  # group -> (key, dim 1 or 2)
+    # group -> (key, dim 1 or 2, offset, units, selection): the stretch of a layout axis it permutes (all
+    # of it, offset 0, unless the axis holds concatenated features; selection: which of the group's units)
+    slots: dict[str, list[tuple[str, int, int, int, torch.Tensor | None]]] = {g: [] for g in spec.sizes}
     neighbours: dict[str, set[str]] = {g: set() for g in spec.sizes}
     for k in keys:
         axes = spec.axes[k]
         b = state_b[k].detach().to(dev, torch.float32)
         for axis, g in enumerate(axes):
             if g is not None:
-                b = b.index_select(axis, perm[g].to(dev))
+                b = b.index_select(axis, spec.index(g, perm).to(dev))
         la[k] = _layout(state_a[k].detach().to(dev, torch.float32), axes)
         lb[k] = _layout(b, axes)
-        groups_k = [g for g in axes if g is not None]
-        for dim, g in enumerate(groups_k, start=1):
-            slots[g].append((k, dim))
-            # a group on two axes of one tensor depends on itself (a quadratic term)
-            neighbours[g].update(h for h in groups_k if h != g or groups_k.count(g) > 1)
+        named = [name for name in axes if name is not None]  # the layout's dims 1 and 2
+        on_axis = [[part[0] for part in spec.parts(name)] for name in named]
+        for dim, name in enumerate(named, start=1):
+            others = [h for i, hs in enumerate(on_axis, start=1) if i != dim for h in hs]
+            for g, offset, n, sel in spec.parts(name):
+                slots[g].append((k, dim, offset, n, None if sel is None else sel.to(dev)))
+                # a group on two axes of one tensor depends on itself (a quadratic term)
+                neighbours[g].update(others)
 
     fa: dict[tuple[str, int], torch.Tensor] = {}  # A's entries as [n_group, rest] matrices, made on first use
 
@@ -96,12 +101,18 @@ def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDic
                 continue  # nothing it depends on changed: still optimal
             n = spec.sizes[g]
             cost = torch.zeros(n, n, dtype=torch.float32, device=dev)
-            for k, dim in slots[g]:
+            for k, dim, offset, units, sel in slots[g]:
                 if (k, dim) not in fa:
                     fa[(k, dim)] = _flat(la[k], dim)
-                cost.addmm_(fa[(k, dim)], _flat(lb[k], dim).T)
+                fb = _flat(lb[k], dim)
+                if units == fb.shape[0]:
+                    cost.addmm_(fa[(k, dim)], fb.T)
+                elif sel is None:  # this group's stretch of a concatenated axis
+                    cost.addmm_(fa[(k, dim)][offset:offset + units], fb[offset:offset + units].T)
+                else:  # a stretch holding some of the group's units (an attention projection's queries)
+                    cost[sel[:, None], sel[None, :]] += fa[(k, dim)][offset:offset + units] @ fb[offset:offset + units].T
             cost64 = cost.double().cpu().numpy()
-            _, q = linear_sum_assignment(cost64, maximize=True)
+            q = assignment(cost64, *spec.structure(g))
             old = float(np.trace(cost64))
             new = float(cost64[np.arange(n), q].sum())
             solved_at[g] = state
@@ -111,8 +122,14 @@ def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDic
                 q_t = torch.as_tensor(q, dtype=torch.long)
                 perm[g] = perm[g][q_t]
                 q_dev = q_t.to(dev)
-                for k, dim in slots[g]:
-                    lb[k] = lb[k].index_select(dim, q_dev)
+                for k, dim, offset, units, sel in slots[g]:
+                    full = lb[k].shape[dim]
+                    if units == full and sel is None:
+                        lb[k] = lb[k].index_select(dim, q_dev)
+                    else:
+                        index = torch.arange(full, device=dev)
+                        index[offset:offset + units] = offset + (q_dev if sel is None else positions_in(sel, q_dev[sel]))
+                        lb[k] = lb[k].index_select(dim, index)
         history.append(total())
         if not improved:
             break

@@ -6,10 +6,16 @@ which permutation group acts on its channel axis (axis 1; the feature axis of a 
 
 * a Conv/Linear layer starts a new group on its output and is permuted on its input axis by the
   group of its input (the input image and the model's outputs are never permuted);
-* BatchNorm, LayerNorm over the features, GroupNorm with one group or one group per channel,
-  elementwise activations, dropout and pooling keep their input's group (their parameters and
-  running statistics are permuted with it), and so does a depthwise convolution (one filter per
-  channel, as in MobileNet: its weight ``[C, 1, *kernel]`` is permuted on its channel axis);
+* BatchNorm, LayerNorm over the features, GroupNorm, elementwise activations, dropout and pooling
+  keep their input's group (their parameters and running statistics are permuted with it), and so
+  does a depthwise convolution (one filter per channel, as in MobileNet: its weight ``[C, 1, *kernel]``
+  is permuted on its channel axis);
+* a grouped convolution (ResNeXt; ``groups=G``) starts a new group too, but both its input's and its
+  output's groups then permute only within each of the ``G`` convolution groups of channels (the
+  spec's ``blocks``; its weight is seen as the block-diagonal ``[out, in, *kernel]``, ``grouped``),
+  and so do GroupNorm's channels within its groups;
+* concatenating along the channel axis (DenseNet's ``torch.cat``) keeps every part's group at its
+  offset: a layer reading the concatenation is permuted on its input axis part by part (``concats``);
 * an elementwise sum or product of two tensors (a residual connection) merges their groups;
 * a scalar parameter (one element, e.g. Fixup's scalar biases and multipliers) added to or
   multiplying permuted features acts on every channel alike: it keeps their group and is not permuted;
@@ -17,8 +23,7 @@ which permutation group acts on its channel axis (axis 1; the feature axis of a 
   torchvision's VGG) keeps the group on ``C``: the next Linear's weight is *viewed* as
   ``[out, C, h*w]`` (the spec's ``views``), so a permutation moves whole blocks of ``h*w`` inputs.
 
-Anything else -- grouped convolution (ResNeXt), a depthwise one with a channel multiplier, concatenation
-along the channel axis, attention,
+Anything else -- attention, a sum of concatenated features,
 a parameter of more than one element used outside a layer (class token, position embedding), a reshape that moves the channel
 axis, an unknown layer or function -- raises one :class:`UnsupportedModel` error naming the graph node,
 never a wrong spec. Groups are named after the first layer that produces them.
@@ -30,7 +35,6 @@ import contextlib
 import io
 import math
 import operator
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -39,9 +43,8 @@ from torch import fx, nn
 from torch.fx.passes.shape_prop import ShapeProp, TensorMetadata
 
 from ..core.models import ChannelLayerNorm
+from .layouts import FIXED, RAW, Cat, Layer, Tag, UnsupportedModel, Walk
 from .spec import PermutationSpec
-
-FIXED = 0  # the union-find element of everything that is never permuted (inputs, outputs)
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -68,63 +71,6 @@ _BINARY_METHODS = {"add", "add_", "sub", "sub_", "mul", "mul_", "div", "div_"}
 _RESHAPES = {torch.flatten, torch.reshape}
 _RESHAPE_METHODS = {"flatten", "view", "reshape"}
 _ATTENTION_FUNCTIONS = {F.scaled_dot_product_attention, F.multi_head_attention_forward}
-
-
-class UnsupportedModel(TypeError):
-    """The model's graph has something a permutation spec cannot be derived for (named in the message)."""
-
-
-@dataclass(frozen=True)
-class _Tag:
-    """Which group permutes a tensor's channel axis; ``spatial`` > 1 after flattening ``[N, C, h, w]``
-    (the features are ``C`` blocks of ``spatial`` consecutive entries)."""
-
-    group: int
-    spatial: int = 1
-
-
-_RAW = "raw parameter"  # the tag of a parameter/buffer read outside a layer (get_attr)
-
-
-@dataclass
-class _Layer:
-    """A Conv/Linear/norm layer seen in the graph: its output and input groups and how it is seen."""
-
-    kind: str  # "conv" | "linear" | "norm" | "depthwise"
-    out: int
-    inp: int | None = None
-    spatial: int = 1  # spatial of the input (Linear after a flatten)
-    calls: int = 0
-
-
-@dataclass
-class _Walk:
-    parent: list[int] = field(default_factory=lambda: [FIXED])
-    size: list[int | None] = field(default_factory=lambda: [None])
-    creator: list[str] = field(default_factory=lambda: ["(fixed)"])
-
-    def new(self, size: int, creator: str) -> int:
-        self.parent.append(len(self.parent))
-        self.size.append(size)
-        self.creator.append(creator)
-        return len(self.parent) - 1
-
-    def find(self, g: int) -> int:
-        while self.parent[g] != g:
-            self.parent[g] = self.parent[self.parent[g]]
-            g = self.parent[g]
-        return g
-
-    def union(self, a: int, b: int, where: str) -> int:
-        a, b = self.find(a), self.find(b)
-        if a == b:
-            return a
-        if a != FIXED and b != FIXED and self.size[a] != self.size[b]:
-            raise UnsupportedModel(f"{where}: combines {self.size[a]} and {self.size[b]} channels")
-        if b == FIXED or (a != FIXED and b < a):
-            a, b = b, a
-        self.parent[b] = a  # the root is FIXED, or else the group created first
-        return a
 
 
 class _Tracer(fx.Tracer):
@@ -212,11 +158,11 @@ def traced_spec(model: nn.Module, example_input: torch.Tensor | None = None) -> 
 
 def _spec_from_graph(model: nn.Module, gm: fx.GraphModule) -> PermutationSpec:
     modules = dict(model.named_modules())
-    walk = _Walk()
+    walk = Walk()
     tags: dict[fx.Node, Any] = {}
-    layers: dict[str, _Layer] = {}
+    layers: dict[str, Layer] = {}
     calls: dict[str, int] = {}
-    observed: list[tuple[str, str, _Tag]] = []  # (module, category, tag of its output)
+    observed: list[tuple[str, str, Tag]] = []  # (module, category, tag of its output)
     raw_keys: list[str] = []
 
     def tag_of(arg: Any) -> Any:
@@ -233,8 +179,14 @@ def _spec_from_graph(model: nn.Module, gm: fx.GraphModule) -> PermutationSpec:
             raise UnsupportedModel(f"{_describe(node)}: expected a tensor as first argument")
         return a
 
-    def plain(node: fx.Node, t: Any, what: str) -> _Tag:
-        if t == _RAW or not isinstance(t, _Tag):
+    def plain(node: fx.Node, t: Any, what: str, concatenated: bool = False) -> "Tag | Cat":
+        """``t`` as the channel layout of an ``[N, C, ...]`` tensor: a group, or (``concatenated``)
+        concatenated groups."""
+        if isinstance(t, Cat):
+            if concatenated:
+                return t
+            raise UnsupportedModel(f"{_describe(node)}: {what} of concatenated features")
+        if t == RAW or not isinstance(t, Tag):
             raise UnsupportedModel(f"{_describe(node)}: {what} of a parameter read outside a layer")
         if t.spatial != 1:
             raise UnsupportedModel(f"{_describe(node)}: {what} of flattened [N, C*h*w] features")
@@ -244,25 +196,26 @@ def _spec_from_graph(model: nn.Module, gm: fx.GraphModule) -> PermutationSpec:
         meta = _meta(node)
         where = _describe(node)
         if node.op == "placeholder":
-            tags[node] = _Tag(FIXED)
+            tags[node] = Tag(FIXED)
             continue
         if node.op == "output":
             def fix(a):
                 t = tag_of(a)
-                if isinstance(t, _Tag):
-                    walk.union(t.group, FIXED, where)
+                for g in ([t.group] if isinstance(t, Tag) else [g for g, _ in t.parts] if isinstance(t, Cat)
+                          else []):
+                    walk.union(g, FIXED, where)
             fx.node.map_arg(node.args, fix)
             continue
         if node.op == "get_attr":
-            tags[node] = _RAW if meta is not None else None
+            tags[node] = RAW if meta is not None else None
             if meta is not None:
                 raw_keys.append(node.target)
             continue
         if meta is None and node.op != "call_module":
             if node.op == "call_function" and node.target in _ATTENTION_FUNCTIONS:
                 raise UnsupportedModel(f"{where}: attention is not supported")
-            if not _is_query(node) and any(isinstance(tags.get(a), _Tag) and walk.find(tags[a].group) != FIXED
-                                           for a in tensor_args(node)):
+            if not _is_query(node) and any(isinstance(tags.get(a), Cat) or (
+                    isinstance(tags.get(a), Tag) and walk.find(tags[a].group) != FIXED) for a in tensor_args(node)):
                 raise UnsupportedModel(f"{where}: an operation on permuted features that returns several "
                                        f"tensors (split, chunk, ...) is not supported")
             continue  # shapes, sizes, asserts: no tensor flows on
@@ -270,13 +223,13 @@ def _spec_from_graph(model: nn.Module, gm: fx.GraphModule) -> PermutationSpec:
         in_tags = [tags.get(a) for a in in_tensors]
         # Anything computed only from never-permuted tensors is never permuted, whatever it is.
         if node.op != "call_module" and in_tags and all(
-                t == _RAW or (isinstance(t, _Tag) and walk.find(t.group) == FIXED) for t in in_tags) \
-                and any(t != _RAW for t in in_tags):
-            tags[node] = _Tag(FIXED)
+                t == RAW or (isinstance(t, Tag) and walk.find(t.group) == FIXED) for t in in_tags) \
+                and any(t != RAW for t in in_tags):
+            tags[node] = Tag(FIXED)
             continue
-        if _RAW in in_tags and not (_is_binary(node) and all(
-                math.prod(_meta(a).shape) == 1 for a, t in zip(in_tensors, in_tags) if t == _RAW)):
-            raw = [a.target for a, t in zip(in_tensors, in_tags) if t == _RAW]
+        if RAW in in_tags and not (_is_binary(node) and all(
+                math.prod(_meta(a).shape) == 1 for a, t in zip(in_tensors, in_tags) if t == RAW)):
+            raw = [a.target for a, t in zip(in_tensors, in_tags) if t == RAW]
             raise UnsupportedModel(f"{where}: parameter {raw[0]!r} is used outside a layer on permuted "
                                    f"features (e.g. a class token or position embedding)")
 
@@ -297,43 +250,51 @@ def _module(node, mod, walk, layers, observed, first, plain, tag_of, where, meta
         raise UnsupportedModel(f"{where}: attention ({type(mod).__name__}) is not supported")
     x = first(node)
     t = tag_of(x)
-    if isinstance(t, _Tag) and walk.find(t.group) == FIXED and not any(True for _ in mod.parameters()) \
+    if isinstance(t, Tag) and walk.find(t.group) == FIXED and not any(True for _ in mod.parameters()) \
             and not any(True for _ in mod.buffers()):
-        return _Tag(FIXED)  # a parameter-free module of never-permuted inputs
+        return Tag(FIXED)  # a parameter-free module of never-permuted inputs
     if isinstance(mod, _CONVS):
         if mod.groups != 1 and mod.groups == mod.in_channels == mod.out_channels:
             # one filter per channel: output channel c is computed from input channel c alone
-            return _channelwise(target, "depthwise", plain(node, t, "depthwise convolution"), walk, layers,
+            return _channelwise(target, "depthwise", plain(node, t, "depthwise convolution", True), walk, layers,
                                 observed, where)
         if mod.groups != 1:
-            kind = "depthwise" if mod.groups == mod.in_channels else "grouped"
-            why = ("with a channel multiplier" if kind == "depthwise"
-                   else "(permutations would have to stay within each group of channels)")
-            raise UnsupportedModel(f"{where}: {kind} convolution (groups={mod.groups}) {why} is not supported")
-        t = plain(node, t, "convolution")
-        return _Tag(_layer(target, "conv", mod.out_channels, t, walk, layers, observed, where))
+            # output channels of convolution group b read only its input channels: both groups of units
+            # permute within the G groups of channels (a depthwise one with a multiplier m included)
+            t = plain(node, t, "grouped convolution")
+            walk.within_blocks(t.group, mod.groups, where)
+            return Tag(_layer(target, "conv", mod.out_channels, t, walk, layers, observed, where, mod.groups))
+        t = plain(node, t, "convolution", True)
+        return Tag(_layer(target, "conv", mod.out_channels, t, walk, layers, observed, where))
     if isinstance(mod, nn.Linear):
         xm = _meta(x)
         if len(xm.shape) != 2:
             raise UnsupportedModel(f"{where}: Linear on a {len(xm.shape)}-D input (only [N, features] is supported)")
-        if t == _RAW or not isinstance(t, _Tag):
+        if t == RAW or not isinstance(t, (Tag, Cat)):
             raise UnsupportedModel(f"{where}: Linear of a parameter read outside a layer")
-        return _Tag(_layer(target, "linear", mod.out_features, t, walk, layers, observed, where))
+        return Tag(_layer(target, "linear", mod.out_features, t, walk, layers, observed, where))
     norm = _is_channel_norm(mod, _meta(x))
     if norm is not None:
         if norm:
             raise UnsupportedModel(f"{where}: {norm}")
-        t = plain(node, t, type(mod).__name__)
-        g = walk.find(t.group)
+        t = plain(node, t, type(mod).__name__, True)
         size = _num_channels(mod)
-        if g != FIXED and walk.size[g] != size:
-            raise UnsupportedModel(f"{where}: {type(mod).__name__} of {size} channels on {walk.size[g]}")
+        if isinstance(t, Cat):
+            have = sum(n for _, n in t.parts)
+        else:
+            g = walk.find(t.group)
+            have = size if g == FIXED else walk.size[g]
+        if have != size:
+            raise UnsupportedModel(f"{where}: {type(mod).__name__} of {size} channels on {have}")
+        if isinstance(mod, nn.GroupNorm) and 1 < mod.num_groups < size:
+            # statistics per group of channels: a permutation keeping every channel in its group
+            walk.within_blocks(plain(node, t, "GroupNorm").group, mod.num_groups, where)
         return _channelwise(target, "norm", t, walk, layers, observed, where)
     if isinstance(mod, _ACTIVATION_MODULES):
-        observed.append((target, "act", plain(node, t, type(mod).__name__)))
+        observed.append((target, "act", plain(node, t, type(mod).__name__, True)))
         return t
     if isinstance(mod, _PASS_MODULES):
-        return plain(node, t, type(mod).__name__) if not isinstance(mod, (nn.Identity, nn.Dropout)) else t
+        return plain(node, t, type(mod).__name__, True) if not isinstance(mod, (nn.Identity, nn.Dropout)) else t
     if isinstance(mod, nn.Flatten):
         return _reshape(node, x, t, walk, where, meta)
     raise UnsupportedModel(f"{where}: unsupported layer {type(mod).__name__}")
@@ -360,39 +321,41 @@ def _is_channel_norm(mod: nn.Module, xm: TensorMetadata | None) -> str | None:
                     f"(only over the features of [N, features] is supported)")
         return ""
     if isinstance(mod, nn.GroupNorm):
-        if mod.num_groups in (1, mod.num_channels):
-            return ""
-        return f"GroupNorm with {mod.num_groups} groups of channels (permutations would have to stay within a group)"
+        return ""
     if isinstance(mod, (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)):
         return ""
     return None
 
 
-def _channelwise(target, kind: str, t: _Tag, walk: _Walk, layers, observed, where) -> _Tag:
+def _channelwise(target, kind: str, t: "Tag | Cat", walk: Walk, layers, observed, where) -> "Tag | Cat":
     """A layer acting on each channel alone (a norm layer, a depthwise convolution) keeps its input's
-    group, and its parameters are permuted with it (a layer called again merges the groups it sees)."""
+    group (or concatenated groups), and its parameters are permuted with it (a layer called again
+    merges the groups it sees)."""
+    layout = t.group if isinstance(t, Tag) else t
     prev = layers.get(target)
     if prev is None:
-        layers[target] = _Layer(kind, t.group)
+        layers[target] = Layer(kind, layout)
     else:
-        walk.union(prev.out, t.group, where)
+        walk.union_tags(prev.out, layout, where)
     layers[target].calls += 1
     observed.append((target, "norm" if kind == "norm" else "layer", t))
     return t
 
 
-def _layer(target, kind, size, t: _Tag, walk: _Walk, layers, observed, where) -> int:
-    """The output group of a Conv/Linear call (a layer called again keeps its groups, merged)."""
+def _layer(target, kind, size, t: "Tag | Cat", walk: Walk, layers, observed, where, groups: int = 1) -> int:
+    """The output group of a Conv/Linear call (a layer called again keeps its groups, merged); a grouped
+    convolution's output permutes within its ``groups``."""
+    layout, spatial = (t.group, t.spatial) if isinstance(t, Tag) else (t, 1)
     prev = layers.get(target)
     if prev is None:
-        layers[target] = _Layer(kind, walk.new(size, target), t.group, t.spatial)
+        layers[target] = Layer(kind, walk.new(size, target, groups), layout, spatial, groups=groups)
     else:
-        if prev.spatial != t.spatial:
+        if prev.spatial != spatial:
             raise UnsupportedModel(f"{where}: layer called on inputs of different layouts")
-        walk.union(prev.inp, t.group, where)
+        walk.union_tags(prev.inp, layout, where)
     layers[target].calls += 1
     out = layers[target].out
-    observed.append((target, "layer", _Tag(out)))
+    observed.append((target, "layer", Tag(out)))
     return out
 
 
@@ -402,10 +365,14 @@ def _reshape(node, x, t, walk, where, meta) -> Any:
     dst = tuple(meta.shape)
     if src == dst:
         return t
-    if t == _RAW or not isinstance(t, _Tag):
+    if t == RAW or not isinstance(t, (Tag, Cat)):
         raise UnsupportedModel(f"{where}: reshape of a parameter read outside a layer")
+    if isinstance(t, Cat):  # only [N, C, 1, ...] -> [N, C]
+        if len(src) >= 3 and dst == src[:2] and math.prod(src[2:]) == 1:
+            return t
+        raise UnsupportedModel(f"{where}: reshape {list(src)} -> {list(dst)} of concatenated features")
     if len(src) >= 3 and len(dst) == 2 and dst[0] == src[0] and dst[1] == math.prod(src[1:]):
-        return _Tag(t.group, t.spatial * math.prod(src[2:]))
+        return Tag(t.group, t.spatial * math.prod(src[2:]))
     raise UnsupportedModel(f"{where}: reshape {list(src)} -> {list(dst)} moves the channel axis")
 
 
@@ -416,14 +383,20 @@ def _is_binary(node: fx.Node) -> bool:
     return node.op == "call_method" and node.target in _BINARY_METHODS
 
 
+def _is_stochastic_depth(target) -> bool:
+    """torchvision's ``stochastic_depth`` (EfficientNet, ConvNeXt): each sample's features scaled alike."""
+    return getattr(target, "__name__", "") == "stochastic_depth" and \
+        getattr(target, "__module__", "").startswith("torchvision.ops")
+
+
 def _function(node, walk, first, plain, tag_of, in_tensors, where, meta) -> Any:
     op, target = node.op, node.target
     is_fn = op == "call_function"
     if (is_fn and target in _ATTENTION_FUNCTIONS) or (not is_fn and target == "softmax"):
         raise UnsupportedModel(f"{where}: attention is not supported")
-    if (is_fn and target in _PASS_FUNCTIONS) or (not is_fn and target in _PASS_METHODS):
+    if (is_fn and (target in _PASS_FUNCTIONS or _is_stochastic_depth(target))) or (not is_fn and target in _PASS_METHODS):
         x = first(node)
-        return plain(node, tag_of(x), "elementwise op") if _meta(x).shape != meta.shape or len(meta.shape) > 2 \
+        return plain(node, tag_of(x), "elementwise op", True) if _meta(x).shape != meta.shape or len(meta.shape) > 2 \
             else tag_of(x)
     if (is_fn and target in _RESHAPES) or (not is_fn and target in _RESHAPE_METHODS):
         x = first(node)
@@ -435,6 +408,8 @@ def _function(node, walk, first, plain, tag_of, in_tensors, where, meta) -> Any:
         ndim = len(meta.shape)
         if dim % ndim == 0:
             return _elementwise(node, in_tensors, walk, tag_of, where, meta)
+        if dim % ndim == 1:
+            return _concatenation(node, in_tensors, tag_of, plain)
         raise UnsupportedModel(f"{where}: concatenation along axis {dim} is not supported")
     if (is_fn and target in (torch.mean, torch.sum, torch.amax)) or (not is_fn and target in ("mean", "sum", "amax")):
         x = first(node)
@@ -443,17 +418,27 @@ def _function(node, walk, first, plain, tag_of, in_tensors, where, meta) -> Any:
         dims = [dims] if isinstance(dims, int) else dims
         if dims is None or any(d % ndim in (0, 1) for d in dims) or len(meta.shape) < 2:
             raise UnsupportedModel(f"{where}: reduction over the batch or channel axis is not supported")
-        return plain(node, tag_of(x), "reduction")
+        return plain(node, tag_of(x), "reduction", True)
     name = target if isinstance(target, str) else getattr(target, "__name__", str(target))
     raise UnsupportedModel(f"{where}: unsupported operation {name}")
 
 
-def _elementwise(node, in_tensors, walk, tag_of, where, meta) -> _Tag:
+def _concatenation(node, in_tensors, tag_of, plain) -> Cat:
+    """``torch.cat`` along the channel axis: the parts in order, each keeping its group (a part that is
+    itself a concatenation contributes its parts)."""
+    parts: list[tuple[int, int]] = []
+    for a in in_tensors:
+        t = plain(node, tag_of(a), "concatenation", True)
+        parts.extend(t.parts if isinstance(t, Cat) else [(t.group, _meta(a).shape[1])])
+    return Cat(tuple(parts))
+
+
+def _elementwise(node, in_tensors, walk, tag_of, where, meta) -> Tag:
     """A sum/product of tensors (residual connection): every operand with the output's channel
     count shares one group; an operand broadcast along the channels (one channel, or a scalar)
     leaves it alone."""
     out_shape = tuple(meta.shape)
-    merged: _Tag | None = None
+    merged: Tag | None = None
     for a in in_tensors:
         shape = tuple(_meta(a).shape)
         t = tag_of(a)
@@ -463,19 +448,21 @@ def _elementwise(node, in_tensors, walk, tag_of, where, meta) -> _Tag:
             raise UnsupportedModel(f"{where}: broadcasts a {list(shape)} tensor against {list(out_shape)}")
         if len(shape) >= 2 and shape[1] == 1 and out_shape[1] != 1:
             continue
-        if not isinstance(t, _Tag):
+        if isinstance(t, Cat):
+            raise UnsupportedModel(f"{where}: a sum or product of concatenated features is not supported")
+        if not isinstance(t, Tag):
             raise UnsupportedModel(f"{where}: operand without a channel layout")
         if merged is None:
             merged = t
         else:
             if merged.spatial != t.spatial:
                 raise UnsupportedModel(f"{where}: combines flattened and unflattened features")
-            merged = _Tag(walk.union(merged.group, t.group, where), t.spatial)
-    return merged if merged is not None else _Tag(FIXED)
+            merged = Tag(walk.union(merged.group, t.group, where), t.spatial)
+    return merged if merged is not None else Tag(FIXED)
 
 
-def _build(model: nn.Module, walk: _Walk, layers: dict[str, _Layer], calls: dict[str, int],
-           observed: list[tuple[str, str, _Tag]], raw_keys: list[str]) -> PermutationSpec:
+def _build(model: nn.Module, walk: Walk, layers: dict[str, Layer], calls: dict[str, int],
+           observed: list[tuple[str, str, Tag]], raw_keys: list[str]) -> PermutationSpec:
     state = model.state_dict()
     buffers = {n for n, _ in model.named_buffers()}
     names: dict[int, str] = {}
@@ -488,8 +475,24 @@ def _build(model: nn.Module, walk: _Walk, layers: dict[str, _Layer], calls: dict
             return None
         return names.setdefault(r, walk.creator[r])
 
+    concats: dict[tuple[tuple[str | None, int], ...], str] = {}
+
+    def axis(layout: "int | Cat | None") -> str | None:
+        """The name of an axis laid out as one group, or as concatenated groups."""
+        if not isinstance(layout, Cat):
+            return group(layout)
+        parts = tuple((group(g), n) for g, n in layout.parts)
+        if all(g is None for g, _ in parts):
+            return None
+        if parts not in concats:
+            named = [g for g, _ in parts if g is not None]
+            name = f"concatenation of {len(parts)} ({named[0]} ... {named[-1]})"
+            concats[parts] = name if name not in concats.values() else f"{name} #{len(concats) + 1}"
+        return concats[parts]
+
     axes: dict[str, tuple[str | None, ...]] = {}
     views: dict[str, tuple[int, ...]] = {}
+    grouped: dict[str, int] = {}
     for key, tensor in state.items():
         mod_name, _, param = key.rpartition(".")
         layer = layers.get(mod_name)
@@ -499,7 +502,7 @@ def _build(model: nn.Module, walk: _Walk, layers: dict[str, _Layer], calls: dict
                 continue
             raise UnsupportedModel(f"state entry {key!r} belongs to no layer the traced forward pass uses "
                                    f"(an unused or unsupported module)")
-        out_g = group(layer.out)
+        out_g = axis(layer.out)
         if layer.kind != "norm" and param not in ("weight", "bias"):
             raise UnsupportedModel(f"state entry {key!r}: a {layer.kind} layer with an entry other than weight "
                                    f"and bias (weight norm or another parametrisation?)")
@@ -512,20 +515,23 @@ def _build(model: nn.Module, walk: _Walk, layers: dict[str, _Layer], calls: dict
         if param != "weight":
             axes[key] = (out_g,)
             continue
-        in_g = group(layer.inp)
+        in_g = axis(layer.inp)
         if layer.kind == "linear" and layer.spatial > 1 and in_g is not None:
             views[key] = (tensor.shape[0], tensor.shape[1] // layer.spatial, layer.spatial)
             axes[key] = (out_g, in_g, None)
         else:
             axes[key] = (out_g, in_g) + (None,) * (tensor.ndim - 2)
+            if layer.groups > 1:
+                grouped[key] = layer.groups
     sizes = {n: walk.size[r] for r, n in names.items()}
     if not sizes:
         raise UnsupportedModel("it has no hidden units to permute")
+    blocks = {n: walk.blocks[r] for r, n in names.items() if walk.blocks[r] > 1}
 
     acts: dict[str, dict[str, list[str]]] = {}
     seen: set[tuple[str, str]] = set()
     for mod_name, category, t in observed:
-        g = group(t.group)
+        g = group(t.group) if isinstance(t, Tag) else None
         if g is None or t.spatial != 1 or calls.get(mod_name, 0) != 1 or (mod_name, g) in seen:
             continue
         seen.add((mod_name, g))
@@ -538,4 +544,5 @@ def _build(model: nn.Module, walk: _Walk, layers: dict[str, _Layer], calls: dict
                 activations[g] = tuple(by_cat[category])
                 break
     return PermutationSpec(axes=axes, sizes=sizes, activations=activations, buffers=frozenset(buffers),
-                           views=views)
+                           views=views, blocks=blocks, grouped=grouped,
+                           concats={name: parts for parts, name in concats.items()})
