@@ -127,7 +127,7 @@ summary["01_layer_distances"]
 # %%
 fig = plots.plot_distance_over_sweeps(summary["01_distance_over_sweeps"],
                                       title="L2 distance over the sweeps of weight matching")
-figures.save_figure(fig, "01_distance_over_sweeps")
+figures.save_figure(fig, "01_distance_over_sweeps");
 
 # %% [markdown]
 # ## Actual vs Taylor-estimated midpoint barrier (train loss, nats)

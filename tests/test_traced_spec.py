@@ -210,29 +210,34 @@ def test_depthwise_convolutions_keep_their_input_group(name):
 
 @pytest.mark.parametrize("name, pattern", [
     ("shufflenet_v2_x0_5", r"node 'view' .*reshape \[2, 48, 8, 8\] -> \[2, 2, 24, 8, 8\] of concatenated features"),
-    ("convnext_tiny", r"node 'permute' .*unsupported operation permute"),
+    ("swin_t", r"node '_get_relative_position_bias' .*parameter 'features.1.0.attn.relative_position_bias_table' "
+               r"is used outside a layer"),
 ])
 def test_unsupported_torchvision_models_are_refused_by_node(name, pattern):
     with pytest.raises(UnsupportedModel, match=pattern):
         P.spec_for(getattr(tvm, name)(weights=None))
 
 
-def test_vit_is_refused_by_node():
-    model = tvm.vit_b_16(weights=None, image_size=32)
-    with pytest.raises(UnsupportedModel, match=r"no permutation spec for VisionTransformer: node 'reshape'"):
-        P.spec_for(model, torch.randn(2, 3, 32, 32))
+class _Encoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 8)
+        self.block = nn.TransformerEncoderLayer(8, 2, 16, batch_first=True)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.out(self.block(self.fc(x)))
 
 
 class _Attention(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(4, 8)
-        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
         self.out = nn.Linear(8, 2)
 
     def forward(self, x):
-        h = self.fc(x)
-        return self.out(self.attn(h, h, h)[0])
+        h = self.fc(x[:, None].expand(-1, 3, -1))  # [N, 3 tokens, 8]
+        return self.out(torch.nn.functional.scaled_dot_product_attention(h, h, h)[:, 0])
 
 
 class _CatSum(nn.Module):
@@ -245,15 +250,15 @@ class _CatSum(nn.Module):
         return self.out(torch.cat([self.a(x), self.b(x)], dim=1) + self.c(x))
 
 
-class _Token(nn.Module):
+class _Mixing(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(4, 8)
-        self.shift = nn.Parameter(torch.zeros(8))
+        self.mix = nn.Parameter(torch.randn(8, 8))
         self.out = nn.Linear(8, 2)
 
     def forward(self, x):
-        return self.out(self.fc(x) + self.shift)
+        return self.out(self.fc(x) @ self.mix)
 
 
 class _Unused(nn.Module):
@@ -275,9 +280,10 @@ class _Branchy(nn.Module):
 
 
 @pytest.mark.parametrize("model, pattern", [
-    (_Attention(), r"node 'attn' .*attention \(MultiheadAttention\)"),
+    (_Encoder(), r"node 'block' .*attention \(TransformerEncoderLayer\) is not supported"),
+    (_Attention(), r"node 'scaled_dot_product_attention' .*attention outside nn.MultiheadAttention"),
     (_CatSum(), r"node 'add' .*a sum or product of concatenated features is not supported"),
-    (_Token(), r"node 'add' .*parameter 'shift' is used outside a layer"),
+    (_Mixing(), r"node 'matmul' .*parameter 'mix' is used outside a layer"),
     (_Unused(), r"state entry 'spare.weight' belongs to no layer"),
     (_Branchy(), r"torch.fx cannot trace it"),
     (nn.Linear(2, 2), r"no permutation spec for Linear"),

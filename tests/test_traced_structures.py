@@ -1,7 +1,9 @@
 """Traced specs beyond one group per axis (issue #41): grouped convolutions (blocked groups, weights
-viewed block-diagonal), channel concatenation (each part keeps its group at its offset) and GroupNorm
-with several groups; each checked for the function it must preserve, the permutations it must
-refuse, and weight / activation matching staying inside the blocks."""
+viewed block-diagonal), channel concatenation (each part keeps its group at its offset), GroupNorm
+with several groups, and multi-head attention (heads permuted as wholes, the query/key and value units
+within them; ViT's class token and position embedding with the residual stream); each checked for
+the function it must preserve, the permutations it must refuse, and matching staying inside the
+structure."""
 
 import dataclasses
 
@@ -172,3 +174,78 @@ def test_specs_with_blocks_and_concatenations_survive_json():
         assert again == spec and not again.is_plain
     plain = P.spec_for(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
     assert plain.is_plain and "blocks" not in plain.to_json()  # a plain spec's text is as before
+
+
+def _small_vit() -> nn.Module:
+    torch.manual_seed(0)
+    model = tvm.VisionTransformer(image_size=32, patch_size=16, num_layers=2, num_heads=4, hidden_dim=32,
+                                  mlp_dim=64, num_classes=10)
+    nn.init.normal_(model.heads.head.weight, std=0.5)  # torchvision initialises it to zero
+    return model.eval()
+
+
+def test_vit_attention_heads_are_one_group_permuted_by_whole_heads():
+    model = _small_vit()
+    spec = P.spec_for(model)
+    stream = spec.axes["conv_proj.weight"][0]
+    assert spec.axes["class_token"] == (None, None, stream)
+    assert spec.axes["encoder.pos_embedding"] == (None, None, stream)
+    qkv, inputs = spec.axes["encoder.layers.encoder_layer_0.self_attention.in_proj_weight"]
+    assert inputs == stream
+    units = spec.concats[qkv][0][0]
+    assert spec.sizes[units] == 64 and spec.heads[units] == 4 and spec.structure(units) == (4, 2)
+    # queries and keys: the first half of every head's 16 units, twice; values: the second half
+    assert spec.concats[qkv] == ((units, 32, 16, 0), (units, 32, 16, 0), (units, 32, 16, 8))
+    out, values = spec.axes["encoder.layers.encoder_layer_0.self_attention.out_proj.weight"]
+    assert out == stream and spec.concats[values] == ((units, 32, 16, 8),)
+    assert spec.axes["heads.head.weight"] == (None, stream)
+    report = verify_spec(model)
+    assert report.ok, str(report)
+
+    perm = P.random_permutation(spec, 4)[units]
+    heads = perm.view(4, 16) // 16
+    assert bool((heads == heads[:, :1]).all()) and sorted(heads[:, 0].tolist()) == [0, 1, 2, 3]
+    assert bool(((perm % 16) // 8 == (torch.arange(64) % 16) // 8).all())  # query/key units stay query/key
+
+
+def test_a_permutation_splitting_a_head_is_refused_and_a_spec_without_heads_fails():
+    model = _small_vit()
+    spec = P.spec_for(model)
+    units = next(iter(spec.heads))
+    split = P.identity(spec)
+    split[units] = torch.arange(64)
+    split[units][[0, 16]] = split[units][[16, 0]]  # one query unit of head 0 swapped with one of head 1
+    with pytest.raises(ValueError, match="does not move whole heads"):
+        P.apply_permutation(spec, split, model.state_dict())
+    free = dataclasses.replace(spec, heads={}, blocks={})  # units free to move between heads
+    assert not verify_spec(model, free).function_preserved
+
+
+def test_multihead_attention_alone_and_sequence_first():
+    class _Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(6, 12)
+            self.attn = nn.MultiheadAttention(12, 3)  # [tokens, N, D]
+            self.norm = nn.LayerNorm(12)
+            self.out = nn.Linear(12, 2)
+
+        def forward(self, x):
+            h = self.fc(x)
+            h = self.norm(h + self.attn(h, h, h, need_weights=False)[0])
+            return self.out(h.mean(dim=0))
+
+    torch.manual_seed(0)
+    model = _Block().eval()
+    x = torch.randn(5, 2, 6)
+    spec = P.spec_for(model, x)
+    assert spec.heads == {"attn heads": 3}
+    assert verify_spec(model, spec, x).ok
+
+
+def test_a_model_whose_outputs_ignore_the_input_is_reported_as_unchecked():
+    model = _small_vit()
+    nn.init.zeros_(model.heads.head.weight)  # as torchvision builds it
+    report = verify_spec(model)
+    assert not report.sensitive and not report.function_preserved and not report.ok
+    assert "do not change when the permuted parameters do" in str(report)

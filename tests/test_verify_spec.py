@@ -57,12 +57,22 @@ MODELS = {
     "torchvision RegNetY-400MF": lambda: tvm.regnet_y_400mf(weights=None, num_classes=10),
     "torchvision SqueezeNet1.0": lambda: tvm.squeezenet1_0(weights=None, num_classes=10),
     "torchvision MNASNet0.5": lambda: tvm.mnasnet0_5(weights=None, num_classes=10),
+    "torchvision ConvNeXt-T": lambda: tvm.convnext_tiny(weights=None, num_classes=10),
 }
+
+
+def _vit_b_16() -> nn.Module:
+    model = tvm.vit_b_16(weights=None, num_classes=10)
+    nn.init.normal_(model.heads.head.weight, std=0.02)  # torchvision initialises it to zero
+    return model
+
+
 # ResNet50-size models: about 10-30 s each on one thread
 LARGE_MODELS = {
     "torchvision ResNet50": lambda: tvm.resnet50(weights=None, num_classes=10),
     "torchvision WRN50-2": lambda: tvm.wide_resnet50_2(weights=None, num_classes=10),
     "torchvision ResNeXt50": lambda: tvm.resnext50_32x4d(weights=None, num_classes=10),
+    "torchvision ViT-B/16": _vit_b_16,
 }
 
 

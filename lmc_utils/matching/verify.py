@@ -54,6 +54,7 @@ class SpecReport:
     model: str
     groups: dict[str, int] = field(default_factory=dict)  # group -> units
     output_difference: float = float("nan")  # largest |output change| / largest |output|
+    sensitive: bool = True  # the outputs change when the permuted parameters do (else no permutation can show)
     tolerance: float = float("nan")
     wrong_units: dict[str, int] = field(default_factory=dict)  # group -> units matching put elsewhere
     objective: float = float("nan")  # weight matching's objective sum <A, pi(B)> where it stopped
@@ -65,7 +66,7 @@ class SpecReport:
 
     @property
     def function_preserved(self) -> bool:
-        return not self.error and self.output_difference <= self.tolerance
+        return not self.error and self.sensitive and self.output_difference <= self.tolerance
 
     @property
     def planted_recovered(self) -> bool:
@@ -81,10 +82,15 @@ class SpecReport:
             return f"{head}\n  the checks could not run: {self.error}"
         units = sum(self.groups.values())
         lines = [head, f"  {len(self.groups)} permutation groups, {units} units in all"]
-        lines.append("  outputs under a random permutation of every group: "
-                     + ("unchanged" if self.function_preserved else "CHANGED")
-                     + f" (largest change {self.output_difference:.2e} of the largest output; "
-                       f"tolerance {self.tolerance:.0e})")
+        if not self.sensitive:
+            lines.append("  the outputs do not change when the permuted parameters do (a zero-initialised last "
+                         "layer, as torchvision's ViT head?), so no permutation could change them: give the model "
+                         "non-zero output weights to check it")
+        else:
+            lines.append("  outputs under a random permutation of every group: "
+                         + ("unchanged" if self.function_preserved else "CHANGED")
+                         + f" (largest change {self.output_difference:.2e} of the largest output; "
+                           f"tolerance {self.tolerance:.0e})")
         wrong = {g: n for g, n in self.wrong_units.items() if n}
         if wrong:
             listed = ", ".join(f"{g}: {n} of {self.groups[g]}" for g, n in list(wrong.items())[:8])
@@ -110,6 +116,11 @@ class SpecReport:
         return "```\n" + str(self) + "\n```"
 
 
+def report_tolerance(outputs: list[torch.Tensor]) -> float:
+    """The relative tolerance of the outputs' dtype (:data:`TOLERANCE`)."""
+    return TOLERANCE.get(outputs[0].dtype if outputs else torch.float32, 1e-4)
+
+
 def _outputs(model: nn.Module, x) -> list[torch.Tensor]:
     """Every floating-point tensor the model returns for ``x`` (a tensor, or a tuple / dict of them)."""
     with torch.no_grad():
@@ -130,22 +141,34 @@ def _outputs(model: nn.Module, x) -> list[torch.Tensor]:
 def _one_axis_start(spec: PermutationSpec, state_a, state_b) -> dict[str, torch.Tensor]:
     """Per group, the assignment of B's units to A's from the entries it alone permutes (one permuted
     axis: biases, norm parameters, depthwise filters; its stretch of a concatenated axis); the identity
-    for a group without such entries."""
+    for a group without such entries. A group with one such vector (a Linear's bias) is matched by
+    sorting (the rearrangement inequality), which a dense assignment would solve slowly."""
     va, vb = spec.viewed(state_a), spec.viewed(state_b)
     keys = set(_matched_keys(spec, va, include_buffers=False))
-    cost = {g: torch.zeros(n, n, dtype=torch.float64) for g, n in spec.sizes.items()}
+    start = {}
     for g, stretches in spec.segments.items():
-        for key, axis, offset, n, sel in stretches:
+        n = spec.sizes[g]
+        fa, fb = [], []
+        for key, axis, offset, units, sel in stretches:
             if key not in keys or sum(a is not None for a in spec.axes[key]) != 1:
                 continue
-            a = va[key].double().movedim(axis, 0)[offset:offset + n].reshape(n, -1)
-            b = vb[key].double().movedim(axis, 0)[offset:offset + n].reshape(n, -1)
-            if sel is None:
-                cost[g] += a @ b.T
-            else:
-                cost[g][sel[:, None], sel[None, :]] += a @ b.T
-    return {g: torch.as_tensor(assignment(c.numpy(), *spec.structure(g)), dtype=torch.long)
-            for g, c in cost.items()}
+            a = va[key].double().movedim(axis, 0)[offset:offset + units].reshape(units, -1)
+            b = vb[key].double().movedim(axis, 0)[offset:offset + units].reshape(units, -1)
+            if sel is not None:  # this stretch holds some of the group's units
+                a, b = (torch.zeros(n, x.shape[1], dtype=x.dtype).index_copy(0, sel.cpu(), x) for x in (a, b))
+            fa.append(a)
+            fb.append(b)
+        if not fa:
+            start[g] = torch.arange(n)
+            continue
+        a, b = torch.cat(fa, 1), torch.cat(fb, 1)
+        if a.shape[1] == 1 and spec.structure(g) == (1, 1):
+            q = torch.empty(n, dtype=torch.long)
+            q[torch.argsort(a[:, 0])] = torch.argsort(b[:, 0])
+            start[g] = q
+        else:
+            start[g] = torch.as_tensor(assignment((a @ b.T).numpy(), *spec.structure(g)), dtype=torch.long)
+    return start
 
 
 def verify_spec(model: nn.Module, spec: PermutationSpec | None = None, example_input=None,
@@ -196,8 +219,17 @@ def verify_spec(model: nn.Module, spec: PermutationSpec | None = None, example_i
     scale = max((float(t.abs().max()) for t in before if t.numel()), default=0.0)
     diff = max((float((u - v).abs().max()) for u, v in zip(before, after) if u.numel()), default=0.0)
     report.output_difference = diff / scale if scale > 0 else diff
-    dtype = before[0].dtype if before else torch.float32
-    report.tolerance = TOLERANCE.get(dtype, 1e-4)
+    # a copy whose permuted parameters are each moved by 10%: the outputs must follow, or no check can fail
+    gen = torch.Generator().manual_seed(seed)
+    moved = OrderedDict((k, v * (1 + 0.1 * torch.randn(v.shape, generator=gen).to(v))
+                         if v.is_floating_point() and k not in fixed and k not in spec.buffers else v)
+                        for k, v in state.items())
+    moved._metadata = getattr(state, "_metadata", None)
+    b.load_state_dict(moved)
+    shaken = _outputs(b, x)
+    change = max((float((u - v).abs().max()) for u, v in zip(before, shaken) if u.numel()), default=0.0)
+    report.sensitive = change > 10 * report_tolerance(before) * max(scale, 1e-30)
+    report.tolerance = report_tolerance(before)
     if planted_on == "generic":
         gen = torch.Generator().manual_seed(seed)
         state = {k: torch.randn(v.shape, generator=gen).to(v) if v.is_floating_point() and k not in spec.buffers

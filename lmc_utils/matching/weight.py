@@ -105,7 +105,7 @@ def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDic
                 if (k, dim) not in fa:
                     fa[(k, dim)] = _flat(la[k], dim)
                 fb = _flat(lb[k], dim)
-                if units == fb.shape[0]:
+                if units == fb.shape[0] and sel is None:
                     cost.addmm_(fa[(k, dim)], fb.T)
                 elif sel is None:  # this group's stretch of a concatenated axis
                     cost.addmm_(fa[(k, dim)][offset:offset + units], fb[offset:offset + units].T)

@@ -1,7 +1,8 @@
 """What :func:`lmc_utils.permutation.traced_spec` tracks while it walks a model's graph: for every
 tensor, the layout of its feature axis (a :class:`Tag`: one permutation group, or a :class:`Cat`:
-concatenated groups), the layers it has seen (:class:`Layer`), and the groups themselves, merged as
-the graph demands (:class:`Walk`, a union-find whose element :data:`FIXED` is never permuted).
+concatenated groups; a :class:`Param` for a parameter read outside a layer), the layers it has seen
+(:class:`Layer`), and the groups themselves, merged as the graph demands (:class:`Walk`, a union-find
+whose element :data:`FIXED` is never permuted); :class:`Context` holds all of it for one walk.
 """
 
 from __future__ import annotations
@@ -18,11 +19,25 @@ class UnsupportedModel(TypeError):
 
 @dataclass(frozen=True)
 class Tag:
-    """Which group permutes a tensor's channel axis; ``spatial`` > 1 after flattening ``[N, C, h, w]``
-    (the features are ``C`` blocks of ``spatial`` consecutive entries)."""
+    """Which group permutes a tensor's feature axis: axis 1 (``[N, C, ...]``, and ``[N, features]``),
+    or with ``last`` the last axis of a tensor of three or more (``[N, tokens, D]``, a channels-last map);
+    ``spatial`` > 1 after flattening ``[N, C, h, w]`` (the features are ``C`` blocks of ``spatial``
+    consecutive entries)."""
 
     group: int
     spatial: int = 1
+    last: bool = False
+
+    def axis(self, ndim: int) -> int:
+        """The feature axis of a tensor of ``ndim`` axes laid out so."""
+        return ndim - 1 if self.last else 1
+
+
+@dataclass(frozen=True)
+class Param:
+    """A parameter (or buffer) read outside a layer (``get_attr``), or an expanded view of one."""
+
+    key: str
 
 
 @dataclass(frozen=True)
@@ -30,9 +45,6 @@ class Cat:
     """Features concatenated along the channel axis: each part as ``(group, channels)``, in order."""
 
     parts: tuple[tuple[int, int], ...]
-
-
-RAW = "raw parameter"  # the tag of a parameter/buffer read outside a layer (get_attr)
 
 
 @dataclass
@@ -45,6 +57,8 @@ class Layer:
     spatial: int = 1  # spatial of the input (Linear after a flatten)
     calls: int = 0
     groups: int = 1  # a grouped convolution's groups
+    attention: int | None = None  # multi-head attention: the group of its heads' query/key and value units
+    heads: int = 1
 
 
 @dataclass
@@ -53,6 +67,7 @@ class Walk:
     size: list[int | None] = field(default_factory=lambda: [None])
     creator: list[str] = field(default_factory=lambda: ["(fixed)"])
     blocks: list[int] = field(default_factory=lambda: [1])  # of a root: its permutation stays within blocks
+    heads: dict[int, int] = field(default_factory=dict)  # of a root: whole heads permuted (attention units)
 
     def new(self, size: int, creator: str, blocks: int = 1) -> int:
         self.parent.append(len(self.parent))
@@ -84,6 +99,8 @@ class Walk:
             return a
         if a != FIXED and b != FIXED and self.size[a] != self.size[b]:
             raise UnsupportedModel(f"{where}: combines {self.size[a]} and {self.size[b]} channels")
+        if (a in self.heads or b in self.heads) and self.heads.get(a) != self.heads.get(b):
+            raise UnsupportedModel(f"{where}: attention heads' units meet other features")
         if b == FIXED or (a != FIXED and b < a):
             a, b = b, a
         self.parent[b] = a  # the root is FIXED, or else the group created first
@@ -101,3 +118,28 @@ class Walk:
                 self.union(g, h, where)
         else:
             self.union(a, b, where)
+
+
+@dataclass
+class Context:
+    """The state of one walk over a graph: the groups, the layers seen, the layers whose outputs carry a
+    group (for activation matching), and the parameters read outside a layer: those a group permutes
+    (key -> (axis, group)) and those used on never-permuted tensors (which no group may permute)."""
+
+    walk: Walk = field(default_factory=Walk)
+    layers: dict[str, Layer] = field(default_factory=dict)
+    observed: list[tuple[str, str, Tag]] = field(default_factory=list)  # (module, category, tag of its output)
+    params: dict[str, tuple[int, int]] = field(default_factory=dict)
+    fixed_params: set[str] = field(default_factory=set)
+    read: list[str] = field(default_factory=list)  # every key read outside a layer
+
+    def permute_param(self, key: str, axis: int, group: int, where: str) -> None:
+        """Parameter ``key`` is permuted on ``axis`` by ``group`` (merged with any group it had)."""
+        if key in self.params:
+            prev_axis, prev = self.params[key]
+            if prev_axis != axis:
+                raise UnsupportedModel(f"{where}: parameter {key!r} meets permuted features on two different axes")
+            self.walk.union(prev, group, where)
+        else:
+            self.params[key] = (axis, group)
+

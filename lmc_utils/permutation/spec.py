@@ -230,7 +230,8 @@ def selected_units(size: int, units: int, period: int, start: int) -> torch.Tens
 
 def positions_in(selection: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
     """The positions in ``selection`` of ``units`` (all of which it must hold)."""
-    where = torch.full((int(selection.max()) + 1,), -1, dtype=torch.long, device=selection.device)
+    where = torch.full((max(int(selection.max()), int(units.max())) + 1,), -1, dtype=torch.long,
+                       device=selection.device)
     where[selection] = torch.arange(len(selection), device=selection.device)
     out = where[units]
     if bool((out < 0).any()):
