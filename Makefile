@@ -3,7 +3,8 @@
 #   make check     regenerate into build/check/ and compare with the committed figures/<profile>/
 #                  (fails when a verdict changed)
 #   make claims    figures/<profile>/claims.md from the verdict tables (and, at cpu, README's table)
-#   make test      set up, then unit/property tests, the nbval smoke run of every notebook and the
+#   make test      set up, then unit/property tests (bench/gpu_check.sh smallest on the CPU among them),
+#                  the nbval smoke run of every notebook and the
 #                  paper profile's dry run of every notebook but 02, 03, 04, 05, 07, 09, 10 (tests/test_paper_dry_run.py;
 #                  `make dry-run` runs all of them), on
 #                  $(TEST_WORKERS) pytest-xdist workers of 1 thread each
@@ -14,6 +15,10 @@
 #   make site      static HTML site of a profile's results in build/site/ (PROFILE=smoke|cpu; offline)
 #   make profile   seconds per phase (training, matching, curves, ...) of each notebook, run warm from the
 #                  model cache, into bench/phases_<profile>.md (NOTEBOOKS=... for some)
+#   make gpu-check the first run on a GPU (bench/gpu_check.sh; the CPU where torch sees none): every notebook at
+#                  the smoke profile with -p device cuda, the ResNet20 epoch bench and weight matching on the
+#                  device, into bench/gpu_check_<device>.md; exit 1 if a step failed (an 8-minute budget,
+#                  meant for one H100; GPU_CHECK_SIZE=smallest: half a minute on one CPU thread)
 # A virtual environment .venv is created unless one is already active.
 
 PROFILE ?= cpu
@@ -24,6 +29,8 @@ DRY_RUN_PROFILE := $(if $(filter command line environment,$(origin PROFILE)),$(P
 # pytest-xdist workers for `make test` (one thread each); each notebook (nbval) and each notebook's
 # dry run is one scope, so they spread over the workers.
 TEST_WORKERS ?= 2
+# bench/gpu_check.sh's size: full (on a GPU) or smallest (a minute on a CPU).
+GPU_CHECK_SIZE ?= full
 # The README's findings table is generated from the cpu profile's verdicts only.
 README_FLAG := $(if $(filter cpu,$(PROFILE)),--readme README.md)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
@@ -38,7 +45,7 @@ PYTHON := .venv/bin/python
 OWN_ENV := yes
 endif
 
-.PHONY: setup figures ste check claims smoke dry-run test unit nbval lab bench profile site clean
+.PHONY: setup figures ste check claims smoke dry-run test unit nbval lab bench profile gpu-check site clean
 
 # .venv is the Makefile's own: created, pip upgraded and the package installed whenever
 # pyproject.toml is newer than the stamp. An environment you activated is yours: the package is
@@ -125,6 +132,9 @@ bench: setup
 
 profile: setup
 	$(PYTHON) bench/profile_notebooks.py --profile $(PROFILE) --threads $(THREADS) --out bench/phases_$(PROFILE).md $(NOTEBOOKS)
+
+gpu-check: setup
+	GPU_CHECK_PYTHON=$(PYTHON) GPU_CHECK_THREADS=$(THREADS) bash bench/gpu_check.sh $(GPU_CHECK_SIZE)
 
 clean:
 	rm -rf build .pytest_cache

@@ -1,7 +1,8 @@
 """Benchmark: seconds per training epoch of ResNet20 (x1, BatchNorm) on CIFAR-10-shaped data through the
-GPU data path (lmc_utils.gpu_data: device tensors, device crop + flip, channels-last, bf16 autocast,
-optional torch.compile), at the paper's batch size 128; and the effective FLOP/s that
-lmc_utils.zoo_plan's compute estimate divides by.
+GPU data path (bench/gpu_data.py, beside this script: device tensors, device crop + flip, channels-last,
+bf16 autocast, optional torch.compile), at the paper's batch size 128; and the effective FLOP/s that
+lmc_utils.zoo_plan's compute estimate divides by (``--throughput`` of ``python -m lmc_utils.zoo plan``).
+``bench/gpu_check.sh`` runs it on a GPU with the other first checks.
 
     python bench/bench_epoch.py                        # CUDA if present: a full 50,000-image epoch
     python bench/bench_epoch.py --device cpu --examples 1280 --no-bf16   # CPU: a slice, scaled up
@@ -18,9 +19,10 @@ import argparse
 import torch
 
 import gpu_data  # bench/gpu_data.py, beside this script
-from lmc_utils import zoo, zoo_plan
-from lmc_utils.data import TensorData
-from lmc_utils.device import place
+from lmc_utils import zoo
+from lmc_utils.core.data import TensorData
+from lmc_utils.core.device import place
+from lmc_utils.run import plan as zoo_plan
 
 CIFAR_TRAIN = 50_000
 

@@ -75,8 +75,13 @@ class RunError(ValueError):
 
 
 def discover(names: Sequence[str] = ()) -> list[Path]:
-    """Notebook sources ``notebooks/NN_*.py`` in order; ``names`` filters by number, stem or path."""
+    """Notebook sources ``notebooks/NN_*.py`` in order; ``names`` filters by number, stem or path.
+    :class:`RunError` when there are none: the notebooks and ``params/`` are a checkout's, not the
+    installed package's (outside a checkout ``LMC_ROOT`` names one)."""
     sources = sorted(notebooks_dir().glob("[0-9][0-9]_*.py"))
+    if not sources:
+        raise RunError(f"no notebooks in {notebooks_dir()}: the runner runs a checkout's notebooks/ with its "
+                       f"params/; run it in a checkout of lmc-rebasin or set LMC_ROOT to one")
     if not names:
         return sources
     chosen = []
