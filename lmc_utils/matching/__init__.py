@@ -2,7 +2,8 @@
 
 * :func:`weight_matching` — Ainsworth et al. (2023), "Git Re-Basin", Algorithm 1: maximise
   ``sum_l <W_l^a, P_l W_l^b P_{l-1}^T>`` by coordinate ascent, solving one linear assignment
-  problem per permutation group (in a random order each sweep) until no group improves.
+  problem per permutation group (in a random order each sweep) until no group improves;
+  :func:`weight_matching_memory` estimates its memory beforehand (``chunk_bytes`` bounds it).
 * :func:`sinkhorn_weight_matching` — the same objective through the Sinkhorn relaxation
   (Peña et al. 2023; the solver Ito et al. 2025 use): all groups at once as soft permutations
   optimised by gradient ascent, then hardened by assignments.
@@ -33,10 +34,10 @@ from .merge import (REGIMES, Matcher, MergeManyResult, activation_matcher, avera
 from .sinkhorn import sinkhorn_weight_matching
 from .ste import PROTOCOL as STE_PROTOCOL, STE_INITS, STEResult, ste_matching, ste_start
 from .verify import SpecReport, verify_spec
-from .weight import weight_matching
+from .weight import MemoryEstimate, weight_matching, weight_matching_memory
 
 __all__ = ["REGIMES", "STATISTICS", "STE_INITS", "STE_PROTOCOL", "MatchingResult", "Matcher", "MergeManyResult", "Patience",
            "STEResult", "SpecReport", "activation_correlations", "activation_matcher", "activation_matching", "average_states",
            "group_order", "merge_many", "pairwise_objective", "pairwise_scale", "permutation_agreement",
            "sinkhorn_weight_matching", "ste_matcher", "ste_matching", "ste_start", "unit_agreement", "verify_spec",
-           "weight_matcher", "weight_matching"]
+           "weight_matcher", "weight_matching", "weight_matching_memory", "MemoryEstimate"]

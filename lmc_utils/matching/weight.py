@@ -1,10 +1,12 @@
 """Weight matching: Ainsworth et al. (2023), "Git Re-Basin", Algorithm 1 -- maximise ``sum_l <W_l^a, P_l
 W_l^b P_{l-1}^T>`` by coordinate ascent, one linear assignment problem per permutation group (in a
-seeded random order each sweep) until no group improves.
+seeded random order each sweep) until no group improves. :func:`weight_matching_memory` says, before
+a run, how much memory it will hold (and within which bound ``chunk_bytes`` keeps it).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -18,7 +20,7 @@ from .common import MatchingResult, _flat, _layout, _matched_keys, assignment, g
 @memo.memoized("matching", result_type=MatchingResult)
 def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDict, max_sweeps: int = 100,
                     seed: int = 0, init_perm: Permutation | None = None, include_buffers: bool = False,
-                    device: str | torch.device | None = None) -> MatchingResult:
+                    device: str | torch.device | None = None, chunk_bytes: int | None = None) -> MatchingResult:
     """Weight matching (Git Re-Basin, Algorithm 1).
 
     Each step solves the linear assignment for one group with all others fixed, using
@@ -37,7 +39,10 @@ def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDic
     * when a group's assignment changes, only the weights touching it are re-indexed (one copy);
     * a group none of whose neighbours changed since it was last solved is not solved again:
       its assignment is already optimal, so the step would not improve (skipping it changes
-      nothing but the time).
+      nothing but the time);
+    * with ``chunk_bytes``, A's matrices are not kept: every product is made in slices of at most
+      ``chunk_bytes`` per operand, so memory stays within :func:`weight_matching_memory`'s bound
+      (the same costs up to float rounding, slower).
 
     Args:
         spec: permutation spec shared by both models.
@@ -48,6 +53,7 @@ def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDic
         init_perm: starting permutation of B (default: identity).
         include_buffers: also match on buffers such as BN running statistics (default: parameters only).
         device: where the products run (default: where ``state_a`` lives).
+        chunk_bytes: bound on the bytes of each slice of a product (default: no bound, fastest).
     Returns:
         :class:`MatchingResult` with ``perm`` such that ``apply_permutation(spec, perm, state_b)``
         is aligned with ``state_a``, and the objective before and after every sweep.
@@ -102,15 +108,21 @@ def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDic
             n = spec.sizes[g]
             cost = torch.zeros(n, n, dtype=torch.float32, device=dev)
             for k, dim, offset, units, sel in slots[g]:
-                if (k, dim) not in fa:
-                    fa[(k, dim)] = _flat(la[k], dim)
-                fb = _flat(lb[k], dim)
-                if units == fb.shape[0] and sel is None:
-                    cost.addmm_(fa[(k, dim)], fb.T)
-                elif sel is None:  # this group's stretch of a concatenated axis
-                    cost.addmm_(fa[(k, dim)][offset:offset + units], fb[offset:offset + units].T)
-                else:  # a stretch holding some of the group's units (an attention projection's queries)
-                    cost[sel[:, None], sel[None, :]] += fa[(k, dim)][offset:offset + units] @ fb[offset:offset + units].T
+                if chunk_bytes is None:
+                    if (k, dim) not in fa:
+                        fa[(k, dim)] = _flat(la[k], dim)
+                    pieces = [(fa[(k, dim)], _flat(lb[k], dim))]
+                else:  # slices of the layouts' leading (unpermuted) axis, one product each
+                    step = max(1, chunk_bytes // (4 * la[k].shape[1] * la[k].shape[2]))
+                    pieces = ((_flat(la[k][r:r + step], dim), _flat(lb[k][r:r + step], dim))
+                              for r in range(0, la[k].shape[0], step))
+                for a, b in pieces:
+                    if units == b.shape[0] and sel is None:
+                        cost.addmm_(a, b.T)
+                    elif sel is None:  # this group's stretch of a concatenated axis
+                        cost.addmm_(a[offset:offset + units], b[offset:offset + units].T)
+                    else:  # a stretch holding some of the group's units (an attention projection's queries)
+                        cost[sel[:, None], sel[None, :]] += a[offset:offset + units] @ b[offset:offset + units].T
             cost64 = cost.double().cpu().numpy()
             q = assignment(cost64, *spec.structure(g))
             old = float(np.trace(cost64))
@@ -134,3 +146,60 @@ def weight_matching(spec: PermutationSpec, state_a: StateDict, state_b: StateDic
         if not improved:
             break
     return MatchingResult(perm=perm, objective=history, sweeps=sweeps)
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes :func:`weight_matching` holds at its peak, beyond the two state dicts the caller passes."""
+
+    weights: int  # B's matched entries as float32 layouts, and A's where they are copies
+    products: int  # A's entries re-laid as [units, rest] matrices and kept (none with chunk_bytes)
+    temporary: int  # the largest of: B's largest entry being permuted and laid out (two copies at once, when
+    # weight matching starts), the matrix made for one product (B's entry re-laid, or two slices)
+    costs: int  # the largest group's cost matrix in float32, its float64 copy, and SciPy's two copies
+
+    @property
+    def peak(self) -> int:
+        return self.weights + self.products + self.temporary + self.costs
+
+    def __str__(self) -> str:
+        gib = 2 ** 30
+        return (f"weight matching will hold about {self.peak / gib:.2f} GiB beyond the state dicts: "
+                f"{self.weights / gib:.2f} GiB for both models' weights, {self.products / gib:.2f} GiB of "
+                f"re-laid products kept, {self.temporary / gib:.2f} GiB for one product, "
+                f"{self.costs / gib:.3f} GiB of cost matrices")
+
+
+def weight_matching_memory(spec: PermutationSpec, state: StateDict, include_buffers: bool = False,
+                           chunk_bytes: int | None = None) -> MemoryEstimate:
+    """What :func:`weight_matching` with these arguments will hold in memory (float32 throughout), from
+    the spec and one state dict's shapes, counting a re-laid matrix only where it is a copy rather than
+    a view (a Linear's ``[out, in]`` is its own layout; a convolution's is not); with ``chunk_bytes``,
+    the peak is bounded by the weights plus ``2 * chunk_bytes`` plus the cost matrices."""
+    viewed = spec.viewed(state)
+    keys = _matched_keys(spec, viewed, include_buffers)
+    weights = products = largest_product = largest_entry = 0
+    per_row = []
+    for k in keys:
+        t, axes = viewed[k], spec.axes[k]
+        size = t.numel() * 4
+        permuted = [i for i, g in enumerate(axes) if g is not None]
+        other = [i for i, g in enumerate(axes) if g is None]
+        n0 = t.shape[permuted[0]]
+        n1 = t.shape[permuted[1]] if len(permuted) == 2 else 1
+        rest = t.numel() // (n0 * n1)
+        own_layout = other + permuted == list(range(t.ndim)) and t.dtype == torch.float32 and t.is_contiguous()
+        weights += size * (1 if own_layout else 2)  # B's layout is always a copy (permuted), A's unless its own
+        copied = rest > 1 and n0 > 1  # the [n0, rest * n1] matrix of the first axis (the second's is a view)
+        products += size * copied
+        largest_product = max(largest_product, size if copied else 0)
+        largest_entry = max(largest_entry, size)
+        per_row.append(n0 * n1 * 4)
+    largest = max((spec.sizes[g] for g in spec.sizes), default=0)
+    if chunk_bytes is None:
+        temporary = largest_product  # B's matrix for one product
+    else:
+        products = 0  # slices of one row of the unpermuted axes at least
+        temporary = 2 * max((max(chunk_bytes // row, 1) * row for row in per_row), default=0)
+    return MemoryEstimate(weights=weights, products=products, temporary=max(temporary, 2 * largest_entry),
+                          costs=largest * largest * 28)
