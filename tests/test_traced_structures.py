@@ -249,3 +249,11 @@ def test_a_model_whose_outputs_ignore_the_input_is_reported_as_unchecked():
     report = verify_spec(model)
     assert not report.sensitive and not report.function_preserved and not report.ok
     assert "do not change when the permuted parameters do" in str(report)
+
+
+def test_activation_matching_refuses_a_model_whose_groups_it_cannot_see():
+    """ViT's attention heads and its token features have no layer whose outputs carry them on axis 1:
+    activation matching says so, rather than return a permutation of some groups only."""
+    a, b = _small_vit(), _small_vit()
+    with pytest.raises(ValueError, match=r"names none for 4 of 5 groups .*use weight_matching"):
+        activation_matching(a, b, torch.randn(8, 3, 32, 32))

@@ -145,6 +145,12 @@ def activation_matching(model_a: nn.Module, model_b: nn.Module, inputs: torch.Te
         raise ValueError("activation matching needs two models of the same architecture and width")
     if statistics not in STATISTICS:
         raise ValueError(f"unknown statistics {statistics!r}; choose one of {', '.join(STATISTICS)}")
+    unseen = sorted(set(spec.sizes) - set(spec.activations))
+    if unseen:
+        raise ValueError(f"activation matching needs a layer whose outputs carry each group's units, and the spec "
+                         f"names none for {len(unseen)} of {len(spec.sizes)} groups ({', '.join(unseen[:3])}"
+                         f"{', ...' if len(unseen) > 3 else ''}: attention heads, or features on the last axis); "
+                         f"use weight_matching for this model")
 
     def assign(c: torch.Tensor, g: str) -> torch.Tensor:
         return torch.as_tensor(assignment(c.numpy(), *spec.structure(g)), dtype=torch.long)
