@@ -20,7 +20,7 @@ from lmc_utils import matching
 from lmc_utils import permutation as P
 from lmc_utils.traced_spec import UnsupportedModel, traced_spec
 from weight_matching_oracle import weight_matching_reference
-from model_zoo_cases import CASES, input_shape
+from model_zoo_cases import CASES, input_shape, vgg_small_head, with_random_norms
 
 TORCHVISION = ("resnet18", "resnet50", "wide_resnet50_2", "vgg11_bn", "vgg16")
 
@@ -41,20 +41,6 @@ def test_tracing_package_models_gives_their_hand_specs(name):
     assert traced.views == {} and sorted(traced.sizes.values()) == sorted(hand.sizes.values())
 
 
-def _randomise_batchnorm(model: nn.Module, seed: int = 1) -> nn.Module:
-    """Non-trivial BN affine parameters and running statistics (as after training), eval mode."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-                m.weight.copy_(torch.randn(n, generator=g) * 0.2 + 1.0)
-                m.bias.copy_(torch.randn(n, generator=g) * 0.1)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def _tv():
     """name -> (model, spec, state a, planted permutation, state b = perm(a)), built on first use."""
@@ -63,12 +49,8 @@ def _tv():
     def get(name):
         if name not in built:
             torch.manual_seed(0)
-            model = getattr(tvm, name)(weights=None, num_classes=10)
-            if name.startswith("vgg"):
-                model.classifier[0] = nn.Linear(512 * 7 * 7, 64)
-                model.classifier[3] = nn.Linear(64, 64)
-                model.classifier[6] = nn.Linear(64, 10)
-            model = _randomise_batchnorm(model)
+            model = vgg_small_head(name) if name.startswith("vgg") else getattr(tvm, name)(weights=None, num_classes=10)
+            model = with_random_norms(model)
             spec = P.spec_for(model)
             state_a = {k: v.clone() for k, v in model.state_dict().items()}
             perm = P.random_permutation(spec, seed=3)
@@ -151,7 +133,7 @@ class _PooledHead(nn.Module):
 
 def test_flatten_view_small_model_invariance_and_recovery():
     torch.manual_seed(0)
-    model = _randomise_batchnorm(_PooledHead())
+    model = with_random_norms(_PooledHead())
     x = torch.randn(8, 2, 12, 12)
     spec = P.spec_for(model, x)
     assert spec.views == {"fc.weight": (16, 6, 9)} and spec.axes["conv2.weight"][:2] == ("conv", "conv")
@@ -171,11 +153,11 @@ def test_flatten_view_small_model_invariance_and_recovery():
 
 def test_activation_matching_on_a_traced_spec():
     torch.manual_seed(0)
-    model = _randomise_batchnorm(_PooledHead())
+    model = with_random_norms(_PooledHead())
     x = torch.randn(64, 2, 12, 12)
     spec = P.spec_for(model, x)
     assert spec.activations == {"conv": ("bn",), "fc": ("ln",)}  # the shared-free modules carrying each group
-    other = _randomise_batchnorm(_PooledHead())
+    other = with_random_norms(_PooledHead())
     other.load_state_dict(P.apply_permutation(spec, P.random_permutation(spec, 2), model.state_dict()))
     res = matching.activation_matching(model, other, x, spec=spec)
     other.load_state_dict(P.apply_permutation(spec, res.perm, other.state_dict()))
@@ -197,7 +179,7 @@ def test_depthwise_convolutions_keep_their_input_group(name):
     from lmc_utils.matching import verify_spec
 
     torch.manual_seed(0)
-    model = _randomise_batchnorm(getattr(tvm, name)(weights=None, num_classes=10))
+    model = with_random_norms(getattr(tvm, name)(weights=None, num_classes=10))
     spec = P.spec_for(model)
     depthwise = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
     assert depthwise

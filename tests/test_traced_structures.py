@@ -14,6 +14,7 @@ from torch import nn
 
 from lmc_utils import permutation as P
 from lmc_utils.matching import activation_matching, sinkhorn_weight_matching, verify_spec, weight_matching
+from model_zoo_cases import with_random_norms
 
 
 class _Grouped(nn.Module):
@@ -54,24 +55,12 @@ class _Concatenating(nn.Module):
         return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1))
 
 
-def _random_norms(model: nn.Module) -> nn.Module:
-    g = torch.Generator().manual_seed(3)
-    for m in model.modules():
-        if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-            m.weight.data.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.bias.shape, generator=g) * 0.1)
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-    return model.eval()
-
-
 X = torch.randn(2, 3, 8, 8)
 
 
 def test_grouped_convolutions_permute_within_their_groups():
     torch.manual_seed(0)
-    model = _random_norms(_Grouped())
+    model = with_random_norms(_Grouped())
     spec = P.spec_for(model, X)
     stem, grouped, multiplied = spec.axes["stem.weight"][0], spec.axes["grouped.weight"][0], spec.axes["multiplied.weight"][0]
     assert spec.axes["grouped.weight"] == (grouped, stem, None, None)
@@ -90,7 +79,7 @@ def test_grouped_convolutions_permute_within_their_groups():
 
 def test_a_permutation_across_convolution_groups_is_refused_and_would_change_the_function():
     torch.manual_seed(0)
-    model = _random_norms(_Grouped())
+    model = with_random_norms(_Grouped())
     spec = P.spec_for(model, X)
     stem = spec.axes["stem.weight"][0]
     across = P.identity(spec)
@@ -114,7 +103,7 @@ def test_resnext_bottlenecks_are_blocked_by_their_cardinality():
 
 def test_weight_and_activation_matching_stay_within_the_blocks():
     torch.manual_seed(0)
-    a, b = _random_norms(_Grouped()), _random_norms(_Grouped())
+    a, b = with_random_norms(_Grouped()), with_random_norms(_Grouped())
     spec = P.spec_for(a, X)
     wm = weight_matching(spec, a.state_dict(), b.state_dict())
     am = activation_matching(a, b, torch.randn(64, 3, 8, 8), spec)
@@ -129,7 +118,7 @@ def test_weight_and_activation_matching_stay_within_the_blocks():
 
 def test_concatenated_channels_keep_each_parts_group_at_its_offset():
     torch.manual_seed(0)
-    model = _random_norms(_Concatenating())
+    model = with_random_norms(_Concatenating())
     spec = P.spec_for(model, X)
     stem = spec.axes["stem.weight"][0]
     parts = [spec.axes[f"layers.{i}.weight"][0] for i in range(3)]
@@ -147,7 +136,7 @@ def test_concatenated_channels_keep_each_parts_group_at_its_offset():
 
 def test_a_concatenation_in_the_wrong_order_is_caught():
     torch.manual_seed(0)
-    model = _random_norms(_Concatenating())
+    model = with_random_norms(_Concatenating())
     spec = P.spec_for(model, X)
     final = spec.axes["final.weight"][0]
     stem, first = spec.concats[final][0], spec.concats[final][1]

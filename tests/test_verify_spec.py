@@ -13,42 +13,15 @@ from torch import nn
 from lmc_utils import models
 from lmc_utils import permutation as P
 from lmc_utils.matching import SpecReport, verify_spec
-
-
-def _randomise_batchnorm(model: nn.Module) -> nn.Module:
-    """Non-trivial BatchNorm running statistics and affine parameters, so a wrong permutation of them shows."""
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-    return model.eval()
-
-
-def _vgg11_bn_small_head() -> nn.Module:
-    model = tvm.vgg11_bn(weights=None, num_classes=10)
-    model.classifier[0] = nn.Linear(512 * 7 * 7, 64)
-    model.classifier[3] = nn.Linear(64, 64)
-    model.classifier[6] = nn.Linear(64, 10)
-    return model
-
-
-def _vgg16_small_head() -> nn.Module:
-    model = tvm.vgg16(weights=None, num_classes=10)
-    model.classifier[0] = nn.Linear(512 * 7 * 7, 64)
-    model.classifier[3] = nn.Linear(64, 64)
-    model.classifier[6] = nn.Linear(64, 10)
-    return model
+from model_zoo_cases import vgg_small_head, with_random_norms
 
 
 MODELS = {
     "package MLP": lambda: models.mlp(width=32, depth=3),
     "package ResNet20": lambda: models.resnet20(width_multiplier=1, num_classes=10),
     "torchvision ResNet18": lambda: tvm.resnet18(weights=None, num_classes=10),
-    "torchvision VGG11-BN": _vgg11_bn_small_head,
-    "torchvision VGG16": _vgg16_small_head,
+    "torchvision VGG11-BN": lambda: vgg_small_head("vgg11_bn"),
+    "torchvision VGG16": lambda: vgg_small_head("vgg16"),
     "torchvision MobileNetV2": lambda: tvm.mobilenet_v2(weights=None, num_classes=10),
     "torchvision MobileNetV3-Small": lambda: tvm.mobilenet_v3_small(weights=None, num_classes=10),
     "torchvision DenseNet121": lambda: tvm.densenet121(weights=None, num_classes=10),
@@ -79,7 +52,7 @@ LARGE_MODELS = {
 @pytest.mark.parametrize("name", sorted(MODELS) + [pytest.param(n, marks=pytest.mark.slow) for n in sorted(LARGE_MODELS)])
 def test_correct_specs_pass(name):
     torch.manual_seed(0)
-    model = _randomise_batchnorm({**MODELS, **LARGE_MODELS}[name]())
+    model = with_random_norms({**MODELS, **LARGE_MODELS}[name]())
     before = {k: v.clone() for k, v in model.state_dict().items()}
     report = verify_spec(model)
     assert report.ok, str(report)
@@ -90,7 +63,7 @@ def test_correct_specs_pass(name):
 
 
 def test_the_report_lists_what_no_group_permutes():
-    report = verify_spec(_randomise_batchnorm(tvm.resnet18(weights=None, num_classes=10)))
+    report = verify_spec(with_random_norms(tvm.resnet18(weights=None, num_classes=10)))
     assert report.unpermuted == ["fc.bias"]  # the classifier's bias: its axis is the classes
     assert report.counters == 20  # num_batches_tracked of every BatchNorm layer
 

@@ -176,7 +176,7 @@ def weight_matching_memory(spec: PermutationSpec, state: StateDict, include_buff
     the spec and one state dict's shapes, counting a re-laid matrix only where it is a copy rather than
     a view (a Linear's ``[out, in]`` is its own layout; a convolution's is not); with ``chunk_bytes``,
     the peak is bounded by the weights plus ``2 * chunk_bytes`` plus the cost matrices."""
-    viewed = spec.viewed(state)
+    viewed = spec.viewed({k: v.to("meta") for k, v in state.items()})  # shapes only: nothing is allocated
     keys = _matched_keys(spec, viewed, include_buffers)
     weights = products = largest_product = largest_entry = 0
     per_row = []

@@ -157,8 +157,7 @@ def _spec_from_graph(model: nn.Module, gm: fx.GraphModule) -> PermutationSpec:
             if meta is not None:
                 ctx.read.append(node.target)
             continue
-        if meta is None and node.op != "call_module" and not (
-                node.op == "call_function" and node.target is ops.operator.getitem and isinstance(tags.get(node.args[0]), tuple)):
+        if meta is None and node.op != "call_module" and not ops.picks_an_output(node, tags):
             if node.op == "call_function" and node.target in ops.ATTENTION_FUNCTIONS:
                 raise UnsupportedModel(f"{where}: attention outside nn.MultiheadAttention is not supported")
             if not ops.is_query(node) and any(isinstance(tags.get(a), Cat) or (
@@ -180,7 +179,7 @@ def _spec_from_graph(model: nn.Module, gm: fx.GraphModule) -> PermutationSpec:
             if ops.is_param_view(node) and len(in_tags) == 1:
                 tags[node] = params[0]  # expand / to / contiguous: still the parameter
                 continue
-            if not (ops.is_binary(node) or _is_cat(node) or (node.op == "call_function" and node.target is ops.F.layer_norm)):
+            if not (ops.is_binary(node) or ops.is_cat(node) or ops.is_layer_norm(node)):
                 raise UnsupportedModel(f"{where}: parameter {params[0].key!r} is used outside a layer in a way "
                                        f"no permutation spec can follow")
         if node.op == "call_module":
@@ -198,10 +197,6 @@ def _tensor_args(node: fx.Node) -> list[fx.Node]:
     out: list[fx.Node] = []
     fx.node.map_arg((node.args, node.kwargs), lambda a: out.append(a) if ops.meta_of(a) is not None else None)
     return out
-
-
-def _is_cat(node: fx.Node) -> bool:
-    return (node.op == "call_function" and node.target is torch.cat) or (node.op == "call_method" and node.target == "cat")
 
 
 def _module(node: fx.Node, mod: nn.Module, ctx: Context, tags: dict, where: str, meta: TensorMetadata | None) -> Any:

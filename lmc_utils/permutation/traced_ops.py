@@ -67,6 +67,21 @@ def is_binary(node: fx.Node) -> bool:
     return node.op == "call_method" and node.target in _BINARY_METHODS
 
 
+def is_cat(node: fx.Node) -> bool:
+    """``torch.cat`` (function or method)."""
+    return (node.op == "call_function" and node.target is torch.cat) or (node.op == "call_method" and node.target == "cat")
+
+
+def is_layer_norm(node: fx.Node) -> bool:
+    """``F.layer_norm`` called as a function (its weight and bias read as parameters)."""
+    return node.op == "call_function" and node.target is F.layer_norm
+
+
+def picks_an_output(node: fx.Node, tags: dict) -> bool:
+    """Indexing into the outputs of a layer that returns several (``nn.MultiheadAttention``)."""
+    return node.op == "call_function" and node.target is operator.getitem and isinstance(tags.get(node.args[0]), tuple)
+
+
 def is_param_view(node: fx.Node) -> bool:
     return node.op == "call_method" and node.target in _PARAM_METHODS
 
@@ -126,7 +141,7 @@ def function(node: fx.Node, ctx: Context, tags: dict, in_tensors: list[fx.Node],
         return getitem(node, tags, where, meta)
     if (is_fn and target in _BINARY_FUNCTIONS) or (not is_fn and target in _BINARY_METHODS):
         return elementwise(node, ctx, in_tensors, tags, where, meta)
-    if is_fn and target is torch.cat or (not is_fn and target == "cat"):
+    if is_cat(node):
         dim = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else 0)
         ndim = len(meta.shape)
         features = [tag_of(a) for a in in_tensors if isinstance(tag_of(a), (Tag, Cat))]
@@ -136,7 +151,7 @@ def function(node: fx.Node, ctx: Context, tags: dict, in_tensors: list[fx.Node],
         if axis != 1:
             raise UnsupportedModel(f"{where}: concatenation along the last (feature) axis is not supported")
         return concatenation(node, in_tensors, tags)
-    if is_fn and target is F.layer_norm:
+    if is_layer_norm(node):
         return layer_norm(node, ctx, tags, where)
     if (is_fn and target in (torch.mean, torch.sum, torch.amax)) or (not is_fn and target in ("mean", "sum", "amax")):
         x = _first(node)
